@@ -1,0 +1,141 @@
+"""The ASGI application: every TMF API, the login endpoint and the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+
+import etomcrm
+from etomcrm.api.conventions import install_error_handlers, json_response, read_json
+from etomcrm.api.tmf import add_hub_routes, add_resource_routes
+from etomcrm.catalog import service as catalog
+from etomcrm.config import get_settings
+from etomcrm.core.errors import InvalidRequest
+from etomcrm.core.events import DeliveryThread
+from etomcrm.core.resources import ResourceKind
+from etomcrm.core.tmf_schemas import TmfDocument
+from etomcrm.customer_interface import service as customer_interface
+from etomcrm.db import session_scope
+from etomcrm.security import service as security
+
+API_KINDS: list[ResourceKind] = [
+    customer_interface.INDIVIDUAL_KIND,
+    customer_interface.ORGANIZATION_KIND,
+    customer_interface.CUSTOMER_KIND,
+    customer_interface.GEOGRAPHIC_SITE_KIND,
+    customer_interface.PARTY_INTERACTION_KIND,
+    catalog.CATALOG_KIND,
+    catalog.CATEGORY_KIND,
+    catalog.PRODUCT_SPECIFICATION_KIND,
+    catalog.PRODUCT_OFFERING_KIND,
+    catalog.PRODUCT_OFFERING_PRICE_KIND,
+    catalog.PRODUCT_STOCK_KIND,
+]
+
+
+def _documents() -> dict[str, tuple[TmfDocument, list[ResourceKind]]]:
+    docs: dict[str, tuple[TmfDocument, list[ResourceKind]]] = {}
+    for kind in API_KINDS:
+        docs.setdefault(kind.doc.code, (kind.doc, []))[1].append(kind)
+    return docs
+
+
+def create_app(*, deliver_events: bool | None = None) -> FastAPI:
+    settings = get_settings()
+    run_delivery = settings.hub_delivery_enabled if deliver_events is None else deliver_events
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = DeliveryThread(settings.hub_delivery_interval_seconds) if run_delivery else None
+        if thread:
+            thread.start()
+        yield
+        if thread:
+            thread.stop()
+
+    app = FastAPI(
+        title="etomcrm",
+        version=etomcrm.__version__,
+        description=(
+            "CRM for telecom and IT service providers. TM Forum Open APIs (v4) for "
+            "parties, customers, sites, contact history, the product catalog and stock. "
+            "Every call needs 'Authorization: Bearer <token>'."
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    router = APIRouter()
+    documents = _documents()
+    for doc, kinds in documents.values():
+        for kind in kinds:
+            add_resource_routes(router, kind)
+        add_hub_routes(router, doc, kinds)
+    app.include_router(router)
+    _add_auth_routes(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for doc, _ in documents.values():
+                components.update(doc.components)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _add_auth_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["service"], summary="Liveness and database check")
+    def health() -> Response:
+        with session_scope(readonly=True) as session:
+            session.execute(security.select_one())
+        return json_response({"status": "ok"})
+
+    @app.post(
+        "/auth/token",
+        tags=["service"],
+        summary="Sign in with a username and password; returns a bearer token",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["username", "password"],
+                            "properties": {
+                                "username": {"type": "string"},
+                                "password": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def token(request: Request) -> Response:
+        data = await read_json(request)
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("username"), str)
+            or not isinstance(data.get("password"), str)
+        ):
+            raise InvalidRequest('send {"username": ..., "password": ...}')
+        with session_scope() as session:
+            access_token = security.login(session, data["username"], data["password"])
+        return json_response(
+            {
+                "access_token": access_token,
+                "token_type": "bearer",
+                "expires_in": get_settings().login_token_minutes * 60,
+            }
+        )

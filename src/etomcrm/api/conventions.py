@@ -1,0 +1,135 @@
+"""What every TMF API shares on the wire: auth, bodies, errors, paging, JSON out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from etomcrm.config import get_settings
+from etomcrm.core.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    TmfError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from etomcrm.db import session_scope
+from etomcrm.security import service as security
+from etomcrm.security.service import Principal
+
+log = logging.getLogger(__name__)
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 500)
+bearer = HTTPBearer(auto_error=False, description="An API key or a login token")
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(content),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def error_response(error: TmfError, headers: dict[str, str] | None = None) -> Response:
+    return json_response(error.body(), error.status, headers)
+
+
+def current_principal(credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    token = credentials.credentials if credentials else None
+    if not token:
+        raise Unauthorized("send 'Authorization: Bearer <token>' (an API key or a login token)")
+    cached = security.cached_principal(token)
+    if cached is not None:
+        return cached
+    with session_scope() as session:
+        return security.authenticate(session, token)
+
+
+def _reject_nul(node: Any) -> None:
+    # PostgreSQL cannot store NUL in text or JSONB; no TMF attribute needs one.
+    if isinstance(node, str):
+        if "\x00" in node:
+            raise InvalidRequest("text must not contain NUL (\\u0000) characters")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _reject_nul(key)
+            _reject_nul(value)
+    elif isinstance(node, list):
+        for value in node:
+            _reject_nul(value)
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, refusing oversize, non-JSON and malformed bodies."""
+    content_type = (
+        request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    )
+    if content_type not in JSON_TYPES:
+        raise UnsupportedMediaType(
+            f"send the body as {' or '.join(JSON_TYPES)}, not {content_type or 'no content type'}"
+        )
+    limit = get_settings().max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body has {declared} bytes; at most {limit} are accepted")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise InvalidRequest("the request needs a JSON body")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    _reject_nul(value)
+    return value
+
+
+def install_error_handlers(app: Any) -> None:
+    @app.exception_handler(TmfError)
+    async def _tmf(request: Request, exc: TmfError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+            for e in exc.errors()[:10]
+        )
+        return error_response(InvalidRequest(f"invalid request parameters: {problems}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        error = TmfError(str(exc.detail))
+        error.status = exc.status_code
+        error.code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
+            exc.status_code, "HTTP_ERROR"
+        )
+        error.reason = {404: "No such path", 405: "Method not allowed"}.get(
+            exc.status_code, "HTTP error"
+        )
+        return error_response(error, dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        error = TmfError("an internal error occurred; it has been logged")
+        error.status, error.code, error.reason = 500, "INTERNAL_ERROR", "Internal error"
+        return error_response(error)

@@ -1,0 +1,1 @@
+"""3.1 Support & Readiness: the product catalog, SLA levels and materials in stock."""

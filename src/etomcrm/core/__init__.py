@@ -1,0 +1,1 @@
+"""What every area stands on: TMF resource handling, events, audit, idempotency."""

@@ -1,0 +1,66 @@
+"""Errors that reach a client as a TMF error body (code, reason, message, status)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TmfError(Exception):
+    status: int = 400
+    code: str = "BAD_REQUEST"
+    reason: str = "Bad request"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "reason": self.reason,
+            "message": self.message,
+            "status": str(self.status),
+            "@type": "Error",
+        }
+
+
+class InvalidRequest(TmfError):
+    status, code, reason = 400, "INVALID_BODY", "The request is not valid"
+
+
+class Unauthorized(TmfError):
+    status, code, reason = 401, "UNAUTHORIZED", "Authentication required"
+
+
+class Forbidden(TmfError):
+    status, code, reason = 403, "FORBIDDEN", "Not allowed for this role"
+
+
+class NotFound(TmfError):
+    status, code, reason = 404, "NOT_FOUND", "Resource not found"
+
+
+class Conflict(TmfError):
+    status, code, reason = 409, "CONFLICT", "Conflict with the current state"
+
+
+class PreconditionFailed(TmfError):
+    status, code, reason = 412, "PRECONDITION_FAILED", "The resource changed meanwhile"
+
+
+class PayloadTooLarge(TmfError):
+    status, code, reason = 413, "PAYLOAD_TOO_LARGE", "The request body is too large"
+
+
+class UnsupportedMediaType(TmfError):
+    status, code, reason = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported content type"
+
+
+class UnknownReference(TmfError):
+    status, code, reason = 422, "UNKNOWN_REFERENCE", "A referenced resource does not exist"
+
+
+class IllegalTransition(TmfError):
+    status, code, reason = 409, "ILLEGAL_TRANSITION", "This state change is not allowed"

@@ -1,0 +1,226 @@
+"""3.2.1 Customer contact management: the rules of parties, customers, sites and contacts.
+
+The generic TMF life cycle lives in :mod:`etomcrm.core.resources`; this module says
+who owns what, which customer states may follow which, and what a customer may change
+about itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from etomcrm.core.errors import Conflict, Forbidden, IllegalTransition, InvalidRequest
+from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec, ResourceKind
+from etomcrm.core.tmf_schemas import (
+    CUSTOMER,
+    GEOGRAPHIC_SITE,
+    PARTY,
+    PARTY_INTERACTION,
+    JsonDict,
+)
+from etomcrm.customer_interface.models import (
+    CustomerRow,
+    GeographicSiteRow,
+    IndividualRow,
+    OrganizationRow,
+    PartyInteractionRow,
+)
+from etomcrm.security.service import STAFF_ROLES, Principal, Role
+
+CONTACT_WRITERS = frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER, Role.SUPPORT})
+
+# 3.9.1: a customer's life cycle. Terminated is final: its orders, bills and contact
+# history stay, but nothing new is sold to it.
+CUSTOMER_TRANSITIONS: dict[str, frozenset[str]] = {
+    "prospect": frozenset({"active", "terminated"}),
+    "active": frozenset({"suspended", "terminated"}),
+    "suspended": frozenset({"active", "terminated"}),
+    "terminated": frozenset(),
+}
+INITIAL_CUSTOMER_STATES = frozenset({"prospect", "active"})
+# What a customer may change about itself through the portal or its API key.
+CUSTOMER_SELF_SERVICE = frozenset({"contactMedium", "relatedParty", "characteristic"})
+
+
+def _customer_ref_ids(body: JsonDict) -> list[str]:
+    return [
+        p["id"]
+        for p in body.get("relatedParty", []) or []
+        if isinstance(p, dict)
+        and p.get("@referredType") == "Customer"
+        and isinstance(p.get("id"), str)
+    ]
+
+
+@dataclass
+class PartyKind(ResourceKind):
+    """TMF632 individuals and organizations: the people and companies we deal with."""
+
+    def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
+        engaged = session.scalar(
+            select(func.count())
+            .select_from(CustomerRow)
+            .where(CustomerRow.body["engagedParty", "id"].as_string() == body["id"])
+        )
+        if engaged:
+            raise Conflict(
+                f"{self.name} {body['id']} is the engaged party of {engaged} customer(s); "
+                "delete or re-assign those customers first"
+            )
+
+
+@dataclass
+class CustomerKind(ResourceKind):
+    """TMF629 customer: a party in the role of buying from us."""
+
+    def owner_for(self, session: Session, principal: Principal, body: JsonDict) -> str | None:
+        return str(body["id"])
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        if old is None:
+            body.setdefault("status", "prospect")
+            if body["status"] not in INITIAL_CUSTOMER_STATES:
+                raise InvalidRequest(
+                    f"a new customer starts as {' or '.join(sorted(INITIAL_CUSTOMER_STATES))}, "
+                    f"not {body['status']!r}"
+                )
+            return
+        if principal.is_customer:
+            changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)}
+            changed -= {"id"}
+            refused = sorted(changed - CUSTOMER_SELF_SERVICE)
+            if refused:
+                raise Forbidden(
+                    f"a customer may change only {', '.join(sorted(CUSTOMER_SELF_SERVICE))} "
+                    f"of itself, not {', '.join(refused)}"
+                )
+        before, after = old.get("status"), body.get("status")
+        if before != after:
+            allowed = CUSTOMER_TRANSITIONS.get(str(before), frozenset())
+            if after not in allowed:
+                names = ", ".join(sorted(allowed)) or "none (final state)"
+                raise IllegalTransition(
+                    f"customer status cannot change from {before!r} to {after!r}; "
+                    f"allowed from {before!r}: {names}"
+                )
+
+    def after_save(
+        self, session: Session, principal: Principal, body: JsonDict, owner: str | None
+    ) -> None:
+        # The engaged party and the named contacts become visible to the customer's own
+        # users; a party already claimed by another customer stays with it.
+        party_ids = [body["engagedParty"]["id"]] + [
+            p["id"]
+            for p in body.get("relatedParty", []) or []
+            if isinstance(p, dict) and p.get("@referredType") in ("Individual", "Organization")
+        ]
+        for row in (IndividualRow, OrganizationRow):
+            session.execute(
+                update(row)
+                .where(row.id.in_(party_ids), row.owner_customer_id.is_(None))
+                .values(owner_customer_id=owner)
+            )
+
+    def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
+        if body.get("status") not in ("prospect", "terminated"):
+            raise Conflict(
+                f"customer {body['id']} is {body.get('status')!r}; terminate it first "
+                "(status: terminated), so nothing it owns is lost by accident"
+            )
+        for kind in (GEOGRAPHIC_SITE_KIND, PARTY_INTERACTION_KIND):
+            count = session.scalar(
+                select(func.count())
+                .select_from(kind.row)
+                .where(kind.row.owner_customer_id == body["id"])
+            )
+            if count:
+                raise Conflict(
+                    f"customer {body['id']} still has {count} {kind.name} record(s); "
+                    "delete them first or keep the customer as terminated"
+                )
+
+
+@dataclass
+class CustomerOwnedKind(ResourceKind):
+    """Sites and interactions: owned by the customer their relatedParty names."""
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        refs = _customer_ref_ids(body)
+        if len(set(refs)) > 1:
+            raise InvalidRequest(
+                f"a {self.name} belongs to one customer; relatedParty names {len(set(refs))}"
+            )
+        if principal.is_customer and not refs:
+            body.setdefault("relatedParty", []).append(
+                {"id": principal.customer_id, "@referredType": "Customer", "role": "customer"}
+            )
+
+    def owner_for(self, session: Session, principal: Principal, body: JsonDict) -> str | None:
+        if principal.is_customer:
+            return principal.customer_id
+        refs = _customer_ref_ids(body)
+        return refs[0] if refs else None
+
+
+PARTY_REFS = (
+    RefSpec("relatedParty[]"),
+    RefSpec("organizationParentRelationship.organization", "organization"),
+    RefSpec("organizationChildRelationship[].organization", "organization"),
+)
+
+INDIVIDUAL_KIND = PartyKind(
+    name="individual",
+    type_name="Individual",
+    doc=PARTY,
+    row=IndividualRow,
+    write_roles=CONTACT_WRITERS,
+    customer_operations=frozenset({READ, CREATE, UPDATE}),
+    refs=PARTY_REFS,
+    name_attribute="familyName",
+)
+ORGANIZATION_KIND = PartyKind(
+    name="organization",
+    type_name="Organization",
+    doc=PARTY,
+    row=OrganizationRow,
+    write_roles=CONTACT_WRITERS,
+    customer_operations=frozenset({READ, UPDATE}),
+    refs=PARTY_REFS,
+    name_attribute="tradingName",
+)
+CUSTOMER_KIND = CustomerKind(
+    name="customer",
+    type_name="Customer",
+    doc=CUSTOMER,
+    row=CustomerRow,
+    write_roles=frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER}),
+    customer_operations=frozenset({READ, UPDATE}),
+    refs=(RefSpec("engagedParty", "party"), RefSpec("relatedParty[]")),
+)
+GEOGRAPHIC_SITE_KIND = CustomerOwnedKind(
+    name="geographicSite",
+    type_name="GeographicSite",
+    doc=GEOGRAPHIC_SITE,
+    row=GeographicSiteRow,
+    write_roles=CONTACT_WRITERS,
+    customer_operations=frozenset({READ, CREATE, UPDATE}),
+    refs=(RefSpec("relatedParty[]"), RefSpec("siteRelationship[]", "geographicSite")),
+)
+PARTY_INTERACTION_KIND = CustomerOwnedKind(
+    name="partyInteraction",
+    type_name="PartyInteraction",
+    doc=PARTY_INTERACTION,
+    row=PartyInteractionRow,
+    # Every staff role that talks to customers records its contacts.
+    write_roles=STAFF_ROLES - {Role.ANALYST},
+    customer_operations=frozenset({READ, CREATE}),
+    refs=(RefSpec("relatedParty[]"),),
+    name_attribute="reason",
+)

@@ -1,0 +1,1 @@
+"""Who may call etomcrm: staff users, API keys, roles, customer scoping."""

@@ -1,0 +1,223 @@
+"""Authentication and authorisation: tokens in, a Principal out; roles per operation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from pwdlib import PasswordHash
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from etomcrm.config import get_settings
+from etomcrm.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from etomcrm.db import utcnow
+from etomcrm.security.models import ApiKey, InstallationSecret, UserAccount
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SALES = "sales"
+    ORDER_MANAGER = "order_manager"
+    SUPPORT = "support"
+    SLA_MANAGER = "sla_manager"
+    BILLING = "billing"
+    MARKETING = "marketing"
+    ANALYST = "analyst"
+    CUSTOMER = "customer"
+
+
+STAFF_ROLES = frozenset(Role) - {Role.CUSTOMER}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of one request."""
+
+    id: str
+    name: str
+    role: Role
+    customer_id: str | None = None
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role is Role.CUSTOMER
+
+
+SYSTEM = Principal(id="system", name="system", role=Role.ADMIN)
+
+_password_hash = PasswordHash.recommended()  # Argon2id
+API_KEY_PREFIX = "etm_"
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _parse_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise InvalidRequest(
+            f"unknown role {role!r}; roles are: {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+def _check_customer_scope(session: Session, role: Role, customer_id: str | None) -> None:
+    from etomcrm.customer_interface.models import CustomerRow
+
+    if role is Role.CUSTOMER:
+        if not customer_id:
+            raise InvalidRequest("the customer role needs a customer id (--customer)")
+        if session.get(CustomerRow, customer_id) is None:
+            raise NotFound(f"no customer with id {customer_id}")
+    elif customer_id:
+        raise InvalidRequest("only the customer role is scoped to a customer")
+
+
+def create_api_key(
+    session: Session, name: str, role: str, customer_id: str | None = None
+) -> tuple[ApiKey, str]:
+    """Create an API key; the token is returned once and only its hash is stored."""
+    parsed = _parse_role(role)
+    _check_customer_scope(session, parsed, customer_id)
+    token = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        name=name, role=parsed.value, customer_id=customer_id, token_hash=_hash_token(token)
+    )
+    session.add(key)
+    session.flush()
+    return key, token
+
+
+def revoke_api_key(session: Session, key_id: str) -> None:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"no API key with id {key_id}")
+    key.revoked_at = utcnow()
+    _cache.clear()
+
+
+def create_user(
+    session: Session, username: str, password: str, role: str, customer_id: str | None = None
+) -> UserAccount:
+    parsed = _parse_role(role)
+    _check_customer_scope(session, parsed, customer_id)
+    if len(password) < 12:
+        raise InvalidRequest("a password needs at least 12 characters")
+    user = UserAccount(
+        username=username,
+        password_hash=_password_hash.hash(password),
+        role=parsed.value,
+        customer_id=customer_id,
+    )
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"a user named {username!r} exists already") from None
+    return user
+
+
+def _signing_secret(session: Session) -> str:
+    configured = get_settings().secret_key
+    if configured:
+        return configured
+    row = session.get(InstallationSecret, "login-token")
+    if row is None:
+        row = InstallationSecret(name="login-token", value=secrets.token_urlsafe(48))
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:  # another worker made it first
+            session.rollback()
+            row = session.get(InstallationSecret, "login-token")
+            assert row is not None
+    return row.value
+
+
+def login(session: Session, username: str, password: str) -> str:
+    """Check a user's password and issue a signed, expiring bearer token."""
+    user = session.scalar(select(UserAccount).where(UserAccount.username == username))
+    # Verify against a dummy hash for unknown users too, so timing does not tell them apart.
+    stored = user.password_hash if user else _DUMMY_HASH
+    if not _password_hash.verify(password, stored) or user is None or not user.active:
+        raise Unauthorized("wrong username or password")
+    now = utcnow()
+    claims = {
+        "sub": user.id,
+        "name": user.username,
+        "role": user.role,
+        "cust": user.customer_id,
+        "iat": now,
+        "exp": now + timedelta(minutes=get_settings().login_token_minutes),
+    }
+    return jwt.encode(claims, _signing_secret(session), algorithm="HS256")
+
+
+_DUMMY_HASH = _password_hash.hash("not a password of anyone")
+
+# token -> (principal, expires at monotonic time)
+_cache: dict[str, tuple[Principal, float]] = {}
+_CACHE_MAX = 10_000
+
+
+def cached_principal(token: str) -> Principal | None:
+    """A recently verified token's principal, without touching the database."""
+    hit = _cache.get(token)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    return None
+
+
+def authenticate(session: Session, token: str | None) -> Principal:
+    """Turn a bearer token (API key or login token) into the calling Principal."""
+    if not token:
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    hit = cached_principal(token)
+    if hit is not None:
+        return hit
+    now = time.monotonic()
+    principal = _login_principal(session, token) if token.count(".") == 2 else None
+    if principal is None:
+        principal = _api_key_principal(session, token)
+    if len(_cache) >= _CACHE_MAX:
+        _cache.clear()
+    _cache[token] = (principal, now + get_settings().token_cache_seconds)
+    return principal
+
+
+def _api_key_principal(session: Session, token: str) -> Principal:
+    key = session.scalar(select(ApiKey).where(ApiKey.token_hash == _hash_token(token)))
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("the bearer token is not valid")
+    return Principal(
+        id=key.id, name=f"apikey:{key.name}", role=Role(key.role), customer_id=key.customer_id
+    )
+
+
+def _login_principal(session: Session, token: str) -> Principal | None:
+    try:
+        claims = jwt.decode(token, _signing_secret(session), algorithms=["HS256"])
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("the login token has expired; sign in again") from None
+    except jwt.InvalidTokenError:
+        return None
+    user = session.get(UserAccount, claims.get("sub"))
+    if user is None or not user.active:
+        raise Unauthorized("the user of this token is no longer active")
+    return Principal(
+        id=user.id, name=user.username, role=Role(user.role), customer_id=user.customer_id
+    )
+
+
+def select_one() -> Any:
+    """A trivial statement for health checks."""
+    return text("SELECT 1")
