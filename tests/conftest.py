@@ -1,0 +1,136 @@
+"""Fixtures: every test that touches the database runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from etomcrm.config import get_settings
+from etomcrm.db import get_engine, session_scope
+from etomcrm.models import metadata
+from etomcrm.security.service import _cache as token_cache
+from etomcrm.security.service import create_api_key
+
+PG_SERVER = os.environ.get("ETOMCRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+PG_DATABASE = f"etomcrm_test_{_worker}"
+_migrated: set[str] = set()
+
+
+def _postgres_url() -> str:
+    with psycopg.connect(PG_SERVER.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    return f"{PG_SERVER}/{PG_DATABASE}"
+
+
+def _reset(url: str) -> None:
+    engine = get_engine(url)
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+        else:
+            for table in tables:
+                conn.exec_driver_sql(f'DELETE FROM "{table}"')
+
+
+@pytest.fixture(scope="session")
+def _sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'etomcrm.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(
+    request: pytest.FixtureRequest, _sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A migrated, empty database, and the settings pointing at it."""
+    url = _sqlite_url if request.param == "sqlite" else _postgres_url()
+    monkeypatch.setenv("ETOMCRM_DATABASE_URL", url)
+    get_settings.cache_clear()
+    if url not in _migrated:
+        from etomcrm.migrate import upgrade
+
+        # Start from nothing once per run, so the migrations themselves are tested.
+        metadata.drop_all(get_engine(url))
+        with get_engine(url).begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        upgrade(url)
+        _migrated.add(url)
+    _reset(url)
+    token_cache.clear()
+    yield url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    from etomcrm.api.app import create_app
+    from tests.schema_check import ConformingClient
+
+    with ConformingClient(create_app(deliver_events=False)) as test_client:
+        yield test_client
+
+
+TokenFactory = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def auth(db_url: str) -> TokenFactory:
+    """``auth("sales")`` or ``auth("customer", customer_id=...)``: request headers with a
+    fresh API key of that role."""
+
+    def make(role: str = "admin", customer_id: str | None = None) -> dict[str, str]:
+        with session_scope() as session:
+            _, token = create_api_key(session, f"test-{role}", role, customer_id)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def admin(auth: TokenFactory) -> dict[str, str]:
+    return auth("admin")
+
+
+class QueryCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries(db_url: str) -> Callable[[], Any]:
+    """Use as ``with count_queries() as counter:``; counts SQL statements sent."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def counting() -> Iterator[QueryCounter]:
+        counter = QueryCounter()
+        engine = get_engine(db_url)
+        event.listen(engine, "before_cursor_execute", counter)
+        try:
+            yield counter
+        finally:
+            event.remove(engine, "before_cursor_execute", counter)
+
+    return counting
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
