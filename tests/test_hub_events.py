@@ -66,7 +66,9 @@ def _deliver() -> tuple[int, int]:
 def _make_due() -> None:
     # Stands in for the passing of time: back-off waits are over.
     with session_scope() as session:
-        session.execute(update(EventDelivery).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        session.execute(
+            update(EventDelivery).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def test_listener_receives_create_change_and_state_events(
@@ -122,9 +124,13 @@ def test_a_listener_that_is_down_loses_nothing(
     assert sorted(body["event"]["customer"]["name"] for _, body in listener.received) == ["A", "B"]
 
 
-def test_query_filters_what_a_listener_hears(client: TestClient, admin: dict[str, str], listener: Listener) -> None:
+def test_query_filters_what_a_listener_hears(
+    client: TestClient, admin: dict[str, str], listener: Listener
+) -> None:
     client.post(
-        f"{CUSTOMER}/hub", json={"callback": listener.url, "query": "eventType=CustomerStateChangeEvent"}, headers=admin
+        f"{CUSTOMER}/hub",
+        json={"callback": listener.url, "query": "eventType=CustomerStateChangeEvent"},
+        headers=admin,
     )
     created = customer(client, admin)
     client.patch(f"{CUSTOMER}/customer/{created['id']}", json={"status": "active"}, headers=admin)
@@ -132,7 +138,9 @@ def test_query_filters_what_a_listener_hears(client: TestClient, admin: dict[str
     assert [body["eventType"] for _, body in listener.received] == ["CustomerStateChangeEvent"]
 
 
-def test_unregistered_listener_hears_nothing_more(client: TestClient, admin: dict[str, str], listener: Listener) -> None:
+def test_unregistered_listener_hears_nothing_more(
+    client: TestClient, admin: dict[str, str], listener: Listener
+) -> None:
     hub = client.post(f"{CUSTOMER}/hub", json={"callback": listener.url}, headers=admin).json()
     assert client.delete(f"{CUSTOMER}/hub/{hub['id']}", headers=admin).status_code == 204
     customer(client, admin)
@@ -147,13 +155,19 @@ def test_customer_listener_hears_only_its_own_resources(
     theirs = customer(client, admin, "Daimler AG")
     token = auth("customer", customer_id=mine["id"])
     assert (
-        client.post("/tmf-api/geographicSiteManagement/v4/hub", json={"callback": listener.url}, headers=token).status_code
+        client.post(
+            "/tmf-api/geographicSiteManagement/v4/hub",
+            json={"callback": listener.url},
+            headers=token,
+        ).status_code
         == 201
     )
     site(client, admin, mine["id"], "München")
     site(client, admin, theirs["id"], "Stuttgart")
     _deliver()
-    assert [body["event"]["geographicSite"]["name"] for _, body in listener.received] == ["Dealer München"]
+    assert [body["event"]["geographicSite"]["name"] for _, body in listener.received] == [
+        "Dealer München"
+    ]
 
 
 def test_bad_callbacks_are_refused(client: TestClient, admin: dict[str, str]) -> None:
@@ -165,7 +179,9 @@ def test_bad_callbacks_are_refused(client: TestClient, admin: dict[str, str]) ->
 def test_query_matching() -> None:
     event = {"customer": {"status": "active", "name": "BMW AG"}}
     assert subscription_matches(None, "CustomerCreateEvent", event)
-    assert subscription_matches("eventType=CustomerCreateEvent,CustomerDeleteEvent", "CustomerDeleteEvent", event)
+    assert subscription_matches(
+        "eventType=CustomerCreateEvent,CustomerDeleteEvent", "CustomerDeleteEvent", event
+    )
     assert not subscription_matches("eventType=CustomerDeleteEvent", "CustomerCreateEvent", event)
     assert subscription_matches("customer.status=active", "CustomerCreateEvent", event)
     assert not subscription_matches("event.customer.status=prospect", "CustomerCreateEvent", event)

@@ -59,7 +59,10 @@ def test_apikey_cli_prints_the_token_alone_on_the_last_line(client: TestClient) 
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]
     # then that line is the token, it works, and only its hash is stored
-    assert client.get(f"{CUSTOMER}/customer", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert (
+        client.get(f"{CUSTOMER}/customer", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
     with session_scope() as session:
         hashes = list(session.scalars(select(ApiKey.token_hash)))
     assert token not in hashes and len(hashes) == 1 and len(hashes[0]) == 64
@@ -88,7 +91,9 @@ def test_staff_user_signs_in_with_an_argon2_password(client: TestClient) -> None
         stored = session.scalars(select(UserAccount.password_hash)).one()
     assert stored.startswith("$argon2id$")
     # when she signs in, the token she gets works with her role
-    response = client.post("/auth/token", json={"username": "anna.sales", "password": "correct horse battery"})
+    response = client.post(
+        "/auth/token", json={"username": "anna.sales", "password": "correct horse battery"}
+    )
     assert response.status_code == 200
     token = response.json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
@@ -102,22 +107,31 @@ def test_staff_user_signs_in_with_an_argon2_password(client: TestClient) -> None
 
 def test_user_cli_creates_a_user(client: TestClient) -> None:
     result = CliRunner().invoke(
-        cli, ["user", "create", "olaf.orders", "--role", "order_manager", "--password-stdin"], input="a long enough password\n"
+        cli,
+        ["user", "create", "olaf.orders", "--role", "order_manager", "--password-stdin"],
+        input="a long enough password\n",
     )
     assert result.exit_code == 0, result.output
-    response = client.post("/auth/token", json={"username": "olaf.orders", "password": "a long enough password"})
+    response = client.post(
+        "/auth/token", json={"username": "olaf.orders", "password": "a long enough password"}
+    )
     assert response.status_code == 200
 
 
 def test_tampered_login_token_is_refused(client: TestClient) -> None:
     with session_scope() as session:
         create_user(session, "anna.sales", "correct horse battery", "sales")
-    token = client.post("/auth/token", json={"username": "anna.sales", "password": "correct horse battery"}).json()[
-        "access_token"
-    ]
+    token = client.post(
+        "/auth/token", json={"username": "anna.sales", "password": "correct horse battery"}
+    ).json()["access_token"]
     header, payload, signature = token.split(".")
     forged = f"{header}.{payload}.{signature[:-4]}AAAA"
-    assert client.get(f"{CUSTOMER}/customer", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert (
+        client.get(
+            f"{CUSTOMER}/customer", headers={"Authorization": f"Bearer {forged}"}
+        ).status_code
+        == 401
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,7 +157,9 @@ def test_roles_limit_what_staff_can_do(
         assert role in response.json()["message"]
 
 
-def _two_customers(client: TestClient, admin: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _two_customers(
+    client: TestClient, admin: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     return customer(client, admin, "BMW AG"), customer(client, admin, "Daimler AG")
 
 
@@ -154,10 +170,16 @@ def test_customer_token_sees_only_its_own_resources_on_every_customer_api(
     mine, theirs = _two_customers(client, admin)
     owned: dict[str, dict[str, str]] = {}
     for who in (mine, theirs):
-        contact = post(client, f"{PARTY}/individual", {"givenName": "Eva", "familyName": who["name"]}, admin)
+        contact = post(
+            client, f"{PARTY}/individual", {"givenName": "Eva", "familyName": who["name"]}, admin
+        )
         client.patch(
             f"{CUSTOMER}/customer/{who['id']}",
-            json={"relatedParty": [{"id": contact["id"], "@referredType": "Individual", "role": "contact"}]},
+            json={
+                "relatedParty": [
+                    {"id": contact["id"], "@referredType": "Individual", "role": "contact"}
+                ]
+            },
             headers=admin,
         )
         owned[who["id"]] = {
@@ -172,7 +194,10 @@ def test_customer_token_sees_only_its_own_resources_on_every_customer_api(
         # when the first customer asks for the other's resource by id, or lists
         # then it gets 404 (not 403: existence is not revealed) and never sees it listed
         assert client.get(f"{path}/{their_id}", headers=token).status_code == 404, path
-        assert client.patch(f"{path}/{their_id}", json={}, headers=token).status_code in (403, 404), path
+        assert client.patch(f"{path}/{their_id}", json={}, headers=token).status_code in (
+            403,
+            404,
+        ), path
         assert client.delete(f"{path}/{their_id}", headers=token).status_code in (403, 404), path
         listed = client.get(path, headers=token)
         assert listed.status_code in (200, 206)
@@ -191,14 +216,19 @@ def test_customer_cannot_point_at_another_customers_resources(
     token = auth("customer", customer_id=mine["id"])
     response = client.post(
         f"{SITE}/geographicSite",
-        json={"name": "sneaky", "relatedParty": [{"id": theirs["id"], "@referredType": "Customer"}]},
+        json={
+            "name": "sneaky",
+            "relatedParty": [{"id": theirs["id"], "@referredType": "Customer"}],
+        },
         headers=token,
     )
     assert response.status_code == 422
     # a site without a customer named becomes the caller's own
     own = client.post(f"{SITE}/geographicSite", json={"name": "Dealer Ulm"}, headers=token)
     assert own.status_code == 201
-    assert own.json()["relatedParty"] == [{"id": mine["id"], "@referredType": "Customer", "role": "customer"}]
+    assert own.json()["relatedParty"] == [
+        {"id": mine["id"], "@referredType": "Customer", "role": "customer"}
+    ]
     assert client.get(f"{SITE}/geographicSite/{own.json()['id']}", headers=admin).status_code == 200
 
 
@@ -209,11 +239,17 @@ def test_customer_may_change_only_its_contact_data(
     token = auth("customer", customer_id=mine["id"])
     ok = client.patch(
         f"{CUSTOMER}/customer/{mine['id']}",
-        json={"contactMedium": [{"mediumType": "email", "characteristic": {"emailAddress": "it@bmw.de"}}]},
+        json={
+            "contactMedium": [
+                {"mediumType": "email", "characteristic": {"emailAddress": "it@bmw.de"}}
+            ]
+        },
         headers=token,
     )
     assert ok.status_code == 200, ok.text
-    refused = client.patch(f"{CUSTOMER}/customer/{mine['id']}", json={"status": "active"}, headers=token)
+    refused = client.patch(
+        f"{CUSTOMER}/customer/{mine['id']}", json={"status": "active"}, headers=token
+    )
     assert refused.status_code == 403
     assert "status" in refused.json()["message"]
     assert client.post(f"{CUSTOMER}/customer", json={"name": "x"}, headers=token).status_code == 403
@@ -225,8 +261,15 @@ def test_customer_reads_the_catalog_but_not_stock_and_cannot_change_either(
     mine = customer(client, admin)
     offering = post(client, f"{CATALOG}/productOffering", {"name": "Site access 100 Mbit/s"}, admin)
     token = auth("customer", customer_id=mine["id"])
-    assert client.get(f"{CATALOG}/productOffering/{offering['id']}", headers=token).status_code == 200
-    assert client.patch(f"{CATALOG}/productOffering/{offering['id']}", json={"name": "x"}, headers=token).status_code == 403
+    assert (
+        client.get(f"{CATALOG}/productOffering/{offering['id']}", headers=token).status_code == 200
+    )
+    assert (
+        client.patch(
+            f"{CATALOG}/productOffering/{offering['id']}", json={"name": "x"}, headers=token
+        ).status_code
+        == 403
+    )
     assert client.get(f"{STOCK}/productStock", headers=token).status_code == 403
 
 
@@ -234,11 +277,15 @@ def test_every_change_writes_an_audit_record(client: TestClient, auth: TokenFact
     # given a sales user's token
     sales = auth("sales")
     created = customer(client, sales)
-    client.patch(f"{CUSTOMER}/customer/{created['id']}", json={"statusReason": "pilot"}, headers=sales)
+    client.patch(
+        f"{CUSTOMER}/customer/{created['id']}", json={"statusReason": "pilot"}, headers=sales
+    )
     client.delete(f"{CUSTOMER}/customer/{created['id']}", headers=sales)
     with session_scope() as session:
         records = session.scalars(
-            select(AuditRecord).where(AuditRecord.resource_id == created["id"]).order_by(AuditRecord.at)
+            select(AuditRecord)
+            .where(AuditRecord.resource_id == created["id"])
+            .order_by(AuditRecord.at)
         ).all()
     # then who, when and what are recorded for each step
     assert [r.action for r in records] == ["create", "update", "delete"]
