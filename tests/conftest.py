@@ -19,19 +19,26 @@ from etomcrm.security.service import _cache as token_cache
 from etomcrm.security.service import create_api_key
 
 PG_SERVER = os.environ.get("ETOMCRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-PG_DATABASE = f"etomcrm_test_{_worker}"
+# One database per test process, so parallel runs (xdist, a second terminal) never
+# truncate each other's tables.
+PG_DATABASE = f"etomcrm_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 _migrated: set[str] = set()
 
 
-def _postgres_url() -> str:
-    with psycopg.connect(PG_SERVER.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)
-        ).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-    return f"{PG_SERVER}/{PG_DATABASE}"
+def _admin_connection() -> psycopg.Connection[Any]:
+    return psycopg.connect(PG_SERVER.replace("+psycopg", "") + "/postgres", autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def _postgres_url() -> Iterator[str]:
+    with _admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}"')
+        conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    url = f"{PG_SERVER}/{PG_DATABASE}"
+    yield url
+    get_engine(url).dispose()
+    with _admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
 
 
 def _reset(url: str) -> None:
@@ -55,16 +62,13 @@ def db_url(
     request: pytest.FixtureRequest, _sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A migrated, empty database, and the settings pointing at it."""
-    url = _sqlite_url if request.param == "sqlite" else _postgres_url()
+    url = _sqlite_url if request.param == "sqlite" else request.getfixturevalue("_postgres_url")
     monkeypatch.setenv("ETOMCRM_DATABASE_URL", url)
     get_settings.cache_clear()
     if url not in _migrated:
         from etomcrm.migrate import upgrade
 
-        # Start from nothing once per run, so the migrations themselves are tested.
-        metadata.drop_all(get_engine(url))
-        with get_engine(url).begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        # Each run starts from an empty database, so the migrations themselves are tested.
         upgrade(url)
         _migrated.add(url)
     _reset(url)

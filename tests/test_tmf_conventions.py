@@ -356,3 +356,39 @@ def test_patch_that_breaks_the_schema_is_refused(client: TestClient, admin: dict
     )
     assert response.status_code == 400
     assert "validFor" in response.json()["message"]
+
+
+def test_filters_reach_into_lists_and_typed_values(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given sites of two customers, told apart only by an entry of their relatedParty list
+    first = customer(client, admin, "BMW AG")
+    second = customer(client, admin, "MINI GmbH")
+    site(client, admin, first["id"], "München")
+    site(client, admin, first["id"], "Leipzig")
+    site(client, admin, second["id"], "Oxford")
+    # when filtering by an attribute of a list element, and by a nested list attribute
+    mine = client.get(f"{SITE}/geographicSite?relatedParty.id={first['id']}", headers=admin)
+    by_city = client.get(f"{SITE}/geographicSite?place.city=Leipzig", headers=admin).json()
+    # then exactly the matching resources come back
+    assert mine.headers["X-Total-Count"] == "2"
+    assert [s["name"] for s in by_city] == ["Dealer Leipzig"]
+    # and a boolean attribute matches its JSON value
+    organization(client, admin, "Legal AG")
+    legal = client.get(f"{PARTY}/organization?isLegalEntity=true", headers=admin)
+    assert legal.headers["X-Total-Count"] == "3"
+    assert client.get(f"{PARTY}/organization?isLegalEntity=false", headers=admin).json() == []
+
+
+def test_patch_that_changes_nothing_keeps_the_version(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    created = post(client, f"{CATALOG}/category", {"name": "Site access"}, admin)
+    before = _count(AuditRecord), _count(OutboxEvent)
+    response = client.patch(
+        f"{CATALOG}/category/{created['id']}", json={"name": "Site access"}, headers=admin
+    )
+    assert response.status_code == 200
+    assert response.headers["ETag"] == '"1"'
+    assert response.json()["lastUpdate"] == created["lastUpdate"]
+    assert (_count(AuditRecord), _count(OutboxEvent)) == before

@@ -155,4 +155,7 @@ def demo() -> None:
     from etomcrm.migrate import upgrade
 
     upgrade()
-    run_demo(console)
+    try:
+        run_demo(console)
+    except TmfError as error:
+        _fail(error)

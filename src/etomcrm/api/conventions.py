@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -101,7 +101,7 @@ async def read_json(request: Request) -> Any:
     return value
 
 
-def install_error_handlers(app: Any) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TmfError)
     async def _tmf(request: Request, exc: TmfError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None

@@ -72,7 +72,7 @@ def _sla_figures(body: JsonDict) -> dict[str, Any]:
     if missing:
         details = "; ".join(f"{name}: {SLA_CHARACTERISTICS[name]}" for name in missing)
         raise InvalidRequest(f"an SLA level needs the characteristics {details}")
-    numbers = {}
+    numbers: dict[str, Any] = {}
     for name in ("availabilityTarget", "timeToRepairHours", "latencyBoundMs"):
         try:
             numbers[name] = Decimal(str(found[name]))

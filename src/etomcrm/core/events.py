@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
@@ -142,9 +142,7 @@ def unregister_listener(
     subscription = session.scalar(stmt)
     if subscription is None:
         raise NotFound(f"no hub listener with id {subscription_id}")
-    session.execute(
-        EventDelivery.__table__.delete().where(EventDelivery.subscription_id == subscription_id)
-    )
+    session.execute(delete(EventDelivery).where(EventDelivery.subscription_id == subscription_id))
     session.delete(subscription)
 
 

@@ -29,6 +29,7 @@ from etomcrm.core.errors import (
     UnknownReference,
 )
 from etomcrm.core.events import emit_event
+from etomcrm.core.json_filters import document_path_equals
 from etomcrm.core.models import NAME_COLUMN_LENGTH, AuditRecord, IdempotencyRecord
 from etomcrm.core.tmf_schemas import JsonDict, TmfDocument, schema_errors
 from etomcrm.db import new_id, utcnow
@@ -409,7 +410,7 @@ def get(
     return found[0], found[1]
 
 
-def _filter_clause(kind: ResourceKind, attribute: str, values: list[str]) -> Any:
+def _filter_clause(kind: ResourceKind, dialect: str, attribute: str, values: list[str]) -> Any:
     path = attribute.split(".")
     if path[0] not in kind.properties and path[0] not in ("id", "@type"):
         raise InvalidRequest(
@@ -426,7 +427,11 @@ def _filter_clause(kind: ResourceKind, attribute: str, values: list[str]) -> Any
         elif path == ["@type"]:
             clauses.append(kind.row.at_type == value)
         else:
-            clauses.append(kind.row.body[tuple(path)].as_string() == value)
+            clauses.append(
+                document_path_equals(
+                    dialect, kind.row.__tablename__, kind.doc, kind.type_name, path, value
+                )
+            )
     return or_(*clauses)
 
 
@@ -444,10 +449,11 @@ def list_resources(
     (``engagedParty.id=...``); a comma or a repeated parameter means "any of".
     """
     kind.authorize(principal, READ)
+    dialect = session.get_bind().dialect.name
     conditions = []
     for attribute, raw_values in filters.items():
         values = [v for raw in raw_values for v in raw.split(",")]
-        conditions.append(_filter_clause(kind, attribute, values))
+        conditions.append(_filter_clause(kind, dialect, attribute, values))
     where = and_(*conditions) if conditions else None
     count_stmt = kind.scoped(principal, select(func.count()).select_from(kind.row))
     page_stmt = kind.scoped(principal, select(kind.row.body))
@@ -496,13 +502,13 @@ def patch(
         changes.pop(attribute, None)
     body = merge_patch(old, changes)
     body["id"] = old["id"]
+    if not _diff(old, body):
+        return old, row.version  # nothing changes: no new version, audit or event
     _stamp_times(kind, body, creating=False)
     _validate(kind, kind.type_name, body, "patched resource")
     kind.before_save(session, principal, body, old)
     check_references(session, kind, principal, body)
     diff = _diff(old, body)
-    if not diff:
-        return old, row.version
     owner = (
         kind.owner_for(session, principal, body)
         if not principal.is_customer
