@@ -1,0 +1,237 @@
+"""The demonstration scenario (DESIGN.md section 5) loads BMW's extranet through the services."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+from rich.console import Console
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from etomcrm.catalog.service import (
+    PRODUCT_OFFERING_KIND,
+    PRODUCT_OFFERING_PRICE_KIND,
+    material_availability,
+    sla_level,
+    sla_levels,
+)
+from etomcrm.cli import app
+from etomcrm.core.models import AuditRecord, OutboxEvent
+from etomcrm.core.resources import ResourceKind, get, list_resources
+from etomcrm.customer_interface.service import (
+    CUSTOMER_KIND,
+    GEOGRAPHIC_SITE_KIND,
+    INDIVIDUAL_KIND,
+    ORGANIZATION_KIND,
+    PARTY_INTERACTION_KIND,
+)
+from etomcrm.db import session_scope
+from etomcrm.demo.scenario import OFFERINGS, DemoSummary, run_demo
+from etomcrm.security.service import SYSTEM, Principal, Role
+
+JsonDict = dict[str, Any]
+
+
+def _run_demo() -> tuple[DemoSummary, str]:
+    out = io.StringIO()
+    summary = run_demo(Console(file=out, width=120))
+    return summary, out.getvalue()
+
+
+def _all(kind: ResourceKind, principal: Principal = SYSTEM) -> list[JsonDict]:
+    with session_scope() as session:
+        items, total = list_resources(session, kind, principal, {}, 0, 1000)
+    assert len(items) == total
+    return items
+
+
+def _as_bmw(customer_id: str) -> Principal:
+    return Principal(id="bmw-portal", name="bmw", role=Role.CUSTOMER, customer_id=customer_id)
+
+
+def _count(row: type) -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(row)) or 0
+
+
+def test_demo_loads_bmw_headquarters_and_at_least_50_sites(db_url: str) -> None:
+    # given an empty database
+    # when the demo runs
+    summary, _ = _run_demo()
+    # then BMW itself sees its headquarters and at least 50 dealer and supplier sites
+    sites = _all(GEOGRAPHIC_SITE_KIND, _as_bmw(summary.customer_id))
+    assert len(sites) >= 51
+    assert summary.count("GeographicSite").created == len(sites)
+    for site in sites:
+        (place,) = site["place"]
+        assert re.fullmatch(r"\d{5}", place["postcode"]), site
+        assert place["city"] and place["street1"] and place["stateOrProvince"], site
+        assert place["country"] == "DE"
+        (owner,) = site["relatedParty"]
+        assert (owner["id"], owner["@referredType"]) == (summary.customer_id, "Customer")
+    (hq,) = [s for s in sites if "siteRelationship" not in s]
+    assert hq["place"][0]["street1"] == "Petuelring 130"
+    assert (hq["place"][0]["postcode"], hq["place"][0]["city"]) == ("80809", "München")
+    # and every other site connects to the headquarters
+    assert all(s["siteRelationship"][0]["id"] == hq["id"] for s in sites if s is not hq)
+    names = " ".join(s["name"] for s in sites)
+    assert "Autohaus" in names and "GmbH" in names  # dealers and suppliers
+    assert len({s["place"][0]["stateOrProvince"] for s in sites}) == 16
+
+
+def test_demo_customer_is_active_and_engages_bmw_ag(db_url: str) -> None:
+    # given the demo has run
+    summary, _ = _run_demo()
+    # when the customer and its engaged party are read
+    with session_scope() as session:
+        customer, _ = get(session, CUSTOMER_KIND, SYSTEM, summary.customer_id)
+        party, _ = get(session, ORGANIZATION_KIND, SYSTEM, customer["engagedParty"]["id"])
+    # then BMW AG is an active customer, a legal entity with its register and VAT ids
+    assert customer["status"] == "active"
+    assert customer["engagedParty"]["@referredType"] == "Organization"
+    assert party["tradingName"] == "BMW AG"
+    assert party["isLegalEntity"] is True
+    ids = {i["identificationId"] for i in party["organizationIdentification"]}
+    assert {"HRB 42243", "DE129273398"} <= ids
+    # and its contacts are named with a role and can be reached by e-mail and phone
+    contacts = [p for p in customer["relatedParty"] if p["@referredType"] == "Individual"]
+    assert len(contacts) >= 4
+    assert all(p.get("role") for p in contacts)
+    people = {p["id"]: p for p in _all(INDIVIDUAL_KIND, _as_bmw(summary.customer_id))}
+    for contact in contacts:
+        media = {
+            m["mediumType"]: m["characteristic"] for m in people[contact["id"]]["contactMedium"]
+        }
+        assert "@" in media["email"]["emailAddress"]
+        assert media["phone"]["phoneNumber"].startswith("+49 ")
+
+
+def test_demo_records_a_contact_history_of_recent_weeks(db_url: str) -> None:
+    # given the demo has run
+    summary, _ = _run_demo()
+    # when BMW's contact history is read
+    interactions = _all(PARTY_INTERACTION_KIND, _as_bmw(summary.customer_id))
+    # then it holds at least six contacts, in and out, over several channels, each
+    # naming the customer and the person spoken to, all in the past weeks
+    assert len(interactions) >= 6
+    assert {i["direction"] for i in interactions} == {"inbound", "outbound"}
+    assert {c["id"] for i in interactions for c in i["channel"]} >= {"phone", "email", "meeting"}
+    now = datetime.now(UTC)
+    for interaction in interactions:
+        referred = {p["@referredType"]: p["id"] for p in interaction["relatedParty"]}
+        assert referred["Customer"] == summary.customer_id
+        assert "Individual" in referred
+        start = datetime.fromisoformat(interaction["interactionDate"]["startDateTime"])
+        assert now - timedelta(weeks=8) < start < now
+
+
+def test_demo_sla_levels_gold_and_silver(db_url: str) -> None:
+    # given the demo has run
+    _run_demo()
+    # when the SLA levels are read as later processes read them
+    with session_scope() as session:
+        levels = {level.name: level for level in sla_levels(session)}
+        gold = sla_level(session, levels["SLA Gold"].specification_id)
+    # then Gold and Silver carry their contracted figures
+    assert set(levels) == {"SLA Gold", "SLA Silver"}
+    assert (gold.availability_target, gold.time_to_repair_hours) == (Decimal("99.9"), Decimal(4))
+    assert gold.latency_bound_ms == 30
+    assert gold.penalty_rule == "10% of MRC per violated metric, max 30%"
+    silver = levels["SLA Silver"]
+    assert (silver.availability_target, silver.time_to_repair_hours) == (
+        Decimal("99.5"),
+        Decimal(8),
+    )
+    assert silver.latency_bound_ms == 50
+
+
+def test_demo_offerings_have_specification_category_and_eur_prices(db_url: str) -> None:
+    # given the demo has run
+    _run_demo()
+    # when the offerings and their prices are read
+    offerings = {o["name"]: o for o in _all(PRODUCT_OFFERING_KIND)}
+    prices = {p["id"]: p for p in _all(PRODUCT_OFFERING_PRICE_KIND)}
+    # then every offering of the scenario is there, linked, and priced in EUR
+    assert set(offerings) == {o.name for o in OFFERINGS}
+    assert "Site access 100 Mbit/s" in offerings
+    for offering in offerings.values():
+        assert offering["productSpecification"]["id"]
+        assert offering["category"][0]["id"]
+        for ref in offering["productOfferingPrice"]:
+            price = prices[ref["id"]]
+            assert price["price"]["unit"] == "EUR" and price["price"]["value"] > 0
+    price_types = {
+        name: {prices[r["id"]]["priceType"] for r in o["productOfferingPrice"]}
+        for name, o in offerings.items()
+    }
+    assert price_types["Site access 1000 Mbit/s"] == {"recurring"}
+    assert price_types["SLA Gold"] == {"recurring"}
+    assert price_types["Installation"] == {"oneTime"}
+    assert price_types["Traffic volume beyond included volume"] == {"usage"}
+    monthly = prices[offerings["SLA Silver"]["productOfferingPrice"][0]["id"]]
+    assert monthly["recurringChargePeriodType"] == "month"
+
+
+def test_demo_router_stock_and_lead_time(db_url: str) -> None:
+    # given the demo has run
+    summary, _ = _run_demo()
+    # when the managed router's availability is asked for
+    with session_scope() as session:
+        router = material_availability(session, summary.router_specification_id)
+    # then 40 are in stock and more come within 21 days
+    assert router.available == 40
+    assert router.lead_time_days == 21
+    today = date(2026, 11, 2)
+    assert router.ready_by(Decimal(40), today) == today
+    assert router.ready_by(Decimal(41), today) == today + timedelta(days=21)
+
+
+def test_second_run_creates_and_changes_nothing(db_url: str) -> None:
+    # given the demo has run once
+    first, _ = _run_demo()
+    audits, events = _count(AuditRecord), _count(OutboxEvent)
+    # when it runs again
+    second, printed = _run_demo()
+    # then it finds every record, creates and changes none, and says so
+    assert first.created >= 51 + 6 + 8
+    assert (second.created, second.updated) == (0, 0)
+    assert second.present == first.created
+    assert second.customer_id == first.customer_id
+    assert (_count(AuditRecord), _count(OutboxEvent)) == (audits, events)
+    assert "Nothing to do" in printed
+
+
+def test_demo_records_read_back_through_the_api_conform_to_the_schema(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given the demo has run
+    summary, _ = _run_demo()
+    # when every kind it loaded is listed through the TMF API (responses are checked
+    # against the official schema by the test client)
+    for type_name, count in summary.counts.items():
+        kind = ResourceKind.by_type[type_name]
+        response = client.get(kind.path, params={"limit": 1000}, headers=admin)
+        # then each answers 200 with all the records
+        assert response.status_code == 200, response.text
+        assert len(response.json()) == count.created
+
+
+def test_cli_demo_prints_what_it_loaded(db_url: str) -> None:
+    # given an empty database
+    runner = CliRunner()
+    # when `etomcrm demo` runs twice
+    first = runner.invoke(app, ["demo"])
+    second = runner.invoke(app, ["demo"])
+    # then both succeed; the first reports what it created, the second that nothing was to do
+    assert first.exit_code == 0, first.output
+    assert "GeographicSite" in first.output
+    loaded = re.search(r"Loaded (\d+) new records", first.output)
+    assert loaded is not None and int(loaded.group(1)) > 51
+    assert second.exit_code == 0, second.output
+    assert "Nothing to do" in second.output
+    assert "/tmf-api/customerManagement/v4/customer/" in second.output
