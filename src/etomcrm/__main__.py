@@ -1,0 +1,5 @@
+"""``python -m etomcrm`` is the ``etomcrm`` command."""
+
+from etomcrm.cli import app
+
+app()

@@ -1,0 +1,81 @@
+"""``etomcrm serve`` runs the real HTTP service with workers, as an operator starts it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.factories import CUSTOMER
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _etomcrm(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "etomcrm", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_serve_with_two_workers_answers_authenticated_requests(db_url: str, tmp_path: Path) -> None:
+    # given a database with an API key, created with the CLI
+    env = {**os.environ, "ETOMCRM_DATABASE_URL": db_url}
+    token = _etomcrm("apikey", "create", "ops", "--role", "admin", env=env).strip().splitlines()[-1]
+    port = _free_port()
+    # when the service is started with two workers
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "etomcrm",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("w"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.3)
+        headers = {"Authorization": f"Bearer {token}"}
+        # then it serves the OpenAPI document, refuses anonymous calls and serves the API
+        assert (
+            "/tmf-api/customerManagement/v4/customer"
+            in httpx.get(f"{base}/openapi.json").json()["paths"]
+        )
+        assert httpx.get(f"{base}{CUSTOMER}/customer").status_code == 401
+        for _ in range(6):  # several requests, so both workers answer some
+            response = httpx.get(f"{base}{CUSTOMER}/customer", headers=headers)
+            assert response.status_code == 200
+            assert response.headers["X-Total-Count"] == "0"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
