@@ -392,3 +392,22 @@ def test_patch_that_changes_nothing_keeps_the_version(
     assert response.headers["ETag"] == '"1"'
     assert response.json()["lastUpdate"] == created["lastUpdate"]
     assert (_count(AuditRecord), _count(OutboxEvent)) == before
+
+
+def test_huge_numbers_make_the_round_trip(client: TestClient, admin: dict[str, str]) -> None:
+    # given a number beyond 64-bit integers in a document
+    created = client.post(
+        f"{CATALOG}/productOfferingPrice",
+        json={"name": "Traffic", "percentage": 1e20, "recurringChargePeriodLength": 12},
+        headers={**admin, "Idempotency-Key": "k1"},
+    )
+    assert created.status_code == 201
+    # when it is read back and the create is retried, then both answer with it
+    read = client.get(f"{CATALOG}/productOfferingPrice/{created.json()['id']}", headers=admin)
+    assert read.status_code == 200 and read.json()["percentage"] == 1e20
+    retried = client.post(
+        f"{CATALOG}/productOfferingPrice",
+        json={"name": "Traffic", "percentage": 1e20, "recurringChargePeriodLength": 12},
+        headers={**admin, "Idempotency-Key": "k1"},
+    )
+    assert retried.status_code == 201 and retried.json()["percentage"] == 1e20

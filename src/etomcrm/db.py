@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -86,10 +87,20 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# The documents are read back with the same parser that read the request, so a number
+# makes the same round trip on every database (orjson turns integers beyond 64 bits
+# into floats; the standard json module would hand back integers orjson cannot write).
+_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 @lru_cache(maxsize=8)
 def _engine_for(url: str, pid: int) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **_JSON)
         event.listen(engine, "connect", _configure_sqlite)
         # Let SQLAlchemy begin transactions itself so BEGIN IMMEDIATE can be issued
         # for writes (avoids SQLITE_BUSY upgrades from read to write lock).
@@ -100,7 +111,7 @@ def _engine_for(url: str, pid: int) -> Engine:
             dbapi_connection.isolation_level = None
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON)
 
 
 def get_engine(url: str | None = None) -> Engine:
