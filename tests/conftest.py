@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from etomcrm.config import get_settings
-from etomcrm.db import get_engine, session_scope
+from etomcrm.db import get_engine, get_read_engine, session_scope
 from etomcrm.models import metadata
+from etomcrm.core.totals import _totals as totals_cache
 from etomcrm.security.service import _cache as token_cache
 from etomcrm.security.service import create_api_key
 
@@ -37,6 +38,7 @@ def _postgres_url() -> Iterator[str]:
     url = f"{PG_SERVER}/{PG_DATABASE}"
     yield url
     get_engine(url).dispose()
+    get_read_engine(url).dispose()
     with _admin_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
 
@@ -73,6 +75,7 @@ def db_url(
         _migrated.add(url)
     _reset(url)
     token_cache.clear()
+    totals_cache.clear()
     yield url
     get_settings.cache_clear()
 
@@ -127,12 +130,14 @@ def count_queries(db_url: str) -> Callable[[], Any]:
     @contextmanager
     def counting() -> Iterator[QueryCounter]:
         counter = QueryCounter()
-        engine = get_engine(db_url)
-        event.listen(engine, "before_cursor_execute", counter)
+        engines = (get_engine(db_url), get_read_engine(db_url))
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", counter)
         try:
             yield counter
         finally:
-            event.remove(engine, "before_cursor_execute", counter)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", counter)
 
     return counting
 

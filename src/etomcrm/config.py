@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     login_token_minutes: int = 480
     # Cached token lookups: a revoked API key stops working within this many seconds.
     token_cache_seconds: float = 30.0
+    # How long one process may answer X-Total-Count from its cache (see core.totals).
+    list_total_cache_seconds: float = 2.0
     hub_delivery_interval_seconds: float = 1.0
     hub_delivery_enabled: bool = True
     hub_max_backoff_seconds: float = 600.0

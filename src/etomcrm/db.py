@@ -79,12 +79,14 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # Writers take the write lock up front; readers stay deferred so that, under WAL,
-    # they never wait for a writer.
-    if conn.get_execution_options().get("etomcrm_readonly"):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front, so two processes never deadlock upgrading a
+    # read lock (SQLITE_BUSY); readers never begin, and under WAL never wait for a writer.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy, not the sqlite3 module, decides when a transaction begins.
+    dbapi_connection.isolation_level = None
 
 
 def _json_dumps(value: Any) -> str:
@@ -97,33 +99,39 @@ def _json_dumps(value: Any) -> str:
 _JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
-@lru_cache(maxsize=8)
-def _engine_for(url: str, pid: int) -> Engine:
+@lru_cache(maxsize=16)
+def _engine_for(url: str, pid: int, reader: bool) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **_JSON)
         event.listen(engine, "connect", _configure_sqlite)
-        # Let SQLAlchemy begin transactions itself so BEGIN IMMEDIATE can be issued
-        # for writes (avoids SQLITE_BUSY upgrades from read to write lock).
-        event.listen(engine, "begin", _sqlite_begin)
-
-        @event.listens_for(engine, "connect")
-        def _no_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None
-
+        event.listen(engine, "connect", _sqlite_autocommit)
+        if not reader:
+            event.listen(engine, "begin", _sqlite_begin)
         return engine
+    if reader:
+        # Reads run in autocommit: a point read is one round trip, with no BEGIN and
+        # COMMIT around it and no pre-ping before it.
+        return create_engine(
+            url, pool_size=10, max_overflow=10, isolation_level="AUTOCOMMIT", **_JSON
+        )
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON)
 
 
 def get_engine(url: str | None = None) -> Engine:
+    """The engine for writes (and reads that must see a consistent snapshot)."""
     # Keyed by pid: a forked worker must not share its parent's connections.
-    return _engine_for(url or get_settings().database_url, os.getpid())
+    return _engine_for(url or get_settings().database_url, os.getpid(), False)
+
+
+def get_read_engine(url: str | None = None) -> Engine:
+    """The engine for plain reads: autocommit, so each statement stands alone."""
+    return _engine_for(url or get_settings().database_url, os.getpid(), True)
 
 
 @lru_cache(maxsize=16)
 def _sessionmaker(url: str, pid: int, readonly: bool) -> sessionmaker[Session]:
-    engine = get_engine(url)
-    bind = engine.execution_options(etomcrm_readonly=True) if readonly else engine
-    return sessionmaker(bind=bind, expire_on_commit=False)
+    engine = get_read_engine(url) if readonly else get_engine(url)
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 @contextmanager

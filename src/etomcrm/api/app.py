@@ -11,7 +11,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 
 import etomcrm
-from etomcrm.api.conventions import install_error_handlers, json_response, read_json
+from etomcrm.api.conventions import (
+    SECURITY_SCHEMES,
+    install_error_handlers,
+    json_response,
+    read_json,
+)
 from etomcrm.api.tmf import add_hub_routes, add_resource_routes
 from etomcrm.catalog import service as catalog
 from etomcrm.config import get_settings
@@ -83,9 +88,15 @@ def create_app(*, deliver_events: bool | None = None) -> FastAPI:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components = schema.setdefault("components", {})
+            schemas = components.setdefault("schemas", {})
             for doc, _ in documents.values():
-                components.update(doc.components)
+                schemas.update(doc.components)
+            components["securitySchemes"] = SECURITY_SCHEMES
+            schema["security"] = [{"bearerAuth": []}]
+            for open_path in ("/health", "/auth/token"):
+                for operation in schema["paths"][open_path].values():
+                    operation["security"] = []
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -9,7 +9,6 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etomcrm.config import get_settings
@@ -27,7 +26,10 @@ from etomcrm.security.service import Principal
 log = logging.getLogger(__name__)
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 500)
-bearer = HTTPBearer(auto_error=False, description="An API key or a login token")
+# Documented once for the whole OpenAPI document; read by current_principal.
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key or a login token"}
+}
 
 
 def json_response(
@@ -45,8 +47,10 @@ def error_response(error: TmfError, headers: dict[str, str] | None = None) -> Re
     return json_response(error.body(), error.status, headers)
 
 
-def current_principal(credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    token = credentials.credentials if credentials else None
+def current_principal(request: Request) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
     if not token:
         raise Unauthorized("send 'Authorization: Bearer <token>' (an API key or a login token)")
     cached = security.cached_principal(token)

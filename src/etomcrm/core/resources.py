@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from etomcrm.core.events import emit_event
 from etomcrm.core.json_filters import document_path_equals
 from etomcrm.core.models import NAME_COLUMN_LENGTH, AuditRecord, IdempotencyRecord
 from etomcrm.core.tmf_schemas import JsonDict, TmfDocument, schema_errors
+from etomcrm.core.totals import forget_totals
 from etomcrm.db import new_id, utcnow
 from etomcrm.security.service import STAFF_ROLES, Principal, Role
 
@@ -53,12 +54,6 @@ class RefSpec:
 
     path: str
     default_kind: str | None = None
-
-
-@dataclass
-class Page:
-    items: list[JsonDict]
-    total: int
 
 
 @dataclass
@@ -341,6 +336,7 @@ def create(
     )
     session.add(row)
     kind.after_save(session, principal, body, owner)
+    _forget_totals_on_commit(session, kind)
     _audit(session, principal, "create", kind, body["id"], {"created": body})
     _emit(session, kind, "create", body, owner, base_url)
     if idempotency_key is not None:
@@ -435,6 +431,45 @@ def _filter_clause(kind: ResourceKind, dialect: str, attribute: str, values: lis
     return or_(*clauses)
 
 
+def list_statements(
+    kind: ResourceKind,
+    principal: Principal,
+    filters: dict[str, list[str]],
+    dialect: str,
+    offset: int,
+    limit: int,
+    columns: Sequence[Any],
+) -> tuple[Any, Any]:
+    """The count and page statements of a list; the caller may skip the count.
+
+    The page is a deferred join: the ids of the page are found on the primary-key index
+    alone, then only those rows are read, so a deep offset does not read the bodies of
+    every row it skips.
+    """
+    kind.authorize(principal, READ)
+    conditions = []
+    for attribute, raw_values in filters.items():
+        values = [v for raw in raw_values for v in raw.split(",")]
+        conditions.append(_filter_clause(kind, dialect, attribute, values))
+    count_stmt = kind.scoped(principal, select(func.count()).select_from(kind.row))
+    ids = kind.scoped(principal, select(kind.row.id))
+    if conditions:
+        count_stmt = count_stmt.where(*conditions)
+        ids = ids.where(*conditions)
+    page_ids = ids.order_by(kind.row.id).offset(offset).limit(limit)
+    page_stmt = (
+        select(*columns).where(kind.row.id.in_(page_ids.scalar_subquery())).order_by(kind.row.id)
+    )
+    return count_stmt, page_stmt
+
+
+def total_key(
+    kind: ResourceKind, principal: Principal, filters: dict[str, list[str]]
+) -> tuple[Any, ...]:
+    scope = principal.customer_id if principal.is_customer and kind.customer_owned else None
+    return (kind.name, scope, tuple(sorted((k, tuple(v)) for k, v in filters.items())))
+
+
 def list_resources(
     session: Session,
     kind: ResourceKind,
@@ -446,24 +481,17 @@ def list_resources(
     """One page of resources and the total matching; two queries whatever the page size.
 
     Filters are TMF attribute filters: ``status=active``, dotted paths into the document
-    (``engagedParty.id=...``); a comma or a repeated parameter means "any of".
+    (``engagedParty.id=...``, ``relatedParty.id=...`` through lists); a comma or a
+    repeated parameter means "any of".
     """
-    kind.authorize(principal, READ)
     dialect = session.get_bind().dialect.name
-    conditions = []
-    for attribute, raw_values in filters.items():
-        values = [v for raw in raw_values for v in raw.split(",")]
-        conditions.append(_filter_clause(kind, dialect, attribute, values))
-    where = and_(*conditions) if conditions else None
-    count_stmt = kind.scoped(principal, select(func.count()).select_from(kind.row))
-    page_stmt = kind.scoped(principal, select(kind.row.body))
-    if where is not None:
-        count_stmt = count_stmt.where(where)
-        page_stmt = page_stmt.where(where)
+    count_stmt, page_stmt = list_statements(
+        kind, principal, filters, dialect, offset, limit, [kind.row.body]
+    )
     total = session.scalar(count_stmt) or 0
     items: list[JsonDict] = []
     if offset < total:
-        items = list(session.scalars(page_stmt.order_by(kind.row.id).offset(offset).limit(limit)))
+        items = list(session.scalars(page_stmt))
     return items, total
 
 
@@ -521,6 +549,7 @@ def patch(
     for column, value in _columns(kind, body).items():
         setattr(row, column, value)
     kind.after_save(session, principal, body, owner)
+    _forget_totals_on_commit(session, kind)
     _audit(session, principal, "update", kind, resource_id, diff)
     _emit(session, kind, "update", body, owner, base_url)
     if kind.status_attribute and kind.status_attribute in diff:
@@ -542,8 +571,14 @@ def delete(
     kind.before_delete(session, principal, row.body)
     body, owner = row.body, row.owner_customer_id
     session.delete(row)
+    _forget_totals_on_commit(session, kind)
     _audit(session, principal, "delete", kind, resource_id, {"deleted": body})
     _emit(session, kind, "delete", body, owner, base_url)
+
+
+def _forget_totals_on_commit(session: Session, kind: ResourceKind) -> None:
+    # After the commit, so no reader caches the old total between forget and commit.
+    event.listen(session, "after_commit", lambda _s: forget_totals(kind.name), once=True)
 
 
 def _emit(

@@ -1,0 +1,85 @@
+"""The read path of the API: documents as JSON text, straight from the database.
+
+A read is the most frequent call by far, so it skips what a read does not need: no ORM
+session or transaction (the read engine runs in autocommit), no parsing of the stored
+document and writing it out again (its text is spliced with the ``href`` only the
+request can know). Rules are the same as everywhere: roles are checked, customers see
+only their own resources.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import orjson
+from sqlalchemy import Text, cast
+
+from etomcrm.config import get_settings
+from etomcrm.core.errors import NotFound
+from etomcrm.core.resources import READ, ResourceKind, href_for, list_statements, total_key
+from etomcrm.core.totals import cached_total, remember_total
+from etomcrm.db import get_read_engine
+from etomcrm.security.service import Principal
+
+
+@cache
+def _point_read_sql(table: str, dialect: str, scoped: bool) -> str:
+    body = "body::text" if dialect == "postgresql" else "body"
+    mark = "%s" if dialect == "postgresql" else "?"
+    sql = f"SELECT {body}, version FROM {table} WHERE id = {mark}"
+    return sql + f" AND owner_customer_id = {mark}" if scoped else sql
+
+
+def with_href(document: str | bytes, href: str) -> bytes:
+    """The stored document with its href first, without parsing it."""
+    raw = document.encode() if isinstance(document, str) else document
+    return b'{"href":' + orjson.dumps(href) + b"," + raw.lstrip()[1:]
+
+
+def read_document(kind: ResourceKind, principal: Principal, resource_id: str) -> tuple[str, int]:
+    """One resource's stored JSON text and version; NotFound if the caller may not see it."""
+    kind.authorize(principal, READ)
+    engine = get_read_engine()
+    scoped = principal.is_customer and kind.customer_owned
+    params: tuple[Any, ...] = (resource_id, principal.customer_id) if scoped else (resource_id,)
+    with engine.connect() as conn:
+        sql = _point_read_sql(kind.row.__tablename__, engine.dialect.name, scoped)
+        row = conn.exec_driver_sql(sql, params).first()
+    if row is None:
+        raise NotFound(f"no {kind.name} with id {resource_id}")
+    return row[0], row[1]
+
+
+def list_documents(
+    kind: ResourceKind,
+    principal: Principal,
+    filters: dict[str, list[str]],
+    offset: int,
+    limit: int,
+) -> tuple[list[tuple[str, str]], int]:
+    """A page of (id, stored JSON text) and the total; at most two statements."""
+    engine = get_read_engine()
+    count_stmt, page_stmt = list_statements(
+        kind,
+        principal,
+        filters,
+        engine.dialect.name,
+        offset,
+        limit,
+        [kind.row.id, cast(kind.row.body, Text)],
+    )
+    key = total_key(kind, principal, filters)
+    with engine.connect() as conn:
+        total = cached_total(key)
+        if total is None:
+            total = conn.execute(count_stmt).scalar() or 0
+            remember_total(key, total, get_settings().list_total_cache_seconds)
+        rows = [(r[0], r[1]) for r in conn.execute(page_stmt)] if offset < total else []
+    return rows, total
+
+
+def render_documents(kind: ResourceKind, rows: list[tuple[str, str]], base_url: str) -> bytes:
+    """A JSON array of stored documents, each with its href."""
+    parts = [with_href(document, href_for(kind, base_url, rid)) for rid, document in rows]
+    return b"[" + b",".join(parts) + b"]"
