@@ -87,21 +87,22 @@ def emit_event(
         payload=payload,
         created_at=now,
     )
+    # The listeners do not depend on the change being written, so pending rows need
+    # not be flushed for this query; everything is flushed together at commit.
+    with session.no_autoflush:
+        listeners = session.scalars(
+            select(HubSubscription).where(
+                HubSubscription.api == api,
+                or_(
+                    HubSubscription.owner_customer_id.is_(None),
+                    HubSubscription.owner_customer_id == owner_customer_id,
+                ),
+            )
+        ).all()
     session.add(row)
-    listeners = session.scalars(
-        select(HubSubscription).where(
-            HubSubscription.api == api,
-            or_(
-                HubSubscription.owner_customer_id.is_(None),
-                HubSubscription.owner_customer_id == owner_customer_id,
-            ),
-        )
-    )
     for listener in listeners:
         if subscription_matches(listener.query, event_type, event):
-            session.add(
-                EventDelivery(event_id=event_id, subscription_id=listener.id, next_attempt_at=now)
-            )
+            session.add(EventDelivery(event=row, subscription_id=listener.id, next_attempt_at=now))
     return row
 
 

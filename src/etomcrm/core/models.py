@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from etomcrm.db import Base, JSONDoc, UTCDateTime, new_id, utcnow
 
@@ -97,6 +97,8 @@ class EventDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Lets the unit of work insert the event before its deliveries in one flush.
+    event: Mapped[OutboxEvent] = relationship(lazy="raise")
 
     __table_args__ = (Index("ix_event_delivery_due", "delivered_at", "next_attempt_at"),)
 

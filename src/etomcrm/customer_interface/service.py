@@ -114,17 +114,20 @@ class CustomerKind(ResourceKind):
     ) -> None:
         # The engaged party and the named contacts become visible to the customer's own
         # users; a party already claimed by another customer stays with it.
-        party_ids = [body["engagedParty"]["id"]] + [
-            p["id"]
+        refs = [body["engagedParty"]] + [
+            p
             for p in body.get("relatedParty", []) or []
             if isinstance(p, dict) and p.get("@referredType") in ("Individual", "Organization")
         ]
-        for row in (IndividualRow, OrganizationRow):
-            session.execute(
-                update(row)
-                .where(row.id.in_(party_ids), row.owner_customer_id.is_(None))
-                .values(owner_customer_id=owner)
-            )
+        for row, type_name in ((IndividualRow, "Individual"), (OrganizationRow, "Organization")):
+            ids = [r["id"] for r in refs if r.get("@referredType") in (type_name, None)]
+            if ids:
+                session.execute(
+                    update(row)
+                    .where(row.id.in_(ids), row.owner_customer_id.is_(None))
+                    .values(owner_customer_id=owner)
+                    .execution_options(synchronize_session=False)
+                )
 
     def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
         if body.get("status") not in ("prospect", "terminated"):
