@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -24,6 +24,63 @@ from etomcrm.db import session_scope
 from etomcrm.security.service import Principal
 
 JSON = "application/json"
+
+
+ID_PARAMETER = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "Identifier of the resource",
+}
+FIELDS_PARAMETER = {
+    "name": "fields",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Comma-separated attributes to return",
+}
+
+
+OFFSET_PARAMETER = {
+    "name": "offset",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 0, "default": 0},
+    "description": "Index of the first resource of the page",
+}
+LIMIT_PARAMETER = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "Resources per page (50 unless said; at most the configured maximum)",
+}
+
+
+def _single(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise InvalidRequest(f"give {name} once, not {len(values)} times")
+    return values[0] if values else None
+
+
+def _integer(request: Request, name: str, minimum: int) -> int | None:
+    raw = _single(request, name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < minimum:
+        raise InvalidRequest(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
+    return int(raw)
+
+
+def _paging(request: Request) -> tuple[str | None, int, int | None]:
+    """fields, offset and limit of a list request."""
+    return (
+        _single(request, "fields"),
+        _integer(request, "offset", 0) or 0,
+        _integer(request, "limit", 1),
+    )
 
 
 def _errors(doc: TmfDocument) -> dict[int | str, dict[str, Any]]:
@@ -83,18 +140,12 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
             206: {"description": "Partial page", **many},
             **_errors(doc),
         },
+        openapi_extra={"parameters": [FIELDS_PARAMETER, OFFSET_PARAMETER, LIMIT_PARAMETER]},
     )
-    async def list_(
-        request: Request,
-        fields: Annotated[
-            str | None, Query(description="Comma-separated attributes to return")
-        ] = None,
-        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-        limit: Annotated[int | None, Query(ge=1)] = None,
-    ) -> Response:
+    async def list_(request: Request) -> Response:
+        fields, offset, limit = _paging(request)
         principal = current_principal(request)
-        settings = get_settings()
-        size = min(limit or settings.default_page_limit, settings.max_page_limit)
+        size = min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
         filters: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             if key not in resources.RESERVED_QUERY:
@@ -120,14 +171,14 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         summary=f"Retrieve a {type_name} by id",
         tags=[kind.name],
         responses={200: {"description": "Success", **one}, **_errors(doc)},
+        openapi_extra={"parameters": [ID_PARAMETER, FIELDS_PARAMETER]},
     )
-    async def retrieve(
-        id: str,
-        request: Request,
-        fields: Annotated[
-            str | None, Query(description="Comma-separated attributes to return")
-        ] = None,
-    ) -> Response:
+    async def retrieve(request: Request) -> Response:
+        # Parameters are read from the request by hand (documented in openapi_extra):
+        # this is the most frequent call, and FastAPI's parameter models cost more here
+        # than the database read.
+        id = request.path_params["id"]
+        fields = _single(request, "fields")
         principal = current_principal(request)
         selected = _fields(kind, fields)
         document, version = reads.read_document(kind, principal, id)

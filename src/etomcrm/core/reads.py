@@ -9,11 +9,14 @@ only their own resources.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Text, cast
+from sqlalchemy.exc import DBAPIError
 
 from etomcrm.config import get_settings
 from etomcrm.core.errors import NotFound
@@ -21,6 +24,33 @@ from etomcrm.core.resources import READ, ResourceKind, href_for, list_statements
 from etomcrm.core.totals import cached_total, remember_total
 from etomcrm.db import get_read_engine
 from etomcrm.security.service import Principal
+
+T = TypeVar("T")
+_held = threading.local()
+
+
+def _with_connection(work: Callable[[Any], T]) -> T:
+    """Run ``work`` on this thread's read connection, held open between requests.
+
+    Checking a connection out of the pool and back for every read costs more than the
+    read itself. A connection the database dropped is replaced once.
+    """
+    engine = get_read_engine()
+    key = (engine.url.render_as_string(hide_password=False), id(engine))
+    for attempt in (1, 2):
+        held = getattr(_held, "connections", None)
+        if held is None:
+            held = _held.connections = {}
+        connection = held.get(key)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = held[key] = engine.connect()
+        try:
+            return work(connection)
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+            held.pop(key, None)
+    raise AssertionError("unreachable")
 
 
 @cache
@@ -40,12 +70,14 @@ def with_href(document: str | bytes, href: str) -> bytes:
 def read_document(kind: ResourceKind, principal: Principal, resource_id: str) -> tuple[str, int]:
     """One resource's stored JSON text and version; NotFound if the caller may not see it."""
     kind.authorize(principal, READ)
-    engine = get_read_engine()
     scoped = principal.is_customer and kind.customer_owned
     params: tuple[Any, ...] = (resource_id, principal.customer_id) if scoped else (resource_id,)
-    with engine.connect() as conn:
-        sql = _point_read_sql(kind.row.__tablename__, engine.dialect.name, scoped)
-        row = conn.exec_driver_sql(sql, params).first()
+
+    def point_read(conn: Any) -> Any:
+        sql = _point_read_sql(kind.row.__tablename__, conn.dialect.name, scoped)
+        return conn.exec_driver_sql(sql, params).first()
+
+    row = _with_connection(point_read)
     if row is None:
         raise NotFound(f"no {kind.name} with id {resource_id}")
     return row[0], row[1]
@@ -70,13 +102,16 @@ def list_documents(
         [kind.row.id, cast(kind.row.body, Text)],
     )
     key = total_key(kind, principal, filters)
-    with engine.connect() as conn:
+
+    def page_read(conn: Any) -> tuple[list[tuple[str, str]], int]:
         total = cached_total(key)
         if total is None:
             total = conn.execute(count_stmt).scalar() or 0
             remember_total(key, total, get_settings().list_total_cache_seconds)
         rows = [(r[0], r[1]) for r in conn.execute(page_stmt)] if offset < total else []
-    return rows, total
+        return rows, total
+
+    return _with_connection(page_read)
 
 
 def render_documents(kind: ResourceKind, rows: list[tuple[str, str]], base_url: str) -> bytes:
