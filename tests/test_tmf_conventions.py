@@ -411,3 +411,26 @@ def test_huge_numbers_make_the_round_trip(client: TestClient, admin: dict[str, s
         headers={**admin, "Idempotency-Key": "k1"},
     )
     assert retried.status_code == 201 and retried.json()["percentage"] == 1e20
+
+
+def test_paging_values_must_be_plain_whole_numbers_given_once(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    for query in (
+        "limit=²",
+        "offset=١",
+        "limit=5&limit=6",
+        "offset=1.5",
+        "fields=name&fields=status",
+    ):
+        response = client.get(f"{CUSTOMER}/customer?{query}", headers=admin)
+        assert response.status_code == 400, query
+    huge = client.get(f"{CUSTOMER}/customer?offset={10**30}", headers=admin)
+    assert huge.status_code == 200 and huge.json() == []
+
+
+def test_nul_in_path_or_query_is_refused(client: TestClient, admin: dict[str, str]) -> None:
+    for url in (f"{CUSTOMER}/customer/ab%00cd", f"{CUSTOMER}/customer?name=a%00b"):
+        response = client.get(url, headers=admin)
+        assert response.status_code == 400, url
+        assert "NUL" in response.json()["message"]

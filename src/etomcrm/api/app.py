@@ -13,6 +13,7 @@ from fastapi.responses import Response
 import etomcrm
 from etomcrm.api.conventions import (
     SECURITY_SCHEMES,
+    RefuseNul,
     install_error_handlers,
     json_response,
     read_json,
@@ -74,6 +75,7 @@ def create_app(*, deliver_events: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RefuseNul)
     router = APIRouter()
     documents = _documents()
     for doc, kinds in documents.values():

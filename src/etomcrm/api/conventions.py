@@ -137,3 +137,23 @@ def install_error_handlers(app: FastAPI) -> None:
         error = TmfError("an internal error occurred; it has been logged")
         error.status, error.code, error.reason = 500, "INTERNAL_ERROR", "Internal error"
         return error_response(error)
+
+
+class RefuseNul:
+    """Refuse NUL in the path or query before it reaches a handler.
+
+    PostgreSQL cannot compare text with NUL in it, so an id or filter value with one
+    would fail in the database instead of getting a clear answer.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
+            error = InvalidRequest("the path and query must not contain NUL (%00) characters")
+            await error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -69,7 +69,8 @@ def _integer(request: Request, name: str, minimum: int) -> int | None:
     raw = _single(request, name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < minimum:
+    # isascii: str.isdigit also admits digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
         raise InvalidRequest(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
     return int(raw)
 
