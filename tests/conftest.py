@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from etomcrm.config import get_settings
+from etomcrm.core.totals import _totals as totals_cache
 from etomcrm.db import get_engine, get_read_engine, session_scope
 from etomcrm.models import metadata
-from etomcrm.core.totals import _totals as totals_cache
 from etomcrm.security.service import _cache as token_cache
 from etomcrm.security.service import create_api_key
 

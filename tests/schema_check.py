@@ -39,7 +39,7 @@ class ConformingClient(TestClient):
                 return content["schema"] if content else None
         return None
 
-    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> httpx.Response:
         response = super().request(method, url, *args, **kwargs)
         path = httpx.URL(str(url)).path
         if not path.startswith("/tmf-api/"):

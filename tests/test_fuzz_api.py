@@ -10,13 +10,13 @@ attribute, some 40,000 cases: an hour or more on this machine).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis import checks
 
 from etomcrm.api.app import create_app
-from tests.conftest import TokenFactory
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(deliver_events=False))
 EXAMPLES = int(os.environ.get("ETOMCRM_FUZZ_EXAMPLES", "40"))
@@ -45,9 +45,7 @@ CHECKS = [
         HealthCheck.filter_too_much,
     ],
 )
-def test_api_survives_fuzzing(case: schemathesis.Case, auth: TokenFactory, db_url: str) -> None:
-    headers = getattr(test_api_survives_fuzzing, "_headers", {}).get(db_url)
-    if headers is None:
-        headers = auth("admin")
-        test_api_survives_fuzzing._headers = {db_url: headers}  # type: ignore[attr-defined]
-    case.call_and_validate(headers=headers, checks=CHECKS)
+def test_api_survives_fuzzing(case: schemathesis.Case[Any], admin: dict[str, str]) -> None:
+    # Hypothesis runs every example of one operation with the same fixtures: one database
+    # (emptied once per operation) and one admin key.
+    case.call_and_validate(headers=admin, checks=CHECKS)

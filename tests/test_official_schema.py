@@ -117,7 +117,10 @@ def test_every_operation_answers_with_schema_valid_bodies(
         assert client.get(href, headers=admin).status_code == 200
         assert client.get(path, headers=admin).status_code in (200, 206)
         first_attribute = next(iter(create))
-        assert client.get(f"{path}?fields={first_attribute}", headers=admin).status_code in (200, 206)
+        assert client.get(f"{path}?fields={first_attribute}", headers=admin).status_code in (
+            200,
+            206,
+        )
         patched = client.patch(href, json=change, headers=admin)
         assert patched.status_code == 200, (path, patched.text)
         for key, value in change.items():

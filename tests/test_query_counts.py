@@ -66,7 +66,7 @@ def test_reference_checks_are_one_query_per_referenced_kind(
         post(client, f"{PARTY}/individual", {"givenName": "A", "familyName": f"N{i}"}, admin)
         for i in range(10)
     ]
-    body = {
+    body: dict[str, Any] = {
         "name": "BMW AG",
         "engagedParty": {"id": org["id"], "@referredType": "Organization"},
         "relatedParty": [
