@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from etomcrm.config import get_settings
-from etomcrm.core.totals import _totals as totals_cache
+from etomcrm.core.totals import TOTALS
 from etomcrm.db import get_engine, get_read_engine, session_scope
 from etomcrm.models import metadata
-from etomcrm.security.service import _cache as token_cache
-from etomcrm.security.service import create_api_key
+from etomcrm.security.service import PRINCIPALS, create_api_key
 
 PG_SERVER = os.environ.get("ETOMCRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 # One database per test process, so parallel runs (xdist, a second terminal) never
@@ -74,8 +73,8 @@ def db_url(
         upgrade(url)
         _migrated.add(url)
     _reset(url)
-    token_cache.clear()
-    totals_cache.clear()
+    PRINCIPALS.clear()
+    TOTALS.clear()
     yield url
     get_settings.cache_clear()
 

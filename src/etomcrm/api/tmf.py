@@ -26,36 +26,33 @@ from etomcrm.security.service import Principal
 JSON = "application/json"
 
 
-ID_PARAMETER = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "Identifier of the resource",
-}
-FIELDS_PARAMETER = {
-    "name": "fields",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Comma-separated attributes to return",
-}
+def _parameter(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An OpenAPI parameter the handler reads from the request itself."""
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
 
 
-OFFSET_PARAMETER = {
-    "name": "offset",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 0, "default": 0},
-    "description": "Index of the first resource of the page",
-}
-LIMIT_PARAMETER = {
-    "name": "limit",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1},
-    "description": "Resources per page (50 unless said; at most the configured maximum)",
-}
+ID_PARAMETER = _parameter("id", "path", {"type": "string"}, "Identifier of the resource")
+FIELDS_PARAMETER = _parameter(
+    "fields", "query", {"type": "string"}, "Comma-separated attributes to return"
+)
+OFFSET_PARAMETER = _parameter(
+    "offset",
+    "query",
+    {"type": "integer", "minimum": 0, "default": 0},
+    "Index of the first resource of the page",
+)
+LIMIT_PARAMETER = _parameter(
+    "limit",
+    "query",
+    {"type": "integer", "minimum": 1},
+    "Resources per page (50 unless said; at most the configured maximum)",
+)
 
 
 def _single(request: Request, name: str) -> str | None:

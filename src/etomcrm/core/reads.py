@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from etomcrm.config import get_settings
 from etomcrm.core.errors import NotFound
 from etomcrm.core.resources import READ, ResourceKind, href_for, list_statements, total_key
-from etomcrm.core.totals import cached_total, remember_total
+from etomcrm.core.totals import TOTALS
 from etomcrm.db import get_read_engine
 from etomcrm.security.service import Principal
 
@@ -142,10 +142,10 @@ def list_documents(
             return list(conn.exec_driver_sql(sql, (*scope, limit, offset)).all())
 
     def page_read(conn: Any) -> tuple[list[tuple[str, str]], int]:
-        total = cached_total(key)
+        total = TOTALS.get(key)
         if total is None:
             total = count(conn)
-            remember_total(key, total, get_settings().list_total_cache_seconds)
+            TOTALS.put(key, total, get_settings().list_total_cache_seconds)
         rows = [(r[0], r[1]) for r in page(conn)] if offset < total else []
         return rows, total
 

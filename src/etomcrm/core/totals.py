@@ -9,33 +9,14 @@ by another worker process shows in the total within ``list_total_cache_seconds``
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Hashable
+from typing import Any
 
-_lock = threading.Lock()
-_totals: dict[Hashable, tuple[int, float]] = {}
-_MAX_ENTRIES = 10_000
+from etomcrm.core.ttl_cache import TtlCache
 
-
-def cached_total(key: Hashable) -> int | None:
-    hit = _totals.get(key)
-    if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    return None
-
-
-def remember_total(key: Hashable, total: int, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    with _lock:
-        if len(_totals) >= _MAX_ENTRIES:
-            _totals.clear()
-        _totals[key] = (total, time.monotonic() + seconds)
+# (kind name, customer scope, filters) -> total
+TOTALS: TtlCache[tuple[Any, ...], int] = TtlCache()
 
 
 def forget_totals(kind_name: str) -> None:
-    """Drop every cached total of one kind (keys start with the kind's name)."""
-    with _lock:
-        for key in [k for k in _totals if isinstance(k, tuple) and k and k[0] == kind_name]:
-            del _totals[key]
+    """Drop every cached total of one kind."""
+    TOTALS.discard_where(lambda key: key[0] == kind_name)

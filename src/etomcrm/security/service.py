@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
 from etomcrm.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from etomcrm.core.ttl_cache import TtlCache
 from etomcrm.db import utcnow
 from etomcrm.security.models import ApiKey, InstallationSecret, UserAccount
 
@@ -102,7 +102,7 @@ def revoke_api_key(session: Session, key_id: str) -> None:
     if key is None:
         raise NotFound(f"no API key with id {key_id}")
     key.revoked_at = utcnow()
-    _cache.clear()
+    PRINCIPALS.clear()
 
 
 def create_user(
@@ -164,17 +164,13 @@ def login(session: Session, username: str, password: str) -> str:
 
 _DUMMY_HASH = _password_hash.hash("not a password of anyone")
 
-# token -> (principal, expires at monotonic time)
-_cache: dict[str, tuple[Principal, float]] = {}
-_CACHE_MAX = 10_000
+# Verified tokens, so a request needs no database lookup to know its caller.
+PRINCIPALS: TtlCache[str, Principal] = TtlCache()
 
 
 def cached_principal(token: str) -> Principal | None:
     """A recently verified token's principal, without touching the database."""
-    hit = _cache.get(token)
-    if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    return None
+    return PRINCIPALS.get(token)
 
 
 def authenticate(session: Session, token: str | None) -> Principal:
@@ -184,13 +180,10 @@ def authenticate(session: Session, token: str | None) -> Principal:
     hit = cached_principal(token)
     if hit is not None:
         return hit
-    now = time.monotonic()
     principal = _login_principal(session, token) if token.count(".") == 2 else None
     if principal is None:
         principal = _api_key_principal(session, token)
-    if len(_cache) >= _CACHE_MAX:
-        _cache.clear()
-    _cache[token] = (principal, now + get_settings().token_cache_seconds)
+    PRINCIPALS.put(token, principal, get_settings().token_cache_seconds)
     return principal
 
 
