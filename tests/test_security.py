@@ -295,3 +295,19 @@ def test_every_change_writes_an_audit_record(client: TestClient, auth: TokenFact
     assert records[1].changes == {"statusReason": {"old": None, "new": "pilot"}}
     assert records[2].changes["deleted"]["id"] == created["id"]
     assert all(r.at is not None and r.at.tzinfo is not None for r in records)
+
+
+def test_staff_changes_keep_a_contact_with_its_customer(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given a contact the customer's own user created
+    mine = customer(client, admin)
+    token = auth("customer", customer_id=mine["id"])
+    contact = post(client, f"{PARTY}/individual", {"givenName": "Eva", "familyName": "Roth"}, token)
+    # when staff corrects it
+    fixed = client.patch(
+        f"{PARTY}/individual/{contact['id']}", json={"title": "Dr."}, headers=admin
+    )
+    assert fixed.status_code == 200
+    # then the customer still sees it
+    assert client.get(f"{PARTY}/individual/{contact['id']}", headers=token).status_code == 200

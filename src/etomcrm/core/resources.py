@@ -85,9 +85,15 @@ class ResourceKind:
 
     # ----- hooks an area overrides --------------------------------------------------
 
-    def owner_for(self, session: Session, principal: Principal, body: JsonDict) -> str | None:
-        """The customer this resource belongs to (None: the provider's own)."""
-        return principal.customer_id if principal.is_customer else None
+    def owner_for(
+        self, session: Session, principal: Principal, body: JsonDict, current: str | None
+    ) -> str | None:
+        """The customer this resource belongs to (None: the provider's own).
+
+        ``current`` is the owner before a change (None on create): by default a resource
+        a customer creates is its own, and a change keeps the owner it had.
+        """
+        return principal.customer_id if principal.is_customer else current
 
     def before_save(
         self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
@@ -330,7 +336,7 @@ def create(
     _stamp_times(kind, body, creating=True)
     kind.before_save(session, principal, body, None)
     check_references(session, kind, principal, body)
-    owner = kind.owner_for(session, principal, body)
+    owner = kind.owner_for(session, principal, body, None)
     row = kind.row(
         id=body["id"], owner_customer_id=owner, body=body, version=1, **_columns(kind, body)
     )
@@ -537,11 +543,7 @@ def patch(
     kind.before_save(session, principal, body, old)
     check_references(session, kind, principal, body)
     diff = _diff(old, body)
-    owner = (
-        kind.owner_for(session, principal, body)
-        if not principal.is_customer
-        else row.owner_customer_id
-    )
+    owner = kind.owner_for(session, principal, body, row.owner_customer_id)
     row.body = body
     row.owner_customer_id = owner
     row.version += 1

@@ -76,7 +76,9 @@ class PartyKind(ResourceKind):
 class CustomerKind(ResourceKind):
     """TMF629 customer: a party in the role of buying from us."""
 
-    def owner_for(self, session: Session, principal: Principal, body: JsonDict) -> str | None:
+    def owner_for(
+        self, session: Session, principal: Principal, body: JsonDict, current: str | None
+    ) -> str | None:
         return str(body["id"])
 
     def before_save(
@@ -165,7 +167,9 @@ class CustomerOwnedKind(ResourceKind):
                 {"id": principal.customer_id, "@referredType": "Customer", "role": "customer"}
             )
 
-    def owner_for(self, session: Session, principal: Principal, body: JsonDict) -> str | None:
+    def owner_for(
+        self, session: Session, principal: Principal, body: JsonDict, current: str | None
+    ) -> str | None:
         if principal.is_customer:
             return principal.customer_id
         refs = _customer_ref_ids(body)
