@@ -36,3 +36,7 @@ serve: install
 
 clean:
 	rm -rf $(VENV) etomcrm.db etomcrm.db-shm etomcrm.db-wal
+
+# The customer API benchmark (bench/README.md): both databases, about 20 minutes.
+bench: install
+	bench/run_customer_api.sh
