@@ -38,6 +38,8 @@ CHECKS = [
 @settings(
     max_examples=EXAMPLES,
     phases=PHASES,
+    # CI runs the same examples every time; a developer's run explores new ones.
+    derandomize=bool(os.environ.get("CI")),
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,

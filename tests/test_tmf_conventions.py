@@ -434,3 +434,24 @@ def test_nul_in_path_or_query_is_refused(client: TestClient, admin: dict[str, st
         response = client.get(url, headers=admin)
         assert response.status_code == 400, url
         assert "NUL" in response.json()["message"]
+
+
+def test_reads_survive_a_dropped_database_connection(
+    client: TestClient, admin: dict[str, str], db_url: str
+) -> None:
+    # given a customer read once, so the read connection is held
+    created = customer(client, admin)
+    assert client.get(f"{CUSTOMER}/customer/{created['id']}", headers=admin).status_code == 200
+    if not db_url.startswith("postgresql"):
+        return  # an SQLite file has no server connection to lose
+    # when the server ends every other connection (a restart, a failover)
+    from etomcrm.db import get_engine
+
+    with get_engine(db_url).begin() as conn:
+        conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    # then the next reads reconnect instead of failing
+    assert client.get(f"{CUSTOMER}/customer/{created['id']}", headers=admin).status_code == 200
+    assert client.get(f"{CUSTOMER}/customer", headers=admin).status_code == 200

@@ -14,14 +14,15 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from etomcrm.config import get_settings
 
-# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
-JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+# Documents are kept as JSON text on both databases (PostgreSQL's json, not jsonb): the
+# API answers with the stored text as it is, and jsonb would have to be turned back into
+# text on every read. Filters that look inside a document cast it to jsonb.
+JSONDoc = JSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -74,7 +74,8 @@ def document_path_equals(
         variables = {f"v{i}": alt for i, alt in enumerate(alternatives)}
         test = " || ".join(f"@ == ${name}" for name in variables)
         clause = text(
-            f"jsonb_path_exists({table}.body, CAST(:jp{n} AS jsonpath), CAST(:jv{n} AS jsonb))"
+            f"jsonb_path_exists(CAST({table}.body AS jsonb), CAST(:jp{n} AS jsonpath), "
+            f"CAST(:jv{n} AS jsonb))"
         ).bindparams(
             bindparam(f"jp{n}", f"{_quoted(path)} ? ({test})"),
             bindparam(f"jv{n}", orjson.dumps(variables).decode()),

@@ -36,7 +36,7 @@ def _with_connection(work: Callable[[Any], T]) -> T:
     read itself. A connection the database dropped is replaced once.
     """
     engine = get_read_engine()
-    key = (engine.url.render_as_string(hide_password=False), id(engine))
+    key = id(engine)  # one engine per database URL and process
     for attempt in (1, 2):
         held = getattr(_held, "connections", None)
         if held is None:
@@ -46,10 +46,17 @@ def _with_connection(work: Callable[[Any], T]) -> T:
             connection = held[key] = engine.connect()
         try:
             return work(connection)
-        except DBAPIError as error:
-            if attempt == 2 or not error.connection_invalidated:
+        except Exception as error:
+            driver_error: Any = error.orig if isinstance(error, DBAPIError) else error
+            lost = engine.dialect.is_disconnect(
+                driver_error, connection.connection.dbapi_connection, None
+            )
+            if attempt == 2 or not lost:
                 raise
+            # The server went away: every pooled connection is as dead as this one.
+            connection.invalidate()
             held.pop(key, None)
+            engine.dispose(close=False)
     raise AssertionError("unreachable")
 
 
@@ -75,7 +82,9 @@ def read_document(kind: ResourceKind, principal: Principal, resource_id: str) ->
 
     def point_read(conn: Any) -> Any:
         sql = _point_read_sql(kind.row.__tablename__, conn.dialect.name, scoped)
-        return conn.exec_driver_sql(sql, params).first()
+        # Straight to the driver (sqlite3 or psycopg): one statement, one row, and
+        # SQLAlchemy's result machinery would cost more than the read itself.
+        return conn.connection.driver_connection.execute(sql, params).fetchone()
 
     row = _with_connection(point_read)
     if row is None:
