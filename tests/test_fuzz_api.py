@@ -30,8 +30,12 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_schema_conformance,
     checks.response_headers_conformance,
-    checks.negative_data_rejection,
 ]
+# Invalid bodies must be refused. For reads and deletes the check is left out: any
+# undeclared query key is a TMF attribute filter by design, and schemathesis counts a
+# case as invalid even when its invalid part (a key without a value) never reaches the
+# wire, so the request it sends is a valid one.
+BODY_CHECKS = [*CHECKS, checks.negative_data_rejection]
 
 
 @schema.include(path_regex="^/tmf-api/").parametrize()
@@ -50,4 +54,5 @@ CHECKS = [
 def test_api_survives_fuzzing(case: schemathesis.Case[Any], admin: dict[str, str]) -> None:
     # Hypothesis runs every example of one operation with the same fixtures: one database
     # (emptied once per operation) and one admin key.
-    case.call_and_validate(headers=admin, checks=CHECKS)
+    has_body = case.method.upper() in ("POST", "PATCH")
+    case.call_and_validate(headers=admin, checks=BODY_CHECKS if has_body else CHECKS)

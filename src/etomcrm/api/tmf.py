@@ -55,6 +55,21 @@ LIMIT_PARAMETER = _parameter(
 )
 
 
+# Any other query parameter is a TMF attribute filter; OpenAPI says so with a free-form
+# object spread over the query (style form, explode).
+FILTERS_PARAMETER = {
+    **_parameter(
+        "filters",
+        "query",
+        {"type": "object", "additionalProperties": {"type": "string"}},
+        "Attribute filters: an attribute or a dotted path into the resource, lists "
+        "included (status=active, relatedParty.id=...); commas separate alternatives",
+    ),
+    "style": "form",
+    "explode": True,
+}
+
+
 def _single(request: Request, name: str) -> str | None:
     values = request.query_params.getlist(name)
     if len(values) > 1:
@@ -138,7 +153,9 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
             206: {"description": "Partial page", **many},
             **_errors(doc),
         },
-        openapi_extra={"parameters": [FIELDS_PARAMETER, OFFSET_PARAMETER, LIMIT_PARAMETER]},
+        openapi_extra={
+            "parameters": [FIELDS_PARAMETER, OFFSET_PARAMETER, LIMIT_PARAMETER, FILTERS_PARAMETER]
+        },
     )
     async def list_(request: Request) -> Response:
         fields, offset, limit = _paging(request)
