@@ -2,6 +2,9 @@
 
 The API answers with the stored document text as it is; jsonb had to be turned back
 into text on every read. SQLite keeps JSON as text already: nothing changes there.
+The change rewrites each table; on a large PostgreSQL database run ``VACUUM ANALYZE``
+afterwards (outside a transaction, so not here), or index-only scans read the heap
+until autovacuum gets to it.
 
 Revision ID: 0002
 Revises: 0001
