@@ -41,7 +41,7 @@ def test_list_queries_do_not_grow_with_page_size(
         counts.append(counter.count)
     # one count and one page (on SQLite an explicit BEGIN comes first)
     assert counts == [counts[0]] * 4
-    assert counts[0] == 2  # the count and the page
+    assert counts[0] <= 2  # the count, and the page when there is one
 
 
 def test_filtered_list_is_bounded(
