@@ -455,3 +455,9 @@ def test_reads_survive_a_dropped_database_connection(
     # then the next reads reconnect instead of failing
     assert client.get(f"{CUSTOMER}/customer/{created['id']}", headers=admin).status_code == 200
     assert client.get(f"{CUSTOMER}/customer", headers=admin).status_code == 200
+
+
+def test_sort_is_refused_rather_than_ignored(client: TestClient, admin: dict[str, str]) -> None:
+    response = client.get(f"{CUSTOMER}/customer?sort=name", headers=admin)
+    assert response.status_code == 400
+    assert "creation order" in response.json()["message"]

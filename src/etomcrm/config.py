@@ -15,8 +15,6 @@ class Settings(BaseSettings):
     # Signs staff login tokens. When unset, a secret is generated once and kept in the
     # database so every worker process of one installation agrees on it.
     secret_key: str | None = None
-    # The TMF shared folder with the official Open API documents.
-    tmf_openapi_dir: Path | None = None
     max_body_bytes: int = 1_000_000
     default_page_limit: int = 50
     max_page_limit: int = 1000

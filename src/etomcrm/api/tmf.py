@@ -89,6 +89,9 @@ def _integer(request: Request, name: str, minimum: int) -> int | None:
 
 def _paging(request: Request) -> tuple[str | None, int, int | None]:
     """fields, offset and limit of a list request."""
+    if "sort" in request.query_params:
+        # Refused rather than ignored: a caller must not take an unsorted page for sorted.
+        raise InvalidRequest("sort is not supported; lists come in creation order")
     return (
         _single(request, "fields"),
         _integer(request, "offset", 0) or 0,

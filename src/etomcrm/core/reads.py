@@ -60,10 +60,14 @@ def _with_connection(work: Callable[[Any], T]) -> T:
     raise AssertionError("unreachable")
 
 
+def _body_and_mark(dialect: str) -> tuple[str, str]:
+    """The document column as text, and the driver's parameter mark."""
+    return ("body::text", "%s") if dialect == "postgresql" else ("body", "?")
+
+
 @cache
 def _point_read_sql(table: str, dialect: str, scoped: bool) -> str:
-    body = "body::text" if dialect == "postgresql" else "body"
-    mark = "%s" if dialect == "postgresql" else "?"
+    body, mark = _body_and_mark(dialect)
     sql = f"SELECT {body}, version FROM {table} WHERE id = {mark}"
     return sql + f" AND owner_customer_id = {mark}" if scoped else sql
 
@@ -99,8 +103,7 @@ def _unfiltered_sql(table: str, dialect: str, scoped: bool) -> tuple[str, str]:
     The same statements as :func:`etomcrm.core.resources.list_statements` builds, written
     once instead of composed per request.
     """
-    body = "body::text" if dialect == "postgresql" else "body"
-    mark = "%s" if dialect == "postgresql" else "?"
+    body, mark = _body_and_mark(dialect)
     where = f" WHERE owner_customer_id = {mark}" if scoped else ""
     count = f"SELECT count(*) FROM {table}{where}"
     page = (

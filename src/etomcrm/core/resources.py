@@ -37,8 +37,7 @@ from etomcrm.db import new_id, utcnow
 from etomcrm.security.service import STAFF_ROLES, Principal, Role
 
 READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
-OPERATIONS = (READ, CREATE, UPDATE, DELETE)
-RESERVED_QUERY = frozenset({"fields", "offset", "limit", "sort"})
+RESERVED_QUERY = frozenset({"fields", "offset", "limit"})
 # Attributes only the server sets; a client's value is replaced, not trusted.
 SERVER_SET = ("id", "href")
 
