@@ -4,7 +4,12 @@ from etomcrm.catalog import models as catalog_models
 from etomcrm.core import models as core_models
 from etomcrm.customer_interface import models as customer_interface_models
 from etomcrm.db import Base
+from etomcrm.flows import models as flows_models
+from etomcrm.marketing import models as marketing_models
+from etomcrm.network import models as network_models
+from etomcrm.order_handling import models as order_handling_models
 from etomcrm.security import models as security_models
+from etomcrm.selling import models as selling_models
 
 metadata = Base.metadata
 
@@ -12,6 +17,11 @@ __all__ = [
     "catalog_models",
     "core_models",
     "customer_interface_models",
+    "flows_models",
+    "marketing_models",
     "metadata",
+    "network_models",
+    "order_handling_models",
     "security_models",
+    "selling_models",
 ]

@@ -25,22 +25,26 @@ from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.events import DeliveryThread
 from etomcrm.core.resources import ResourceKind
 from etomcrm.core.tmf_schemas import TmfDocument
-from etomcrm.customer_interface import service as customer_interface
+from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.db import session_scope
+from etomcrm.flows import api_kinds as flows_kinds
+from etomcrm.marketing import api_kinds as marketing_kinds
+from etomcrm.order_handling import api_kinds as order_handling_kinds
 from etomcrm.security import service as security
+from etomcrm.selling import api_kinds as selling_kinds
 
 API_KINDS: list[ResourceKind] = [
-    customer_interface.INDIVIDUAL_KIND,
-    customer_interface.ORGANIZATION_KIND,
-    customer_interface.CUSTOMER_KIND,
-    customer_interface.GEOGRAPHIC_SITE_KIND,
-    customer_interface.PARTY_INTERACTION_KIND,
+    *customer_interface_kinds.KINDS,
     catalog.CATALOG_KIND,
     catalog.CATEGORY_KIND,
     catalog.PRODUCT_SPECIFICATION_KIND,
     catalog.PRODUCT_OFFERING_KIND,
     catalog.PRODUCT_OFFERING_PRICE_KIND,
     catalog.PRODUCT_STOCK_KIND,
+    *marketing_kinds.KINDS,
+    *selling_kinds.KINDS,
+    *order_handling_kinds.KINDS,
+    *flows_kinds.KINDS,
 ]
 
 

@@ -148,3 +148,34 @@ PRODUCT_CATALOG = TmfDocument.load(
     "/tmf-api/productCatalogManagement/v4",
 )
 STOCK = TmfDocument.load("TMF687", "TMF687-Stock-v4.0.0.swagger.json", "/tmf-api/stock/v4")
+PRODUCT_ORDERING = TmfDocument.load(
+    "TMF622",
+    "TMF622-ProductOrdering-v4.0.0.swagger.json",
+    "/tmf-api/productOrderingManagement/v4",
+)
+PRODUCT_INVENTORY = TmfDocument.load(
+    "TMF637", "TMF637-ProductInventory-v4.0.0.swagger.json", "/tmf-api/productInventory/v4"
+)
+SERVICE_ORDERING = TmfDocument.load(
+    "TMF641", "TMF641-ServiceOrdering-v4.0.0.swagger.json", "/tmf-api/serviceOrdering/v4"
+)
+QUOTE = TmfDocument.load(
+    "TMF648", "TMF648-Quote-v4.0.0.swagger.json", "/tmf-api/quoteManagement/v4"
+)
+DOCUMENT = TmfDocument.load("TMF667", "TMF667-Document-v4.0.0.swagger.json", "/tmf-api/document/v4")
+PRODUCT_OFFERING_QUALIFICATION = TmfDocument.load(
+    "TMF679",
+    "TMF679-ProductOfferingQualification-v4.0.0.swagger.json",
+    "/tmf-api/productOfferingQualification/v4",
+)
+# The official document's basePath is "/customer/v4/"; served under /tmf-api like the rest.
+RECOMMENDATION = TmfDocument.load(
+    "TMF680", "TMF680-Recommendation-v4.0.0.swagger.json", "/tmf-api/recommendation/v4"
+)
+COMMUNICATION = TmfDocument.load(
+    "TMF681", "TMF681-Communication-v4.0.0.swagger.json", "/tmf-api/communicationManagement/v4"
+)
+SALES = TmfDocument.load("TMF699", "TMF699-Sales-v4.0.0.swagger.json", "/tmf-api/sales/v4")
+PROCESS_FLOW = TmfDocument.load(
+    "TMF701", "TMF701-ProcessFlow-v4.1.0.swagger.json", "/tmf-api/processFlowManagement/v4"
+)

@@ -24,3 +24,10 @@ class GeographicSiteRow(TmfResourceRow, Base):
 
 class PartyInteractionRow(TmfResourceRow, Base):
     __tablename__ = "party_interaction"
+
+
+class CommunicationMessageRow(TmfResourceRow, Base):
+    """TMF681: a message to a customer's contacts; its id is derived from the sender's
+    key, so a retried send finds the message it already wrote."""
+
+    __tablename__ = "communication_message"

@@ -1,0 +1,1 @@
+"""The end-to-end flows (Fulfillment, Assurance, Billing) as durable DBOS workflows."""

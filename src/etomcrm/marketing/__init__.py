@@ -1,0 +1,1 @@
+"""3.3 Marketing fulfilment response: campaigns, collateral and the leads they bring."""
