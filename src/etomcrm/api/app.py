@@ -48,6 +48,15 @@ API_KINDS: list[ResourceKind] = [
 ]
 
 
+AREAS = (
+    customer_interface_kinds,
+    marketing_kinds,
+    selling_kinds,
+    order_handling_kinds,
+    flows_kinds,
+)
+
+
 def _documents() -> dict[str, tuple[TmfDocument, list[ResourceKind]]]:
     docs: dict[str, tuple[TmfDocument, list[ResourceKind]]] = {}
     for kind in API_KINDS:
@@ -87,6 +96,9 @@ def create_app(*, deliver_events: bool | None = None) -> FastAPI:
             add_resource_routes(router, kind)
         add_hub_routes(router, doc, kinds)
     app.include_router(router)
+    for area in AREAS:
+        for area_router in area.ROUTERS:
+            app.include_router(area_router)
     _add_auth_routes(app)
 
     def openapi() -> dict[str, Any]:

@@ -1,6 +1,9 @@
-"""The resource kinds this area serves through the TMF APIs."""
+"""What this area serves over HTTP: resource kinds (TMF conventions applied by
+``api.tmf``) and routers for operations beyond create/read/patch/delete."""
 
 from __future__ import annotations
+
+from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
 from etomcrm.customer_interface import service
@@ -12,3 +15,5 @@ KINDS: list[ResourceKind] = [
     service.GEOGRAPHIC_SITE_KIND,
     service.PARTY_INTERACTION_KIND,
 ]
+
+ROUTERS: list[APIRouter] = []
