@@ -27,6 +27,37 @@ class Settings(BaseSettings):
     hub_delivery_enabled: bool = True
     hub_max_backoff_seconds: float = 600.0
 
+    # Messages to customers (TMF681) go through a channel; the default writes each one
+    # as an RFC 5322 file into this directory. With an SMTP URL they are mailed instead.
+    message_dir: Path = Path.cwd() / "messages"
+    smtp_url: str | None = None
+    message_sender: str = "service@extranet-services.example"
+
+    # Selling rules.
+    quote_discount_approval_percent: float = 10.0  # above this, a second person approves
+    quote_validity_days: int = 30
+
+    # The simulated network side: everything it decides comes from this seed, so a run
+    # can be repeated. One simulated lead-time day lasts this many real seconds (0 answers
+    # at once; the demo uses a fraction of a second; tests choose).
+    network_seed: int = 4242
+    network_day_seconds: float = 0.0
+    network_late_rate: float = 0.15
+    network_failure_rate: float = 0.05
+    network_unserviceable_rate: float = 0.02
+    network_special_build_rate: float = 0.1
+
+    # Durable flows (DBOS). The system database defaults to a SQLite file beside the
+    # application database, or the same PostgreSQL database (schema "dbos").
+    flows_system_database_url: str | None = None
+    # Each process that runs flows needs its own executor id, or a restart of one
+    # would recover the others' workflows too.
+    flows_executor_id: str | None = None
+    # In the embedded default the serving process also runs the flows; with False it
+    # only enqueues them and `etomcrm worker` processes run them.
+    flows_run_in_server: bool = True
+    flows_worker_concurrency: int = 8
+
 
 @lru_cache
 def get_settings() -> Settings:

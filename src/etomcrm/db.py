@@ -6,7 +6,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -147,3 +147,24 @@ def session_scope(url: str | None = None, *, readonly: bool = False) -> Iterator
         raise
     finally:
         session.close()
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once this session's transaction has committed (never on rollback).
+
+    For what must not happen unless the change is durable: waking a flow, for example.
+    """
+    if not session.info.get("after_commit_listening"):
+        session.info["after_commit_listening"] = True
+        event.listen(session, "after_commit", _run_after_commit)
+        event.listen(session, "after_soft_rollback", _forget_after_commit)
+    session.info.setdefault("after_commit", []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop("after_commit", []):
+        action()
+
+
+def _forget_after_commit(session: Session, previous_transaction: Any) -> None:
+    session.info.pop("after_commit", None)
