@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
-from etomcrm.customer_interface import service
+from etomcrm.customer_interface import communication, service
 
 KINDS: list[ResourceKind] = [
     service.INDIVIDUAL_KIND,
@@ -14,6 +14,7 @@ KINDS: list[ResourceKind] = [
     service.CUSTOMER_KIND,
     service.GEOGRAPHIC_SITE_KIND,
     service.PARTY_INTERACTION_KIND,
+    communication.COMMUNICATION_MESSAGE_KIND,
 ]
 
 ROUTERS: list[APIRouter] = []

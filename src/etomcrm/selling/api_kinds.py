@@ -6,7 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
+from etomcrm.selling import prospects
 
-KINDS: list[ResourceKind] = []
+KINDS: list[ResourceKind] = [
+    prospects.SALES_LEAD_KIND,
+    prospects.SALES_OPPORTUNITY_KIND,
+]
 
 ROUTERS: list[APIRouter] = []
