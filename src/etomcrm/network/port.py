@@ -1,0 +1,112 @@
+"""The port between the CRM and the network side (service and resource management).
+
+The CRM asks two things of the network: can a site be served with an offering, and
+how soon (TMF645-like site qualification); and build this site (a TMF641 service
+order), then: how is it going. The simulator in :mod:`etomcrm.network.simulator` is the
+default implementation; a real OSS replaces it by implementing :class:`NetworkPort` and
+installing it with :func:`use_network`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from etomcrm.core.tmf_schemas import JsonDict
+
+ServiceOrderState = Literal["inProgress", "completed", "failed"]
+# Lead times and expected dates are business dates where the sites are.
+BUSINESS_TIMEZONE = ZoneInfo("Europe/Berlin")
+# Service order ids derive from the sender's key under this namespace, so the same key
+# is the same order on every run and in every process.
+SERVICE_ORDER_NAMESPACE = uuid.UUID("6d1f3c2e-5a0b-4c1e-9a57-0e7c3f1b2d40")
+
+
+def business_date(moment: datetime) -> date:
+    """The date at the sites at ``moment`` (an aware datetime)."""
+    return moment.astimezone(BUSINESS_TIMEZONE).date()
+
+
+def service_order_id(key: str) -> str:
+    """The network's id of the service order sent with ``key``."""
+    return str(uuid.uuid5(SERVICE_ORDER_NAMESPACE, key))
+
+
+@dataclass(frozen=True)
+class SiteQualification:
+    """The network's answer for one site and one offering."""
+
+    site_id: str
+    offering_id: str
+    serviceable: bool
+    lead_time_days: int  # calendar days from order to active; 0 when not serviceable
+    special_build: bool  # civil works or a new line are needed first (included in the days)
+    reason: str  # why: the access technology, what the special build is, why not servable
+
+
+@dataclass(frozen=True)
+class ServiceOrderStatus:
+    """Where one service order stands, as the network reports it."""
+
+    id: str
+    key: str
+    site_id: str
+    state: ServiceOrderState
+    # Real UTC time at which asking again is worthwhile (a flow sleeps durably until then).
+    ready_at: datetime
+    expected_completion_date: date  # business date the network now expects
+    attempt: int
+    detail: str  # e.g. "on schedule", "delayed: fibre civil works", "failed: CPE not reachable"
+
+
+class NetworkPort(Protocol):
+    def qualify(self, session: Session, *, site: JsonDict, offering_id: str) -> SiteQualification:
+        """Whether ``site`` (a TMF674 GeographicSite body) can be served with the offering."""
+        ...
+
+    def submit_service_order(
+        self,
+        session: Session,
+        *,
+        key: str,
+        customer_id: str,
+        product_order_id: str,
+        order_item_id: str,
+        site_id: str,
+        offering_id: str,
+        attempt: int = 1,
+    ) -> ServiceOrderStatus:
+        """Send a service order; the same ``key`` again returns the same order.
+
+        Works in the caller's session and never commits: the order is sent exactly when
+        the caller's transaction commits. A retry after a failure uses a new key.
+        """
+        ...
+
+    def service_order_status(self, session: Session, service_order_id: str) -> ServiceOrderStatus:
+        """The current status of a service order sent before."""
+        ...
+
+
+_installed: NetworkPort | None = None
+
+
+def use_network(network: NetworkPort | None) -> None:
+    """Install the network every caller of :func:`get_network` gets (None: the simulator)."""
+    global _installed
+    _installed = network
+
+
+def get_network() -> NetworkPort:
+    """The configured network side: the one installed, else the simulator from settings."""
+    if _installed is not None:
+        return _installed
+    from etomcrm.network.simulator import SimulatedNetwork
+
+    # Built per call: cheap, and it follows the current settings (tests change them).
+    return SimulatedNetwork()

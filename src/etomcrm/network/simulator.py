@@ -1,0 +1,447 @@
+"""A simulated network side: coverage, lead times, activation that runs late or fails.
+
+Everything it decides comes from a seeded hash, never from a shared random stream, so
+the answer for a site or a service order does not depend on what was asked before or
+in which process: the same seed, site and key give the same coverage, lead time and
+outcome on every run.
+
+Per site (hash of seed + site id): serviceable or not, fibre at the site or copper
+only, a regional and a site-specific share of the lead time, and whether a special
+build (civil works, a new line) is needed. Lead times: 10 days for up to 10 Mbit/s,
+14 for up to 100 Mbit/s, 20 for more (fibre only), plus up to 6 days by region
+(postcode area) and 4 by site, so 10 to 30 days; a special build adds 10 to 20.
+
+Per service order (hash of seed + key): on time, late by 3 to 15 days, or failed part
+way. One simulated day lasts ``day_seconds`` real seconds. A service order is
+``inProgress`` with ``ready_at`` at its planned end; asked at or after that time it is
+``completed``, or ``failed``, or (late) ``inProgress`` once more with a later expected
+date and a new ``ready_at``. With ``day_seconds`` 0 an on-time order is completed when
+it is sent; a late one still reports its delay once before it completes, so a flow
+sees the same sequence of answers at any speed. The stored order holds its outcome
+and phase, so the status survives restarts of any process.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from etomcrm.catalog.models import ProductOfferingRow
+from etomcrm.config import get_settings
+from etomcrm.core.errors import NotFound
+from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.models import GeographicSiteRow
+from etomcrm.db import utcnow
+from etomcrm.network.models import NetworkServiceOrderRow
+from etomcrm.network.port import (
+    BUSINESS_TIMEZONE,
+    ServiceOrderState,
+    ServiceOrderStatus,
+    SiteQualification,
+    business_date,
+    service_order_id,
+)
+
+# What a test or the demo may force on one site:
+# - "unserviceable": no access network reaches the site;
+# - "special_build": serviceable only after a special build;
+# - "late": its service orders run late (every attempt);
+# - "fail": its first service order fails, retries go through on time;
+# - "on_time": serviceable, no special build, every service order on time.
+# Any of them but "unserviceable" makes the site serviceable.
+Override = Literal["unserviceable", "special_build", "late", "fail", "on_time"]
+Outcome = Literal["onTime", "late", "failed"]
+
+FIBRE_SHARE = 0.7
+FIBRE_ONLY_ABOVE_MBITS = 100
+LATE_REASONS = (
+    "fibre civil works",
+    "landlord access to the building",
+    "line handover by the local carrier",
+    "router configuration backlog",
+    "permit for the street works",
+)
+FAILURE_REASONS = (
+    "CPE not reachable",
+    "line test failed at the handover point",
+    "VLAN conflict at the point of presence",
+    "no technician access on the appointed day",
+)
+SPECIAL_BUILD_REASONS = (
+    "a new line from the street to the building",
+    "civil works on the site's own ground",
+    "an in-house cabling extension to the equipment room",
+)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _date_time(day: date) -> str:
+    """A business date as the TMF date-time of its start at the sites."""
+    return datetime.combine(day, time(), BUSINESS_TIMEZONE).isoformat()
+
+
+def _place(site: JsonDict) -> JsonDict:
+    for place in site.get("place", []) or []:
+        if isinstance(place, dict):
+            return place
+    return {}
+
+
+@dataclass(frozen=True)
+class _Coverage:
+    """What the network has at one site; drawn once per seed and site."""
+
+    serviceable: bool
+    unserviceable_reason: str
+    fibre: bool
+    region_days: int
+    site_days: int
+    special_build: bool
+    special_build_days: int
+    special_build_reason: str
+
+
+class SimulatedNetwork:
+    """The simulated network side; see the module docstring for its rules."""
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        day_seconds: float | None = None,
+        late_rate: float | None = None,
+        failure_rate: float | None = None,
+        unserviceable_rate: float | None = None,
+        special_build_rate: float | None = None,
+        overrides: Mapping[str, Override] | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        settings = get_settings()
+        self.seed = settings.network_seed if seed is None else seed
+        self.day_seconds = settings.network_day_seconds if day_seconds is None else day_seconds
+        self.late_rate = settings.network_late_rate if late_rate is None else late_rate
+        self.failure_rate = settings.network_failure_rate if failure_rate is None else failure_rate
+        self.unserviceable_rate = (
+            settings.network_unserviceable_rate
+            if unserviceable_rate is None
+            else unserviceable_rate
+        )
+        self.special_build_rate = (
+            settings.network_special_build_rate
+            if special_build_rate is None
+            else special_build_rate
+        )
+        self.overrides: dict[str, Override] = dict(overrides or {})
+        self.now = now
+
+    # ----- seeded draws -----------------------------------------------------------------
+
+    def _random(self, purpose: str, identity: str) -> random.Random:
+        digest = hashlib.sha256(f"{self.seed}|{purpose}|{identity}".encode()).digest()
+        return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def _coverage(self, site: JsonDict) -> _Coverage:
+        site_id = str(site.get("id", ""))
+        postcode = str(_place(site).get("postcode", ""))
+        region = self._random("region", postcode[:2] or "unknown")
+        draw = self._random("site", site_id)
+        # Every draw is made whatever the earlier ones gave, so each stays stable.
+        unserviceable = draw.random() < self.unserviceable_rate
+        distance_km = draw.randint(12, 60)
+        fibre = draw.random() < FIBRE_SHARE
+        site_days = draw.randint(0, 4)
+        special_build = draw.random() < self.special_build_rate
+        special_build_days = draw.randint(10, 20)
+        special_build_reason = draw.choice(SPECIAL_BUILD_REASONS)
+        return _Coverage(
+            serviceable=not unserviceable,
+            unserviceable_reason=(
+                "no access network within reach: the nearest point of presence is "
+                f"{distance_km} km from the site"
+            ),
+            fibre=fibre,
+            region_days=region.randint(0, 6),
+            site_days=site_days,
+            special_build=special_build,
+            special_build_days=special_build_days,
+            special_build_reason=special_build_reason,
+        )
+
+    # ----- qualification ----------------------------------------------------------------
+
+    def _bandwidth(self, session: Session, offering_id: str) -> int | None:
+        body = session.get(ProductOfferingRow, offering_id)
+        if body is None:
+            return None
+        for use in body.body.get("prodSpecCharValueUse", []) or []:
+            if isinstance(use, dict) and use.get("name") == "bandwidth":
+                for value in use.get("productSpecCharacteristicValue", []) or []:
+                    if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+                        return int(value["value"])
+        return None
+
+    def qualify(self, session: Session, *, site: JsonDict, offering_id: str) -> SiteQualification:
+        site_id = str(site.get("id", ""))
+        override = self.overrides.get(site_id)
+        coverage = self._coverage(site)
+        if override == "unserviceable" or (override is None and not coverage.serviceable):
+            return SiteQualification(
+                site_id, offering_id, False, 0, False, coverage.unserviceable_reason
+            )
+        bandwidth = self._bandwidth(session, offering_id)
+        if bandwidth is None or bandwidth <= 10:
+            base = 10
+        elif bandwidth <= FIBRE_ONLY_ABOVE_MBITS:
+            base = 14
+        else:
+            base = 20
+        days = base + coverage.region_days + coverage.site_days
+        special = False
+        fibre = coverage.fibre or override == "on_time"
+        technology = "fibre (FTTB)" if fibre else "copper (VDSL)"
+        speed = f"{bandwidth} Mbit/s" if bandwidth else "the offering"
+        reasons = [f"{speed} over {technology} at the site"]
+        if bandwidth is not None and bandwidth > FIBRE_ONLY_ABOVE_MBITS and not fibre:
+            special = True
+            reasons = [
+                f"{speed} needs fibre; the site has copper only: "
+                "special build of a fibre connection"
+            ]
+        elif override == "special_build" or (override != "on_time" and coverage.special_build):
+            special = True
+            reasons.append(f"special build: {coverage.special_build_reason}")
+        if special:
+            days += coverage.special_build_days
+            reasons.append(f"{coverage.special_build_days} days for the special build")
+        return SiteQualification(site_id, offering_id, True, days, special, "; ".join(reasons))
+
+    # ----- service orders ---------------------------------------------------------------
+
+    def _outcome(self, key: str, site_id: str, attempt: int) -> tuple[Outcome, int, float, str]:
+        """The outcome, the days of delay, the share of the lead time after which a
+        failing order fails, and the detail the network reports when it happens."""
+        draw = self._random("order", key)
+        roll = draw.random()
+        delay_days = draw.randint(3, 15)
+        fail_share = draw.uniform(0.1, 1.0)
+        late_reason = draw.choice(LATE_REASONS)
+        failure_reason = draw.choice(FAILURE_REASONS)
+        override = self.overrides.get(site_id)
+        outcome: Outcome
+        if override == "late":
+            outcome = "late"
+        elif override == "fail":
+            outcome = "failed" if attempt == 1 else "onTime"
+        elif override == "on_time":
+            outcome = "onTime"
+        elif roll < self.failure_rate:
+            outcome = "failed"
+        elif roll < self.failure_rate + self.late_rate:
+            outcome = "late"
+        else:
+            outcome = "onTime"
+        detail = {
+            "onTime": "on schedule",
+            "late": f"delayed: {late_reason}",
+            "failed": f"failed: {failure_reason}",
+        }[outcome]
+        return outcome, delay_days, fail_share, detail
+
+    def _after(self, start: datetime, days: float) -> datetime:
+        return start + timedelta(seconds=days * self.day_seconds)
+
+    def submit_service_order(
+        self,
+        session: Session,
+        *,
+        key: str,
+        customer_id: str,
+        product_order_id: str,
+        order_item_id: str,
+        site_id: str,
+        offering_id: str,
+        attempt: int = 1,
+    ) -> ServiceOrderStatus:
+        order_id = service_order_id(key)
+        existing = session.get(NetworkServiceOrderRow, order_id, with_for_update=True)
+        if existing is not None:
+            return self._advance(existing)
+        now = self.now()
+        site_row = session.get(GeographicSiteRow, site_id)
+        site = site_row.body if site_row is not None else {"id": site_id}
+        qualification = self.qualify(session, site=site, offering_id=offering_id)
+        outcome, delay_days, fail_share, detail = self._outcome(key, site_id, attempt)
+        lead = qualification.lead_time_days
+        expected = business_date(now) + timedelta(days=lead)
+        state: ServiceOrderState = "inProgress"
+        if not qualification.serviceable:
+            outcome, detail, state = "failed", f"failed: {qualification.reason}", "failed"
+            ready_at = now
+        elif outcome == "failed":
+            ready_at = self._after(now, lead * fail_share)
+        else:
+            ready_at = self._after(now, lead)
+        if state == "inProgress" and outcome == "onTime" and ready_at <= now:
+            state = "completed"
+        simulation: JsonDict = {
+            "outcome": outcome,
+            "phase": "done" if state != "inProgress" else "planned",
+            "detail": detail if state != "inProgress" else "on schedule",
+            # What the network will report when the order's time comes.
+            "pendingDetail": detail,
+            "siteId": site_id,
+            "offeringId": offering_id,
+            "submittedAt": _iso(now),
+            "leadTimeDays": lead,
+            "delayDays": delay_days if outcome == "late" else 0,
+            "expectedDate": expected.isoformat(),
+        }
+        body: JsonDict = {
+            "id": order_id,
+            "@type": "SimulatedServiceOrder",
+            "@baseType": "ServiceOrder",
+            "externalId": key,
+            "description": f"Site {site_id}: activate product offering {offering_id} "
+            f"(attempt {attempt})",
+            "state": state,
+            "orderDate": _iso(now),
+            "startDate": _iso(now),
+            "expectedCompletionDate": _date_time(expected),
+            "relatedParty": [
+                {
+                    "id": customer_id,
+                    "role": "customer",
+                    "@type": "RelatedParty",
+                    "@referredType": "Customer",
+                }
+            ],
+            "externalReference": [
+                {"name": product_order_id, "externalReferenceType": "ProductOrder"},
+                {"name": order_item_id, "externalReferenceType": "ProductOrderItem"},
+            ],
+            "serviceOrderItem": [
+                {
+                    "id": "1",
+                    "action": "add",
+                    "state": state,
+                    "service": {
+                        "serviceType": "siteAccess",
+                        "state": "active" if state == "completed" else "designed",
+                        "place": [
+                            {
+                                "id": site_id,
+                                "role": "installationAddress",
+                                "@referredType": "GeographicSite",
+                            }
+                        ],
+                        "serviceCharacteristic": [
+                            {"name": "productOfferingId", "value": offering_id},
+                            {"name": "leadTimeDays", "value": lead},
+                            {"name": "specialBuild", "value": qualification.special_build},
+                        ],
+                    },
+                }
+            ],
+            "note": [{"date": _iso(now), "author": "network", "text": qualification.reason}],
+            "simulation": simulation,
+        }
+        if state == "completed":
+            body["completionDate"] = _iso(now)
+        if state == "failed":
+            body["note"].append({"date": _iso(now), "author": "network", "text": detail})
+        row = NetworkServiceOrderRow(
+            id=order_id,
+            at_type="SimulatedServiceOrder",
+            name=key[:200],
+            status=state,
+            owner_customer_id=customer_id,
+            body=body,
+            version=1,
+            attempt=attempt,
+            ready_at=ready_at,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            # The same key sent concurrently: the other sender's order is this order.
+            existing = session.get(NetworkServiceOrderRow, order_id, populate_existing=True)
+            if existing is None:
+                raise
+            return self._advance(existing)
+        return self._status(row)
+
+    def service_order_status(self, session: Session, service_order_id: str) -> ServiceOrderStatus:
+        row = session.get(NetworkServiceOrderRow, service_order_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"the network has no service order {service_order_id}")
+        return self._advance(row)
+
+    def _advance(self, row: NetworkServiceOrderRow) -> ServiceOrderStatus:
+        """Move an order on if its time has come; the answer is stored with it."""
+        body: JsonDict = row.body
+        simulation = body["simulation"]
+        now = self.now()
+        if simulation["phase"] == "done" or row.ready_at is None or now < row.ready_at:
+            return self._status(row)
+        body = copy.deepcopy(body)
+        simulation = body["simulation"]
+        submitted = datetime.fromisoformat(simulation["submittedAt"])
+        state: ServiceOrderState
+        if simulation["outcome"] == "late" and simulation["phase"] == "planned":
+            state = "inProgress"
+            simulation["phase"] = "delayed"
+            simulation["detail"] = simulation["pendingDetail"]
+            expected = date.fromisoformat(simulation["expectedDate"]) + timedelta(
+                days=simulation["delayDays"]
+            )
+            simulation["expectedDate"] = expected.isoformat()
+            body["expectedCompletionDate"] = _date_time(expected)
+            total_days = simulation["leadTimeDays"] + simulation["delayDays"]
+            row.ready_at = max(self._after(submitted, total_days), now)
+            text = f"{simulation['detail']}; now expected on {expected.isoformat()}"
+        elif simulation["outcome"] == "failed":
+            state = "failed"
+            simulation["phase"] = "done"
+            simulation["detail"] = simulation["pendingDetail"]
+            text = simulation["detail"]
+        else:
+            state = "completed"
+            simulation["phase"] = "done"
+            simulation["detail"] = "completed"
+            body["completionDate"] = _iso(row.ready_at)
+            body["serviceOrderItem"][0]["service"]["state"] = "active"
+            text = "service active at the site"
+        body["state"] = state
+        body["serviceOrderItem"][0]["state"] = state
+        body.setdefault("note", []).append({"date": _iso(now), "author": "network", "text": text})
+        row.body = body
+        row.status = state
+        row.version += 1
+        row.updated_at = now
+        return self._status(row)
+
+    def _status(self, row: NetworkServiceOrderRow) -> ServiceOrderStatus:
+        body: JsonDict = row.body
+        simulation: dict[str, Any] = body["simulation"]
+        return ServiceOrderStatus(
+            id=row.id,
+            key=str(body["externalId"]),
+            site_id=str(simulation["siteId"]),
+            state=body["state"],
+            ready_at=row.ready_at or row.created_at,
+            expected_completion_date=date.fromisoformat(simulation["expectedDate"]),
+            attempt=row.attempt,
+            detail=str(simulation["detail"]),
+        )
