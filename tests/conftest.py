@@ -84,7 +84,7 @@ def client(db_url: str) -> Iterator[TestClient]:
     from etomcrm.api.app import create_app
     from tests.schema_check import ConformingClient
 
-    with ConformingClient(create_app(deliver_events=False)) as test_client:
+    with ConformingClient(create_app(deliver_events=False, run_flows=False)) as test_client:
         yield test_client
 
 
@@ -142,3 +142,17 @@ def count_queries(db_url: str) -> Callable[[], Any]:
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture
+def flows(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process runs the flows (DBOS launched on the test database), with the
+    simulated network answering at once and customer messages written under tmp_path."""
+    from etomcrm.flows import engine
+
+    monkeypatch.setenv("ETOMCRM_MESSAGE_DIR", str(tmp_path / "messages"))
+    monkeypatch.setenv("ETOMCRM_NETWORK_DAY_SECONDS", "0")
+    get_settings.cache_clear()
+    engine.launch(db_url)
+    yield
+    engine.shutdown()

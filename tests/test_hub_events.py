@@ -198,7 +198,7 @@ def test_the_service_delivers_events_by_itself(
 
     monkeypatch.setenv("ETOMCRM_HUB_DELIVERY_INTERVAL_SECONDS", "0.05")
     get_settings.cache_clear()
-    with TestClient(create_app(deliver_events=True)) as service:
+    with TestClient(create_app(deliver_events=True, run_flows=False)) as service:
         service.post(f"{CUSTOMER}/hub", json={"callback": listener.url}, headers=admin)
         # when a customer is created
         customer(service, admin)

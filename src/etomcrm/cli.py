@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,21 +44,118 @@ def serve(
     port: int = 8000,
     workers: int = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
+    flows: Annotated[
+        bool, typer.Option(help="Also run the flows (one worker process beside the API)")
+    ] = True,
 ) -> None:
-    """Run the HTTP service (every TMF API, OpenAPI document at /openapi.json)."""
+    """Run the HTTP service (every TMF API, OpenAPI document at /openapi.json).
+
+    With one worker the serving process runs the flows itself. With more, the API
+    processes only enqueue flows and one ``etomcrm worker`` process runs them."""
+    import os
+    import subprocess
+
     import uvicorn
 
     from etomcrm.migrate import upgrade
 
     upgrade()
-    uvicorn.run(
-        "etomcrm.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
+    worker: subprocess.Popen[bytes] | None = None
+    if workers > 1 or not flows:
+        os.environ["ETOMCRM_FLOWS_RUN_IN_SERVER"] = "false"
+        get_settings.cache_clear()
+        if flows:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "etomcrm", "worker", "--executor-id", "serve-flows"]
+            )
+    try:
+        uvicorn.run(
+            "etomcrm.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+@app.command()
+def worker(
+    executor_id: Annotated[
+        str,
+        typer.Option(
+            help="This worker's own id: keep it across restarts, so the worker recovers its "
+            "own unfinished flows (and nobody else's)"
+        ),
+    ] = "worker-1",
+    concurrency: Annotated[int, typer.Option(help="Flows run at once")] = 0,
+) -> None:
+    """Run the durable flows (Fulfillment, ...) queued by the API processes."""
+    import os
+    import signal
+    import threading
+
+    from etomcrm.core.events import deliver_messages
+    from etomcrm.flows import engine
+    from etomcrm.flows.fulfillment import sweep_unstarted_orders
+    from etomcrm.migrate import upgrade
+
+    os.environ["ETOMCRM_FLOWS_EXECUTOR_ID"] = executor_id
+    get_settings.cache_clear()
+    upgrade()
+    engine.launch(concurrency=concurrency or None)
+    started = sweep_unstarted_orders()
+    console.print(
+        f"worker {executor_id} running flows" + (f"; started {started}" if started else "")
     )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    while not stopping.is_set():
+        try:
+            deliver_messages()
+        except Exception as error:  # a database hiccup: try again next round
+            console.print(f"[yellow]message delivery failed:[/yellow] {error}")
+        stopping.wait(1.0)
+    engine.shutdown()
+
+
+@app.command()
+def trace(case_id: str) -> None:
+    """Print the steps of a case's flows (quote, order or request id) as a timeline."""
+    from etomcrm.flows.recorder import flows_of_case
+
+    with session_scope(readonly=True) as session:
+        traces = flows_of_case(session, case_id)
+    if not traces:
+        console.print(f"[red]error:[/red] no flow has run for {case_id}")
+        raise typer.Exit(code=2)
+    print_traces(traces)
+
+
+def print_traces(traces: list[Any]) -> None:
+    from rich.table import Table
+
+    for flow in traces:
+        table = Table(title=f"{flow.flow} {flow.workflow_id} ({flow.state})", title_justify="left")
+        table.add_column("time (UTC)")
+        table.add_column("seed")
+        table.add_column("process")
+        table.add_column("actor")
+        table.add_column("outcome")
+        for line in flow.lines:
+            table.add_row(
+                line.at.strftime("%Y-%m-%d %H:%M:%S"),
+                line.seed,
+                line.process,
+                line.actor,
+                line.outcome,
+            )
+        console.print(table)
 
 
 @apikey_app.command("create")

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 import etomcrm
 from etomcrm.api.conventions import (
@@ -28,6 +29,7 @@ from etomcrm.core.tmf_schemas import TmfDocument
 from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.db import session_scope
 from etomcrm.flows import api_kinds as flows_kinds
+from etomcrm.flows import engine
 from etomcrm.marketing import api_kinds as marketing_kinds
 from etomcrm.order_handling import api_kinds as order_handling_kinds
 from etomcrm.security import service as security
@@ -64,16 +66,23 @@ def _documents() -> dict[str, tuple[TmfDocument, list[ResourceKind]]]:
     return docs
 
 
-def create_app(*, deliver_events: bool | None = None) -> FastAPI:
+def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = None) -> FastAPI:
     settings = get_settings()
     run_delivery = settings.hub_delivery_enabled if deliver_events is None else deliver_events
+    if run_flows is None:
+        run_flows = settings.flows_run_in_server
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         thread = DeliveryThread(settings.hub_delivery_interval_seconds) if run_delivery else None
         if thread:
             thread.start()
+        if run_flows:
+            # The embedded default: this process also runs the flows (DESIGN.md 3).
+            await run_in_threadpool(engine.launch)
         yield
+        if run_flows:
+            await run_in_threadpool(engine.shutdown)
         if thread:
             thread.stop()
 

@@ -207,6 +207,9 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
             content = reads.with_href(document, resources.href_for(kind, base, id))
         return Response(content, 200, {"ETag": etag(version)}, media_type=JSON)
 
+    if not kind.writable:
+        return
+
     @router.post(
         path,
         operation_id=f"create{type_name}",

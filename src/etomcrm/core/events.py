@@ -245,8 +245,17 @@ def http_poster(client: httpx.Client) -> Callable[[str, JsonDict], int]:
     return post
 
 
+def deliver_messages() -> int:
+    """Messages to customers (TMF681) waiting for their channel."""
+    from etomcrm.customer_interface.communication import deliver_pending_messages
+    from etomcrm.db import session_scope
+
+    with session_scope() as session:
+        return deliver_pending_messages(session)
+
+
 class DeliveryThread(threading.Thread):
-    """Delivers hub events in the background of a serving process."""
+    """Delivers hub events and customer messages in the background of a serving process."""
 
     def __init__(self, interval: float) -> None:
         super().__init__(name="etomcrm-hub-delivery", daemon=True)
@@ -259,6 +268,7 @@ class DeliveryThread(threading.Thread):
             while not self.stopping.is_set():
                 try:
                     delivered, failed = deliver_due(post)
+                    delivered += deliver_messages()
                 except Exception:  # keep delivering after a database hiccup
                     log.exception("hub delivery round failed")
                     delivered = failed = 0

@@ -72,6 +72,8 @@ class ResourceKind:
     refs: tuple[RefSpec, ...] = ()
     status_attribute: str | None = "status"
     name_attribute: str | None = "name"
+    # False for records only etomcrm writes (process flows): no POST, PATCH or DELETE.
+    writable: bool = True
 
     registry: ClassVar[dict[str, ResourceKind]] = {}
     by_type: ClassVar[dict[str, ResourceKind]] = {}

@@ -1,12 +1,146 @@
-"""What this area serves over HTTP: resource kinds (TMF conventions applied by
-``api.tmf``) and routers for operations beyond create/read/patch/delete."""
+"""TMF701 process flows and their task flows, read-only: the record of what each
+case's flow did, step by step. Flows write them; nobody else does."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-from etomcrm.core.resources import ResourceKind
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
 
-KINDS: list[ResourceKind] = []
+from etomcrm.api.conventions import current_principal
+from etomcrm.api.tmf import ID_PARAMETER, LIMIT_PARAMETER, OFFSET_PARAMETER, _errors, _paging
+from etomcrm.config import get_settings
+from etomcrm.core import resources
+from etomcrm.core.errors import NotFound
+from etomcrm.core.resources import READ, ResourceKind
+from etomcrm.core.tmf_schemas import PROCESS_FLOW
+from etomcrm.db import session_scope
+from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
+from etomcrm.security.service import STAFF_ROLES
 
-ROUTERS: list[APIRouter] = []
+PROCESS_FLOW_KIND = ResourceKind(
+    name="processFlow",
+    type_name="ProcessFlow",
+    doc=PROCESS_FLOW,
+    row=ProcessFlowRow,
+    read_roles=STAFF_ROLES,
+    write_roles=frozenset(),
+    customer_operations=frozenset({READ}),
+    status_attribute="state",
+    name_attribute="processFlowSpecification",
+    writable=False,
+)
+# Served under its process flow, not at a path of its own.
+TASK_FLOW_KIND = ResourceKind(
+    name="taskFlow",
+    type_name="TaskFlow",
+    doc=PROCESS_FLOW,
+    row=TaskFlowRow,
+    read_roles=STAFF_ROLES,
+    write_roles=frozenset(),
+    customer_operations=frozenset({READ}),
+    status_attribute="state",
+    name_attribute="taskFlowSpecification",
+    writable=False,
+)
+
+KINDS: list[ResourceKind] = [PROCESS_FLOW_KIND]
+
+router = APIRouter()
+_TASKS = f"{PROCESS_FLOW_KIND.path}/{{processFlowId}}/taskFlow"
+_JSON = "application/json"
+_PROCESS_FLOW_ID = {
+    "name": "processFlowId",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "Identifier of the parent processFlow",
+}
+
+
+def _task(body: dict[str, Any], base: str, process_flow_id: str) -> dict[str, Any]:
+    return {
+        **body,
+        "href": f"{base}{PROCESS_FLOW_KIND.path}/{process_flow_id}/taskFlow/{body['id']}",
+    }
+
+
+@router.get(
+    _TASKS,
+    operation_id="listTaskFlow",
+    summary="List the steps (task flows) of a process flow, in the order they ran",
+    tags=["taskFlow"],
+    responses={
+        200: {
+            "description": "Success",
+            "content": {
+                _JSON: {"schema": {"type": "array", "items": PROCESS_FLOW.ref("TaskFlow")}}
+            },
+        },
+        206: {
+            "description": "Partial page",
+            "content": {
+                _JSON: {"schema": {"type": "array", "items": PROCESS_FLOW.ref("TaskFlow")}}
+            },
+        },
+        **_errors(PROCESS_FLOW),
+    },
+    openapi_extra={"parameters": [_PROCESS_FLOW_ID, OFFSET_PARAMETER, LIMIT_PARAMETER]},
+)
+def list_task_flows(processFlowId: str, request: Request) -> Response:
+    principal = current_principal(request)
+    _, offset, limit = _paging(request)
+    size = min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
+    with session_scope(readonly=True) as session:
+        resources.get(session, PROCESS_FLOW_KIND, principal, processFlowId)
+        total = (
+            session.scalar(select(func.count()).where(TaskFlowRow.process_flow_id == processFlowId))
+            or 0
+        )
+        bodies = session.scalars(
+            select(TaskFlowRow.body)
+            .where(TaskFlowRow.process_flow_id == processFlowId)
+            .order_by(TaskFlowRow.seq)
+            .offset(offset)
+            .limit(size)
+        ).all()
+    base = str(request.base_url).rstrip("/")
+    content = orjson.dumps([_task(b, base, processFlowId) for b in bodies])
+    status = 206 if offset + len(bodies) < total else 200
+    headers = {"X-Total-Count": str(total), "X-Result-Count": str(len(bodies))}
+    return Response(content, status, headers, media_type=_JSON)
+
+
+@router.get(
+    _TASKS + "/{id}",
+    operation_id="retrieveTaskFlow",
+    summary="Retrieve one step (task flow) of a process flow",
+    tags=["taskFlow"],
+    responses={
+        200: {
+            "description": "Success",
+            "content": {_JSON: {"schema": PROCESS_FLOW.ref("TaskFlow")}},
+        },
+        **_errors(PROCESS_FLOW),
+    },
+    openapi_extra={"parameters": [_PROCESS_FLOW_ID, ID_PARAMETER]},
+)
+def retrieve_task_flow(processFlowId: str, id: str, request: Request) -> Response:
+    principal = current_principal(request)
+    with session_scope(readonly=True) as session:
+        resources.get(session, PROCESS_FLOW_KIND, principal, processFlowId)
+        body = session.scalar(
+            select(TaskFlowRow.body).where(
+                TaskFlowRow.id == id, TaskFlowRow.process_flow_id == processFlowId
+            )
+        )
+    if body is None:
+        raise NotFound(f"no taskFlow {id} in processFlow {processFlowId}")
+    base = str(request.base_url).rstrip("/")
+    return Response(orjson.dumps(_task(body, base, processFlowId)), 200, media_type=_JSON)
+
+
+ROUTERS: list[APIRouter] = [router]

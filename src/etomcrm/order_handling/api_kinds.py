@@ -6,7 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
+from etomcrm.order_handling import service
 
-KINDS: list[ResourceKind] = []
+KINDS: list[ResourceKind] = [
+    service.PRODUCT_ORDER_KIND,
+    service.CANCEL_PRODUCT_ORDER_KIND,
+    service.PRODUCT_KIND,
+]
 
 ROUTERS: list[APIRouter] = []

@@ -1,0 +1,160 @@
+"""DBOS, configured once per process: where flows are started, woken and run.
+
+Two shapes (DESIGN.md section 3): in the embedded default one process serves the API
+and runs the flows; in production API processes only enqueue flows and signal them,
+and ``etomcrm worker`` processes run them. Every process that runs flows has its own
+executor id, so that a restarted worker recovers its own unfinished flows and nobody
+else's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS, DBOSClient, DBOSConfig
+
+import etomcrm
+from etomcrm.config import get_settings
+
+QUEUE_NAME = "etomcrm-flows"
+# Flows are started by name, so a process that only enqueues needs none of their code.
+APP_NAME = "etomcrm"
+
+_lock = threading.Lock()
+_launched_for: str | None = None
+_client: DBOSClient | None = None
+_client_for: str | None = None
+
+
+def system_database_url(database_url: str | None = None) -> str:
+    """Where DBOS keeps its checkpoints: a SQLite file beside the application database,
+    or the same PostgreSQL database (schema ``dbos``)."""
+    settings = get_settings()
+    if settings.flows_system_database_url:
+        return settings.flows_system_database_url
+    url = database_url or settings.database_url
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        return f"sqlite:///{path.with_name(path.stem + '-flows.db')}"
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def executor_id() -> str:
+    settings = get_settings()
+    return settings.flows_executor_id or os.environ.get("DBOS__VMID") or "local"
+
+
+def is_running() -> bool:
+    """True when this process runs flows (DBOS launched here)."""
+    return _launched_for is not None
+
+
+def launch(database_url: str | None = None, *, concurrency: int | None = None) -> None:
+    """Run flows in this process: recover this executor's unfinished ones, then take
+    new ones from the queue."""
+    global _launched_for
+    # The flow definitions register themselves with DBOS on import.
+    from etomcrm.flows import fulfillment  # noqa: F401
+
+    url = system_database_url(database_url)
+    with _lock:
+        if _launched_for == url:
+            return
+        if _launched_for is not None:
+            shutdown()
+        settings = get_settings()
+        logging.getLogger("dbos").setLevel(logging.WARNING)
+        config: DBOSConfig = {
+            "name": APP_NAME,
+            "system_database_url": url,
+            "executor_id": executor_id(),
+            "application_version": etomcrm.__version__,
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.05,
+        }
+        DBOS(config=config)
+        DBOS.launch()
+        DBOS.register_queue(
+            QUEUE_NAME,
+            worker_concurrency=concurrency or settings.flows_worker_concurrency,
+            polling_interval_sec=0.1,
+            on_conflict="always_update",
+        )
+        _launched_for = url
+
+
+def shutdown() -> None:
+    global _launched_for
+    if _launched_for is not None:
+        DBOS.destroy(workflow_completion_timeout_sec=0)
+        _launched_for = None
+
+
+def client(database_url: str | None = None) -> DBOSClient:
+    """For processes that only enqueue and signal flows."""
+    global _client, _client_for
+    url = system_database_url(database_url)
+    with _lock:
+        if _client is None or _client_for != url:
+            _client = DBOSClient(system_database_url=url, application_name=APP_NAME)
+            _client_for = url
+        return _client
+
+
+def enqueue(workflow_name: str, workflow_id: str, *args: Any) -> None:
+    """Start a flow once: a second call with the same id attaches to the first run."""
+    if is_running():
+        from dbos import SetWorkflowID
+
+        queue = DBOS.retrieve_queue(QUEUE_NAME)
+        if queue is None:
+            raise RuntimeError(f"the flow queue {QUEUE_NAME} is not registered")
+        with SetWorkflowID(workflow_id):
+            queue.enqueue(_registered(workflow_name), *args)
+        return
+    client().enqueue(
+        {
+            "queue_name": QUEUE_NAME,
+            "workflow_name": workflow_name,
+            "workflow_id": workflow_id,
+            "app_version": etomcrm.__version__,
+        },
+        *args,
+    )
+
+
+def send(workflow_id: str, message: Any, topic: str) -> None:
+    """Wake a flow waiting in ``DBOS.recv(topic)``."""
+    if is_running():
+        DBOS.send(workflow_id, message, topic)
+    else:
+        client().send(workflow_id, message, topic)
+
+
+def notify_quote_decision(quote_id: str, state: str) -> None:
+    """Wake the customer's open pre-sale flow with a quote decision. Runs after the
+    decision committed and never raises: without a waiting flow there is nothing to do."""
+    from etomcrm.db import session_scope
+    from etomcrm.flows.recorder import open_presale_flow_of_customer
+    from etomcrm.selling.models import QuoteRow
+
+    try:
+        with session_scope() as session:
+            quote = session.get(QuoteRow, quote_id)
+            if quote is None or quote.owner_customer_id is None:
+                return
+            workflow_id = open_presale_flow_of_customer(session, quote.owner_customer_id)
+        if workflow_id is not None:
+            send(workflow_id, {"quote": quote_id, "state": state}, "quote")
+    except Exception:
+        logging.getLogger(__name__).exception("could not wake the pre-sale flow of %s", quote_id)
+
+
+def _registered(workflow_name: str) -> Any:
+    from etomcrm.flows import fulfillment
+
+    return fulfillment.WORKFLOWS[workflow_name]

@@ -1,0 +1,678 @@
+"""The Fulfillment flows (DESIGN.md section 2): Pre-Sale, Ordering, Post-Ordering.
+
+Each flow is written once, against a :class:`Runner`. The durable runner makes every
+step a DBOS step and every wait a DBOS durable sleep or message wait; the plain runner
+calls the same steps as ordinary functions (the benchmark compares the two).
+
+A step is one meaningful unit of work: it opens a transaction, does its effect (orders
+changed, service orders sent, messages written), records what it did (TMF701 task
+flows, with seed numbers) and commits. Its record's id is derived from (workflow, step),
+so a step that DBOS runs again after a crash finds its record and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from dbos import DBOS, SetWorkflowID
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from etomcrm.core.models import AuditRecord
+from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.db import session_scope, utcnow
+from etomcrm.flows import recorder
+from etomcrm.flows.models import ProcessFlowRow
+from etomcrm.flows.recorder import Task
+from etomcrm.network.port import get_network
+from etomcrm.order_handling import service as orders
+from etomcrm.security.service import SYSTEM
+
+log = logging.getLogger(__name__)
+
+# A pre-sale flow reminds the owner of an open quote this often, and gives up after.
+QUOTE_REMINDER_SECONDS = 7 * 24 * 3600.0
+QUOTE_REMINDERS = 8
+
+
+def ordering_workflow_id(order_id: str) -> str:
+    return f"ordering-{order_id}"
+
+
+def post_ordering_workflow_id(order_id: str) -> str:
+    return f"post-ordering-{order_id}"
+
+
+def presale_workflow_id(request_id: str) -> str:
+    return f"presale-{request_id}"
+
+
+StepResult = tuple[JsonDict, list[Task]]
+STEPS: dict[str, Callable[..., StepResult]] = {}
+
+
+def step(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
+    STEPS[fn.__name__] = fn
+    return fn
+
+
+def run_step(workflow_id: str, key: str, name: str, *args: Any) -> JsonDict:
+    """One unit of work, exactly once: its effect and its records commit together."""
+    with session_scope() as session:
+        done = recorder.recorded(session, workflow_id, key)
+        if done is not None:
+            return done
+        result, tasks = STEPS[name](session, workflow_id, *args)
+        for number, task in enumerate(tasks):
+            task_key = key if number == 0 else f"{key}.{number}"
+            recorder.record_task(
+                session,
+                workflow_id,
+                task_key,
+                replace(task, result=result) if number == 0 else task,
+            )
+        return result
+
+
+class Runner(Protocol):
+    workflow_id: str
+
+    def step(self, key: str, name: str, *args: Any) -> JsonDict: ...
+
+    def sleep_until(self, moment: datetime) -> None: ...
+
+    def recv(self, topic: str, timeout_seconds: float) -> Any: ...
+
+    def then(self, workflow: str, workflow_id: str, *args: Any) -> None: ...
+
+
+class PlainRunner:
+    """The same steps as ordinary calls: no checkpoints, no recovery."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+
+    def step(self, key: str, name: str, *args: Any) -> JsonDict:
+        return run_step(self.workflow_id, key, name, *args)
+
+    def sleep_until(self, moment: datetime) -> None:
+        time.sleep(max(0.0, (moment - utcnow()).total_seconds()))
+
+    def recv(self, topic: str, timeout_seconds: float) -> Any:
+        raise RuntimeError("a plain run cannot wait for a person's decision")
+
+    def then(self, workflow: str, workflow_id: str, *args: Any) -> None:
+        PLAIN_FLOWS[workflow](PlainRunner(workflow_id), *args)
+
+
+@DBOS.step(name="etomcrm.step")
+def _durable_step(workflow_id: str, key: str, name: str, *args: Any) -> JsonDict:
+    return run_step(workflow_id, key, name, *args)
+
+
+class DurableRunner:
+    """Steps checkpointed by DBOS; waits survive restarts."""
+
+    def __init__(self) -> None:
+        self.workflow_id = str(DBOS.workflow_id)
+
+    def step(self, key: str, name: str, *args: Any) -> JsonDict:
+        return _durable_step(self.workflow_id, key, name, *args)
+
+    def sleep_until(self, moment: datetime) -> None:
+        seconds = (moment - utcnow()).total_seconds()
+        if seconds > 0:
+            DBOS.sleep(seconds)
+
+    def recv(self, topic: str, timeout_seconds: float) -> Any:
+        return DBOS.recv(topic, timeout_seconds)
+
+    def then(self, workflow: str, workflow_id: str, *args: Any) -> None:
+        with SetWorkflowID(workflow_id):
+            DBOS.start_workflow(WORKFLOWS[workflow], *args)
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+# ----- Ordering ------------------------------------------------------------------------
+
+
+def ordering_flow(run: Runner, order_id: str) -> str:
+    """Quote accepted → data complete (3.4.4) → credit (3.5.2) → order accepted and
+    issued (3.5.3) → service orders per site → tracked, delays announced (3.5.4)."""
+    accepted = run.step("accept", "accept_order_step", order_id)
+    if not accepted["accepted"]:
+        return "rejected"
+    issued = run.step("issue", "issue_order_step", order_id)
+    next_check = _when(issued.get("next_check_at"))
+    look = 0
+    while True:
+        if next_check is not None:
+            run.sleep_until(next_check)
+        look += 1
+        progress = run.step(f"track-{look}", "track_order_step", order_id, look)
+        if progress["cancelled"]:
+            return "cancelled"
+        if progress["done"]:
+            break
+        next_check = _when(progress.get("next_check_at")) or utcnow()
+    run.then("post-ordering", post_ordering_workflow_id(order_id), order_id)
+    return "handed over"
+
+
+@step
+def accept_order_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
+    order = orders.load_order(session, order_id)
+    customer_id = orders.customer_of(order)
+    recorder.start_flow(
+        session,
+        workflow_id=workflow_id,
+        flow="ordering",
+        case_id=order_id,
+        case_type="ProductOrder",
+        customer_id=customer_id,
+        description=f"Ordering: {order.get('description') or order_id}",
+    )
+    acceptance = orders.accept_order(session, order_id)
+    data_ok = not any(not r.startswith("credit refused") for r in acceptance.reasons)
+    tasks = [
+        Task(
+            "3.5.3",
+            "Accept and issue orders",
+            "order accepted"
+            if acceptance.accepted
+            else "order rejected: " + "; ".join(acceptance.reasons),
+        ),
+        Task(
+            "3.4.4",
+            "Acquire customer data",
+            "contract data complete" if data_ok else "contract data missing",
+        ),
+    ]
+    if data_ok:
+        tasks.append(
+            Task(
+                "3.5.2",
+                "Assess credit worthiness",
+                f"credit decision: {acceptance.credit_outcome}"
+                + (
+                    f" (deposit {acceptance.deposit} EUR)"
+                    if acceptance.credit_outcome == "acceptWithDeposit"
+                    else ""
+                ),
+            )
+        )
+    if not acceptance.accepted and customer_id:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/rejected",
+            "Your order could not be accepted",
+            "We could not accept your order: " + "; ".join(acceptance.reasons) + ".",
+            order_id,
+        )
+        tasks.append(
+            Task("3.2.2", "Handle customer requests", "customer told why the order was rejected")
+        )
+        recorder.finish_flow(session, workflow_id, "completed")
+    return {"accepted": acceptance.accepted}, tasks
+
+
+@step
+def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
+    statuses = orders.issue_service_orders(session, order_id, get_network())
+    order = orders.load_order(session, order_id)
+    customer_id = orders.customer_of(order)
+    latest = max((s.expected_completion_date for s in statuses), default=None)
+    if customer_id:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/confirmed",
+            "Your order is confirmed",
+            f"We have accepted your order for {len(statuses)} site(s). "
+            + (f"All sites are expected to be active by {latest.isoformat()}. " if latest else "")
+            + "We will tell you of every change.",
+            order_id,
+        )
+    next_check = min((s.ready_at for s in statuses), default=None)
+    return (
+        {"sites": len(statuses), "next_check_at": next_check.isoformat() if next_check else None},
+        [
+            Task(
+                "3.5.3",
+                "Accept and issue orders",
+                f"{len(statuses)} service order(s) sent to the network",
+            ),
+            Task("3.2.2", "Handle customer requests", "order confirmation sent to the customer"),
+        ],
+    )
+
+
+@step
+def track_order_step(session: Session, workflow_id: str, order_id: str, look: int) -> StepResult:
+    progress = orders.track_order(session, order_id, get_network())
+    order = orders.load_order(session, order_id)
+    customer_id = orders.customer_of(order)
+    parts = []
+    if progress.activated:
+        parts.append(f"{len(progress.activated)} site(s) active")
+    if progress.late:
+        parts.append(f"{len(progress.late)} late (jeopardy)")
+    if progress.retried:
+        parts.append(f"{len(progress.retried)} failed and reissued")
+    if progress.given_up:
+        parts.append(f"{len(progress.given_up)} failed for good")
+    parts.append(f"{progress.open_sites} open")
+    tasks = [Task("3.5.4", "Track order and handle delays", ", ".join(parts))]
+    if customer_id:
+        for site_id, new_date, detail in progress.late:
+            _inform(
+                session,
+                customer_id,
+                f"{workflow_id}/jeopardy/{site_id}",
+                "A site of your order will be late",
+                f"Site {_site_name(session, site_id)} is now expected on {new_date} ({detail}). "
+                "Our order manager is on it.",
+                order_id,
+            )
+        for site_id, detail in progress.failed:
+            _inform(
+                session,
+                customer_id,
+                f"{workflow_id}/failed/{look}/{site_id}",
+                "An activation of your order failed",
+                f"Activating site {_site_name(session, site_id)} failed ({detail}). "
+                + (
+                    "We are trying again."
+                    if site_id in progress.retried
+                    else "We will contact you."
+                ),
+                order_id,
+            )
+        if progress.late or progress.failed:
+            tasks.append(Task("3.2.2", "Handle customer requests", "customer informed of delays"))
+    if progress.cancelled:
+        recorder.finish_flow(session, workflow_id, "cancelled")
+    return (
+        {
+            "done": progress.done,
+            "cancelled": progress.cancelled,
+            "next_check_at": progress.next_check_at.isoformat() if progress.next_check_at else None,
+        },
+        tasks,
+    )
+
+
+# ----- Post-Ordering -------------------------------------------------------------------
+
+
+def post_ordering_flow(run: Runner, order_id: str) -> str:
+    """Sites active → order completed (3.5.5), products active, billing and SLA
+    monitoring started, relationship established (3.9.1), customer informed,
+    satisfaction checked (3.9.5)."""
+    completed = run.step("complete", "complete_order_step", order_id)
+    run.step("survey", "survey_step", order_id)
+    return str(completed["state"])
+
+
+@step
+def complete_order_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
+    order = orders.load_order(session, order_id)
+    customer_id = orders.customer_of(order)
+    recorder.start_flow(
+        session,
+        workflow_id=workflow_id,
+        flow="post-ordering",
+        case_id=order_id,
+        case_type="ProductOrder",
+        customer_id=customer_id,
+        description=f"Post-ordering: {order.get('description') or order_id}",
+    )
+    recorder.finish_flow(session, ordering_workflow_id(order_id), "completed")
+    completion = orders.complete_order(session, order_id)
+    tasks = [
+        Task(
+            "3.5.5",
+            "Complete order",
+            f"order {completion.state}: {len(completion.products)} product(s) active, "
+            f"{completion.activated_sites} site(s) active, {completion.failed_sites} failed",
+        ),
+        Task("3.8", "Billing and collections", "billing told to start charging the new products"),
+        Task("3.7", "QoS/SLA management", "SLA monitoring told to start for the new products"),
+    ]
+    if customer_id and orders.establish_relationship(session, customer_id):
+        tasks.append(Task("3.9.1", "Establish the customer relationship", "customer is now active"))
+    if customer_id:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/completed",
+            "Your service is active",
+            f"Your order is {completion.state}: {completion.activated_sites} site(s) are active"
+            + (
+                f", {completion.failed_sites} could not be activated"
+                if completion.failed_sites
+                else ""
+            )
+            + ". Billing starts today.",
+            order_id,
+        )
+        tasks.append(
+            Task("3.2.2", "Handle customer requests", "customer told the service is active")
+        )
+    return {"state": completion.state, "products": len(completion.products)}, tasks
+
+
+@step
+def survey_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
+    from etomcrm.retention.satisfaction import send_survey
+
+    order = orders.load_order(session, order_id)
+    customer_id = orders.customer_of(order)
+    recorder.finish_flow(session, workflow_id, "completed")
+    if customer_id is None:
+        return {}, [Task("3.9.5", "Validate customer satisfaction", "no customer to ask")]
+    survey = send_survey(
+        session,
+        customer_id=customer_id,
+        about={"id": order_id, "@referredType": "ProductOrder"},
+        key=f"{workflow_id}/survey",
+    )
+    return (
+        {"survey": survey["id"]},
+        [Task("3.9.5", "Validate customer satisfaction", "satisfaction survey sent")],
+    )
+
+
+# ----- Pre-Sale ------------------------------------------------------------------------
+
+
+def presale_flow(run: Runner, request_id: str, customer_id: str, owner: str) -> str:
+    """Request (3.2.2) → opportunity (3.4.1), collateral sent (3.3.1) → then people
+    educate (3.4.2), check feasibility (3.5.1) and negotiate the quote (3.4.3) while the
+    flow waits durably for the customer's decision; an accepted quote becomes an order."""
+    run.step("open", "presale_open_step", request_id, customer_id, owner)
+    for reminder in range(QUOTE_REMINDERS + 1):
+        decision = run.recv("quote", QUOTE_REMINDER_SECONDS)
+        if decision is not None:
+            result = run.step("decided", "presale_decided_step", decision)
+            return str(result["outcome"])
+        run.step(f"remind-{reminder}", "presale_reminder_step", reminder)
+    run.step("lapsed", "presale_lapsed_step")
+    return "lapsed"
+
+
+@step
+def presale_open_step(
+    session: Session, workflow_id: str, request_id: str, customer_id: str, owner: str
+) -> StepResult:
+    from etomcrm.selling import prospects
+
+    recorder.start_flow(
+        session,
+        workflow_id=workflow_id,
+        flow="presale",
+        case_id=request_id,
+        case_type="PartyInteraction",
+        customer_id=customer_id,
+        description="Pre-sale",
+    )
+    principal = replace(SYSTEM, name=owner)
+    lead = prospects.open_lead(
+        session, principal, customer_id=customer_id, name=f"Request {request_id}", channel="request"
+    )
+    opportunity = prospects.qualify_lead(
+        session, principal, lead["id"], owner=owner, probability=20, expected_revenue=_zero()
+    )
+    _inform(
+        session,
+        customer_id,
+        f"{workflow_id}/collateral",
+        "Your request: what we can offer",
+        "Thank you for your request. Attached is our brochure on extranet site access, "
+        "managed routers and service levels; your account manager will contact you.",
+        request_id,
+    )
+    return (
+        {"lead": lead["id"], "opportunity": opportunity["id"]},
+        [
+            Task("3.4.1", "Manage prospects", f"lead and opportunity opened, owner {owner}"),
+            Task(
+                "3.3.1",
+                "Issue and distribute marketing collateral",
+                "brochure sent to the customer",
+            ),
+        ],
+    )
+
+
+def _zero() -> Any:
+    from decimal import Decimal
+
+    return Decimal(0)
+
+
+@step
+def presale_reminder_step(session: Session, workflow_id: str, reminder: int) -> StepResult:
+    return {}, [
+        Task("3.4.3", "Negotiate the sale", f"quote still open; owner reminded ({reminder + 1})")
+    ]
+
+
+@step
+def presale_lapsed_step(session: Session, workflow_id: str) -> StepResult:
+    recorder.finish_flow(session, workflow_id, "cancelled")
+    return {}, [Task("3.4.1", "Manage prospects", "no decision; opportunity lapsed")]
+
+
+@step
+def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict) -> StepResult:
+    """What people did while the flow waited, recorded with their names and times."""
+    from etomcrm.selling import prospects
+
+    quote_id, state = str(decision["quote"]), str(decision["state"])
+    opened = recorder.recorded(session, workflow_id, "open") or {}
+    flow_started = session.get(ProcessFlowRow, workflow_id)
+    since = flow_started.created_at if flow_started else utcnow()
+    tasks = _people_tasks(session, quote_id, since)
+    outcome = state
+    related: tuple[JsonDict, ...] = ()
+    if state == "accepted":
+        order = orders.order_from_quote(session, SYSTEM, quote_id)
+        related = ({"id": order["id"], "@referredType": "ProductOrder", "role": "follow-up case"},)
+        tasks.append(
+            Task(
+                "3.5.3",
+                "Accept and issue orders",
+                f"order {order['id']} placed from the quote",
+                related=related,
+            )
+        )
+        outcome = "ordered"
+    if opened.get("opportunity"):
+        prospects.close_opportunity(
+            session,
+            SYSTEM,
+            str(opened["opportunity"]),
+            won=state == "accepted",
+            reason="quote accepted" if state == "accepted" else f"quote {state}",
+        )
+        tasks.append(
+            Task(
+                "3.4.1",
+                "Manage prospects",
+                "opportunity won" if state == "accepted" else "opportunity lost",
+            )
+        )
+    recorder.finish_flow(session, workflow_id, "completed")
+    first = Task("3.4.3", "Negotiate the sale", f"quote {quote_id} {state}", related=related)
+    return {"outcome": outcome, "quote": quote_id}, [first, *tasks]
+
+
+def _people_tasks(session: Session, quote_id: str, since: datetime) -> list[Task]:
+    """Education, feasibility checks and quote changes made by people since the flow
+    started, from the audit trail (who and when)."""
+    rows = session.scalars(
+        select(AuditRecord)
+        .where(
+            AuditRecord.at >= since,
+            AuditRecord.resource_type.in_(
+                ("Quote", "ProductOfferingQualification", "PartyInteraction")
+            ),
+        )
+        .order_by(AuditRecord.at)
+    ).all()
+    tasks: list[Task] = []
+    for row in rows:
+        changes = row.changes or {}
+        body = changes.get("created") or {}
+        if row.resource_type == "ProductOfferingQualification" and row.action == "create":
+            items = body.get("productOfferingQualificationItem", [])
+            unqualified = sum(1 for i in items if i.get("qualificationItemResult") != "qualified")
+            tasks.append(
+                Task(
+                    "3.5.1",
+                    "Check feasibility",
+                    f"{len(items)} site(s) checked, {unqualified} not qualified",
+                    actor=row.actor,
+                    at=row.at,
+                )
+            )
+        elif (
+            row.resource_type == "PartyInteraction"
+            and row.action == "create"
+            and body.get("@type") == "CustomerEducation"
+        ):
+            tasks.append(
+                Task(
+                    "3.4.2",
+                    "Educate the customer",
+                    "risks and effort presented",
+                    actor=row.actor,
+                    at=row.at,
+                )
+            )
+        elif (row.resource_type == "Quote" and row.resource_id == quote_id) or (
+            row.resource_type == "Quote" and _same_quote(body, quote_id)
+        ):
+            state = (
+                body.get("state")
+                if row.action == "create"
+                else (changes.get("state") or {}).get("new")
+            )
+            if row.action == "create":
+                tasks.append(
+                    Task(
+                        "3.4.3",
+                        "Negotiate the sale",
+                        f"quote version {body.get('version', '1')} drafted",
+                        actor=row.actor,
+                        at=row.at,
+                    )
+                )
+            elif state:
+                tasks.append(
+                    Task(
+                        "3.4.3", "Negotiate the sale", f"quote {state}", actor=row.actor, at=row.at
+                    )
+                )
+    return tasks
+
+
+def _same_quote(body: JsonDict, quote_id: str) -> bool:
+    return any(r.get("id") == quote_id for r in body.get("quoteRelationship", []) or [])
+
+
+# ----- registration and entry points -------------------------------------------------
+
+
+def _durable(flow: Callable[..., str]) -> Callable[..., str]:
+    def workflow(*args: Any) -> str:
+        return flow(DurableRunner(), *args)
+
+    workflow.__name__ = flow.__name__
+    workflow.__qualname__ = flow.__qualname__
+    return workflow
+
+
+PLAIN_FLOWS: dict[str, Callable[..., str]] = {
+    "ordering": ordering_flow,
+    "post-ordering": post_ordering_flow,
+    "presale": presale_flow,
+}
+WORKFLOWS: dict[str, Callable[..., str]] = {
+    name: DBOS.workflow(name=name)(_durable(flow)) for name, flow in PLAIN_FLOWS.items()
+}
+
+
+def start_ordering(order_id: str) -> None:
+    """Called after a new order commits. Never raises: the worker's sweep starts any
+    order whose flow could not be started here."""
+    from etomcrm.flows import engine
+
+    try:
+        engine.enqueue("ordering", ordering_workflow_id(order_id), order_id)
+    except Exception:  # the order is safe in the database; the sweep picks it up
+        log.exception("could not start the ordering flow of %s now", order_id)
+
+
+def start_presale(request_id: str, customer_id: str, owner: str) -> str:
+    from etomcrm.flows import engine
+
+    workflow_id = presale_workflow_id(request_id)
+    engine.enqueue("presale", workflow_id, request_id, customer_id, owner)
+    return workflow_id
+
+
+def run_plain(order_id: str) -> str:
+    """Ordering and Post-Ordering as plain calls (benchmark baseline)."""
+    return ordering_flow(PlainRunner(ordering_workflow_id(order_id)), order_id)
+
+
+def sweep_unstarted_orders() -> int:
+    """Start the ordering flow of every acknowledged order that has none (a crash
+    between an order's commit and its flow's start). Returns how many."""
+    from etomcrm.flows import engine
+    from etomcrm.flows.models import ProcessFlowRow
+    from etomcrm.order_handling.models import ProductOrderRow
+
+    with session_scope() as session:
+        started = select(ProcessFlowRow.case_id).where(ProcessFlowRow.flow == "ordering")
+        waiting = session.scalars(
+            select(ProductOrderRow.id).where(
+                ProductOrderRow.status == "acknowledged", ProductOrderRow.id.not_in(started)
+            )
+        ).all()
+    for order_id in waiting:
+        engine.enqueue("ordering", ordering_workflow_id(order_id), order_id)
+    return len(waiting)
+
+
+def _inform(
+    session: Session, customer_id: str, key: str, subject: str, content: str, case_id: str
+) -> None:
+    from etomcrm.customer_interface.communication import inform_customer
+
+    inform_customer(
+        session,
+        customer_id=customer_id,
+        subject=subject,
+        content=content,
+        key=key,
+        related_entity=[{"id": case_id, "role": "case", "@referredType": "ProductOrder"}],
+    )
+
+
+def _site_name(session: Session, site_id: str) -> str:
+    from etomcrm.customer_interface.models import GeographicSiteRow
+
+    row = session.get(GeographicSiteRow, site_id)
+    return row.name or site_id if row is not None else site_id

@@ -1,0 +1,695 @@
+"""3.5 Order handling: product orders (TMF622), their cancellation, and the product
+inventory (TMF637) they fill.
+
+The order flow (``flows.fulfillment``) calls the process functions here one step at a
+time; each runs in the step's transaction and changes the order through the same
+resource machinery as the API, so every change is audited and announced on the hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from etomcrm.core import resources
+from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
+from etomcrm.core.events import emit_event
+from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
+from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
+from etomcrm.db import after_commit, utcnow
+from etomcrm.order_handling.models import CancelProductOrderRow, ProductOrderRow, ProductRow
+from etomcrm.security.service import SYSTEM, Principal, Role
+
+# TMF622 v4 product order states and the moves between them. Terminal states have none.
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    "acknowledged": frozenset(
+        {"rejected", "pending", "held", "inProgress", "assessingCancellation"}
+    ),
+    "pending": frozenset({"inProgress", "held", "failed", "assessingCancellation"}),
+    "held": frozenset({"inProgress", "pending", "failed", "assessingCancellation"}),
+    "inProgress": frozenset(
+        {"pending", "held", "partial", "completed", "failed", "assessingCancellation"}
+    ),
+    "assessingCancellation": frozenset(
+        {"pendingCancellation", "acknowledged", "pending", "held", "inProgress"}
+    ),
+    "pendingCancellation": frozenset({"cancelled"}),
+    "rejected": frozenset(),
+    "partial": frozenset(),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+FINAL_STATES = frozenset(s for s, moves in ORDER_TRANSITIONS.items() if not moves)
+# What staff may set by hand; the rest follows from what the network reports.
+STAFF_SETTABLE = frozenset({"pending", "held", "inProgress"})
+MAX_ACTIVATION_ATTEMPTS = 3
+ORDER_WRITERS = frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER})
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def customer_of(body: JsonDict) -> str | None:
+    for party in body.get("relatedParty", []) or []:
+        if isinstance(party, dict) and party.get("@referredType") == "Customer":
+            return str(party["id"])
+    return None
+
+
+def site_of(item: JsonDict) -> str | None:
+    """The site an order or quote item is for: its product's first place."""
+    product = item.get("product") or {}
+    for place in product.get("place", []) or []:
+        if isinstance(place, dict) and place.get("id"):
+            return str(place["id"])
+    return None
+
+
+def check_transition(kind_name: str, before: str, after: str) -> None:
+    allowed = ORDER_TRANSITIONS.get(before, frozenset())
+    if after not in allowed:
+        names = ", ".join(sorted(allowed)) or "none (final state)"
+        raise IllegalTransition(
+            f"{kind_name} state cannot change from {before!r} to {after!r}; "
+            f"allowed from {before!r}: {names}"
+        )
+
+
+class ProductOrderKind(ResourceKind):
+    """TMF622 productOrder: items per site; the order flow drives its state."""
+
+    def owner_for(
+        self, session: Session, principal: Principal, body: JsonDict, current: str | None
+    ) -> str | None:
+        if principal.is_customer:
+            return principal.customer_id
+        return customer_of(body) or current
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        if old is None:
+            self._on_create(session, principal, body)
+            return
+        before, after = old.get("state"), body.get("state")
+        if before != after:
+            check_transition("productOrder", str(before), str(after))
+            if principal is not SYSTEM and after not in STAFF_SETTABLE:
+                raise IllegalTransition(
+                    f"productOrder state {after!r} follows from the network's reports; "
+                    f"staff may set only {', '.join(sorted(STAFF_SETTABLE))}"
+                )
+        if principal is not SYSTEM and old.get("productOrderItem") != body.get("productOrderItem"):
+            raise Conflict(
+                "the items of an order in fulfilment cannot be changed; cancel the order "
+                "(cancelProductOrder) and place a new one"
+            )
+
+    def _on_create(self, session: Session, principal: Principal, body: JsonDict) -> None:
+        if principal.is_customer:
+            parties = [
+                p for p in body.get("relatedParty", []) if p.get("@referredType") != "Customer"
+            ]
+            body["relatedParty"] = [
+                *parties,
+                {"id": principal.customer_id, "@referredType": "Customer", "role": "customer"},
+            ]
+        customer_id = customer_of(body)
+        if customer_id is None:
+            raise InvalidRequest(
+                "a productOrder names its customer: add a relatedParty with "
+                '"@referredType": "Customer"'
+            )
+        body["state"] = "acknowledged"
+        body.setdefault("orderDate", _iso(utcnow()))
+        seen: set[str] = set()
+        for item in body["productOrderItem"]:
+            if item["id"] in seen:
+                raise InvalidRequest(f"productOrderItem id {item['id']!r} is used twice")
+            seen.add(item["id"])
+            if item.get("action", "add") != "add":
+                raise InvalidRequest(
+                    f"productOrderItem {item['id']}: only action 'add' is supported so far; "
+                    "changes to installed products are ordered as new products"
+                )
+            item["state"] = "acknowledged"
+        missing = _missing_contract_data(session, customer_id)
+        if missing:
+            raise Conflict(
+                "the customer's data is not complete enough to contract: " + "; ".join(missing)
+            )
+
+    def after_save(
+        self, session: Session, principal: Principal, body: JsonDict, owner: str | None
+    ) -> None:
+        if body.get("state") == "acknowledged" and not session.info.get("order_flow_started"):
+            order_id = str(body["id"])
+            from etomcrm.flows import fulfillment
+
+            after_commit(session, lambda: fulfillment.start_ordering(order_id))
+
+
+def _missing_contract_data(session: Session, customer_id: str) -> list[str]:
+    """3.4.4's check, where the selling area provides it."""
+    try:
+        from etomcrm.selling.customer_data import missing_contract_data
+    except ImportError:  # pragma: no cover - the selling area ships with the package
+        return []
+    return list(missing_contract_data(session, customer_id))
+
+
+class CancelProductOrderKind(ResourceKind):
+    """TMF622 cancelProductOrder: a request to cancel, decided at once."""
+
+    def owner_for(
+        self, session: Session, principal: Principal, body: JsonDict, current: str | None
+    ) -> str | None:
+        order = session.get(ProductOrderRow, body["productOrder"]["id"])
+        return order.owner_customer_id if order is not None else current
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        if old is not None:
+            if old.get("state") != body.get("state"):
+                raise IllegalTransition("a cancellation request's state is set by etomcrm")
+            return
+        decide_cancellation(session, principal, body)
+
+
+PRODUCT_ORDER_KIND = ProductOrderKind(
+    name="productOrder",
+    type_name="ProductOrder",
+    doc=PRODUCT_ORDERING,
+    row=ProductOrderRow,
+    write_roles=ORDER_WRITERS,
+    customer_operations=frozenset({READ, CREATE}),
+    refs=(
+        RefSpec("relatedParty[]"),
+        RefSpec("quote[]", "quote"),
+        RefSpec("productOrderItem[].productOffering", "productOffering"),
+        RefSpec("productOrderItem[].product.place[]", "geographicSite"),
+    ),
+    status_attribute="state",
+    name_attribute="description",
+)
+CANCEL_PRODUCT_ORDER_KIND = CancelProductOrderKind(
+    name="cancelProductOrder",
+    type_name="CancelProductOrder",
+    doc=PRODUCT_ORDERING,
+    row=CancelProductOrderRow,
+    write_roles=ORDER_WRITERS,
+    customer_operations=frozenset({READ, CREATE}),
+    refs=(RefSpec("productOrder", "productOrder"),),
+    status_attribute="state",
+    name_attribute=None,
+)
+PRODUCT_KIND = ResourceKind(
+    name="product",
+    type_name="Product",
+    doc=PRODUCT_INVENTORY,
+    row=ProductRow,
+    write_roles=frozenset({Role.ADMIN, Role.ORDER_MANAGER}),
+    customer_operations=frozenset({READ}),
+    refs=(RefSpec("relatedParty[]"), RefSpec("place[]", "geographicSite")),
+)
+
+
+# ----- the order's life, one process step at a time -----------------------------------
+
+
+def load_order(session: Session, order_id: str) -> JsonDict:
+    row = session.get(ProductOrderRow, order_id)
+    if row is None:
+        raise NotFound(f"no productOrder with id {order_id}")
+    return dict(row.body)
+
+
+def save_order(session: Session, order: JsonDict, changes: JsonDict) -> JsonDict:
+    """Apply the flow's change through the resource machinery (audit, events)."""
+    body, _ = resources.patch(session, PRODUCT_ORDER_KIND, SYSTEM, str(order["id"]), changes)
+    return body
+
+
+def order_value(order: JsonDict) -> Decimal:
+    """One-time charges plus a year of recurring charges: what credit is granted for."""
+    total = Decimal(0)
+    for item in order.get("productOrderItem", []):
+        quantity = Decimal(item.get("quantity", 1))
+        for price in item.get("itemPrice", []) or []:
+            amount = (price.get("price") or {}).get("dutyFreeAmount") or (
+                price.get("price") or {}
+            ).get("taxIncludedAmount")
+            if not amount:
+                continue
+            value = Decimal(str(amount.get("value", 0)))
+            if price.get("priceType") == "recurring":
+                value *= 12
+            total += value * quantity
+    return total
+
+
+def order_from_quote(session: Session, principal: Principal, quote_id: str) -> JsonDict:
+    """3.5.3 Accept and Issue Orders (eTOM 1.1.1.5.3): the accepted quote becomes a
+    product order with one item per quote item, prices and sites carried over."""
+    from etomcrm.selling.models import QuoteRow
+
+    quote_row = session.get(QuoteRow, quote_id)
+    if quote_row is None:
+        raise NotFound(f"no quote with id {quote_id}")
+    quote = quote_row.body
+    if quote.get("state") != "accepted":
+        raise Conflict(
+            f"quote {quote_id} is {quote.get('state')!r}; only an accepted quote is ordered"
+        )
+    existing = session.scalars(
+        select(ProductOrderRow.body).where(
+            ProductOrderRow.owner_customer_id == quote_row.owner_customer_id
+        )
+    ).all()
+    for order in existing:
+        if any(ref.get("id") == quote_id for ref in order.get("quote", []) or []):
+            return dict(order)  # ordered already: the same order, not a second one
+    customer_id = quote_row.owner_customer_id
+    items = []
+    for number, quote_item in enumerate(_leaf_items(quote.get("quoteItem", [])), start=1):
+        item: JsonDict = {
+            "id": str(number),
+            "action": "add",
+            "quantity": quote_item.get("quantity", 1),
+            "productOffering": quote_item["productOffering"],
+            "quoteItem": {"id": quote_item["id"], "quoteId": quote_id},
+        }
+        if quote_item.get("product"):
+            item["product"] = quote_item["product"]
+        prices = [
+            {
+                k: v
+                for k, v in p.items()
+                if k
+                in (
+                    "name",
+                    "priceType",
+                    "recurringChargePeriod",
+                    "price",
+                    "priceAlteration",
+                    "description",
+                )
+            }
+            for p in quote_item.get("quoteItemPrice", []) or []
+        ]
+        if prices:
+            item["itemPrice"] = prices
+        items.append(item)
+    payload: JsonDict = {
+        "description": f"Order from quote {quote.get('externalId') or quote_id} v{quote.get('version', '1')}",
+        "quote": [{"id": quote_id, "@referredType": "Quote"}],
+        "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
+        "productOrderItem": items,
+    }
+    if quote.get("requestedCompletionDate"):
+        payload["requestedCompletionDate"] = quote["requestedCompletionDate"]
+    body, _, _ = resources.create(session, PRODUCT_ORDER_KIND, principal, payload)
+    return body
+
+
+def _leaf_items(items: Iterable[JsonDict]) -> list[JsonDict]:
+    """Quote items with an offering, flattened (child items are orderable too)."""
+    out: list[JsonDict] = []
+    for item in items:
+        if item.get("productOffering"):
+            out.append(item)
+        out.extend(_leaf_items(item.get("quoteItem", []) or []))
+    return out
+
+
+@dataclass
+class Acceptance:
+    accepted: bool
+    reasons: list[str] = field(default_factory=list)
+    credit_outcome: str = "accept"
+    deposit: str = "0"
+
+
+def accept_order(session: Session, order_id: str) -> Acceptance:
+    """3.5.3 Accept and Issue Orders (eTOM 1.1.1.5.3): accept the order when the
+    customer's data is complete (3.4.4) and credit is granted (3.5.2); reject it, with
+    the reasons, when not."""
+    order = load_order(session, order_id)
+    if order["state"] != "acknowledged":
+        return Acceptance(accepted=order["state"] not in ("rejected", "cancelled"))
+    customer_id = customer_of(order)
+    assert customer_id is not None
+    reasons = _missing_contract_data(session, customer_id)
+    outcome, deposit = "accept", Decimal(0)
+    if not reasons:
+        from etomcrm.selling.credit import assess_credit
+
+        decision = assess_credit(session, SYSTEM, customer_id, order_value=order_value(order))
+        outcome, deposit = decision.outcome, decision.deposit
+        if decision.outcome == "reject":
+            reasons.append(f"credit refused: {decision.reason}")
+    if reasons:
+        save_order(
+            session,
+            order,
+            {
+                "state": "rejected",
+                "note": [
+                    *order.get("note", []),
+                    {"text": "Rejected: " + "; ".join(reasons), "author": "etomcrm"},
+                ],
+                "productOrderItem": [{**i, "state": "rejected"} for i in order["productOrderItem"]],
+            },
+        )
+        return Acceptance(accepted=False, reasons=reasons, credit_outcome=outcome)
+    notes = list(order.get("note", []))
+    if outcome == "acceptWithDeposit":
+        notes.append(
+            {"text": f"Credit granted against a deposit of {deposit:.2f} EUR", "author": "etomcrm"}
+        )
+    save_order(session, order, {"state": "inProgress", "note": notes})
+    return Acceptance(accepted=True, credit_outcome=outcome, deposit=f"{deposit:.2f}")
+
+
+def order_sites(order: JsonDict) -> dict[str, list[JsonDict]]:
+    """The order's items grouped by site: the network builds a site once."""
+    sites: dict[str, list[JsonDict]] = {}
+    for item in order["productOrderItem"]:
+        site = site_of(item)
+        if site is not None:
+            sites.setdefault(site, []).append(item)
+    return sites
+
+
+def _activation_offering(items: list[JsonDict]) -> str:
+    return str(items[0]["productOffering"]["id"])
+
+
+def issue_service_orders(session: Session, order_id: str, network: Any) -> list[Any]:
+    """3.5.3 Accept and Issue Orders (eTOM 1.1.1.5.3): one service order per site to the
+    network side; each item gets its expected date and milestones."""
+    order = load_order(session, order_id)
+    customer_id = customer_of(order)
+    statuses = []
+    expected: dict[str, date] = {}
+    service_order_of: dict[str, str] = {}
+    for site_id, items in order_sites(order).items():
+        status = network.submit_service_order(
+            session,
+            key=f"{order_id}/{site_id}/1",
+            customer_id=customer_id,
+            product_order_id=order_id,
+            order_item_id=items[0]["id"],
+            site_id=site_id,
+            offering_id=_activation_offering(items),
+            attempt=1,
+        )
+        statuses.append(status)
+        expected[site_id] = status.expected_completion_date
+        service_order_of[site_id] = status.id
+    now = _iso(utcnow())
+    new_items = []
+    for item in order["productOrderItem"]:
+        site = site_of(item)
+        updated = {**item, "state": "inProgress"}
+        if site in expected:
+            updated["expectedCompletionDate"] = expected[site].isoformat()
+            updated["committedCompletionDate"] = expected[site].isoformat()
+            updated["serviceOrder"] = {"id": service_order_of[site], "attempt": 1}
+            updated["milestone"] = [
+                {"name": "serviceOrderIssued", "status": "done", "date": now},
+                {"name": "siteActivated", "status": "planned", "date": expected[site].isoformat()},
+            ]
+        new_items.append(updated)
+    latest = max(expected.values(), default=utcnow().date())
+    save_order(
+        session,
+        order,
+        {
+            "productOrderItem": new_items,
+            "expectedCompletionDate": f"{latest.isoformat()}T00:00:00Z",
+        },
+    )
+    return statuses
+
+
+@dataclass
+class Progress:
+    """What one look at the network found."""
+
+    activated: list[str] = field(default_factory=list)
+    late: list[tuple[str, str, str]] = field(default_factory=list)  # site, new date, detail
+    failed: list[tuple[str, str]] = field(default_factory=list)  # site, detail
+    retried: list[str] = field(default_factory=list)
+    given_up: list[str] = field(default_factory=list)
+    open_sites: int = 0
+    next_check_at: datetime | None = None
+    cancelled: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.open_sites == 0
+
+
+def track_order(session: Session, order_id: str, network: Any) -> Progress:
+    """3.5.4 Track Order and Handle Delays (eTOM 1.1.1.5.4): ask the network about every
+    open site; record activations, announce late sites (jeopardy) and reissue failed
+    service orders, up to a limit."""
+    order = load_order(session, order_id)
+    progress = Progress()
+    if order["state"] in FINAL_STATES or order["state"] in (
+        "pendingCancellation",
+        "assessingCancellation",
+    ):
+        progress.cancelled = order["state"] in ("cancelled", "pendingCancellation")
+        return progress
+    now = _iso(utcnow())
+    by_site = order_sites(order)
+    updated_items = {item["id"]: dict(item) for item in order["productOrderItem"]}
+    next_check: list[datetime] = []
+    for site_id, items in by_site.items():
+        first = updated_items[items[0]["id"]]
+        if first["state"] in ("completed", "failed"):
+            continue
+        service_order = first["serviceOrder"]
+        status = network.service_order_status(session, service_order["id"])
+        changes: JsonDict = {}
+        if status.state == "completed":
+            progress.activated.append(site_id)
+            changes = {"state": "completed", "completionDate": now}
+            changes["milestone"] = _milestone(first, "siteActivated", "done", now)
+        elif status.state == "failed":
+            attempt = int(service_order["attempt"])
+            progress.failed.append((site_id, status.detail))
+            if attempt >= MAX_ACTIVATION_ATTEMPTS:
+                progress.given_up.append(site_id)
+                changes = {
+                    "state": "failed",
+                    "milestone": _milestone(first, "siteActivated", "failed", now),
+                }
+            else:
+                again = network.submit_service_order(
+                    session,
+                    key=f"{order_id}/{site_id}/{attempt + 1}",
+                    customer_id=customer_of(order),
+                    product_order_id=order_id,
+                    order_item_id=first["id"],
+                    site_id=site_id,
+                    offering_id=_activation_offering(items),
+                    attempt=attempt + 1,
+                )
+                progress.retried.append(site_id)
+                progress.open_sites += 1
+                next_check.append(again.ready_at)
+                changes = {
+                    "serviceOrder": {"id": again.id, "attempt": attempt + 1},
+                    "expectedCompletionDate": again.expected_completion_date.isoformat(),
+                }
+        else:
+            progress.open_sites += 1
+            next_check.append(status.ready_at)
+            committed = date.fromisoformat(
+                first.get("committedCompletionDate", status.expected_completion_date.isoformat())
+            )
+            if status.expected_completion_date > committed and not first.get("jeopardy"):
+                progress.late.append(
+                    (site_id, status.expected_completion_date.isoformat(), status.detail)
+                )
+                changes = {
+                    "expectedCompletionDate": status.expected_completion_date.isoformat(),
+                    "jeopardy": {
+                        "raisedAt": now,
+                        "reason": status.detail,
+                        "committedDate": committed.isoformat(),
+                        "expectedDate": status.expected_completion_date.isoformat(),
+                    },
+                }
+        if changes:
+            for item in items:
+                updated_items[item["id"]].update(changes)
+    progress.next_check_at = min(next_check) if next_check else None
+    new_items = [updated_items[item["id"]] for item in order["productOrderItem"]]
+    if new_items != order["productOrderItem"]:
+        notes = list(order.get("note", []))
+        for site_id, new_date, detail in progress.late:
+            notes.append(
+                {
+                    "text": f"Jeopardy: site {site_id} now expected {new_date} ({detail})",
+                    "author": "etomcrm",
+                    "date": now,
+                }
+            )
+        save_order(session, order, {"productOrderItem": new_items, "note": notes})
+    if progress.late:
+        emit_event(
+            session,
+            api="internal",
+            event_type="ProductOrderJeopardyEvent",
+            resource_type="ProductOrder",
+            resource_id=order_id,
+            owner_customer_id=customer_of(order),
+            event={
+                "productOrder": {"id": order_id},
+                "late": [s for s, _, _ in progress.late],
+                "notify": Role.ORDER_MANAGER.value,
+            },
+        )
+    return progress
+
+
+def _milestone(item: JsonDict, name: str, status: str, at: str) -> list[JsonDict]:
+    out = [m for m in item.get("milestone", []) if m.get("name") != name]
+    out.append({"name": name, "status": status, "date": at})
+    return out
+
+
+@dataclass
+class Completion:
+    state: str
+    products: list[str]
+    activated_sites: int
+    failed_sites: int
+
+
+def complete_order(session: Session, order_id: str) -> Completion:
+    """3.5.5 Complete Order (eTOM 1.1.1.5.5): activated items become active products in
+    the customer's inventory; billing and SLA monitoring are told to start."""
+    order = load_order(session, order_id)
+    if order["state"] in ("completed", "partial", "failed"):
+        products = session.scalars(
+            select(ProductRow.id).where(ProductRow.owner_customer_id == customer_of(order))
+        ).all()
+        return Completion(order["state"], list(products), 0, 0)
+    customer_id = customer_of(order)
+    now = utcnow()
+    done = [i for i in order["productOrderItem"] if i["state"] == "completed"]
+    failed = [i for i in order["productOrderItem"] if i["state"] != "completed"]
+    product_ids = []
+    for item in done:
+        payload: JsonDict = {
+            "name": f"{item['productOffering'].get('name', item['productOffering']['id'])}",
+            "status": "active",
+            "isCustomerVisible": True,
+            "orderDate": order.get("orderDate"),
+            "startDate": _iso(now),
+            "productOffering": item["productOffering"],
+            "productOrderItem": [
+                {"productOrderId": order_id, "orderItemId": item["id"], "orderItemAction": "add"}
+            ],
+            "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
+        }
+        product = item.get("product") or {}
+        if product.get("place"):
+            payload["place"] = product["place"]
+        if product.get("productCharacteristic"):
+            payload["productCharacteristic"] = product["productCharacteristic"]
+        if item.get("itemPrice"):
+            payload["productPrice"] = item["itemPrice"]
+        body, _, _ = resources.create(session, PRODUCT_KIND, SYSTEM, payload)
+        product_ids.append(body["id"])
+    state = "completed" if not failed else ("partial" if done else "failed")
+    save_order(session, order, {"state": state, "completionDate": _iso(now)})
+    sites = {site_of(i) for i in done} - {None}
+    for event_type, audience in (
+        ("BillingStartEvent", "billing"),
+        ("SlaMonitoringStartEvent", "qos_sla"),
+    ):
+        emit_event(
+            session,
+            api="internal",
+            event_type=event_type,
+            resource_type="ProductOrder",
+            resource_id=order_id,
+            owner_customer_id=customer_id,
+            event={
+                "productOrder": {"id": order_id},
+                "product": [{"id": p} for p in product_ids],
+                "for": audience,
+                "startDate": _iso(now),
+            },
+        )
+    return Completion(
+        state, product_ids, len(sites), len({site_of(i) for i in failed if site_of(i)})
+    )
+
+
+def establish_relationship(session: Session, customer_id: str) -> bool:
+    """3.9.1 Establish and Terminate Customer Relationship (eTOM 1.1.1.9.1): a prospect
+    becomes an active customer with its first completed order. True when it changed."""
+    from etomcrm.customer_interface.models import CustomerRow
+    from etomcrm.customer_interface.service import CUSTOMER_KIND
+
+    row = session.get(CustomerRow, customer_id)
+    if row is None or row.status != "prospect":
+        return False
+    resources.patch(session, CUSTOMER_KIND, SYSTEM, customer_id, {"status": "active"})
+    return True
+
+
+def decide_cancellation(session: Session, principal: Principal, request: JsonDict) -> None:
+    """3.5.3 Accept and Issue Orders (eTOM 1.1.1.5.3), cancellation: an order is
+    cancelled while no site has been activated; otherwise the request is refused with
+    the reason. The order flow sees the cancelled state at its next look and stops."""
+    order_id = request["productOrder"]["id"]
+    row = session.get(ProductOrderRow, order_id)
+    if row is None or (principal.is_customer and row.owner_customer_id != principal.customer_id):
+        raise NotFound(f"no productOrder with id {order_id}")
+    order = dict(row.body)
+    state = order["state"]
+    activated = [i["id"] for i in order["productOrderItem"] if i.get("state") == "completed"]
+    request["state"] = "acknowledged"
+    if state in FINAL_STATES or activated:
+        why = (
+            f"the order is {state}"
+            if state in FINAL_STATES
+            else f"items {', '.join(activated)} are active already; terminate those products instead"
+        )
+        request["state"] = "terminatedWithError"
+        request["cancellationReason"] = request.get("cancellationReason") or ""
+        request["description"] = f"Cancellation refused: {why}"
+        return
+    reason = request.get("cancellationReason") or "cancelled at the customer's request"
+    for step in ("assessingCancellation", "pendingCancellation", "cancelled"):
+        check_transition("productOrder", order["state"], step)
+        order = save_order(session, order, {"state": step})
+    now = _iso(utcnow())
+    save_order(
+        session,
+        order,
+        {
+            "cancellationDate": now,
+            "cancellationReason": reason,
+            "productOrderItem": [{**i, "state": "cancelled"} for i in order["productOrderItem"]],
+        },
+    )
+    request["state"] = "done"
+    request["effectiveCancellationDate"] = now
