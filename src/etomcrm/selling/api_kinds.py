@@ -6,11 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
-from etomcrm.selling import prospects
+from etomcrm.selling import prospects, quotes, quotes_api
 
 KINDS: list[ResourceKind] = [
     prospects.SALES_LEAD_KIND,
     prospects.SALES_OPPORTUNITY_KIND,
+    quotes.QUOTE_KIND,
 ]
 
-ROUTERS: list[APIRouter] = []
+ROUTERS: list[APIRouter] = [quotes_api.router]
