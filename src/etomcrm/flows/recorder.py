@@ -150,7 +150,14 @@ def record_task(session: Session, workflow_id: str, key: str, task: Task) -> Non
         "priority": seq,
         "characteristic": characteristic,
         "relatedEntity": list(task.related),
-        "relatedParty": [{"id": task.actor, "name": task.actor, "role": "actor"}],
+        "relatedParty": [
+            {
+                "id": task.actor,
+                "name": task.actor,
+                "role": "actor",
+                "@referredType": "System" if task.actor == SYSTEM_ACTOR else "User",
+            }
+        ],
     }
     session.add(
         TaskFlowRow(

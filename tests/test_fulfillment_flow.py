@@ -1,0 +1,301 @@
+"""The Ordering and Post-Ordering flows, end to end through the API, on DBOS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from etomcrm.cli import app as cli
+from etomcrm.customer_interface.models import CommunicationMessageRow
+from etomcrm.db import session_scope
+from etomcrm.network.models import NetworkServiceOrderRow
+from etomcrm.network.port import use_network
+from etomcrm.network.simulator import SimulatedNetwork
+from tests import factories
+from tests.conftest import TokenFactory
+
+ORDERING = "/tmf-api/productOrderingManagement/v4"
+INVENTORY = "/tmf-api/productInventory/v4"
+FLOWS = "/tmf-api/processFlowManagement/v4"
+
+
+def contractable_customer(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    customer = factories.customer(client, headers)
+    response = client.patch(
+        f"{factories.CUSTOMER}/customer/{customer['id']}",
+        json={
+            "characteristic": [
+                {"name": "legalName", "value": "Bayerische Motoren Werke AG"},
+                {"name": "vatId", "value": "DE129273398"},
+            ],
+            "contactMedium": [
+                {
+                    "mediumType": "email",
+                    "contactType": "billing",
+                    "characteristic": {
+                        "emailAddress": "rechnung@bmw.example",
+                        "contactType": "billing",
+                    },
+                },
+                {
+                    "mediumType": "postalAddress",
+                    "contactType": "billing",
+                    "characteristic": {
+                        "street1": "Petuelring 130",
+                        "postCode": "80809",
+                        "city": "München",
+                        "country": "DE",
+                        "contactType": "billing",
+                    },
+                },
+            ],
+        },
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    return customer
+
+
+def access_offering(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    return factories.post(
+        client,
+        f"{factories.CATALOG}/productOffering",
+        {"name": "Site access 100 Mbit/s", "lifecycleStatus": "Launched"},
+        headers,
+    )
+
+
+def order_body(customer_id: str, offering: dict[str, Any], site_ids: list[str]) -> dict[str, Any]:
+    return {
+        "description": "Extranet access",
+        "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
+        "productOrderItem": [
+            {
+                "id": str(number),
+                "action": "add",
+                "quantity": 1,
+                "productOffering": {"id": offering["id"], "name": offering["name"]},
+                "product": {
+                    "place": [
+                        {
+                            "id": site_id,
+                            "@referredType": "GeographicSite",
+                            "role": "installationAddress",
+                        }
+                    ]
+                },
+                "itemPrice": [
+                    {
+                        "priceType": "recurring",
+                        "recurringChargePeriod": "month",
+                        "price": {"dutyFreeAmount": {"unit": "EUR", "value": 129.0}},
+                    }
+                ],
+            }
+            for number, site_id in enumerate(site_ids, start=1)
+        ],
+    }
+
+
+@pytest.fixture
+def network() -> Iterator[dict[str, Any]]:
+    overrides: dict[str, Any] = {}
+    use_network(SimulatedNetwork(day_seconds=0, late_rate=0, failure_rate=0, overrides=overrides))
+    yield overrides
+    use_network(None)
+
+
+def wait_for_state(
+    client: TestClient,
+    headers: dict[str, str],
+    order_id: str,
+    states: set[str],
+    seconds: float = 60,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        order = client.get(f"{ORDERING}/productOrder/{order_id}", headers=headers).json()
+        if order["state"] in states or time.monotonic() > deadline:
+            return order  # type: ignore[no-any-return]
+        time.sleep(0.2)
+
+
+def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_retried(
+    client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
+) -> None:
+    # given a customer whose data is complete, three sites: one on time, one late, one
+    # whose first activation fails
+    admin = auth("admin")
+    customer = contractable_customer(client, admin)
+    sites = [
+        factories.site(client, admin, customer["id"], city)
+        for city in ("München", "Leipzig", "Köln")
+    ]
+    network[sites[1]["id"]] = "late"
+    network[sites[2]["id"]] = "fail"
+    offering = access_offering(client, admin)
+
+    # when the order manager places the order
+    manager = auth("order_manager")
+    response = client.post(
+        f"{ORDERING}/productOrder",
+        json=order_body(customer["id"], offering, [s["id"] for s in sites]),
+        headers=manager,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["state"] == "acknowledged"
+    order_id = response.json()["id"]
+
+    # then the flow completes it
+    order = wait_for_state(client, manager, order_id, {"completed", "partial", "failed"})
+    assert order["state"] == "completed", order
+    assert all(item["state"] == "completed" for item in order["productOrderItem"])
+    late_item = next(
+        i for i in order["productOrderItem"] if i["product"]["place"][0]["id"] == sites[1]["id"]
+    )
+    assert late_item["jeopardy"]["expectedDate"] > late_item["jeopardy"]["committedDate"]
+
+    # the products are active in the customer's inventory
+    products = client.get(
+        f"{INVENTORY}/product", params={"relatedParty.id": customer["id"]}, headers=manager
+    ).json()
+    assert sorted(p["place"][0]["id"] for p in products) == sorted(s["id"] for s in sites)
+    assert {p["status"] for p in products} == {"active"}
+
+    # the relationship is established
+    customer_now = client.get(
+        f"{factories.CUSTOMER}/customer/{customer['id']}", headers=admin
+    ).json()
+    assert customer_now["status"] == "active"
+
+    # the network got one service order per site, plus one retry for the failed site
+    with session_scope() as session:
+        sent = session.scalar(select(func.count()).select_from(NetworkServiceOrderRow))
+        subjects = sorted(
+            session.scalars(select(CommunicationMessageRow.body["subject"].as_string()))
+        )
+    assert sent == 4
+    assert "A site of your order will be late" in subjects
+    assert "An activation of your order failed" in subjects
+    assert "Your service is active" in subjects
+    assert subjects.count("Your order is confirmed") == 1
+
+    # and every step is on record with its seed number (TMF701 and the trace command)
+    process_flows = client.get(f"{FLOWS}/processFlow", headers=manager).json()
+    assert {f["processFlowSpecification"] for f in process_flows} == {"ordering", "post-ordering"}
+    assert {f["state"] for f in process_flows} == {"completed"}
+    seeds = set()
+    for flow in process_flows:
+        tasks = client.get(f"{FLOWS}/processFlow/{flow['id']}/taskFlow", headers=manager)
+        assert tasks.status_code == 200
+        for task in tasks.json():
+            seeds.update(c["value"] for c in task["characteristic"] if c["name"] == "seedNumber")
+    assert {"3.4.4", "3.5.2", "3.5.3", "3.5.4", "3.5.5", "3.9.1", "3.9.5", "3.2.2"} <= seeds
+    trace = CliRunner().invoke(cli, ["trace", order_id])
+    assert trace.exit_code == 0, trace.output
+    assert "3.5.5" in trace.output and "post-ordering" in trace.output
+
+
+def test_an_order_for_a_customer_with_missing_data_is_refused_with_the_list(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    admin = auth("admin")
+    customer = factories.customer(client, admin)
+    site = factories.site(client, admin, customer["id"])
+    offering = access_offering(client, admin)
+    response = client.post(
+        f"{ORDERING}/productOrder",
+        json=order_body(customer["id"], offering, [site["id"]]),
+        headers=admin,
+    )
+    assert response.status_code == 409
+    message = response.json()["message"]
+    assert "VAT id" in message and "billing contact" in message
+
+
+def test_an_illegal_state_change_names_the_allowed_ones(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    admin = auth("admin")
+    customer = contractable_customer(client, admin)
+    site = factories.site(client, admin, customer["id"])
+    order = factories.post(
+        client,
+        f"{ORDERING}/productOrder",
+        order_body(customer["id"], access_offering(client, admin), [site["id"]]),
+        admin,
+    )
+    response = client.patch(
+        f"{ORDERING}/productOrder/{order['id']}", json={"state": "completed"}, headers=admin
+    )
+    assert response.status_code == 409
+    assert "allowed from 'acknowledged'" in response.json()["message"]
+    held = client.patch(
+        f"{ORDERING}/productOrder/{order['id']}", json={"state": "held"}, headers=admin
+    )
+    assert held.status_code == 200 and held.json()["state"] == "held"
+
+
+def test_an_order_not_yet_active_is_cancelled_and_one_that_is_cannot_be(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    admin = auth("admin")
+    customer = contractable_customer(client, admin)
+    site = factories.site(client, admin, customer["id"])
+    order = factories.post(
+        client,
+        f"{ORDERING}/productOrder",
+        order_body(customer["id"], access_offering(client, admin), [site["id"]]),
+        admin,
+    )
+    cancel = factories.post(
+        client,
+        f"{ORDERING}/cancelProductOrder",
+        {
+            "productOrder": {"id": order["id"], "@referredType": "ProductOrder"},
+            "cancellationReason": "budget",
+        },
+        admin,
+    )
+    assert cancel["state"] == "done"
+    cancelled = client.get(f"{ORDERING}/productOrder/{order['id']}", headers=admin).json()
+    assert cancelled["state"] == "cancelled" and cancelled["cancellationReason"] == "budget"
+    again = factories.post(
+        client, f"{ORDERING}/cancelProductOrder", {"productOrder": {"id": order["id"]}}, admin
+    )
+    assert again["state"] == "terminatedWithError" and "cancelled" in again["description"]
+
+
+def test_a_customer_sees_and_orders_only_for_itself(client: TestClient, auth: TokenFactory) -> None:
+    admin = auth("admin")
+    mine, theirs = contractable_customer(client, admin), contractable_customer(client, admin)
+    offering = access_offering(client, admin)
+    my_site = factories.site(client, admin, mine["id"])
+    their_site = factories.site(client, admin, theirs["id"])
+    their_order = factories.post(
+        client,
+        f"{ORDERING}/productOrder",
+        order_body(theirs["id"], offering, [their_site["id"]]),
+        admin,
+    )
+    me = auth("customer", customer_id=mine["id"])
+    my_order = factories.post(
+        client, f"{ORDERING}/productOrder", order_body(mine["id"], offering, [my_site["id"]]), me
+    )
+    assert client.get(f"{ORDERING}/productOrder/{their_order['id']}", headers=me).status_code == 404
+    assert [o["id"] for o in client.get(f"{ORDERING}/productOrder", headers=me).json()] == [
+        my_order["id"]
+    ]
+    # naming another customer's site is an unknown reference for this customer
+    response = client.post(
+        f"{ORDERING}/productOrder",
+        json=order_body(mine["id"], offering, [their_site["id"]]),
+        headers=me,
+    )
+    assert response.status_code == 422
