@@ -35,11 +35,9 @@ from etomcrm.customer_interface.communication import (
 )
 from etomcrm.customer_interface.communication import (
     customer_contacts,
-    message_id_for,
     write_message,
 )
 from etomcrm.customer_interface.models import (
-    CommunicationMessageRow,
     CustomerRow,
     GeographicSiteRow,
 )
@@ -346,24 +344,22 @@ def distribute_collateral(session: Session, principal: Principal, campaign_id: s
     lines += [f"- {a['name']}" + (f": {a['url']}" if a.get("url") else "") for a in attachment]
     lines.append("\nTo receive no more offers from us, reply with 'unsubscribe'.")
     content = "\n".join(lines)
-    stats = dict(
-        campaign.get("distribution")
-        or {"customerCount": 0, "messageCount": 0, "recipientCount": 0, "optedOutCount": 0}
-    )
+    # A snapshot, not a running sum, so distributing again never counts anyone twice.
+    stats: JsonDict = {"customerCount": 0, "messageCount": 0, "recipientCount": 0}
+    stats["optedOutCount"] = 0
     for customer_id in segment_customers(session, campaign["targetSegment"]):
-        key = f"campaign:{campaign_id}:customer:{customer_id}"
-        if session.get(CommunicationMessageRow, message_id_for(key)) is not None:
-            continue  # reached by an earlier distribution
-        contacts = customer_contacts(session, customer_id)
         stats["customerCount"] += 1
-        stats["optedOutCount"] += sum(1 for c in contacts if c.opted_out)
+        stats["optedOutCount"] += sum(
+            1 for c in customer_contacts(session, customer_id) if c.opted_out
+        )
+        # Keyed per campaign and customer: a customer reached before gets nothing new.
         message = write_message(
             session,
             principal,
             customer_id=customer_id,
             subject=str(campaign["name"]),
             content=content,
-            key=key,
+            key=f"campaign:{campaign_id}:customer:{customer_id}",
             category=MARKETING_CATEGORY,
             related_entity=[{"id": campaign_id, "@referredType": "Campaign", "role": "campaign"}],
             attachment=attachment,
