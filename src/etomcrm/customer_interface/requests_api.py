@@ -1,0 +1,190 @@
+"""3.2.2 over HTTP: file a customer request, read the queue, work a request.
+
+- ``POST /tmf-api/partyInteraction/v4/customerRequest`` files a request (body:
+  ``customerId`` (a customer's own token may leave it out), ``channel``, ``subject``,
+  ``description``, and for staff an optional ``classification``); answers 201 with the
+  classified, routed ``partyInteraction``.
+- ``GET /tmf-api/partyInteraction/v4/customerRequest`` is the queue: ``queue`` (a staff
+  role; default the caller's own, every queue for admin), ``status`` (comma-separated;
+  default ``open,inProgress``), ``offset``, ``limit``. A customer sees its own requests.
+- ``PATCH /tmf-api/partyInteraction/v4/customerRequest/{id}`` works a request: ``status``,
+  ``classification`` (re-routes it), ``note``.
+
+Every request is also a plain ``partyInteraction`` (``@type`` ``CustomerRequest``), so
+``GET /tmf-api/partyInteraction/v4/partyInteraction/{id}`` shows the requester its status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from etomcrm.api.conventions import ERROR_STATUSES, current_principal, json_response, read_json
+from etomcrm.config import get_settings
+from etomcrm.core.errors import InvalidRequest
+from etomcrm.core.resources import render
+from etomcrm.core.tmf_schemas import PARTY_INTERACTION, JsonDict, TmfDocument
+from etomcrm.customer_interface import requests
+from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
+from etomcrm.db import session_scope
+
+JSON = "application/json"
+PATH = f"{PARTY_INTERACTION.base_path}/customerRequest"
+
+
+def error_responses(doc: TmfDocument) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"description": "TMF error", "content": {JSON: {"schema": doc.ref("Error")}}}
+        for status in ERROR_STATUSES
+    }
+
+
+def body_of(schema: JsonDict) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
+
+
+def text_field(data: JsonDict, name: str, *, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"the body needs {name!r}")
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name!r} must be a string, not {type(value).__name__}")
+    return value
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+_STRING = {"type": "string"}
+REQUEST_BODY = {
+    "type": "object",
+    "required": ["channel", "subject"],
+    "properties": {
+        "customerId": {**_STRING, "description": "The requester (a customer's own by default)"},
+        "channel": {"type": "string", "enum": list(requests.CHANNELS)},
+        "subject": _STRING,
+        "description": _STRING,
+        "classification": {"type": "string", "enum": list(requests.QUEUES)},
+    },
+}
+UPDATE_BODY = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": list(requests.REQUEST_STATES)},
+        "classification": {"type": "string", "enum": list(requests.QUEUES)},
+        "note": _STRING,
+    },
+}
+ONE = {"content": {JSON: {"schema": PARTY_INTERACTION.ref("PartyInteraction")}}}
+MANY = {
+    "content": {
+        JSON: {"schema": {"type": "array", "items": PARTY_INTERACTION.ref("PartyInteraction")}}
+    },
+    "headers": {
+        "X-Total-Count": {"schema": {"type": "integer"}, "description": "Total matching"},
+        "X-Result-Count": {"schema": {"type": "integer"}, "description": "Items in this page"},
+    },
+}
+
+router = APIRouter(tags=["customerRequest"])
+
+
+@router.post(
+    PATH,
+    operation_id="createCustomerRequest",
+    summary="File a customer request; it is classified and routed to a queue",
+    status_code=201,
+    responses={201: {"description": "Filed", **ONE}, **error_responses(PARTY_INTERACTION)},
+    openapi_extra=body_of(REQUEST_BODY),
+)
+async def create_request(request: Request) -> Response:
+    principal = current_principal(request)
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    customer_id = text_field(data, "customerId") or principal.customer_id
+    if customer_id is None:
+        raise InvalidRequest("name the requesting customer in 'customerId'")
+    channel = text_field(data, "channel", required=True) or ""
+    subject = text_field(data, "subject", required=True) or ""
+    description = text_field(data, "description") or ""
+    classification = text_field(data, "classification")
+
+    def unit_of_work() -> JsonDict:
+        with session_scope() as session:
+            return requests.handle_customer_request(
+                session,
+                principal,
+                customer_id=customer_id,
+                channel=channel,
+                subject=subject,
+                description=description,
+                classification=classification,
+            )
+
+    body = await run_in_threadpool(unit_of_work)
+    return json_response(render(PARTY_INTERACTION_KIND, body, base_url(request)), 201)
+
+
+@router.get(
+    PATH,
+    operation_id="listCustomerRequest",
+    summary="The request queue: requests routed to a staff role, oldest first",
+    responses={
+        200: {"description": "Success", **MANY},
+        206: {"description": "Partial page", **MANY},
+        **error_responses(PARTY_INTERACTION),
+    },
+)
+def list_requests(
+    request: Request,
+    queue: str | None = None,
+    status: str = "open,inProgress",
+    offset: int = 0,
+    limit: int | None = None,
+) -> Response:
+    principal = current_principal(request)
+    if offset < 0 or (limit is not None and limit < 1):
+        raise InvalidRequest("offset must be at least 0 and limit at least 1")
+    size = min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
+    statuses = [s.strip() for s in status.split(",") if s.strip()]
+    with session_scope(readonly=True) as session:
+        items, total = requests.request_queue(
+            session, principal, queue=queue, statuses=statuses, offset=offset, limit=size
+        )
+    base = base_url(request)
+    headers = {"X-Total-Count": str(total), "X-Result-Count": str(len(items))}
+    code = 206 if offset + len(items) < total else 200
+    return json_response([render(PARTY_INTERACTION_KIND, b, base) for b in items], code, headers)
+
+
+@router.patch(
+    PATH + "/{id}",
+    operation_id="updateCustomerRequest",
+    summary="Work a request: move its status, re-route it, add a note",
+    responses={200: {"description": "Updated", **ONE}, **error_responses(PARTY_INTERACTION)},
+    openapi_extra=body_of(UPDATE_BODY),
+)
+async def update_request(id: str, request: Request) -> Response:
+    principal = current_principal(request)
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    status = text_field(data, "status")
+    classification = text_field(data, "classification")
+    note = text_field(data, "note")
+
+    def unit_of_work() -> JsonDict:
+        with session_scope() as session:
+            return requests.update_customer_request(
+                session, principal, id, status=status, classification=classification, note=note
+            )
+
+    body = await run_in_threadpool(unit_of_work)
+    return json_response(render(PARTY_INTERACTION_KIND, body, base_url(request)))
