@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
-from etomcrm.selling import prospects, quotes, quotes_api
+from etomcrm.selling import contract_api, prospects, quotes, quotes_api
 
 KINDS: list[ResourceKind] = [
     prospects.SALES_LEAD_KIND,
@@ -14,4 +14,4 @@ KINDS: list[ResourceKind] = [
     quotes.QUOTE_KIND,
 ]
 
-ROUTERS: list[APIRouter] = [quotes_api.router]
+ROUTERS: list[APIRouter] = [quotes_api.router, contract_api.router]

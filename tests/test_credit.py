@@ -1,0 +1,124 @@
+"""3.5.2 Assess credit worthiness: accept, accept with deposit, or reject, recorded."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from etomcrm.db import session_scope
+from etomcrm.security.service import SYSTEM
+from etomcrm.selling.credit import assess_credit, decide
+from tests.conftest import TokenFactory
+from tests.factories import CUSTOMER, customer
+
+
+def _profile(client: TestClient, headers: dict[str, str], customer_id: str, **values: Any) -> None:
+    response = client.patch(
+        f"{CUSTOMER}/customer/{customer_id}",
+        json={"characteristic": [{"name": k, "value": v} for k, v in values.items()]},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+def _assess(
+    client: TestClient, headers: dict[str, str], customer_id: str, value: str
+) -> Any:
+    return client.post(
+        f"{CUSTOMER}/customer/{customer_id}/creditAssessment",
+        json={"orderValue": value},
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize(
+    ("order", "balance", "late", "score", "outcome", "deposit", "limit"),
+    [
+        ("40000", "0", 0, 500, "accept", "0.00", "50000.00"),
+        ("40000", "10000", 0, 500, "accept", "0.00", "50000.00"),
+        ("60000", "0", 0, 500, "acceptWithDeposit", "10000.00", "50000.00"),
+        ("75000", "0", 0, 500, "acceptWithDeposit", "25000.00", "50000.00"),
+        ("75000.01", "0", 0, 500, "reject", "0.00", "50000.00"),
+        ("40000", "0", 1, 500, "acceptWithDeposit", "2500.00", "37500.00"),
+        ("1000", "0", 3, 900, "reject", "0.00", "22500.00"),
+    ],
+)
+def test_the_rule(
+    order: str, balance: str, late: int, score: int, outcome: str, deposit: str, limit: str
+) -> None:
+    decision = decide(Decimal(order), Decimal(balance), late, score)
+    assert (decision.outcome, decision.deposit, decision.limit) == (
+        outcome,
+        Decimal(deposit),
+        Decimal(limit),
+    )
+
+
+def test_assessment_is_recorded_on_the_customer(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given a customer with score 800 owing 20,000 EUR
+    bmw = customer(client, admin)
+    _profile(client, admin, bmw["id"], creditScore=800, openBalance="20000.00")
+    sales = auth("order_manager")
+    # when an order of 80,000 EUR is assessed
+    response = _assess(client, sales, bmw["id"], "80000.00")
+    # then exposure 100,000 exceeds the 80,000 limit: a deposit of 20,000
+    assert response.status_code == 200, response.text
+    decision = response.json()
+    assert decision["outcome"] == "acceptWithDeposit"
+    assert decision["deposit"] == "20000.00" and decision["limit"] == "80000.00"
+    assert "deposit of 20000.00 EUR" in decision["reason"]
+    stored = client.get(f"{CUSTOMER}/customer/{bmw['id']}", headers=admin).json()
+    [profile] = stored["creditProfile"]
+    assert profile["creditScore"] == 800 and profile["creditRiskRating"] == 3
+    assert profile["validFor"]["startDateTime"] == profile["creditProfileDate"]
+    assert profile["outcome"] == "acceptWithDeposit"
+
+
+def test_same_inputs_on_the_same_day_record_once(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    bmw = customer(client, admin)
+    first = _assess(client, admin, bmw["id"], "1000").json()
+    again = _assess(client, admin, bmw["id"], "1000.00").json()
+    assert first == again and first["outcome"] == "accept"
+    with session_scope() as session:
+        assess_credit(session, SYSTEM, bmw["id"], order_value=Decimal("1000"))
+    stored = client.get(f"{CUSTOMER}/customer/{bmw['id']}", headers=admin).json()
+    assert len(stored["creditProfile"]) == 1
+    # a different order value is a new assessment
+    assert _assess(client, admin, bmw["id"], "2000").status_code == 200
+    stored = client.get(f"{CUSTOMER}/customer/{bmw['id']}", headers=admin).json()
+    assert len(stored["creditProfile"]) == 2
+
+
+def test_bad_payment_history_is_rejected(client: TestClient, admin: dict[str, str]) -> None:
+    bmw = customer(client, admin)
+    _profile(client, admin, bmw["id"], creditScore=950, latePaymentsLast12Months=4)
+    decision = _assess(client, admin, bmw["id"], "100").json()
+    assert decision["outcome"] == "reject" and "4 late payments" in decision["reason"]
+
+
+def test_bad_input_is_refused(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    bmw = customer(client, admin)
+    assert _assess(client, admin, bmw["id"], "-5").status_code == 400
+    assert _assess(client, admin, bmw["id"], "lots").status_code == 400
+    response = client.post(
+        f"{CUSTOMER}/customer/{bmw['id']}/creditAssessment",
+        json={"orderValue": "10", "currency": "USD"},
+        headers=admin,
+    )
+    assert response.status_code == 400 and "EUR" in response.json()["message"]
+    _profile(client, admin, bmw["id"], creditScore="excellent")
+    response = _assess(client, admin, bmw["id"], "10")
+    assert response.status_code == 400 and "creditScore" in response.json()["message"]
+    # the customer does not assess itself; other roles than sellers may not record
+    portal = auth("customer", customer_id=bmw["id"])
+    assert _assess(client, portal, bmw["id"], "10").status_code == 403
+    assert _assess(client, admin, "no-such-customer", "10").status_code == 404
