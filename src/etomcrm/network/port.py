@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,11 @@ SERVICE_ORDER_NAMESPACE = uuid.UUID("6d1f3c2e-5a0b-4c1e-9a57-0e7c3f1b2d40")
 def business_date(moment: datetime) -> date:
     """The date at the sites at ``moment`` (an aware datetime)."""
     return moment.astimezone(BUSINESS_TIMEZONE).date()
+
+
+def start_of_business_date(day: date) -> datetime:
+    """The moment a business date begins at the sites (for TMF date-time attributes)."""
+    return datetime.combine(day, time(), BUSINESS_TIMEZONE)
 
 
 def service_order_id(key: str) -> str:

@@ -28,7 +28,7 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -42,12 +42,12 @@ from etomcrm.customer_interface.models import GeographicSiteRow
 from etomcrm.db import utcnow
 from etomcrm.network.models import NetworkServiceOrderRow
 from etomcrm.network.port import (
-    BUSINESS_TIMEZONE,
     ServiceOrderState,
     ServiceOrderStatus,
     SiteQualification,
     business_date,
     service_order_id,
+    start_of_business_date,
 )
 
 # What a test or the demo may force on one site:
@@ -87,8 +87,7 @@ def _iso(moment: datetime) -> str:
 
 
 def _date_time(day: date) -> str:
-    """A business date as the TMF date-time of its start at the sites."""
-    return datetime.combine(day, time(), BUSINESS_TIMEZONE).isoformat()
+    return start_of_business_date(day).isoformat()
 
 
 def _place(site: JsonDict) -> JsonDict:
@@ -142,7 +141,8 @@ class SimulatedNetwork:
             if special_build_rate is None
             else special_build_rate
         )
-        self.overrides: dict[str, Override] = dict(overrides or {})
+        # Kept as given, not copied: a test or the demo may force a site after creation.
+        self.overrides: Mapping[str, Override] = overrides if overrides is not None else {}
         self.now = now
 
     # ----- seeded draws -----------------------------------------------------------------

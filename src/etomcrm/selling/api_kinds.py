@@ -6,12 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
-from etomcrm.selling import contract_api, prospects, quotes, quotes_api
+from etomcrm.selling import contract_api, feasibility, prospects, quotes, quotes_api
 
 KINDS: list[ResourceKind] = [
     prospects.SALES_LEAD_KIND,
     prospects.SALES_OPPORTUNITY_KIND,
     quotes.QUOTE_KIND,
+    feasibility.PRODUCT_OFFERING_QUALIFICATION_KIND,
 ]
 
 ROUTERS: list[APIRouter] = [quotes_api.router, contract_api.router]
