@@ -8,8 +8,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from etomcrm.core import resources
+from etomcrm.core.errors import Conflict, InvalidRequest, UnknownReference
 from etomcrm.db import session_scope
+from etomcrm.flows import signals
 from etomcrm.selling.quotes import (
+    QUOTE_KIND,
     QuoteLine,
     archive_id,
     draft_quote,
@@ -112,7 +116,7 @@ def test_lines_and_total_are_exact_for_awkward_amounts(
         admin,
     )
     lines = [
-        QuoteLine(s, offering["id"], quantity=q) for s, q in zip(bmw.site_ids[:7], range(1, 8))
+        QuoteLine(s, offering["id"], quantity=q) for q, s in enumerate(bmw.site_ids[:7], start=1)
     ]
     # when the quote is drafted
     with session_scope() as session:
@@ -234,10 +238,6 @@ def test_discount_above_threshold_needs_a_second_person(
 
 def test_going_straight_to_approved_past_a_large_discount_is_refused(bmw: Bmw) -> None:
     quote = draft(bmw, sites=1, discount="20")
-    from etomcrm.core import resources
-    from etomcrm.core.errors import Conflict
-    from etomcrm.selling.quotes import QUOTE_KIND
-
     with session_scope() as session, pytest.raises(Conflict, match="second person"):
         resources.patch(session, QUOTE_KIND, MANAGER, quote["id"], {"state": "approved"})
 
@@ -257,8 +257,6 @@ def test_without_a_large_discount_submit_approves_and_illegal_moves_name_the_all
 def test_customer_accepts_only_after_education_and_the_flow_is_told(
     client: TestClient, auth: TokenFactory, bmw: Bmw, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from etomcrm.flows import signals
-
     woken: list[tuple[str, str]] = []
     monkeypatch.setattr(signals, "quote_decided", lambda q, s: woken.append((q, s)))
     quote = _approved(bmw)
@@ -348,8 +346,6 @@ def test_a_quote_covers_only_its_customers_sites(
 ) -> None:
     other = customer(client, admin, "Audi AG")
     foreign = site(client, admin, other["id"], "Ingolstadt")
-    from etomcrm.core.errors import InvalidRequest, UnknownReference
-
     with session_scope() as session, pytest.raises(InvalidRequest, match="another customer"):
         draft_quote(
             session,
