@@ -6,13 +6,21 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
-from etomcrm.selling import contract_api, feasibility, prospects, quotes, quotes_api
+from etomcrm.selling import (
+    contract_api,
+    feasibility,
+    prospects,
+    quotes,
+    quotes_api,
+    recommendations,
+)
 
 KINDS: list[ResourceKind] = [
     prospects.SALES_LEAD_KIND,
     prospects.SALES_OPPORTUNITY_KIND,
     quotes.QUOTE_KIND,
     feasibility.PRODUCT_OFFERING_QUALIFICATION_KIND,
+    recommendations.QUERY_PRODUCT_RECOMMENDATION_KIND,
 ]
 
 ROUTERS: list[APIRouter] = [quotes_api.router, contract_api.router]
