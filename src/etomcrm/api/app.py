@@ -32,6 +32,7 @@ from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import engine
 from etomcrm.marketing import api_kinds as marketing_kinds
 from etomcrm.order_handling import api_kinds as order_handling_kinds
+from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.security import service as security
 from etomcrm.selling import api_kinds as selling_kinds
 
@@ -47,6 +48,7 @@ API_KINDS: list[ResourceKind] = [
     *selling_kinds.KINDS,
     *order_handling_kinds.KINDS,
     *flows_kinds.KINDS,
+    *retention_kinds.KINDS,
 ]
 
 
@@ -56,6 +58,7 @@ AREAS = (
     selling_kinds,
     order_handling_kinds,
     flows_kinds,
+    retention_kinds,
 )
 
 
