@@ -24,9 +24,7 @@ def _profile(client: TestClient, headers: dict[str, str], customer_id: str, **va
     assert response.status_code == 200, response.text
 
 
-def _assess(
-    client: TestClient, headers: dict[str, str], customer_id: str, value: str
-) -> Any:
+def _assess(client: TestClient, headers: dict[str, str], customer_id: str, value: str) -> Any:
     return client.post(
         f"{CUSTOMER}/customer/{customer_id}/creditAssessment",
         json={"orderValue": value},
@@ -79,9 +77,7 @@ def test_assessment_is_recorded_on_the_customer(
     assert profile["outcome"] == "acceptWithDeposit"
 
 
-def test_same_inputs_on_the_same_day_record_once(
-    client: TestClient, admin: dict[str, str]
-) -> None:
+def test_same_inputs_on_the_same_day_record_once(client: TestClient, admin: dict[str, str]) -> None:
     bmw = customer(client, admin)
     first = _assess(client, admin, bmw["id"], "1000").json()
     again = _assess(client, admin, bmw["id"], "1000.00").json()

@@ -22,7 +22,9 @@ def _readiness(client: TestClient, headers: dict[str, str], customer_id: str) ->
 def _complete(
     client: TestClient, headers: dict[str, str], customer_id: str, body: dict[str, Any]
 ) -> Any:
-    return client.patch(f"{CUSTOMER}/customer/{customer_id}/contractData", json=body, headers=headers)
+    return client.patch(
+        f"{CUSTOMER}/customer/{customer_id}/contractData", json=body, headers=headers
+    )
 
 
 def test_a_new_customer_lacks_everything_a_contract_needs(
@@ -82,9 +84,7 @@ def test_completed_data_makes_the_customer_ready(
         assert missing_contract_data(session, bmw["id"]) == []
 
 
-def test_an_invalid_vat_id_is_refused_naming_it(
-    client: TestClient, admin: dict[str, str]
-) -> None:
+def test_an_invalid_vat_id_is_refused_naming_it(client: TestClient, admin: dict[str, str]) -> None:
     bmw = customer(client, admin)
     response = _complete(client, admin, bmw["id"], {"vatId": "DE123456789"})
     assert response.status_code == 400
@@ -99,9 +99,7 @@ def test_an_invalid_vat_id_is_refused_naming_it(
     assert any("'DE123456789' is not a valid EU VAT id" in m for m in missing)
 
 
-def test_incomplete_billing_address_is_refused(
-    client: TestClient, admin: dict[str, str]
-) -> None:
+def test_incomplete_billing_address_is_refused(client: TestClient, admin: dict[str, str]) -> None:
     bmw = customer(client, admin)
     address = {k: v for k, v in ADDRESS.items() if k != "postCode"}
     response = _complete(client, admin, bmw["id"], {"billingAddress": address})

@@ -24,9 +24,7 @@ def _product(
         "name": f"Site access {site_body['name']}",
         "status": status,
         "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
-        "place": [
-            {"id": site_body["id"], "role": "installation", "name": site_body["name"]}
-        ],
+        "place": [{"id": site_body["id"], "role": "installation", "name": site_body["name"]}],
         "productCharacteristic": [{"name": k, "value": v} for k, v in characteristics.items()],
     }
     with session_scope() as session:
@@ -74,9 +72,7 @@ def test_recommendations_follow_the_installed_base(
     assert items[0]["product"]["productRelationship"][0]["product"]["id"] == faulty
     assert "(92 %)" in items[1]["product"]["description"]
     assert items[1]["product"]["productRelationship"][0]["product"]["id"] == busy
-    reasons = {
-        c["name"]: c["value"] for c in items[2]["product"]["productCharacteristic"]
-    }
+    reasons = {c["name"]: c["value"] for c in items[2]["product"]["productCharacteristic"]}
     assert "runs its own router" in reasons["recommendationReason"]
     assert "productOffering" not in items[1]  # no such offering in the catalog
     # and it can be read again

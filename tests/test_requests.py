@@ -15,9 +15,7 @@ from tests.factories import INTERACTION, customer
 REQUESTS = f"{INTERACTION}/customerRequest"
 
 
-def _file(
-    client: TestClient, headers: dict[str, str], **body: Any
-) -> tuple[int, dict[str, Any]]:
+def _file(client: TestClient, headers: dict[str, str], **body: Any) -> tuple[int, dict[str, Any]]:
     response = client.post(REQUESTS, json=body, headers=headers)
     return response.status_code, response.json()
 
@@ -66,7 +64,9 @@ def test_customer_files_a_request_and_follows_its_status(
     # and support works it; the customer sees each status
     support = auth("support")
     for step in ("inProgress", "resolved"):
-        response = client.patch(f"{REQUESTS}/{request['id']}", json={"status": step}, headers=support)
+        response = client.patch(
+            f"{REQUESTS}/{request['id']}", json={"status": step}, headers=support
+        )
         assert response.status_code == 200, response.text
         seen = client.get(f"{INTERACTION}/partyInteraction/{request['id']}", headers=portal)
         assert seen.status_code == 200 and seen.json()["status"] == step
@@ -128,9 +128,7 @@ def test_customer_may_not_classify_nor_use_staff_channels(
 ) -> None:
     bmw = customer(client, admin)
     portal = auth("customer", customer_id=bmw["id"])
-    status, error = _file(
-        client, portal, channel="portal", subject="x", classification="billing"
-    )
+    status, error = _file(client, portal, channel="portal", subject="x", classification="billing")
     assert status == 403 and "staff" in error["message"]
     status, error = _file(client, portal, channel="phone", subject="x")
     assert status == 400 and "logged by our staff" in error["message"]
