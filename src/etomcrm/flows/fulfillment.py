@@ -125,9 +125,10 @@ class DurableRunner:
         return _durable_step(self.workflow_id, key, name, *args)
 
     def sleep_until(self, moment: datetime) -> None:
-        seconds = (moment - utcnow()).total_seconds()
-        if seconds > 0:
-            DBOS.sleep(seconds)
+        # Always a recorded DBOS sleep (DBOS skips a sleep of zero without recording
+        # it): on recovery the time has passed, and the replayed workflow must take the
+        # same steps it took the first time.
+        DBOS.sleep(max(0.001, (moment - utcnow()).total_seconds()))
 
     def recv(self, topic: str, timeout_seconds: float) -> Any:
         return DBOS.recv(topic, timeout_seconds)
