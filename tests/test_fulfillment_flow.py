@@ -160,6 +160,9 @@ def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_re
         i for i in order["productOrderItem"] if i["product"]["place"][0]["id"] == sites[1]["id"]
     )
     assert late_item["jeopardy"]["expectedDate"] > late_item["jeopardy"]["committedDate"]
+    # the jeopardy showed on the order (the order manager's list) and is cleared now
+    assert any(note["text"].startswith("Jeopardy: site") for note in order["note"])
+    assert order["inJeopardy"] is False
 
     # the products are active in the customer's inventory
     products = client.get(

@@ -310,7 +310,9 @@ def order_from_quote(session: Session, principal: Principal, quote_id: str) -> J
             item["itemPrice"] = prices
         items.append(item)
     payload: JsonDict = {
-        "description": f"Order from quote {quote.get('externalId') or quote_id} v{quote.get('version', '1')}",
+        "description": (
+            f"Order from quote {quote.get('externalId') or quote_id} v{quote.get('version', '1')}"
+        ),
         "quote": [{"id": quote_id, "@referredType": "Quote"}],
         "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
         "productOrderItem": items,
@@ -390,7 +392,26 @@ def order_sites(order: JsonDict) -> dict[str, list[JsonDict]]:
     return sites
 
 
-def _activation_offering(items: list[JsonDict]) -> str:
+def _access_offerings(session: Session, order: JsonDict) -> set[str]:
+    """The order's offerings that are network access (they carry a bandwidth): what the
+    network builds a site for. Routers, installation and SLAs ride along."""
+    from etomcrm.catalog.models import ProductOfferingRow
+
+    ids = {str(i["productOffering"]["id"]) for i in order["productOrderItem"]}
+    access = set()
+    for offering_id, body in session.execute(
+        select(ProductOfferingRow.id, ProductOfferingRow.body).where(ProductOfferingRow.id.in_(ids))
+    ):
+        uses = body.get("prodSpecCharValueUse", []) or []
+        if any(isinstance(u, dict) and u.get("name") == "bandwidth" for u in uses):
+            access.add(offering_id)
+    return access
+
+
+def _activation_offering(items: list[JsonDict], access: set[str]) -> str:
+    for item in items:
+        if item["productOffering"]["id"] in access:
+            return str(item["productOffering"]["id"])
     return str(items[0]["productOffering"]["id"])
 
 
@@ -400,6 +421,7 @@ def issue_service_orders(session: Session, order_id: str, network: Any) -> list[
     order = load_order(session, order_id)
     customer_id = customer_of(order)
     statuses = []
+    access = _access_offerings(session, order)
     expected: dict[str, date] = {}
     service_order_of: dict[str, str] = {}
     for site_id, items in order_sites(order).items():
@@ -410,7 +432,7 @@ def issue_service_orders(session: Session, order_id: str, network: Any) -> list[
             product_order_id=order_id,
             order_item_id=items[0]["id"],
             site_id=site_id,
-            offering_id=_activation_offering(items),
+            offering_id=_activation_offering(items, access),
             attempt=1,
         )
         statuses.append(status)
@@ -474,6 +496,7 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
         return progress
     now = _iso(utcnow())
     by_site = order_sites(order)
+    access: set[str] | None = None
     updated_items = {item["id"]: dict(item) for item in order["productOrderItem"]}
     next_check: list[datetime] = []
     for site_id, items in by_site.items():
@@ -497,6 +520,7 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
                     "milestone": _milestone(first, "siteActivated", "failed", now),
                 }
             else:
+                access = _access_offerings(session, order) if access is None else access
                 again = network.submit_service_order(
                     session,
                     key=f"{order_id}/{site_id}/{attempt + 1}",
@@ -504,7 +528,7 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
                     product_order_id=order_id,
                     order_item_id=first["id"],
                     site_id=site_id,
-                    offering_id=_activation_offering(items),
+                    offering_id=_activation_offering(items, access),
                     attempt=attempt + 1,
                 )
                 progress.retried.append(site_id)
@@ -539,6 +563,12 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
     progress.next_check_at = min(next_check) if next_check else None
     new_items = [updated_items[item["id"]] for item in order["productOrderItem"]]
     if new_items != order["productOrderItem"]:
+        order_changes: JsonDict = {"productOrderItem": new_items}
+        late_sites = sorted(
+            {site_of(i) or "" for i in new_items if i.get("jeopardy") and i["state"] != "completed"}
+        )
+        # The order manager's work list: GET productOrder?inJeopardy=true
+        order_changes["inJeopardy"] = bool(late_sites)
         notes = list(order.get("note", []))
         for site_id, new_date, detail in progress.late:
             notes.append(
@@ -548,7 +578,8 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
                     "date": now,
                 }
             )
-        save_order(session, order, {"productOrderItem": new_items, "note": notes})
+        order_changes["note"] = notes
+        save_order(session, order, order_changes)
     if progress.late:
         emit_event(
             session,
@@ -671,7 +702,8 @@ def decide_cancellation(session: Session, principal: Principal, request: JsonDic
         why = (
             f"the order is {state}"
             if state in FINAL_STATES
-            else f"items {', '.join(activated)} are active already; terminate those products instead"
+            else f"items {', '.join(activated)} are active already; "
+            "terminate those products instead"
         )
         request["state"] = "terminatedWithError"
         request["cancellationReason"] = request.get("cancellationReason") or ""
