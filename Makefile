@@ -40,3 +40,8 @@ clean:
 # The customer API benchmark (bench/README.md): both databases, about 20 minutes.
 bench: install
 	bench/run_customer_api.sh
+
+# The Fulfillment flows benchmark (bench/README.md): durable against plain, both databases.
+.PHONY: bench-flows
+bench-flows: install
+	$(BIN)/python bench/run_flows.py
