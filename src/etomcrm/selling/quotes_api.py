@@ -38,9 +38,8 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-async def _quote_action(request: Request, action: Any, *args: Any) -> Response:
+async def _quote_action(request: Request, quote_id: str, action: Any, *args: Any) -> Response:
     principal = current_principal(request)
-    quote_id = request.path_params["id"]
 
     def unit_of_work() -> JsonDict:
         with session_scope() as session:
@@ -55,8 +54,8 @@ async def _quote_action(request: Request, action: Any, *args: Any) -> Response:
     summary="Mark a quote ready: approved, or pending approval",
     responses={**_QUOTE, **_ERRORS},
 )
-async def submit(request: Request) -> Response:
-    return await _quote_action(request, quotes.submit_quote)
+async def submit(id: str, request: Request) -> Response:
+    return await _quote_action(request, id, quotes.submit_quote)
 
 
 @router.post(
@@ -64,8 +63,8 @@ async def submit(request: Request) -> Response:
     summary="Approve a pending quote's discount (second person)",
     responses={**_QUOTE, **_ERRORS},
 )
-async def approve(request: Request) -> Response:
-    return await _quote_action(request, quotes.approve_quote)
+async def approve(id: str, request: Request) -> Response:
+    return await _quote_action(request, id, quotes.approve_quote)
 
 
 @router.post(
@@ -73,8 +72,8 @@ async def approve(request: Request) -> Response:
     summary="Accept an approved quote (the customer)",
     responses={**_QUOTE, **_ERRORS},
 )
-async def accept(request: Request) -> Response:
-    return await _quote_action(request, quotes.accept_quote)
+async def accept(id: str, request: Request) -> Response:
+    return await _quote_action(request, id, quotes.accept_quote)
 
 
 @router.post(
@@ -96,11 +95,11 @@ async def accept(request: Request) -> Response:
         }
     },
 )
-async def reject(request: Request) -> Response:
+async def reject(id: str, request: Request) -> Response:
     data = await read_json(request)
     if not isinstance(data, dict) or not isinstance(data.get("reason"), str):
         raise InvalidRequest('send {"reason": "..."}: why the quote is rejected')
-    return await _quote_action(request, quotes.reject_quote, data["reason"])
+    return await _quote_action(request, id, quotes.reject_quote, data["reason"])
 
 
 @router.post(
@@ -108,8 +107,8 @@ async def reject(request: Request) -> Response:
     summary="Withdraw an open quote (the provider)",
     responses={**_QUOTE, **_ERRORS},
 )
-async def cancel(request: Request) -> Response:
-    return await _quote_action(request, quotes.cancel_quote)
+async def cancel(id: str, request: Request) -> Response:
+    return await _quote_action(request, id, quotes.cancel_quote)
 
 
 @router.get(
@@ -154,9 +153,9 @@ def education_brief(id: str, request: Request) -> Response:
         }
     },
 )
-async def record_education(request: Request) -> Response:
+async def record_education(id: str, request: Request) -> Response:
     principal = current_principal(request)
-    quote_id = request.path_params["id"]
+    quote_id = id
     data = await read_json(request)
     if not isinstance(data, dict) or not all(
         isinstance(data.get(k), str) for k in ("presentedTo", "channel")
