@@ -156,3 +156,16 @@ def flows(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     engine.launch(db_url)
     yield
     engine.shutdown()
+
+
+@pytest.fixture
+def network() -> Iterator[dict[str, Any]]:
+    """The simulated network answering at once, never late or failing unless a test
+    names a site in the returned overrides ({site_id: "late" | "fail" | ...})."""
+    from etomcrm.network.port import use_network
+    from etomcrm.network.simulator import SimulatedNetwork
+
+    overrides: dict[str, Any] = {}
+    use_network(SimulatedNetwork(day_seconds=0, late_rate=0, failure_rate=0, overrides=overrides))
+    yield overrides
+    use_network(None)

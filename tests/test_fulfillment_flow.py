@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -15,8 +13,6 @@ from etomcrm.cli import app as cli
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.network.models import NetworkServiceOrderRow
-from etomcrm.network.port import use_network
-from etomcrm.network.simulator import SimulatedNetwork
 from tests import factories
 from tests.conftest import TokenFactory
 
@@ -27,8 +23,13 @@ FLOWS = "/tmf-api/processFlowManagement/v4"
 
 def contractable_customer(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
     customer = factories.customer(client, headers)
+    complete_contract_data(client, headers, customer["id"])
+    return customer
+
+
+def complete_contract_data(client: TestClient, headers: dict[str, str], customer_id: str) -> None:
     response = client.patch(
-        f"{factories.CUSTOMER}/customer/{customer['id']}",
+        f"{factories.CUSTOMER}/customer/{customer_id}",
         json={
             "characteristic": [
                 {"name": "legalName", "value": "Bayerische Motoren Werke AG"},
@@ -59,7 +60,6 @@ def contractable_customer(client: TestClient, headers: dict[str, str]) -> dict[s
         headers=headers,
     )
     assert response.status_code == 200, response.text
-    return customer
 
 
 def access_offering(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
@@ -101,14 +101,6 @@ def order_body(customer_id: str, offering: dict[str, Any], site_ids: list[str]) 
             for number, site_id in enumerate(site_ids, start=1)
         ],
     }
-
-
-@pytest.fixture
-def network() -> Iterator[dict[str, Any]]:
-    overrides: dict[str, Any] = {}
-    use_network(SimulatedNetwork(day_seconds=0, late_rate=0, failure_rate=0, overrides=overrides))
-    yield overrides
-    use_network(None)
 
 
 def wait_for_state(
@@ -193,7 +185,7 @@ def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_re
     process_flows = client.get(f"{FLOWS}/processFlow", headers=manager).json()
     assert {f["processFlowSpecification"] for f in process_flows} == {"ordering", "post-ordering"}
     assert {f["state"] for f in process_flows} == {"completed"}
-    seeds = set()
+    seeds: set[str] = set()
     for flow in process_flows:
         tasks = client.get(f"{FLOWS}/processFlow/{flow['id']}/taskFlow", headers=manager)
         assert tasks.status_code == 200

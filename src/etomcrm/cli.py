@@ -101,14 +101,14 @@ def worker(
 
     from etomcrm.core.events import deliver_messages
     from etomcrm.flows import engine
-    from etomcrm.flows.fulfillment import sweep_unstarted_orders
+    from etomcrm.flows.fulfillment import sweep_unstarted_flows
     from etomcrm.migrate import upgrade
 
     os.environ["ETOMCRM_FLOWS_EXECUTOR_ID"] = executor_id
     get_settings.cache_clear()
     upgrade()
     engine.launch(concurrency=concurrency or None)
-    started = sweep_unstarted_orders()
+    started = sweep_unstarted_flows()
     console.print(
         f"worker {executor_id} running flows" + (f"; started {started}" if started else "")
     )

@@ -405,6 +405,9 @@ def presale_flow(run: Runner, request_id: str, customer_id: str, owner: str) -> 
         decision = run.recv("quote", QUOTE_REMINDER_SECONDS)
         if decision is not None:
             result = run.step("decided", "presale_decided_step", decision)
+            if result.get("order"):
+                order_id = str(result["order"])
+                run.then("ordering", ordering_workflow_id(order_id), order_id)
             return str(result["outcome"])
         run.step(f"remind-{reminder}", "presale_reminder_step", reminder)
     run.step("lapsed", "presale_lapsed_step")
@@ -427,11 +430,13 @@ def presale_open_step(
         description="Pre-sale",
     )
     principal = replace(SYSTEM, name=owner)
-    lead = prospects.open_lead(
-        session, principal, customer_id=customer_id, name=f"Request {request_id}", channel="request"
-    )
+    lead_id = _lead_of_request(session, request_id)
+    if lead_id is None:
+        lead_id = prospects.open_lead(
+            session, principal, customer_id=customer_id, name=f"Request {request_id}", channel="web"
+        )["id"]
     opportunity = prospects.qualify_lead(
-        session, principal, lead["id"], owner=owner, probability=20, expected_revenue=_zero()
+        session, principal, lead_id, owner=owner, probability=20, expected_revenue=_zero()
     )
     _inform(
         session,
@@ -443,9 +448,14 @@ def presale_open_step(
         request_id,
     )
     return (
-        {"lead": lead["id"], "opportunity": opportunity["id"]},
+        {"lead": lead_id, "opportunity": opportunity["id"]},
         [
-            Task("3.4.1", "Manage prospects", f"lead and opportunity opened, owner {owner}"),
+            Task(
+                "3.2.2",
+                "Handle customer requests",
+                "request classified as selling, routed to sales",
+            ),
+            Task("3.4.1", "Manage prospects", f"lead qualified into an opportunity, owner {owner}"),
             Task(
                 "3.3.1",
                 "Issue and distribute marketing collateral",
@@ -453,6 +463,17 @@ def presale_open_step(
             ),
         ],
     )
+
+
+def _lead_of_request(session: Session, request_id: str) -> str | None:
+    from etomcrm.customer_interface.models import PartyInteractionRow
+
+    row = session.get(PartyInteractionRow, request_id)
+    for entry in (row.body.get("interactionItem", []) if row is not None else []) or []:
+        item = entry.get("item") or {}
+        if item.get("@referredType") == "SalesLead":
+            return str(item["id"])
+    return None
 
 
 def _zero() -> Any:
@@ -480,6 +501,9 @@ def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict)
     from etomcrm.selling import prospects
 
     quote_id, state = str(decision["quote"]), str(decision["state"])
+    recorder.relate(
+        session, workflow_id, {"id": quote_id, "@referredType": "Quote", "role": "quote"}
+    )
     opened = recorder.recorded(session, workflow_id, "open") or {}
     flow_started = session.get(ProcessFlowRow, workflow_id)
     since = flow_started.created_at if flow_started else utcnow()
@@ -487,6 +511,8 @@ def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict)
     outcome = state
     related: tuple[JsonDict, ...] = ()
     if state == "accepted":
+        # The flow starts the order's flow itself, durably, once this step is done.
+        session.info["order_flow_started"] = True
         order = orders.order_from_quote(session, SYSTEM, quote_id)
         related = ({"id": order["id"], "@referredType": "ProductOrder", "role": "follow-up case"},)
         tasks.append(
@@ -499,10 +525,18 @@ def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict)
         )
         outcome = "ordered"
     if opened.get("opportunity"):
+        # The opportunity went through proposal and negotiation while people worked.
+        opportunity_id = str(opened["opportunity"])
+        stage = prospects.SALES_OPPORTUNITY_KIND.row
+        current = session.get(stage, opportunity_id)
+        path = ["qualification", "proposal", "negotiation"]
+        now_at = str(current.body.get("stage")) if current is not None else "negotiation"
+        for next_stage in path[path.index(now_at) + 1 :] if now_at in path else []:
+            prospects.advance_opportunity(session, SYSTEM, opportunity_id, stage=next_stage)
         prospects.close_opportunity(
             session,
             SYSTEM,
-            str(opened["opportunity"]),
+            opportunity_id,
             won=state == "accepted",
             reason="quote accepted" if state == "accepted" else f"quote {state}",
         )
@@ -515,7 +549,10 @@ def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict)
         )
     recorder.finish_flow(session, workflow_id, "completed")
     first = Task("3.4.3", "Negotiate the sale", f"quote {quote_id} {state}", related=related)
-    return {"outcome": outcome, "quote": quote_id}, [first, *tasks]
+    result: JsonDict = {"outcome": outcome, "quote": quote_id}
+    if related:
+        result["order"] = related[0]["id"]
+    return result, [first, *tasks]
 
 
 def _people_tasks(session: Session, quote_id: str, since: datetime) -> list[Task]:
@@ -625,12 +662,15 @@ def start_ordering(order_id: str) -> None:
         log.exception("could not start the ordering flow of %s now", order_id)
 
 
-def start_presale(request_id: str, customer_id: str, owner: str) -> str:
+def start_presale(request_id: str, customer_id: str, owner: str) -> None:
+    """Called after a selling request commits. Never raises: the worker's sweep starts
+    any selling request whose flow could not be started here."""
     from etomcrm.flows import engine
 
-    workflow_id = presale_workflow_id(request_id)
-    engine.enqueue("presale", workflow_id, request_id, customer_id, owner)
-    return workflow_id
+    try:
+        engine.enqueue("presale", presale_workflow_id(request_id), request_id, customer_id, owner)
+    except Exception:
+        log.exception("could not start the pre-sale flow of request %s now", request_id)
 
 
 def run_plain(order_id: str) -> str:
@@ -638,23 +678,43 @@ def run_plain(order_id: str) -> str:
     return ordering_flow(PlainRunner(ordering_workflow_id(order_id)), order_id)
 
 
-def sweep_unstarted_orders() -> int:
-    """Start the ordering flow of every acknowledged order that has none (a crash
-    between an order's commit and its flow's start). Returns how many."""
+def sweep_unstarted_flows() -> int:
+    """Start the flow of every acknowledged order and open selling request that has
+    none (a crash between the commit and the flow's start). Returns how many."""
+    from etomcrm.customer_interface.models import PartyInteractionRow
     from etomcrm.flows import engine
-    from etomcrm.flows.models import ProcessFlowRow
     from etomcrm.order_handling.models import ProductOrderRow
 
     with session_scope() as session:
-        started = select(ProcessFlowRow.case_id).where(ProcessFlowRow.flow == "ordering")
-        waiting = session.scalars(
+        orders_started = select(ProcessFlowRow.case_id).where(ProcessFlowRow.flow == "ordering")
+        waiting_orders = session.scalars(
             select(ProductOrderRow.id).where(
-                ProductOrderRow.status == "acknowledged", ProductOrderRow.id.not_in(started)
+                ProductOrderRow.status == "acknowledged",
+                ProductOrderRow.id.not_in(orders_started),
             )
         ).all()
-    for order_id in waiting:
+        presales_started = select(ProcessFlowRow.case_id).where(ProcessFlowRow.flow == "presale")
+        requests = session.execute(
+            select(
+                PartyInteractionRow.id,
+                PartyInteractionRow.owner_customer_id,
+                PartyInteractionRow.body,
+            ).where(
+                PartyInteractionRow.at_type == "CustomerRequest",
+                PartyInteractionRow.status == "open",
+                PartyInteractionRow.id.not_in(presales_started),
+            )
+        ).all()
+    for order_id in waiting_orders:
         engine.enqueue("ordering", ordering_workflow_id(order_id), order_id)
-    return len(waiting)
+    selling = [
+        (request_id, customer_id)
+        for request_id, customer_id, body in requests
+        if body.get("classification") == "selling" and customer_id
+    ]
+    for request_id, customer_id in selling:
+        engine.enqueue("presale", presale_workflow_id(request_id), request_id, customer_id, "sales")
+    return len(waiting_orders) + len(selling)
 
 
 def _inform(

@@ -94,6 +94,14 @@ def finish_flow(session: Session, workflow_id: str, state: str = "completed") ->
     row.updated_at = utcnow()
 
 
+def relate(session: Session, workflow_id: str, entity: JsonDict) -> None:
+    """Name another resource the flow's case involves (a quote, the order it became)."""
+    row = session.get(ProcessFlowRow, workflow_id)
+    if row is None or entity in row.body.get("relatedEntity", []):
+        return
+    row.body = {**row.body, "relatedEntity": [*row.body.get("relatedEntity", []), entity]}
+
+
 def recorded(session: Session, workflow_id: str, key: str) -> JsonDict | None:
     """The result a step recorded, or None when it has not run to its end."""
     row = session.get(TaskFlowRow, task_id(workflow_id, key))
@@ -203,7 +211,7 @@ def flows_of_case(session: Session, case_id: str) -> list[FlowTrace]:
     followed by the flows of the cases it led to (the order a quote became, and so on).
     """
     flows: list[ProcessFlowRow] = []
-    cases: list[str] = [case_id]
+    cases: list[str] = [case_id, *_cases_naming(session, case_id)]
     seen: set[str] = set()
     while cases:
         found = session.scalars(
@@ -242,6 +250,25 @@ def flows_of_case(session: Session, case_id: str) -> list[FlowTrace]:
             lines=by_flow.get(flow.id, []),
         )
         for flow in flows
+    ]
+
+
+def _cases_naming(session: Session, entity_id: str) -> list[str]:
+    """Cases whose flow names the entity, when it is a quote (its pre-sale flow's case)."""
+    from etomcrm.selling.models import QuoteRow
+
+    owner = session.scalar(select(QuoteRow.owner_customer_id).where(QuoteRow.id == entity_id))
+    if owner is None:
+        return []
+    rows = session.execute(
+        select(ProcessFlowRow.case_id, ProcessFlowRow.body).where(
+            ProcessFlowRow.flow == "presale", ProcessFlowRow.owner_customer_id == owner
+        )
+    ).all()
+    return [
+        case
+        for case, body in rows
+        if any(e.get("id") == entity_id for e in body.get("relatedEntity", []))
     ]
 
 

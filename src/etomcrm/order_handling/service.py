@@ -22,6 +22,7 @@ from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, Not
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
+from etomcrm.customer_interface.service import CustomerOwnedKind
 from etomcrm.db import after_commit, utcnow
 from etomcrm.order_handling.models import CancelProductOrderRow, ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal, Role
@@ -212,7 +213,9 @@ CANCEL_PRODUCT_ORDER_KIND = CancelProductOrderKind(
     status_attribute="state",
     name_attribute=None,
 )
-PRODUCT_KIND = ResourceKind(
+# Owned by the customer its relatedParty names, like sites: products are created by
+# the order flow (as the system), not by the customer.
+PRODUCT_KIND = CustomerOwnedKind(
     name="product",
     type_name="Product",
     doc=PRODUCT_INVENTORY,
