@@ -66,14 +66,8 @@ PROCESSES = 2
 # durable: the workers' default flow concurrency (8 per process); durable_c1: one flow
 # at a time per worker, the same parallelism as plain (one run_plain at a time).
 VARIANTS = ["durable", "durable_c1", "plain"]
-# `etomcrm worker`, with every resource kind registered first: the worker command alone
-# does not import the catalog kinds, and the order's first patch then fails its
-# reference check (KeyError 'productOffering'; reported, cli.py is not the bench's).
-WORKER_COMMAND = [
-    str(PYTHON),
-    "-c",
-    "import etomcrm.api.app; from etomcrm.cli import app; app(prog_name='etomcrm')",
-]
+# `etomcrm worker` (it registers every resource kind when it launches the flows).
+WORKER_COMMAND = [str(PYTHON), "-m", "etomcrm"]
 
 
 def log(message: str) -> None:
@@ -386,8 +380,8 @@ def dbos_rows(url: str, workflow_ids: list[str]) -> tuple[int, int]:
         return int(out), int(wfs)
     import psycopg
 
-    with psycopg.connect(system) as conn:
-        row = conn.execute(
+    with psycopg.connect(system) as pg:
+        row = pg.execute(
             "SELECT (SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = ANY(%s)),"
             " (SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid = ANY(%s))",
             (workflow_ids, workflow_ids),
@@ -542,7 +536,9 @@ def run_plain_processes(order_ids: list[str], url: str, db: str) -> dict[str, An
 # ----- one database -------------------------------------------------------------------------
 
 
-def summarize(variant: str, n: int, timing: dict[str, Any], counts: dict[str, Any]) -> dict:
+def summarize(
+    variant: str, n: int, timing: dict[str, Any], counts: dict[str, Any]
+) -> dict[str, Any]:
     steps = counts["dbos_operation_outputs_per_order"]
     tasks = counts["task_flows_per_order"]
     # The unit of work both variants share is a run_step transaction; with DBOS each is

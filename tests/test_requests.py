@@ -209,3 +209,26 @@ def test_a_selling_request_opens_a_sales_lead(
     assert lead.status_code == 200, lead.text
     assert lead.json()["name"] == "Extranet access for 50 dealer sites"
     assert any(p["id"] == bmw["id"] for p in lead.json()["relatedParty"])
+
+
+def test_a_request_status_follows_its_machine_through_the_plain_tmf_patch_too(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a filed request
+    admin = auth("admin")
+    requester = customer(client, admin)
+    filed = client.post(
+        "/tmf-api/partyInteraction/v4/customerRequest",
+        json={"customerId": requester["id"], "channel": "phone", "subject": "Invoice question"},
+        headers=admin,
+    )
+    assert filed.status_code == 201, filed.text
+    # when support jumps it straight to resolved through the generic TMF683 PATCH
+    response = client.patch(
+        f"/tmf-api/partyInteraction/v4/partyInteraction/{filed.json()['id']}",
+        json={"status": "resolved"},
+        headers=auth("support"),
+    )
+    # then it is refused, naming the allowed moves
+    assert response.status_code == 409
+    assert "allowed from 'open': closed, inProgress" in response.json()["message"]

@@ -176,6 +176,29 @@ class CustomerOwnedKind(ResourceKind):
         return refs[0] if refs else None
 
 
+class PartyInteractionKind(CustomerOwnedKind):
+    """Contacts, customer requests and surveys; a request's status follows its machine
+    whichever route changes it."""
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        super().before_save(session, principal, body, old)
+        if old is None or body.get("@type") != "CustomerRequest":
+            return
+        before, after = old.get("status"), body.get("status")
+        if before != after:
+            from etomcrm.customer_interface.requests import REQUEST_TRANSITIONS
+
+            allowed = REQUEST_TRANSITIONS.get(str(before), frozenset())
+            if after not in allowed:
+                names = ", ".join(sorted(allowed)) or "none (final state)"
+                raise IllegalTransition(
+                    f"a request cannot go from {before!r} to {after!r}; "
+                    f"allowed from {before!r}: {names}"
+                )
+
+
 PARTY_REFS = (
     RefSpec("relatedParty[]"),
     RefSpec("organizationParentRelationship.organization", "organization"),
@@ -220,7 +243,7 @@ GEOGRAPHIC_SITE_KIND = CustomerOwnedKind(
     customer_operations=frozenset({READ, CREATE, UPDATE}),
     refs=(RefSpec("relatedParty[]"), RefSpec("siteRelationship[]", "geographicSite")),
 )
-PARTY_INTERACTION_KIND = CustomerOwnedKind(
+PARTY_INTERACTION_KIND = PartyInteractionKind(
     name="partyInteraction",
     type_name="PartyInteraction",
     doc=PARTY_INTERACTION,

@@ -57,7 +57,9 @@ def launch(database_url: str | None = None, *, concurrency: int | None = None) -
     """Run flows in this process: recover this executor's unfinished ones, then take
     new ones from the queue."""
     global _launched_for
-    # The flow definitions register themselves with DBOS on import.
+    # Every resource kind must be registered (flows check references across areas),
+    # and the flow definitions register themselves with DBOS on import.
+    import etomcrm.api.app
     from etomcrm.flows import fulfillment  # noqa: F401
 
     url = system_database_url(database_url)
