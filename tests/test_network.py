@@ -6,13 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from etomcrm.api.conventions import install_error_handlers
-from etomcrm.api.tmf import add_resource_routes
 from etomcrm.core.errors import NotFound
 from etomcrm.core.resources import validate_against
 from etomcrm.core.tmf_schemas import SERVICE_ORDERING
@@ -353,30 +350,23 @@ def test_get_network_is_the_simulator_unless_another_is_installed(db_url: str) -
 
 
 def test_staff_read_the_service_orders_the_network_received(
-    site_and_offering: tuple[str, str, str], auth: TokenFactory
+    site_and_offering: tuple[str, str, str], auth: TokenFactory, client: TestClient
 ) -> None:
-    # given the TMF641 service order kind served on an app of its own (the lead wires
-    # etomcrm.network.api_kinds into the main app)
-    app = FastAPI()
-    install_error_handlers(app)
-    router = APIRouter()
-    add_resource_routes(router, SERVICE_ORDER_KIND)
-    app.include_router(router)
+    # given a service order the network received
     sent = submit(SimulatedNetwork(day_seconds=DAY, now=Clock()), site_and_offering, "api/1")
     path = f"{SERVICE_ORDER_KIND.path}"
-    with TestClient(app) as api:
-        # when order management reads it
-        response = api.get(f"{path}/{sent.id}", headers=auth("order_manager"))
-        listed = api.get(path, params={"externalId": "api/1"}, headers=auth("order_manager"))
-        # then it is a TMF641 service order
-        assert response.status_code == 200
-        body = response.json()
-        validate_against(SERVICE_ORDERING, "ServiceOrder", body, "service order")
-        assert body["externalId"] == "api/1" and body["state"] == sent.state
-        assert [o["id"] for o in listed.json()] == [sent.id]
-        # and nobody writes or deletes through the API, nor does a customer read it
-        admin = auth("admin")
-        assert api.post(path, json={"externalId": "x"}, headers=admin).status_code == 403
-        assert api.delete(f"{path}/{sent.id}", headers=admin).status_code == 403
-        customer = auth("customer", customer_id=site_and_offering[0])
-        assert api.get(f"{path}/{sent.id}", headers=customer).status_code == 403
+    # when order management reads it
+    response = client.get(f"{path}/{sent.id}", headers=auth("order_manager"))
+    listed = client.get(path, params={"externalId": "api/1"}, headers=auth("order_manager"))
+    # then it is a TMF641 service order
+    assert response.status_code == 200
+    body = response.json()
+    validate_against(SERVICE_ORDERING, "ServiceOrder", body, "service order")
+    assert body["externalId"] == "api/1" and body["state"] == sent.state
+    assert [o["id"] for o in listed.json()] == [sent.id]
+    # and nobody writes or deletes through the API (405), nor does a customer read it
+    admin = auth("admin")
+    assert client.post(path, json={"externalId": "x"}, headers=admin).status_code == 405
+    assert client.delete(f"{path}/{sent.id}", headers=admin).status_code == 405
+    customer = auth("customer", customer_id=site_and_offering[0])
+    assert client.get(f"{path}/{sent.id}", headers=customer).status_code == 403

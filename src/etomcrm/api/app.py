@@ -31,6 +31,7 @@ from etomcrm.db import session_scope
 from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import engine
 from etomcrm.marketing import api_kinds as marketing_kinds
+from etomcrm.network import api_kinds as network_kinds
 from etomcrm.order_handling import api_kinds as order_handling_kinds
 from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.security import service as security
@@ -49,6 +50,7 @@ API_KINDS: list[ResourceKind] = [
     *order_handling_kinds.KINDS,
     *flows_kinds.KINDS,
     *retention_kinds.KINDS,
+    *network_kinds.KINDS,
 ]
 
 
@@ -59,6 +61,7 @@ AREAS = (
     order_handling_kinds,
     flows_kinds,
     retention_kinds,
+    network_kinds,
 )
 
 

@@ -20,6 +20,7 @@ SERVICE_ORDER_KIND = ResourceKind(
     write_roles=frozenset(),
     status_attribute="state",
     name_attribute="externalId",
+    writable=False,
 )
 
 KINDS: list[ResourceKind] = [SERVICE_ORDER_KIND]
