@@ -51,6 +51,7 @@ BODY_CHECKS = [*CHECKS, checks.negative_data_rejection]
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,
         HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
     ],
 )
 def test_api_survives_fuzzing(case: schemathesis.Case[Any], admin: dict[str, str]) -> None:
