@@ -6,8 +6,10 @@ import io
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlalchemy import func, select
@@ -21,8 +23,10 @@ from etomcrm.catalog.service import (
     sla_levels,
 )
 from etomcrm.cli import app
+from etomcrm.config import get_settings
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.core.resources import ResourceKind, get, list_resources
+from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.customer_interface.service import (
     CUSTOMER_KIND,
     GEOGRAPHIC_SITE_KIND,
@@ -31,7 +35,12 @@ from etomcrm.customer_interface.service import (
     PARTY_INTERACTION_KIND,
 )
 from etomcrm.db import session_scope
+from etomcrm.demo import story
 from etomcrm.demo.scenario import OFFERINGS, DemoSummary, run_demo
+from etomcrm.flows import engine
+from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
+from etomcrm.network.models import NetworkServiceOrderRow
+from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
 JsonDict = dict[str, Any]
@@ -84,15 +93,16 @@ def test_demo_loads_bmw_headquarters_and_at_least_50_sites(db_url: str) -> None:
     assert len({s["place"][0]["stateOrProvince"] for s in sites}) == 16
 
 
-def test_demo_customer_is_active_and_engages_bmw_ag(db_url: str) -> None:
-    # given the demo has run
+def test_demo_customer_is_a_prospect_and_engages_bmw_ag(db_url: str) -> None:
+    # given the scenario has been loaded
     summary, _ = _run_demo()
     # when the customer and its engaged party are read
     with session_scope() as session:
         customer, _ = get(session, CUSTOMER_KIND, SYSTEM, summary.customer_id)
         party, _ = get(session, ORGANIZATION_KIND, SYSTEM, customer["engagedParty"]["id"])
-    # then BMW AG is an active customer, a legal entity with its register and VAT ids
-    assert customer["status"] == "active"
+    # then BMW AG is a prospect (its first completed order makes it active, 3.9.1), a
+    # legal entity with its register and VAT ids
+    assert customer["status"] == "prospect"
     assert customer["engagedParty"]["@referredType"] == "Organization"
     assert party["tradingName"] == "BMW AG"
     assert party["isLegalEntity"] is True
@@ -221,17 +231,102 @@ def test_demo_records_read_back_through_the_api_conform_to_the_schema(
         assert len(response.json()) == count.created
 
 
-def test_cli_demo_prints_what_it_loaded(db_url: str) -> None:
-    # given an empty database
+SEEDS = [
+    "3.2.2",
+    "3.3.1",
+    "3.4.1",
+    "3.4.2",
+    "3.4.3",
+    "3.4.4",
+    "3.5.1",
+    "3.5.2",
+    "3.5.3",
+    "3.5.4",
+    "3.5.5",
+    "3.9.1",
+    "3.9.5",
+]
+
+
+def _counts() -> tuple[int, ...]:
+    rows = (AuditRecord, OutboxEvent, ProcessFlowRow, TaskFlowRow, ProductOrderRow, ProductRow)
+    return tuple(_count(row) for row in (*rows, CommunicationMessageRow, NetworkServiceOrderRow))
+
+
+def test_cli_demo_tells_the_story_end_to_end_and_a_second_run_changes_nothing(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an empty database, customer messages written under tmp_path
+    monkeypatch.setenv("ETOMCRM_MESSAGE_DIR", str(tmp_path / "messages"))
+    get_settings.cache_clear()
     runner = CliRunner()
-    # when `etomcrm demo` runs twice
-    first = runner.invoke(app, ["demo"])
-    second = runner.invoke(app, ["demo"])
-    # then both succeed; the first reports what it created, the second that nothing was to do
+    # when `etomcrm demo` runs
+    first = runner.invoke(app, ["demo"], terminal_width=200)
+    # then it loads the scenario, runs the flows in the process and leaves none running
     assert first.exit_code == 0, first.output
+    assert not engine.is_running()
     assert "GeographicSite" in first.output
     loaded = re.search(r"Loaded (\d+) new records", first.output)
     assert loaded is not None and int(loaded.group(1)) > 51
+    # and the trace names every process of the story by its seed number
+    for seed in SEEDS:
+        assert f" {seed} " in first.output, seed
+    for flow in ("presale", "ordering", "post-ordering"):
+        assert f"{flow} {flow}-" in first.output, flow
+    assert "the story in figures" in first.output
+
+    # and the figures the summary reports are those of the story
+    case = story.tell()
+    assert case.told_before
+    summary, traces, _ = story.summarize(case)
+    assert summary.sites_ordered >= 50
+    assert summary.sites_requested == summary.sites_ordered + 1
+    (unserved,) = summary.unserviceable
+    assert unserved[0] == "Oberpfälzer Interieur GmbH" and "no access network" in unserved[1]
+    assert len(summary.special_build) == 3
+    assert (summary.quote_version, summary.quote_state) == ("2", "accepted")
+    assert summary.discount_percent == Decimal(15) and summary.approved_by == "Bernd Huber"
+    assert summary.order_state == "completed"
+    assert summary.sites_active == summary.sites_ordered
+    assert summary.products_active == 4 * summary.sites_ordered  # access, router, install, SLA
+    assert len(summary.late) == 3 and summary.jeopardy_notes == 3
+    assert summary.retried == ["BMW Autohaus Feldhaus Köln"] and summary.given_up == []
+    assert len(summary.lead_times) == summary.sites_ordered
+    for site in summary.lead_times:
+        if site.late:
+            assert site.actual_days > site.planned_days, site
+        if site.special_build:
+            assert site.planned_days >= 14 + 10, site  # the access plus the special build
+    assert [(f.flow, f.state) for f in summary.flows] == [
+        ("presale", "completed"),
+        ("ordering", "completed"),
+        ("post-ordering", "completed"),
+    ]
+    presale, ordering, post_ordering = summary.flows
+    assert 0 < presale.automated < presale.steps  # people negotiated, the flow did the rest
+    assert ordering.automated == ordering.steps and post_ordering.automated == post_ordering.steps
+    assert summary.customer_status == "active"
+    assert summary.campaign_leads == 1 and summary.marketing_messages == 1
+    assert summary.messages_to_customer >= 6  # collateral, confirmation, delays, done, survey
+    assert (summary.survey_answer["csat"], summary.survey_answer["answeredBy"]) == (
+        4,
+        "Katrin Weber",
+    )
+    seeds = {line.seed for trace in traces for line in trace.lines}
+    assert set(SEEDS) <= seeds
+    # and the order shows the jeopardy on the late sites' items
+    with session_scope() as session:
+        order = get(session, ResourceKind.by_type["ProductOrder"], SYSTEM, case.order_id)[0]
+    assert sum(1 for i in order["productOrderItem"] if i.get("jeopardy")) == 3 * 4
+
+    # when it runs again
+    before = _counts()
+    second = runner.invoke(app, ["demo"], terminal_width=200)
+    # then it changes nothing and shows the same story again
     assert second.exit_code == 0, second.output
+    assert not engine.is_running()
+    assert _counts() == before
     assert "Nothing to do" in second.output
-    assert "/tmf-api/customerManagement/v4/customer/" in second.output
+    assert "told on this database before" in second.output
+    for seed in SEEDS:
+        assert f" {seed} " in second.output, seed

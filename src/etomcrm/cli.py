@@ -247,12 +247,28 @@ def hub_deliver() -> None:
 
 @app.command()
 def demo() -> None:
-    """Load the BMW Extranet scenario (DESIGN.md section 5) and show what it holds."""
+    """Load the BMW Extranet scenario (DESIGN.md section 5) and tell its story (issue 3):
+    campaign, request, feasibility, quote, order, activation, inventory, survey. The
+    flows run in this process; a second run changes nothing and shows the story again."""
+    from etomcrm.demo import story
     from etomcrm.demo.scenario import run_demo
     from etomcrm.migrate import upgrade
 
     upgrade()
     try:
         run_demo(console)
+        console.print("Telling the story: the flows run in this process ...")
+        case = story.tell()
+        summary, request_traces, campaign_traces = story.summarize(case)
     except TmfError as error:
         _fail(error)
+    except story.StoryStalled as stalled:
+        console.print(f"[red]error:[/red] {stalled}")
+        raise typer.Exit(code=2) from stalled
+    console.print(f"Request {case.request_id} → quote {case.quote_id} → order {case.order_id}")
+    print_traces(request_traces)
+    if campaign_traces:
+        print_traces(campaign_traces)
+    else:
+        console.print(f"Campaign {case.campaign_id}: no flow of its own (3.3.1, 3.3.2 above).")
+    story.print_summary(console, summary, case)

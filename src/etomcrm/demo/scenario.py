@@ -639,13 +639,19 @@ def _customer(loader: _Loader, bmw: JsonDict, people: dict[str, JsonDict]) -> Js
         {"name": CUSTOMER_NAME},
         {
             "name": CUSTOMER_NAME,
-            "status": "active",
-            "statusReason": "Framework contract for the dealer and supplier extranet signed",
+            # A prospect until its first completed order establishes the relationship (3.9.1).
+            "status": "prospect",
+            "statusReason": "Asked for an extranet across its dealer and supplier network",
             "engagedParty": _ref(bmw, "Organization", "tradingName"),
             "relatedParty": related,
             "characteristic": [
                 {"name": "segment", "valueType": "string", "value": "enterprise"},
                 {"name": "industry", "valueType": "string", "value": "automotive"},
+                # Read by 3.5.2 credit. The rule caps a limit at 100,000 EUR (score 1000),
+                # far below a year of a 65-site extranet, so BMW's advance payment on the
+                # framework contract (a credit balance) is what lets the order through.
+                {"name": "creditScore", "valueType": "integer", "value": 1000},
+                {"name": "openBalance", "valueType": "string", "value": "-400000.00"},
             ],
         },
     )
