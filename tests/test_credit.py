@@ -118,3 +118,16 @@ def test_bad_input_is_refused(
     portal = auth("customer", customer_id=bmw["id"])
     assert _assess(client, portal, bmw["id"], "10").status_code == 403
     assert _assess(client, admin, "no-such-customer", "10").status_code == 404
+
+
+def test_a_limit_granted_after_review_replaces_the_score_based_one() -> None:
+    # given a large order: 300,000 EUR, far above any score-based limit (100,000 at most)
+    order = Decimal("300000.00")
+    # when credit management has granted 500,000 EUR, then the order is accepted
+    granted = decide(order, Decimal(0), 0, 1000, Decimal("500000.00"))
+    assert granted.outcome == "accept" and granted.limit == Decimal("500000.00")
+    # and late payments still cut the granted limit (2 x 25 %), asking for a deposit
+    cut = decide(order, Decimal(0), 2, 1000, Decimal("500000.00"))
+    assert cut.outcome == "acceptWithDeposit" and cut.deposit == Decimal("50000.00")
+    # without it, the same order is refused
+    assert decide(order, Decimal(0), 0, 1000).outcome == "reject"

@@ -647,11 +647,10 @@ def _customer(loader: _Loader, bmw: JsonDict, people: dict[str, JsonDict]) -> Js
             "characteristic": [
                 {"name": "segment", "valueType": "string", "value": "enterprise"},
                 {"name": "industry", "valueType": "string", "value": "automotive"},
-                # Read by 3.5.2 credit. The rule caps a limit at 100,000 EUR (score 1000),
-                # far below a year of a 65-site extranet, so BMW's advance payment on the
-                # framework contract (a credit balance) is what lets the order through.
+                # Read by 3.5.2 credit: a score-based limit is far below a year of a
+                # 65-site extranet; credit management granted BMW a limit after review.
                 {"name": "creditScore", "valueType": "integer", "value": 1000},
-                {"name": "openBalance", "valueType": "string", "value": "-400000.00"},
+                {"name": "approvedCreditLimit", "valueType": "string", "value": "750000.00"},
             ],
         },
     )

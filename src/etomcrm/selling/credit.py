@@ -6,11 +6,14 @@ Inputs, read from the customer's ``characteristic`` list (until billing keeps th
   500 (no history is neither good nor bad);
 - ``openBalance``: what the customer owes us now, in EUR; 0 when absent;
 - ``latePaymentsLast12Months``: how many bills were paid late in the last year; 0 when
-  absent.
+  absent;
+- ``approvedCreditLimit``: a limit in EUR that credit management granted after a
+  review (a large corporation, a framework contract); when absent the score sets it.
 
 The rule:
 
-- credit limit = creditScore x EUR 100, less 25 % for each late payment;
+- credit limit = approvedCreditLimit, or else creditScore x EUR 100; less 25 % for each
+  late payment;
 - three or more late payments → **reject** (bad payment history);
 - exposure = open balance + order value; exposure within the limit → **accept**;
 - exposure up to 1.5 x the limit → **acceptWithDeposit**, the deposit being the
@@ -108,10 +111,17 @@ def _whole(value: Any, what: str, default: int, maximum: int | None = None) -> i
     return number
 
 
-def decide(order_value: Decimal, balance: Decimal, late: int, score: int) -> CreditDecision:
+def decide(
+    order_value: Decimal,
+    balance: Decimal,
+    late: int,
+    score: int,
+    approved_limit: Decimal | None = None,
+) -> CreditDecision:
     """The rule of the module docstring, without reading or writing anything."""
     cut = max(Decimal(0), 1 - LATE_PAYMENT_CUT * late)
-    limit = (Decimal(score) * LIMIT_PER_POINT * cut).quantize(CENT)
+    base = approved_limit if approved_limit is not None else Decimal(score) * LIMIT_PER_POINT
+    limit = (base * cut).quantize(CENT)
     exposure = balance + order_value
     figures = f"order {order_value} + open balance {balance} = {exposure} EUR"
     if late >= REJECT_LATE_PAYMENTS:
@@ -192,13 +202,21 @@ def assess_credit(
     late = _whole(_characteristic(body, "latePaymentsLast12Months"), "latePaymentsLast12Months", 0)
     raw_balance = _characteristic(body, "openBalance")
     balance = _decimal(raw_balance if raw_balance is not None else 0, "openBalance").quantize(CENT)
+    raw_limit = _characteristic(body, "approvedCreditLimit")
+    approved = (
+        None if raw_limit is None else _decimal(raw_limit, "approvedCreditLimit").quantize(CENT)
+    )
+    if approved is not None and approved < 0:
+        raise InvalidRequest(
+            f"the customer's approvedCreditLimit must be 0 or more, not {approved}"
+        )
     now = utcnow()
-    key = f"{now.date().isoformat()}|{order_value}|{currency}|{balance}|{late}|{score}"
+    key = f"{now.date().isoformat()}|{order_value}|{currency}|{balance}|{late}|{score}|{approved}"
     profiles = list(body.get("creditProfile") or [])
     for entry in profiles:
         if isinstance(entry, dict) and entry.get("assessmentKey") == key:
             return _recorded(entry)
-    decision = decide(order_value, balance, late, score)
+    decision = decide(order_value, balance, late, score, approved)
     stamp = now.isoformat().replace("+00:00", "Z")
     until = (now + timedelta(days=VALID_DAYS)).isoformat().replace("+00:00", "Z")
     profiles.append(
