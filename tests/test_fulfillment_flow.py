@@ -108,7 +108,7 @@ def wait_for_state(
     headers: dict[str, str],
     order_id: str,
     states: set[str],
-    seconds: float = 60,
+    seconds: float = 180,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:

@@ -18,7 +18,7 @@ REQUESTS = "/tmf-api/partyInteraction/v4/customerRequest"
 POQ = "/tmf-api/productOfferingQualification/v4/productOfferingQualification"
 
 
-def _until(check: Any, seconds: float = 60) -> Any:
+def _until(check: Any, seconds: float = 180) -> Any:
     deadline = time.monotonic() + seconds
     while True:
         value = check()
@@ -156,6 +156,10 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
     by_request = CliRunner().invoke(cli, ["trace", request_id], terminal_width=200)
     assert by_request.output == trace.output
     presale_tasks = client.get(f"{FLOWS}/processFlow/{flow['id']}/taskFlow", headers=admin).json()
+    outcomes = [
+        c["value"] for t in presale_tasks for c in t["characteristic"] if c["name"] == "outcome"
+    ]
+    assert "quote revised to version 2" in outcomes and "quote approved" in outcomes
     actors = {p["id"] for t in presale_tasks for p in t["relatedParty"]}
     assert len(actors) >= 3  # etomcrm, the two sales people (and BMW's user)
     assert (

@@ -616,12 +616,28 @@ def _people_tasks(session: Session, quote_id: str, since: datetime) -> list[Task
                         at=row.at,
                     )
                 )
-            elif state:
-                tasks.append(
-                    Task(
-                        "3.4.3", "Negotiate the sale", f"quote {state}", actor=row.actor, at=row.at
+            else:
+                version = (changes.get("version") or {}).get("new")
+                if version:
+                    tasks.append(
+                        Task(
+                            "3.4.3",
+                            "Negotiate the sale",
+                            f"quote revised to version {version}",
+                            actor=row.actor,
+                            at=row.at,
+                        )
                     )
-                )
+                if state:
+                    tasks.append(
+                        Task(
+                            "3.4.3",
+                            "Negotiate the sale",
+                            f"quote {state}",
+                            actor=row.actor,
+                            at=row.at,
+                        )
+                    )
     return tasks
 
 
