@@ -78,3 +78,37 @@ def test_reference_checks_are_one_query_per_referenced_kind(
         assert client.post(f"{CUSTOMER}/customer", json=fewer, headers=admin).status_code == 201
     # then ten references cost the same statements as one
     assert counter.count == counter_one.count
+
+
+def test_task_flow_list_is_bounded(
+    client: TestClient, admin: dict[str, str], count_queries: Callable[[], Any]
+) -> None:
+    # given a process flow with 30 recorded steps
+    from etomcrm.db import session_scope
+    from etomcrm.flows import recorder
+
+    with session_scope() as session:
+        recorder.start_flow(
+            session,
+            workflow_id="ordering-test",
+            flow="ordering",
+            case_id="order-1",
+            case_type="ProductOrder",
+            customer_id=None,
+            description="test",
+        )
+        for n in range(30):
+            recorder.record_task(
+                session, "ordering-test", f"step-{n}", recorder.Task("3.5.4", "Track", f"look {n}")
+            )
+    path = "/tmf-api/processFlowManagement/v4/processFlow/ordering-test/taskFlow"
+    client.get(path, headers=admin)
+    counts = []
+    for limit in (1, 5, 30, 100):
+        with count_queries() as counter:
+            response = client.get(f"{path}?limit={limit}", headers=admin)
+        assert response.status_code in (200, 206)
+        assert len(response.json()) == min(limit, 30)
+        counts.append(counter.count)
+    # then the flow, the count and the page, whatever the page size
+    assert counts == [counts[0]] * 4 and counts[0] <= 4
