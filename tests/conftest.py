@@ -160,12 +160,23 @@ def flows(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 @pytest.fixture
 def network() -> Iterator[dict[str, Any]]:
-    """The simulated network answering at once, never late or failing unless a test
-    names a site in the returned overrides ({site_id: "late" | "fail" | ...})."""
+    """The simulated network answering at once, serving every site, never late or
+    failing unless a test names a site in the returned overrides
+    ({site_id: "late" | "fail" | "unserviceable" | ...}): site ids are random, so a
+    rate above zero would make a test's outcome random too."""
     from etomcrm.network.port import use_network
     from etomcrm.network.simulator import SimulatedNetwork
 
     overrides: dict[str, Any] = {}
-    use_network(SimulatedNetwork(day_seconds=0, late_rate=0, failure_rate=0, overrides=overrides))
+    use_network(
+        SimulatedNetwork(
+            day_seconds=0,
+            late_rate=0,
+            failure_rate=0,
+            unserviceable_rate=0,
+            special_build_rate=0,
+            overrides=overrides,
+        )
+    )
     yield overrides
     use_network(None)

@@ -185,13 +185,6 @@ def accept_order_step(session: Session, workflow_id: str, order_id: str) -> Step
     data_ok = not any(not r.startswith("credit refused") for r in acceptance.reasons)
     tasks = [
         Task(
-            "3.5.3",
-            "Accept and issue orders",
-            "order accepted"
-            if acceptance.accepted
-            else "order rejected: " + "; ".join(acceptance.reasons),
-        ),
-        Task(
             "3.4.4",
             "Acquire customer data",
             "contract data complete" if data_ok else "contract data missing",
@@ -210,6 +203,15 @@ def accept_order_step(session: Session, workflow_id: str, order_id: str) -> Step
                 ),
             )
         )
+    tasks.append(
+        Task(
+            "3.5.3",
+            "Accept and issue orders",
+            "order accepted"
+            if acceptance.accepted
+            else "order rejected: " + "; ".join(acceptance.reasons),
+        )
+    )
     if not acceptance.accepted and customer_id:
         _inform(
             session,
