@@ -282,7 +282,7 @@ def _columns(kind: ResourceKind, body: JsonDict) -> dict[str, Any]:
     }
 
 
-def _audit(
+def record_audit(
     session: Session,
     principal: Principal,
     action: str,
@@ -344,8 +344,8 @@ def create(
     session.add(row)
     kind.after_save(session, principal, body, owner)
     _forget_totals_on_commit(session, kind)
-    _audit(session, principal, "create", kind, body["id"], {"created": body})
-    _emit(session, kind, "create", body, owner, base_url)
+    record_audit(session, principal, "create", kind, body["id"], {"created": body})
+    emit_change(session, kind, "create", body, owner, base_url)
     if idempotency_key is not None:
         session.add(
             IdempotencyRecord(
@@ -553,10 +553,10 @@ def patch(
         setattr(row, column, value)
     kind.after_save(session, principal, body, owner)
     _forget_totals_on_commit(session, kind)
-    _audit(session, principal, "update", kind, resource_id, diff)
-    _emit(session, kind, "update", body, owner, base_url)
+    record_audit(session, principal, "update", kind, resource_id, diff)
+    emit_change(session, kind, "update", body, owner, base_url)
     if kind.status_attribute and kind.status_attribute in diff:
-        _emit(session, kind, "state", body, owner, base_url)
+        emit_change(session, kind, "state", body, owner, base_url)
     return body, row.version
 
 
@@ -575,8 +575,8 @@ def delete(
     body, owner = row.body, row.owner_customer_id
     session.delete(row)
     _forget_totals_on_commit(session, kind)
-    _audit(session, principal, "delete", kind, resource_id, {"deleted": body})
-    _emit(session, kind, "delete", body, owner, base_url)
+    record_audit(session, principal, "delete", kind, resource_id, {"deleted": body})
+    emit_change(session, kind, "delete", body, owner, base_url)
 
 
 def _forget_totals_on_commit(session: Session, kind: ResourceKind) -> None:
@@ -584,7 +584,7 @@ def _forget_totals_on_commit(session: Session, kind: ResourceKind) -> None:
     event.listen(session, "after_commit", lambda _s: forget_totals(kind.name), once=True)
 
 
-def _emit(
+def emit_change(
     session: Session,
     kind: ResourceKind,
     change: str,

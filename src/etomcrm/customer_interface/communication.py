@@ -38,10 +38,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
+from etomcrm.core import resources
 from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
-from etomcrm.core.events import emit_event
-from etomcrm.core.models import AuditRecord
-from etomcrm.core.resources import READ, RefSpec, render, validate_against
+from etomcrm.core.resources import READ, RefSpec, validate_against
 from etomcrm.core.tmf_schemas import COMMUNICATION, JsonDict
 from etomcrm.core.totals import forget_totals
 from etomcrm.customer_interface.models import (
@@ -158,37 +157,6 @@ def _receiver(contact: Contact) -> JsonDict:
     return receiver
 
 
-def _audit(
-    session: Session, principal: Principal, action: str, mid: str, changes: JsonDict
-) -> None:
-    session.add(
-        AuditRecord(
-            actor=principal.name,
-            actor_role=principal.role.value,
-            actor_customer_id=principal.customer_id,
-            action=action,
-            resource_type="CommunicationMessage",
-            resource_id=mid,
-            changes=changes,
-        )
-    )
-
-
-def _emit(session: Session, change: str, body: JsonDict, owner: str | None) -> None:
-    event_type = COMMUNICATION_MESSAGE_KIND.event_type(change)
-    if event_type is None:
-        return
-    emit_event(
-        session,
-        api=COMMUNICATION.code,
-        event_type=event_type,
-        resource_type="CommunicationMessage",
-        resource_id=body["id"],
-        owner_customer_id=owner,
-        event={"communicationMessage": render(COMMUNICATION_MESSAGE_KIND, body, "")},
-    )
-
-
 def write_message(
     session: Session,
     principal: Principal,
@@ -269,8 +237,10 @@ def write_message(
         if found is None:
             raise
         return found.body
-    _audit(session, principal, "create", mid, {"created": body})
-    _emit(session, "create", body, customer_id)
+    resources.record_audit(
+        session, principal, "create", COMMUNICATION_MESSAGE_KIND, mid, {"created": body}
+    )
+    resources.emit_change(session, COMMUNICATION_MESSAGE_KIND, "create", body, customer_id, "")
     after_commit(session, lambda: forget_totals(COMMUNICATION_MESSAGE_KIND.name))
     return body
 
@@ -408,10 +378,14 @@ def _store(session: Session, row: CommunicationMessageRow, body: JsonDict) -> No
         for k in set(old) | set(body)
         if old.get(k) != body.get(k)
     }
-    _audit(session, SYSTEM, "update", row.id, changes)
-    _emit(session, "update", body, row.owner_customer_id)
+    resources.record_audit(session, SYSTEM, "update", COMMUNICATION_MESSAGE_KIND, row.id, changes)
+    resources.emit_change(
+        session, COMMUNICATION_MESSAGE_KIND, "update", body, row.owner_customer_id, ""
+    )
     if old.get("state") != body["state"]:
-        _emit(session, "state", body, row.owner_customer_id)
+        resources.emit_change(
+            session, COMMUNICATION_MESSAGE_KIND, "state", body, row.owner_customer_id, ""
+        )
 
 
 def deliver_pending_messages(

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from etomcrm.core.errors import Conflict, Forbidden, IllegalTransition, InvalidRequest
+from etomcrm.core import states
+from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import (
     CUSTOMER,
@@ -103,13 +104,9 @@ class CustomerKind(ResourceKind):
                 )
         before, after = old.get("status"), body.get("status")
         if before != after:
-            allowed = CUSTOMER_TRANSITIONS.get(str(before), frozenset())
-            if after not in allowed:
-                names = ", ".join(sorted(allowed)) or "none (final state)"
-                raise IllegalTransition(
-                    f"customer status cannot change from {before!r} to {after!r}; "
-                    f"allowed from {before!r}: {names}"
-                )
+            states.check_transition(
+                "customer status", CUSTOMER_TRANSITIONS, str(before), str(after)
+            )
 
     def after_save(
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
@@ -190,13 +187,7 @@ class PartyInteractionKind(CustomerOwnedKind):
         if before != after:
             from etomcrm.customer_interface.requests import REQUEST_TRANSITIONS
 
-            allowed = REQUEST_TRANSITIONS.get(str(before), frozenset())
-            if after not in allowed:
-                names = ", ".join(sorted(allowed)) or "none (final state)"
-                raise IllegalTransition(
-                    f"a request cannot go from {before!r} to {after!r}; "
-                    f"allowed from {before!r}: {names}"
-                )
+            states.check_transition("request status", REQUEST_TRANSITIONS, str(before), str(after))
 
 
 PARTY_REFS = (

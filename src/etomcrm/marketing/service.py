@@ -26,8 +26,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from etomcrm.core import resources
-from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest
+from etomcrm.core import resources, states
+from etomcrm.core.errors import Conflict, InvalidRequest
 from etomcrm.core.resources import READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import DOCUMENT, SALES, JsonDict, TmfDocument
 from etomcrm.customer_interface.communication import (
@@ -194,13 +194,7 @@ MARKETING = _marketing_document()
 
 
 def _transition(before: str, after: str) -> None:
-    allowed = CAMPAIGN_TRANSITIONS.get(before, frozenset())
-    if after not in allowed:
-        names = ", ".join(sorted(allowed)) or "none (final state)"
-        raise IllegalTransition(
-            f"campaign status cannot change from {before!r} to {after!r}; "
-            f"allowed from {before!r}: {names}"
-        )
+    states.check_transition("campaign status", CAMPAIGN_TRANSITIONS, before, after)
 
 
 @dataclass

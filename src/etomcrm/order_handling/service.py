@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from etomcrm.core import resources
+from etomcrm.core import resources, states
 from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
@@ -75,13 +75,7 @@ def site_of(item: JsonDict) -> str | None:
 
 
 def check_transition(kind_name: str, before: str, after: str) -> None:
-    allowed = ORDER_TRANSITIONS.get(before, frozenset())
-    if after not in allowed:
-        names = ", ".join(sorted(allowed)) or "none (final state)"
-        raise IllegalTransition(
-            f"{kind_name} state cannot change from {before!r} to {after!r}; "
-            f"allowed from {before!r}: {names}"
-        )
+    states.check_transition(f"{kind_name} state", ORDER_TRANSITIONS, before, after)
 
 
 class ProductOrderKind(ResourceKind):

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from etomcrm.core import resources
+from etomcrm.core import resources, states
 from etomcrm.core.errors import IllegalTransition, InvalidRequest, UnknownReference
 from etomcrm.core.resources import READ, RefSpec
 from etomcrm.core.tmf_schemas import SALES, JsonDict, TmfDocument
@@ -184,12 +184,7 @@ def _check_campaign(session: Session, body: JsonDict) -> None:
 
 
 def _transition(what: str, machine: dict[str, frozenset[str]], before: str, after: str) -> None:
-    allowed = machine.get(before, frozenset())
-    if after not in allowed:
-        names = ", ".join(sorted(allowed)) or "none (final state)"
-        raise IllegalTransition(
-            f"{what} cannot change from {before!r} to {after!r}; allowed from {before!r}: {names}"
-        )
+    states.check_transition(what, machine, before, after)
 
 
 @dataclass

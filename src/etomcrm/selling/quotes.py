@@ -62,7 +62,7 @@ from etomcrm.catalog.models import (
 )
 from etomcrm.catalog.service import SLA_TYPE, material_availability
 from etomcrm.config import get_settings
-from etomcrm.core import resources
+from etomcrm.core import resources, states
 from etomcrm.core.errors import (
     Conflict,
     Forbidden,
@@ -666,13 +666,7 @@ class QuoteKind(ResourceKind):
         before: str,
         after: str,
     ) -> None:
-        allowed = QUOTE_TRANSITIONS.get(before, frozenset())
-        if after not in allowed:
-            names = ", ".join(sorted(allowed)) or "none (final state)"
-            raise IllegalTransition(
-                f"quote state cannot change from {before!r} to {after!r}; "
-                f"allowed from {before!r}: {names}"
-            )
+        states.check_transition("quote state", QUOTE_TRANSITIONS, before, after)
         authorization = _discount_authorization(body)
         now = _iso(utcnow())
         if after == "pending" and not _awaits_approval(authorization):
