@@ -13,6 +13,8 @@ from etomcrm.cli import app as cli
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.network.models import NetworkServiceOrderRow
+from etomcrm.network.port import use_network
+from etomcrm.network.simulator import SimulatedNetwork
 from tests import factories
 from tests.conftest import TokenFactory
 
@@ -294,3 +296,86 @@ def test_a_customer_sees_and_orders_only_for_itself(client: TestClient, auth: To
         headers=me,
     )
     assert response.status_code == 422
+
+
+def test_an_order_beyond_the_customer_s_credit_is_rejected_with_the_reason(
+    client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
+) -> None:
+    # given a customer with a poor payment history (three late payments)
+    admin = auth("admin")
+    customer = contractable_customer(client, admin)
+    current = client.get(f"{factories.CUSTOMER}/customer/{customer['id']}", headers=admin).json()
+    client.patch(
+        f"{factories.CUSTOMER}/customer/{customer['id']}",
+        json={
+            "characteristic": [
+                *current["characteristic"],
+                {"name": "latePaymentsLast12Months", "value": 3},
+            ]
+        },
+        headers=admin,
+    )
+    site = factories.site(client, admin, customer["id"])
+    # when it orders
+    order = factories.post(
+        client,
+        f"{ORDERING}/productOrder",
+        order_body(customer["id"], access_offering(client, admin), [site["id"]]),
+        admin,
+    )
+    # then the flow rejects the order, says why on the order and tells the customer
+    rejected = wait_for_state(client, admin, order["id"], {"rejected", "inProgress", "completed"})
+    assert rejected["state"] == "rejected"
+    assert "credit refused: 3 late payments" in rejected["note"][-1]["text"]
+    with session_scope() as session:
+        subjects = list(
+            session.scalars(select(CommunicationMessageRow.body["subject"].as_string()))
+        )
+        sent = session.scalar(select(func.count()).select_from(NetworkServiceOrderRow))
+    assert "Your order could not be accepted" in subjects and sent == 0
+
+
+def test_an_order_cancelled_while_the_network_builds_stops_its_flow(
+    client: TestClient, auth: TokenFactory, flows: None
+) -> None:
+    # given an order whose sites take a few seconds to build
+    use_network(
+        SimulatedNetwork(
+            day_seconds=0.3, late_rate=0, failure_rate=0, unserviceable_rate=0, special_build_rate=0
+        )
+    )
+    try:
+        admin = auth("admin")
+        customer = contractable_customer(client, admin)
+        site = factories.site(client, admin, customer["id"])
+        order = factories.post(
+            client,
+            f"{ORDERING}/productOrder",
+            order_body(customer["id"], access_offering(client, admin), [site["id"]]),
+            admin,
+        )
+        issued = wait_for_state(client, admin, order["id"], {"inProgress"})
+        assert issued["state"] == "inProgress"
+        # when the customer cancels it before the site is active
+        cancel = factories.post(
+            client,
+            f"{ORDERING}/cancelProductOrder",
+            {"productOrder": {"id": order["id"]}, "cancellationReason": "project stopped"},
+            auth("customer", customer_id=customer["id"]),
+        )
+        assert cancel["state"] == "done"
+        # then the flow stops at its next look: no product, the flow cancelled
+        flow_id = f"ordering-{order['id']}"
+
+        def stopped() -> bool:
+            flow = client.get(f"{FLOWS}/processFlow/{flow_id}", headers=admin).json()
+            return bool(flow["state"] == "cancelled")
+
+        deadline = time.monotonic() + 120
+        while not stopped():
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        products = client.get(f"{INVENTORY}/product", headers=admin).json()
+        assert products == []
+    finally:
+        use_network(None)
