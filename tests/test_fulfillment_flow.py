@@ -379,3 +379,61 @@ def test_an_order_cancelled_while_the_network_builds_stops_its_flow(
         assert products == []
     finally:
         use_network(None)
+
+
+def test_a_held_order_waits_for_the_order_manager_and_completes_when_resumed(
+    client: TestClient, auth: TokenFactory, flows: None
+) -> None:
+    # given an order whose site takes a few seconds to build
+    use_network(
+        SimulatedNetwork(
+            day_seconds=0.15,
+            late_rate=0,
+            failure_rate=0,
+            unserviceable_rate=0,
+            special_build_rate=0,
+        )
+    )
+    try:
+        admin, manager = auth("admin"), auth("order_manager")
+        customer = contractable_customer(client, admin)
+        site = factories.site(client, admin, customer["id"])
+        order = factories.post(
+            client,
+            f"{ORDERING}/productOrder",
+            order_body(customer["id"], access_offering(client, admin), [site["id"]]),
+            admin,
+        )
+        assert wait_for_state(client, manager, order["id"], {"inProgress"})["state"] == "inProgress"
+        # when the order manager holds it (the site is not accessible, say)
+        held = client.patch(
+            f"{ORDERING}/productOrder/{order['id']}", json={"state": "held"}, headers=manager
+        )
+        assert held.status_code == 200, held.text
+        # then the flow, looking when the network is ready, waits instead of completing
+        flow_tasks = f"{FLOWS}/processFlow/ordering-{order['id']}/taskFlow"
+
+        def waiting() -> bool:
+            tasks = client.get(flow_tasks, headers=manager).json()
+            return any(
+                "waiting for the order manager" in c["value"]
+                for t in tasks
+                for c in t["characteristic"]
+                if c["name"] == "outcome"
+            )
+
+        deadline = time.monotonic() + 120
+        while not waiting():
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        current = client.get(f"{ORDERING}/productOrder/{order['id']}", headers=manager).json()
+        assert current["state"] == "held"
+        # and when the order manager resumes it, the flow wakes and completes the order
+        resumed = client.patch(
+            f"{ORDERING}/productOrder/{order['id']}", json={"state": "inProgress"}, headers=manager
+        )
+        assert resumed.status_code == 200, resumed.text
+        done = wait_for_state(client, manager, order["id"], {"completed", "partial", "failed"})
+        assert done["state"] == "completed"
+    finally:
+        use_network(None)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # A pre-sale flow reminds the owner of an open quote this often, and gives up after.
 QUOTE_REMINDER_SECONDS = 7 * 24 * 3600.0
 QUOTE_REMINDERS = 8
+HELD_ORDER_RECHECK_SECONDS = 24 * 3600.0
 
 
 def ordering_workflow_id(order_id: str) -> str:
@@ -161,6 +162,11 @@ def ordering_flow(run: Runner, order_id: str) -> str:
         progress = run.step(f"track-{look}", "track_order_step", order_id, look)
         if progress["cancelled"]:
             return "cancelled"
+        if progress.get("held"):
+            # Durably wait for staff to resume (or cancel) the order; look again daily.
+            run.recv("order", HELD_ORDER_RECHECK_SECONDS)
+            next_check = None
+            continue
         if progress["done"]:
             break
         next_check = _when(progress.get("next_check_at")) or utcnow()
@@ -265,6 +271,8 @@ def track_order_step(session: Session, workflow_id: str, order_id: str, look: in
     order = orders.load_order(session, order_id)
     customer_id = orders.customer_of(order)
     parts = []
+    if progress.held:
+        parts.append(f"order {order['state']}: waiting for the order manager")
     if progress.activated:
         parts.append(f"{len(progress.activated)} site(s) active")
     if progress.late:
@@ -307,6 +315,7 @@ def track_order_step(session: Session, workflow_id: str, order_id: str, look: in
     return (
         {
             "done": progress.done,
+            "held": progress.held,
             "cancelled": progress.cancelled,
             "next_check_at": progress.next_check_at.isoformat() if progress.next_check_at else None,
         },
@@ -678,6 +687,17 @@ def start_ordering(order_id: str) -> None:
         engine.enqueue("ordering", ordering_workflow_id(order_id), order_id)
     except Exception:  # the order is safe in the database; the sweep picks it up
         log.exception("could not start the ordering flow of %s now", order_id)
+
+
+def wake_ordering(order_id: str) -> None:
+    """Staff resumed or cancelled the order: the flow waiting on it looks again now.
+    Never raises (it runs after the change committed); the flow looks daily anyway."""
+    from etomcrm.flows import engine
+
+    try:
+        engine.send(ordering_workflow_id(order_id), "look again", "order")
+    except Exception:
+        log.exception("could not wake the ordering flow of %s", order_id)
 
 
 def start_presale(request_id: str, customer_id: str, owner: str) -> None:

@@ -50,6 +50,8 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 FINAL_STATES = frozenset(s for s, moves in ORDER_TRANSITIONS.items() if not moves)
 # What staff may set by hand; the rest follows from what the network reports.
 STAFF_SETTABLE = frozenset({"pending", "held", "inProgress"})
+# The order flow waits in these until staff resume or cancel the order.
+WAITING_STATES = frozenset({"pending", "held", "assessingCancellation"})
 MAX_ACTIVATION_ATTEMPTS = 3
 ORDER_WRITERS = frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER})
 
@@ -145,11 +147,14 @@ class ProductOrderKind(ResourceKind):
     def after_save(
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
     ) -> None:
-        if body.get("state") == "acknowledged" and not session.info.get("order_flow_started"):
-            order_id = str(body["id"])
-            from etomcrm.flows import fulfillment
+        order_id = str(body["id"])
+        from etomcrm.flows import fulfillment
 
+        if body.get("state") == "acknowledged" and not session.info.get("order_flow_started"):
             after_commit(session, lambda: fulfillment.start_ordering(order_id))
+        elif body.get("state") in ("inProgress", "cancelled") and principal is not SYSTEM:
+            # Staff resumed a held order: wake its flow rather than let it sleep on.
+            after_commit(session, lambda: fulfillment.wake_ordering(order_id))
 
 
 def _missing_contract_data(session: Session, customer_id: str) -> list[str]:
@@ -473,10 +478,12 @@ class Progress:
     open_sites: int = 0
     next_check_at: datetime | None = None
     cancelled: bool = False
+    # Held or pending by staff (or a cancellation being assessed): nothing moves.
+    held: bool = False
 
     @property
     def done(self) -> bool:
-        return self.open_sites == 0
+        return self.open_sites == 0 and not self.held
 
 
 def track_order(session: Session, order_id: str, network: Any) -> Progress:
@@ -485,10 +492,10 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
     service orders, up to a limit."""
     order = load_order(session, order_id)
     progress = Progress()
-    if order["state"] in FINAL_STATES or order["state"] in (
-        "pendingCancellation",
-        "assessingCancellation",
-    ):
+    if order["state"] in WAITING_STATES:
+        progress.held = True
+        return progress
+    if order["state"] in FINAL_STATES or order["state"] == "pendingCancellation":
         progress.cancelled = order["state"] in ("cancelled", "pendingCancellation")
         return progress
     now = _iso(utcnow())
@@ -722,3 +729,6 @@ def decide_cancellation(session: Session, principal: Principal, request: JsonDic
     )
     request["state"] = "done"
     request["effectiveCancellationDate"] = now
+    from etomcrm.flows import fulfillment
+
+    after_commit(session, lambda: fulfillment.wake_ordering(order_id))
