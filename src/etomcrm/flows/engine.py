@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,16 @@ def launch(database_url: str | None = None, *, concurrency: int | None = None) -
         if _launched_for is not None:
             shutdown()
         settings = get_settings()
-        logging.getLogger("dbos").setLevel(logging.WARNING)
+        dbos_log = logging.getLogger("dbos")
+        dbos_log.setLevel(logging.WARNING)
+        # DBOS's console handler keeps the stderr of the moment dbos was imported; a
+        # process that swapped stderr since (a test runner, a CLI harness) may have
+        # closed that one.
+        for handler in dbos_log.handlers:
+            console = handler.name == "__dbos_console_log_handler__"
+            if console and isinstance(handler, logging.StreamHandler):
+                # Not setStream: it flushes the old stream first, which may be closed.
+                handler.stream = sys.stderr
         config: DBOSConfig = {
             "name": APP_NAME,
             "system_database_url": url,
