@@ -8,6 +8,7 @@ from etomcrm.flows import models as flows_models
 from etomcrm.marketing import models as marketing_models
 from etomcrm.network import models as network_models
 from etomcrm.order_handling import models as order_handling_models
+from etomcrm.problem_handling import models as problem_handling_models
 from etomcrm.security import models as security_models
 from etomcrm.selling import models as selling_models
 
@@ -22,6 +23,7 @@ __all__ = [
     "metadata",
     "network_models",
     "order_handling_models",
+    "problem_handling_models",
     "security_models",
     "selling_models",
 ]

@@ -33,6 +33,8 @@ from etomcrm.flows import engine
 from etomcrm.marketing import api_kinds as marketing_kinds
 from etomcrm.network import api_kinds as network_kinds
 from etomcrm.order_handling import api_kinds as order_handling_kinds
+from etomcrm.problem_handling import api_kinds as problem_handling_kinds
+from etomcrm.qos_sla import api_kinds as qos_sla_kinds
 from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.security import service as security
 from etomcrm.selling import api_kinds as selling_kinds
@@ -51,6 +53,8 @@ API_KINDS: list[ResourceKind] = [
     *flows_kinds.KINDS,
     *retention_kinds.KINDS,
     *network_kinds.KINDS,
+    *problem_handling_kinds.KINDS,
+    *qos_sla_kinds.KINDS,
 ]
 
 
@@ -62,6 +66,8 @@ AREAS = (
     flows_kinds,
     retention_kinds,
     network_kinds,
+    problem_handling_kinds,
+    qos_sla_kinds,
 )
 
 

@@ -1,0 +1,1 @@
+"""3.6 Problem handling: trouble tickets, service problems and alarms."""
