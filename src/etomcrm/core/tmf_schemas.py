@@ -179,3 +179,14 @@ SALES = TmfDocument.load("TMF699", "TMF699-Sales-v4.0.0.swagger.json", "/tmf-api
 PROCESS_FLOW = TmfDocument.load(
     "TMF701", "TMF701-ProcessFlow-v4.1.0.swagger.json", "/tmf-api/processFlowManagement/v4"
 )
+TROUBLE_TICKET = TmfDocument.load(
+    "TMF621", "TMF621-TroubleTicket-v4.0.0.swagger.json", "/tmf-api/troubleTicket/v4"
+)
+SERVICE_PROBLEM = TmfDocument.load(
+    "TMF656",
+    "TMF656-ServiceProblem-v4.0.0.swagger.json",
+    "/tmf-api/serviceProblemManagement/v4",
+)
+ALARM = TmfDocument.load(
+    "TMF642", "TMF642-Alarm-v4.0.0.swagger.json", "/tmf-api/alarmManagement/v4"
+)
