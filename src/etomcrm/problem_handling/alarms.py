@@ -1,0 +1,357 @@
+"""TMF642 alarms: what the network reports, and what operators do about it (3.6.1).
+
+- Alarm ids are integers, as TMF642 defines them (``Alarm.id`` is an integer): the
+  time in milliseconds shifted left 22 bits plus a per-process counter, so ids sort in
+  raising order, stay unique within a process up to four million alarms per
+  millisecond, and fit a signed 64-bit integer until 2039. The row's id is its
+  decimal text.
+- ``state`` runs raised -> updated -> cleared (:data:`ALARM_TRANSITIONS`);
+  ``ackState`` unacknowledged <-> acknowledged (:data:`ACK_TRANSITIONS`);
+  ``perceivedSeverity`` is the document's enum and becomes ``cleared`` with the alarm.
+- The network side raises, updates and clears alarms (:func:`raise_alarm`,
+  :func:`update_alarm`, :func:`clear_alarm`); ``raise_alarm`` is one insert, because
+  an outage raises thousands at once. Operators read them, acknowledge (PATCH
+  ``ackState`` or POST ``ackAlarms``), clear them (POST ``clearAlarms``, or PATCH
+  ``state: cleared``) and comment; what the alarm says about the fault stays the
+  network's.
+- ``correlation_key`` (column) says what the fault is about for correlation into
+  service problems (a point of presence, a link); ``alarmed_object_id`` is the
+  alarmed object's id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from etomcrm.core import resources, states
+from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
+from etomcrm.core.resources import ResourceKind, validate_against
+from etomcrm.core.tmf_schemas import ALARM, JsonDict
+from etomcrm.db import new_id, utcnow
+from etomcrm.problem_handling.models import AlarmRow
+from etomcrm.security.service import SYSTEM, Principal, Role
+
+ALARM_OPERATORS = frozenset({Role.ADMIN, Role.SUPPORT, Role.SLA_MANAGER})
+ALARM_READERS = ALARM_OPERATORS | {Role.ANALYST}
+
+RAISED, UPDATED, CLEARED = "raised", "updated", "cleared"
+ALARM_TRANSITIONS: dict[str, frozenset[str]] = {
+    RAISED: frozenset({UPDATED, CLEARED}),
+    UPDATED: frozenset({UPDATED, CLEARED}),
+    CLEARED: frozenset(),
+}
+ACKNOWLEDGED, UNACKNOWLEDGED = "acknowledged", "unacknowledged"
+ACK_TRANSITIONS: dict[str, frozenset[str]] = {
+    UNACKNOWLEDGED: frozenset({ACKNOWLEDGED}),
+    ACKNOWLEDGED: frozenset({UNACKNOWLEDGED}),
+}
+SEVERITIES: tuple[str, ...] = tuple(ALARM.definitions["PerceivedSeverity"]["enum"])
+ALARM_TYPES: tuple[str, ...] = tuple(ALARM.definitions["AlarmType"]["enum"])
+# What an operator may change on an alarm; the rest is what the network reported.
+OPERATOR_EDITABLE = frozenset(
+    {
+        "ackState",
+        "ackUserId",
+        "ackSystemId",
+        "comment",
+        "alarmDetails",
+        "alarmEscalation",
+        "state",
+        "alarmClearedTime",
+        "clearUserId",
+        "clearSystemId",
+        "alarmChangedTime",
+    }
+)
+NETWORK_SYSTEM = "etomcrm-network"
+
+_counter = itertools.count(secrets.randbelow(1 << 22))
+
+
+def new_alarm_id() -> int:
+    """A TMF642 integer alarm id in raising order (see the module docstring)."""
+    return (time.time_ns() // 1_000_000) << 22 | (next(_counter) & ((1 << 22) - 1))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _check_enum(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidRequest(f"{name} is one of {', '.join(allowed)} (TMF642), not {value!r}")
+
+
+@dataclass
+class AlarmKind(ResourceKind):
+    """TMF642 alarm: read by staff, acknowledged and cleared by operators."""
+
+    def owner_for(
+        self, session: Session, principal: Principal, body: JsonDict, current: str | None
+    ) -> str | None:
+        return None  # a network alarm may touch many customers
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        if old is None:
+            raise Forbidden(
+                "alarms are reported by the network side, not created through the API; "
+                "acknowledge them (PATCH ackState or POST ackAlarms) or clear them "
+                "(POST clearAlarms)"
+            )
+        if principal is not SYSTEM:
+            changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)}
+            refused = sorted(changed - OPERATOR_EDITABLE - {"id"})
+            if refused:
+                raise Forbidden(
+                    f"what an alarm reports ({', '.join(refused)}) is the network's; operators "
+                    f"change only {', '.join(sorted(OPERATOR_EDITABLE))}"
+                )
+        now = _iso(utcnow())
+        before_ack = str(old.get("ackState") or UNACKNOWLEDGED)
+        after_ack = str(body.get("ackState") or UNACKNOWLEDGED)
+        if before_ack != after_ack:
+            states.check_transition("alarm ackState", ACK_TRANSITIONS, before_ack, after_ack)
+            # Who acknowledged: the operator, unless the request named the user.
+            if body.get("ackUserId") == old.get("ackUserId"):
+                body["ackUserId"] = principal.name
+            body.setdefault("ackSystemId", "etomcrm")
+        before, after = str(old.get("state")), str(body.get("state"))
+        if before != after:
+            states.check_transition("alarm state", ALARM_TRANSITIONS, before, after)
+            if after == CLEARED:
+                body["perceivedSeverity"] = CLEARED
+                body.setdefault("alarmClearedTime", now)
+                if body.get("clearUserId") == old.get("clearUserId"):
+                    body["clearUserId"] = principal.name
+                body.setdefault("clearSystemId", "etomcrm")
+        if body.get("perceivedSeverity") is not None:
+            _check_enum("perceivedSeverity", str(body["perceivedSeverity"]), SEVERITIES)
+        if body != old:
+            body["alarmChangedTime"] = now
+
+    def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
+        if body.get("state") != CLEARED:
+            raise Conflict(
+                f"alarm {body['id']} is {body.get('state')!r}; only a cleared alarm may be "
+                "deleted (clear it first)"
+            )
+
+
+ALARM_KIND = AlarmKind(
+    name="alarm",
+    type_name="Alarm",
+    doc=ALARM,
+    row=AlarmRow,
+    read_roles=ALARM_READERS,
+    write_roles=ALARM_OPERATORS,
+    customer_owned=False,
+    status_attribute="state",
+    name_attribute=None,
+)
+
+
+# ----- the network side --------------------------------------------------------------
+
+
+def raise_alarm(
+    session: Session,
+    *,
+    alarmed_object_id: str,
+    alarm_type: str,
+    perceived_severity: str,
+    probable_cause: str,
+    specific_problem: str,
+    raised_at: datetime,
+    correlation_key: str | None = None,
+    alarmed_object_type: str | None = None,
+) -> JsonDict:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1), input: the network reports a
+    fault. One insert and nothing else, so an outage's thousands of alarms are taken
+    as fast as the database writes them; correlation reads them afterwards."""
+    _check_enum("alarmType", alarm_type, ALARM_TYPES)
+    _check_enum("perceivedSeverity", perceived_severity, SEVERITIES[:-1])
+    if raised_at.tzinfo is None:
+        raise InvalidRequest("raised_at must be timezone-aware")
+    alarm_id = new_alarm_id()
+    raised = _iso(raised_at)
+    body: JsonDict = {
+        "id": alarm_id,
+        "@type": "Alarm",
+        "alarmType": alarm_type,
+        "perceivedSeverity": perceived_severity,
+        "probableCause": probable_cause,
+        "specificProblem": specific_problem,
+        "alarmedObject": {"id": alarmed_object_id},
+        "sourceSystemId": NETWORK_SYSTEM,
+        "state": RAISED,
+        "ackState": UNACKNOWLEDGED,
+        "alarmRaisedTime": raised,
+        "alarmReportingTime": _iso(utcnow()),
+        "alarmChangedTime": raised,
+        "serviceAffecting": perceived_severity in ("critical", "major"),
+    }
+    if alarmed_object_type:
+        body["alarmedObjectType"] = alarmed_object_type
+        body["alarmedObject"]["@type"] = alarmed_object_type
+    session.add(
+        AlarmRow(
+            id=str(alarm_id),
+            at_type="Alarm",
+            status=RAISED,
+            body=body,
+            version=1,
+            alarmed_object_id=alarmed_object_id[:200],
+            correlation_key=correlation_key[:200] if correlation_key else None,
+        )
+    )
+    return body
+
+
+def update_alarm(
+    session: Session, alarm_id: str, *, perceived_severity: str, changed_at: datetime
+) -> JsonDict:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1), input: the network changes an
+    open alarm's severity (state ``updated``)."""
+    _check_enum("perceivedSeverity", perceived_severity, SEVERITIES[:-1])
+    body, _ = resources.patch(
+        session,
+        ALARM_KIND,
+        SYSTEM,
+        str(alarm_id),
+        {"state": UPDATED, "perceivedSeverity": perceived_severity},
+    )
+    return body
+
+
+def clear_alarm(session: Session, alarm_id: str, *, cleared_at: datetime) -> JsonDict:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1), input: the network says the
+    fault is gone. Clearing a cleared alarm again changes nothing (the network may
+    repeat itself)."""
+    row = session.get(AlarmRow, str(alarm_id))
+    if row is not None and row.status == CLEARED:
+        return dict(row.body)
+    body, _ = resources.patch(
+        session,
+        ALARM_KIND,
+        SYSTEM,
+        str(alarm_id),
+        {"state": CLEARED, "alarmClearedTime": _iso(cleared_at), "clearSystemId": NETWORK_SYSTEM},
+    )
+    return body
+
+
+# ----- operators' task resources (ackAlarms, clearAlarms) -----------------------------
+
+
+def _matches(pattern: Any, value: Any) -> bool:
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            _matches(expected, value.get(key)) for key, expected in pattern.items()
+        )
+    return bool(pattern == value)
+
+
+def matching_alarms(session: Session, patterns: list[JsonDict]) -> list[AlarmRow]:
+    """Alarms that match any pattern (all of a pattern's attributes equal). A pattern
+    names ``id`` or ``alarmedObject.id``, so the search stays an indexed query."""
+    ids: set[str] = set()
+    objects: set[str] = set()
+    for pattern in patterns:
+        if "id" in pattern:
+            ids.add(str(pattern["id"]))
+        elif isinstance(pattern.get("alarmedObject"), dict) and "id" in pattern["alarmedObject"]:
+            objects.add(str(pattern["alarmedObject"]["id"]))
+        else:
+            raise InvalidRequest(
+                "each alarmPattern names the alarm's id or its alarmedObject.id "
+                "(other attributes narrow the match)"
+            )
+    rows = session.scalars(
+        select(AlarmRow)
+        .where(AlarmRow.id.in_(ids) | AlarmRow.alarmed_object_id.in_(objects))
+        .order_by(AlarmRow.id)
+    ).all()
+    return [r for r in rows if any(_matches(p, r.body) for p in patterns)]
+
+
+def _alarm_ref(body: JsonDict, base_url: str) -> JsonDict:
+    return {"id": body["id"], "href": resources.href_for(ALARM_KIND, base_url, str(body["id"]))}
+
+
+def acknowledge_alarms(
+    session: Session, principal: Principal, request: Any, *, base_url: str = ""
+) -> JsonDict:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1): an operator acknowledges the
+    alarms matching the request's patterns (TMF642 ackAlarms); alarms acknowledged
+    already are left as they are and not listed."""
+    ALARM_KIND.authorize(principal, resources.UPDATE)
+    validate_against(ALARM, "AckAlarms_Create", request, "ackAlarms request")
+    acked = []
+    for row in matching_alarms(session, request["alarmPattern"]):
+        if row.body.get("ackState") == ACKNOWLEDGED:
+            continue
+        body, _ = resources.patch(
+            session,
+            ALARM_KIND,
+            principal,
+            row.id,
+            {
+                "ackState": ACKNOWLEDGED,
+                "ackUserId": request["ackUserId"],
+                "ackSystemId": request["ackSystemId"],
+            },
+            base_url=base_url,
+        )
+        acked.append(_alarm_ref(body, base_url))
+    return {
+        **request,
+        "id": new_id(),
+        "@type": "AckAlarms",
+        "ackTime": request.get("ackTime") or _iso(utcnow()),
+        "state": "done",
+        "ackedAlarm": acked,
+    }
+
+
+def clear_alarms(
+    session: Session, principal: Principal, request: Any, *, base_url: str = ""
+) -> JsonDict:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1): an operator clears the alarms
+    matching the request's patterns (TMF642 clearAlarms); cleared ones are not listed."""
+    ALARM_KIND.authorize(principal, resources.UPDATE)
+    validate_against(ALARM, "ClearAlarms_Create", request, "clearAlarms request")
+    cleared = []
+    for row in matching_alarms(session, request["alarmPattern"]):
+        if row.status == CLEARED:
+            continue
+        body, _ = resources.patch(
+            session,
+            ALARM_KIND,
+            principal,
+            row.id,
+            {
+                "state": CLEARED,
+                "alarmClearedTime": request["alarmClearedTime"],
+                "clearUserId": request["clearUserId"],
+                "clearSystemId": request["clearSystemId"],
+            },
+            base_url=base_url,
+        )
+        cleared.append(_alarm_ref(body, base_url))
+    return {
+        **request,
+        "id": new_id(),
+        "@type": "ClearAlarms",
+        "state": "done",
+        "clearedAlarm": cleared,
+    }
