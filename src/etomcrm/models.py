@@ -9,6 +9,7 @@ from etomcrm.marketing import models as marketing_models
 from etomcrm.network import models as network_models
 from etomcrm.order_handling import models as order_handling_models
 from etomcrm.problem_handling import models as problem_handling_models
+from etomcrm.qos_sla import models as qos_sla_models
 from etomcrm.security import models as security_models
 from etomcrm.selling import models as selling_models
 
@@ -24,6 +25,7 @@ __all__ = [
     "network_models",
     "order_handling_models",
     "problem_handling_models",
+    "qos_sla_models",
     "security_models",
     "selling_models",
 ]
