@@ -190,3 +190,7 @@ SERVICE_PROBLEM = TmfDocument.load(
 ALARM = TmfDocument.load(
     "TMF642", "TMF642-Alarm-v4.0.0.swagger.json", "/tmf-api/alarmManagement/v4"
 )
+# The official v2 document's basePath is "/DSLAManagement/api/slaManagement/v2/".
+SLA_MANAGEMENT = TmfDocument.load(
+    "TMF623", "TMF623-SLAManagement-v2.swagger.json", "/tmf-api/slaManagement/v2"
+)

@@ -1,0 +1,366 @@
+"""3.7.1 Assess QoS performance: measured quality against each SLA, per calendar month.
+
+Per product and metric, over the month so far (the whole month once it has ended):
+
+``availability``  :func:`etomcrm.qos_sla.sla.availability` of the product's links'
+                  outages, planned maintenance excluded, on the SLA's calendar;
+``latency``       mean latency of the month's intervals weighted by their length,
+                  intervals with the link wholly down left out (a down link has no
+                  latency; its downtime counts against availability);
+``loss``          mean packet loss, weighted the same way.
+
+Latency and loss are averaged round the clock, not on the SLA's business hours: a
+customer's traffic crosses the link at night too, and averaging in SQL keeps the
+assessment to a fixed number of queries however many products there are.
+
+Outages and maintenance come from the network side (``outages_for`` and
+``maintenance_for`` in :mod:`etomcrm.network`) when it offers them; otherwise they
+are read from the measurements (an interval's down share, ``1 - availability``, at
+its start) and the maintenance windows of the link or its point of presence.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from etomcrm.core.errors import InvalidRequest
+from etomcrm.core.events import emit_event
+from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.qos_sla import sla
+from etomcrm.qos_sla.calendar import Interval, merge_intervals
+from etomcrm.qos_sla.models import QosAssessmentRow, SlaRow
+from etomcrm.qos_sla.service import AVAILABILITY, LATENCY, LOSS, SlaTerms, terms_of
+
+FOUR_PLACES = Decimal("0.0001")
+LinkIntervals = dict[str, list[Interval]]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One metric of one product's SLA for one period."""
+
+    product_id: str
+    period: str
+    metric: str
+    measured: Decimal
+    target: Decimal
+    met: bool
+    final: bool  # the period has ended
+    # the target is missed whatever the rest of the period brings
+    certain_miss: bool
+    # availability only: the month's value if it goes on as so far
+    projected: Decimal | None = None
+
+    @property
+    def violated(self) -> bool:
+        return not self.met and (self.final or self.certain_miss)
+
+
+def period_bounds(period: str, calendar_zone: str = "Europe/Berlin") -> tuple[datetime, datetime]:
+    """The calendar month ``YYYY-MM`` in the SLA's zone, as UTC instants."""
+    try:
+        year, month = (int(part) for part in period.split("-"))
+        zone = ZoneInfo(calendar_zone)
+        start = datetime(year, month, 1, tzinfo=zone)
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+    except ValueError:
+        raise InvalidRequest(f"period must be a month like 2026-11, not {period!r}") from None
+    if len(period) != 7:
+        raise InvalidRequest(f"period must be a month like 2026-11, not {period!r}")
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _network_function(name: str) -> Callable[..., dict[str, list[Interval]]] | None:
+    package = importlib.import_module("etomcrm.network")
+    for module in pkgutil.iter_modules(package.__path__):
+        found = getattr(importlib.import_module(f"etomcrm.network.{module.name}"), name, None)
+        if callable(found):
+            return found  # type: ignore[no-any-return]
+    return None
+
+
+def _outages_from_measurements(
+    session: Session, link_ids: Sequence[str], start: datetime, end: datetime
+) -> LinkIntervals:
+    from etomcrm.network.models import NetworkMeasurementRow as M
+
+    found: LinkIntervals = {link: [] for link in link_ids}
+    rows = session.execute(
+        select(M.link_id, M.at, M.interval_seconds, M.availability).where(
+            M.link_id.in_(link_ids), M.at >= start, M.at < end, M.availability < 1
+        )
+    )
+    for link_id, at, seconds, share_up in rows:
+        down = timedelta(seconds=seconds) * (1 - share_up)
+        found[link_id].append((at, at + down))
+    return found
+
+
+def _maintenance_from_windows(
+    session: Session, link_ids: Sequence[str], start: datetime, end: datetime
+) -> LinkIntervals:
+    from etomcrm.network.models import MaintenanceWindowRow as W
+    from etomcrm.network.models import NetworkLinkRow as L
+
+    pops: dict[str, str] = dict(
+        session.execute(select(L.id, L.pop_id).where(L.id.in_(link_ids))).tuples().all()
+    )
+    found: LinkIntervals = {link: [] for link in link_ids}
+    windows = session.execute(
+        select(W.link_id, W.pop_id, W.starts_at, W.ends_at).where(
+            W.starts_at < end,
+            W.ends_at > start,
+            or_(W.link_id.in_(link_ids), W.pop_id.in_(set(pops.values()))),
+        )
+    )
+    for link_id, pop_id, begin, finish in windows:
+        for link in link_ids:
+            if link == link_id or (link_id is None and pops.get(link) == pop_id):
+                found[link].append((begin, finish))
+    return found
+
+
+def _intervals(
+    name: str,
+    fallback: Callable[[Session, Sequence[str], datetime, datetime], LinkIntervals],
+    session: Session,
+    link_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+) -> LinkIntervals:
+    network = _network_function(name)
+    if network is None:
+        return fallback(session, link_ids, start, end)
+    return {link: list(spans) for link, spans in network(session, link_ids, start, end).items()}
+
+
+def _quality(
+    session: Session, product_ids: Sequence[str], start: datetime, end: datetime
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """Mean latency and loss per product, in one aggregate query."""
+    from etomcrm.network.models import NetworkLinkRow as L
+    from etomcrm.network.models import NetworkMeasurementRow as M
+
+    up = M.availability > 0
+    weight = case((up, M.interval_seconds), else_=0)
+    rows = session.execute(
+        select(
+            L.product_id,
+            func.sum(M.latency_ms * weight),
+            func.sum(M.loss_percent * weight),
+            func.sum(weight),
+        )
+        .join(L, L.id == M.link_id)
+        .where(and_(L.product_id.in_(product_ids), M.at >= start, M.at < end))
+        .group_by(L.product_id)
+    )
+    quality: dict[str, tuple[Decimal, Decimal]] = {}
+    for product_id, latency, loss, seconds in rows:
+        if seconds:
+            quality[product_id] = (
+                (Decimal(str(latency)) / Decimal(seconds)).quantize(FOUR_PLACES, ROUND_HALF_EVEN),
+                (Decimal(str(loss)) / Decimal(seconds)).quantize(FOUR_PLACES, ROUND_HALF_EVEN),
+            )
+    return quality
+
+
+def _slas(session: Session, product_ids: Sequence[str] | None) -> list[SlaTerms]:
+    stmt = select(SlaRow).where(SlaRow.product_id.is_not(None)).order_by(SlaRow.product_id)
+    if product_ids is not None:
+        stmt = stmt.where(SlaRow.product_id.in_(product_ids))
+    return [terms_of(row) for row in session.scalars(stmt)]
+
+
+def assess(
+    session: Session,
+    *,
+    period: str,
+    now: datetime,
+    product_ids: Sequence[str] | None = None,
+) -> list[Assessment]:
+    """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1): every SLA's metrics (of the
+    given products, else all) for ``period`` (``"2026-11"``) as measured up to ``now``,
+    stored per product, period and metric (final once the period has ended).
+
+    A fixed number of queries whatever the number of products.
+    """
+    from etomcrm.network.models import NetworkLinkRow as L
+
+    slas = _slas(session, product_ids)
+    if not slas:
+        return []
+    start, end = period_bounds(period, slas[0].calendar.timezone)
+    if now <= start:
+        raise InvalidRequest(f"period {period} has not begun at {now.isoformat()}")
+    until = min(now, end)
+    final = now >= end
+    ids = [terms.product_id for terms in slas]
+    links: dict[str, list[str]] = {}
+    for link_id, product_id in session.execute(
+        select(L.id, L.product_id).where(L.product_id.in_(ids)).order_by(L.id)
+    ):
+        links.setdefault(str(product_id), []).append(link_id)
+    link_ids = [link for spans in links.values() for link in spans]
+    outages = _intervals("outages_for", _outages_from_measurements, session, link_ids, start, until)
+    maintenance = _intervals(
+        "maintenance_for", _maintenance_from_windows, session, link_ids, start, end
+    )
+    quality = _quality(session, ids, start, until)
+    results: list[Assessment] = []
+    for terms in slas:
+        product_start, product_end = period_bounds(period, terms.calendar.timezone)
+        own_until = min(now, product_end)
+        down = merge_intervals(
+            [span for link in links.get(terms.product_id, []) for span in outages.get(link, [])]
+        )
+        planned = merge_intervals(
+            [span for link in links.get(terms.product_id, []) for span in maintenance.get(link, [])]
+        )
+        so_far = sla.availability(product_start, own_until, down, planned, terms.calendar)
+        # the best the month can still end with: no more downtime from now on
+        best = sla.availability(product_start, product_end, down, planned, terms.calendar)
+        target = terms.availability_target
+        results.append(
+            Assessment(
+                terms.product_id,
+                period,
+                AVAILABILITY,
+                so_far,
+                target,
+                so_far >= target,
+                final,
+                best < target,
+                projected=so_far,
+            )
+        )
+        latency, loss = quality.get(terms.product_id, (Decimal(0), Decimal(0)))
+        for metric, measured in ((LATENCY, latency), (LOSS, loss)):
+            bound = terms.target(metric)
+            results.append(
+                Assessment(
+                    terms.product_id,
+                    period,
+                    metric,
+                    measured,
+                    bound,
+                    measured <= bound,
+                    final,
+                    False,
+                )
+            )
+    _store(session, results, period)
+    return results
+
+
+def _store(session: Session, results: list[Assessment], period: str) -> None:
+    product_ids = sorted({a.product_id for a in results})
+    existing = {
+        (row.product_id, row.metric): row
+        for row in session.scalars(
+            select(QosAssessmentRow).where(
+                QosAssessmentRow.period == period, QosAssessmentRow.product_id.in_(product_ids)
+            )
+        )
+    }
+    for result in results:
+        row = existing.get((result.product_id, result.metric))
+        if row is None:
+            session.add(
+                QosAssessmentRow(
+                    product_id=result.product_id,
+                    period=period,
+                    metric=result.metric,
+                    measured=result.measured,
+                    target=result.target,
+                    met=result.met,
+                    final=result.final,
+                )
+            )
+        elif not row.final:
+            row.measured, row.target = result.measured, result.target
+            row.met, row.final = result.met, result.final
+    session.flush()
+
+
+def trend_warning(session: Session, assessments: Sequence[Assessment]) -> list[Assessment]:
+    """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1), within the period: warn the
+    customer (and the SLA managers, by an internal ``SlaTrendWarningEvent``) when the
+    month's availability, projected linearly from the downtime so far, will miss its
+    target before it is missed for certain. Once per product, metric and period;
+    returns the warnings given by this call."""
+    from etomcrm.customer_interface.communication import inform_customer
+
+    due = [
+        a
+        for a in assessments
+        if a.metric == AVAILABILITY
+        and not a.final
+        and not a.certain_miss
+        and a.projected is not None
+        and a.projected < a.target
+    ]
+    if not due:
+        return []
+    rows = {
+        row.product_id: row
+        for row in session.scalars(
+            select(SlaRow)
+            .where(SlaRow.product_id.in_([a.product_id for a in due]))
+            .with_for_update()
+        )
+    }
+    given: list[Assessment] = []
+    for warning in due:
+        row = rows[warning.product_id]
+        key = f"{warning.metric}/{warning.period}"
+        body: JsonDict = dict(row.body)
+        if key in body.get("trendWarnings", []):
+            continue
+        body["trendWarnings"] = [*body.get("trendWarnings", []), key]
+        row.body = body
+        row.version += 1
+        content = (
+            f"The availability of {body.get('name')} is {warning.measured} % so far in "
+            f"{warning.period}. If it goes on like this the month ends below the agreed "
+            f"{warning.target} %. We are working on it and will keep you informed."
+        )
+        if row.owner_customer_id:
+            inform_customer(
+                session,
+                customer_id=row.owner_customer_id,
+                subject=f"SLA warning for {warning.period}: availability trending below target",
+                content=content,
+                key=f"sla-warning/{warning.product_id}/{key}",
+            )
+        emit_event(
+            session,
+            api="internal",
+            event_type="SlaTrendWarningEvent",
+            resource_type="Sla",
+            resource_id=row.id,
+            owner_customer_id=row.owner_customer_id,
+            event=_event(warning),
+        )
+        given.append(warning)
+    return given
+
+
+def _event(assessment: Assessment) -> dict[str, Any]:
+    return {
+        "product": {"id": assessment.product_id},
+        "period": assessment.period,
+        "metric": assessment.metric,
+        "measured": str(assessment.measured),
+        "target": str(assessment.target),
+        "projected": None if assessment.projected is None else str(assessment.projected),
+    }

@@ -1,0 +1,213 @@
+"""3.7.2 Handle QoS/SLA violations: each missed target recorded once, with its
+consequences once: the customer told, a problem opened (or the open one linked) and
+the credit owed handed to billing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from etomcrm.core import resources
+from etomcrm.core.events import emit_event
+from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.db import utcnow
+from etomcrm.qos_sla import sla
+from etomcrm.qos_sla.assessment import Assessment
+from etomcrm.qos_sla.models import SlaRow, SlaViolationRow
+from etomcrm.qos_sla.service import AVAILABILITY, SLA_VIOLATION_KIND, numeric_id, terms_of
+from etomcrm.security.service import SYSTEM
+
+UNITS = {AVAILABILITY: "%", "latency": "ms", "loss": "%", "timeToRepair": "h"}
+OPERATORS = {AVAILABILITY: ">=", "latency": "<=", "loss": "<=", "timeToRepair": "<="}
+
+
+def violation_key(product_id: str, metric: str, period: str) -> str:
+    return f"{product_id}/{metric}/{period}"
+
+
+def monthly_recurring_charge(product: JsonDict) -> Decimal:
+    """The product's recurring charges per month (duty free, EUR)."""
+    total = Decimal(0)
+    for price in product.get("productPrice") or []:
+        if not isinstance(price, dict) or price.get("priceType") != "recurring":
+            continue
+        amount = (price.get("price") or {}).get("dutyFreeAmount") or {}
+        total += Decimal(str(amount.get("value", 0)))
+    return total
+
+
+def evaluate(session: Session, assessments: Sequence[Assessment]) -> list[JsonDict]:
+    """3.7.2 Handle QoS/SLA Violations (eTOM 1.1.1.7.2): record every violation that
+    the assessments show (a missed target in an ended period, or one that is missed for
+    certain already); returns the violations newly recorded."""
+    recorded = []
+    for assessment in assessments:
+        if assessment.violated:
+            body = record_violation(session, assessment)
+            if body is not None:
+                recorded.append(body)
+    return recorded
+
+
+def record_violation(session: Session, assessment: Assessment) -> JsonDict | None:
+    """3.7.2 Handle QoS/SLA Violations (eTOM 1.1.1.7.2): the TMF623 slaViolation of one
+    product, metric and period, exactly once (None when it was recorded before, by a
+    rerun, a restarted flow or a concurrent assessor), then its consequences: the
+    customer informed, a trouble ticket opened or linked, the credit recorded and
+    announced to billing (``SlaCreditEvent``)."""
+    key = violation_key(assessment.product_id, assessment.metric, assessment.period)
+    if session.scalar(select(SlaViolationRow.id).where(SlaViolationRow.violation_key == key)):
+        return None
+    sla_row = session.scalar(select(SlaRow).where(SlaRow.product_id == assessment.product_id))
+    if sla_row is None:
+        raise LookupError(f"no SLA for product {assessment.product_id}")
+    terms = terms_of(sla_row)
+    now = utcnow()
+    body: JsonDict = {
+        "id": numeric_id(f"slaViolation/{key}"),
+        "@type": "SlaViolation",
+        "date": now.isoformat().replace("+00:00", "Z"),
+        "sla": {"href": f"{SLA_VIOLATION_KIND.doc.base_path}/sla/{sla_row.id}"},
+        "violation": {
+            "unit": UNITS[assessment.metric],
+            "referenceValue": str(assessment.target),
+            "operator": OPERATORS[assessment.metric],
+            "actualValue": str(assessment.measured),
+            "comment": (
+                f"{assessment.metric} {assessment.measured} {UNITS[assessment.metric]} in "
+                f"{assessment.period} against {OPERATORS[assessment.metric]} "
+                f"{assessment.target}" + ("" if assessment.final else " (certain before month end)")
+            ),
+            "consequence": terms.penalty_rule,
+            "rule": {"href": f"{sla_row.id}#{assessment.metric}", "description": assessment.metric},
+        },
+        "relatedParty": [{"role": "customer", "name": str(sla_row.owner_customer_id)}],
+        "product": {"id": assessment.product_id, "@referredType": "Product"},
+        "slaId": sla_row.id,
+        "metric": assessment.metric,
+        "period": assessment.period,
+        "violationKey": key,
+    }
+    row = SlaViolationRow(
+        id=str(body["id"]),
+        violation_key=key,
+        owner_customer_id=sla_row.owner_customer_id,
+        body=body,
+        version=1,
+        at_type="SlaViolation",
+        status="recorded",
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        # another assessor recorded it first; its consequences are its own
+        return None
+    body["credit"] = _credit(session, sla_row, assessment)
+    body["troubleTicket"] = _problem(session, sla_row, assessment, body)
+    _inform(sla_row, assessment, body, session)
+    row.body = dict(body)
+    resources.record_audit(session, SYSTEM, "create", SLA_VIOLATION_KIND, row.id, {"created": body})
+    emit_event(
+        session,
+        api="internal",
+        event_type="SlaCreditEvent",
+        resource_type="SlaViolation",
+        resource_id=row.id,
+        owner_customer_id=sla_row.owner_customer_id,
+        event={
+            "slaViolation": {"id": row.id, "violationKey": key},
+            "product": {"id": assessment.product_id},
+            "period": assessment.period,
+            "metric": assessment.metric,
+            "credit": body["credit"],
+        },
+    )
+    session.flush()
+    return body
+
+
+def _credit(session: Session, sla_row: SlaRow, assessment: Assessment) -> dict[str, Any]:
+    """This violation's share of the period's credit: the rule's credit for every
+    metric violated so far, less what earlier violations of the period took (so the
+    cap holds across metrics)."""
+    from etomcrm.order_handling.models import ProductRow
+
+    product = session.get(ProductRow, assessment.product_id)
+    mrc = monthly_recurring_charge(product.body if product is not None else {})
+    earlier = [
+        b
+        for b in session.scalars(
+            select(SlaViolationRow.body).where(
+                SlaViolationRow.violation_key.like(
+                    f"{assessment.product_id}/%/{assessment.period}"
+                ),
+                SlaViolationRow.violation_key
+                != violation_key(assessment.product_id, assessment.metric, assessment.period),
+            )
+        )
+    ]
+    taken = sum((Decimal(b.get("credit", {}).get("value", "0")) for b in earlier), Decimal(0))
+    owed = sla.penalty(mrc, len(earlier) + 1, str(sla_row.body["penaltyRule"]))
+    return {"unit": "EUR", "value": str(max(owed - taken, Decimal("0.00")))}
+
+
+def _problem(
+    session: Session, sla_row: SlaRow, assessment: Assessment, violation: JsonDict
+) -> dict[str, Any]:
+    """The open ticket that already names the product (the cause is known), else a
+    new one for the violation."""
+    from etomcrm.problem_handling.models import TroubleTicketRow
+    from etomcrm.problem_handling.tickets import FINAL, open_ticket
+
+    candidates = session.scalars(
+        select(TroubleTicketRow)
+        .where(TroubleTicketRow.owner_customer_id == sla_row.owner_customer_id)
+        .where(TroubleTicketRow.status.not_in(FINAL))
+        .order_by(TroubleTicketRow.created_at)
+    )
+    for row in candidates:
+        for entity in row.body.get("relatedEntity") or []:
+            if isinstance(entity, dict) and entity.get("id") == assessment.product_id:
+                return {"id": row.id, "linked": True}
+    payload: JsonDict = {
+        "name": f"SLA violated: {assessment.metric} {assessment.period}",
+        "description": violation["violation"]["comment"],
+        "severity": "Major",
+        "ticketType": "slaViolation",
+        "priority": "High",
+        "relatedEntity": [
+            {"id": assessment.product_id, "@referredType": "Product", "role": "affectedProduct"}
+        ],
+    }
+    if sla_row.owner_customer_id:
+        payload["relatedParty"] = [
+            {"id": sla_row.owner_customer_id, "@referredType": "Customer", "role": "customer"}
+        ]
+    ticket = open_ticket(session, SYSTEM, payload)
+    return {"id": ticket["id"], "linked": False}
+
+
+def _inform(sla_row: SlaRow, assessment: Assessment, violation: JsonDict, session: Session) -> None:
+    from etomcrm.customer_interface.communication import inform_customer
+
+    if not sla_row.owner_customer_id:
+        return
+    credit = violation["credit"]
+    inform_customer(
+        session,
+        customer_id=sla_row.owner_customer_id,
+        subject=f"SLA not met in {assessment.period}: {assessment.metric}",
+        content=(
+            f"{sla_row.body.get('name')}: {violation['violation']['comment']}. "
+            f"You are owed a credit of {credit['value']} {credit['unit']}, which your next "
+            f"bill applies. Trouble ticket {violation['troubleTicket']['id']} follows it up."
+        ),
+        key=f"sla-violation/{violation['violationKey']}",
+    )

@@ -1,0 +1,119 @@
+"""Shared set-up of the QoS/SLA tests: an SLA level, products under it, links and
+measurements inserted as the network side would write them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from etomcrm.db import new_id, session_scope
+from etomcrm.network.models import MaintenanceWindowRow, NetworkLinkRow, NetworkMeasurementRow
+
+SPEC = "/tmf-api/productCatalogManagement/v4/productSpecification"
+PRODUCTS = "/tmf-api/productInventory/v4/product"
+
+
+def sla_level(client: TestClient, headers: dict[str, str], name: str = "SLA Gold") -> None:
+    level = {
+        "name": name,
+        "@type": "SlaSpecification",
+        "productSpecCharacteristic": [
+            {"name": n, "productSpecCharacteristicValue": [{"value": v}]}
+            for n, v in (
+                ("availabilityTarget", 99.5),
+                ("timeToRepairHours", 4),
+                ("latencyBoundMs", 30),
+                ("penaltyRule", "10% per violated metric, max 30%"),
+                ("serviceHours", "24x7"),
+            )
+        ],
+    }
+    response = client.post(SPEC, json=level, headers=headers)
+    assert response.status_code == 201, response.text
+
+
+def product(
+    client: TestClient, headers: dict[str, str], customer_id: str, level: str = "SLA Gold"
+) -> dict[str, Any]:
+    response = client.post(
+        PRODUCTS,
+        json={
+            "name": "Extranet access",
+            "status": "active",
+            "productCharacteristic": [{"name": "slaLevel", "value": level}],
+            "productPrice": [
+                {
+                    "name": "monthly",
+                    "priceType": "recurring",
+                    "recurringChargePeriod": "month",
+                    "price": {"dutyFreeAmount": {"unit": "EUR", "value": 1000.0}},
+                }
+            ],
+            "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
+        },
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def link(customer_id: str, product_id: str, site_id: str = "site-1", pop: str = "pop-1") -> str:
+    link_id = new_id()
+    with session_scope() as session:
+        session.add(
+            NetworkLinkRow(
+                id=link_id,
+                customer_id=customer_id,
+                site_id=site_id,
+                pop_id=pop,
+                product_id=product_id,
+                bandwidth_mbits=100,
+                status="up",
+            )
+        )
+    return link_id
+
+
+def measure(
+    link_id: str,
+    start: datetime,
+    count: int,
+    *,
+    every: timedelta = timedelta(hours=1),
+    availability: float = 1.0,
+    latency: float = 10.0,
+    loss: float = 0.1,
+    site_id: str = "site-1",
+) -> None:
+    with session_scope() as session:
+        session.add_all(
+            NetworkMeasurementRow(
+                link_id=link_id,
+                site_id=site_id,
+                at=start + every * i,
+                interval_seconds=int(every.total_seconds()),
+                availability=availability,
+                latency_ms=latency,
+                loss_percent=loss,
+                bytes_in=1000,
+                bytes_out=1000,
+            )
+            for i in range(count)
+        )
+
+
+def maintenance(link_id: str, start: datetime, end: datetime) -> None:
+    with session_scope() as session:
+        session.add(
+            MaintenanceWindowRow(
+                id=new_id(),
+                link_id=link_id,
+                pop_id=None,
+                starts_at=start,
+                ends_at=end,
+                announced_at=start - timedelta(days=7),
+                description="router software update",
+            )
+        )
