@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etomcrm.core.resources import ResourceKind
-from etomcrm.customer_interface import communication, requests_api, service
+from etomcrm.customer_interface import communication, network_view_api, requests_api, service
 
 KINDS: list[ResourceKind] = [
     service.INDIVIDUAL_KIND,
@@ -17,4 +17,4 @@ KINDS: list[ResourceKind] = [
     communication.COMMUNICATION_MESSAGE_KIND,
 ]
 
-ROUTERS: list[APIRouter] = [requests_api.router]
+ROUTERS: list[APIRouter] = [requests_api.router, network_view_api.router]
