@@ -4,6 +4,7 @@ the credit owed handed to billing."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -97,7 +98,8 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
         id=str(body["id"]),
         violation_key=key,
         owner_customer_id=sla_row.owner_customer_id,
-        body=body,
+        # a copy: the consequences below complete `body`, and the row must see a change
+        body=copy.deepcopy(body),
         version=1,
         at_type="SlaViolation",
         status="recorded",
@@ -112,7 +114,7 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
     body["credit"] = _credit(session, sla_row, assessment)
     body["troubleTicket"] = _problem(session, sla_row, assessment, body)
     _inform(sla_row, assessment, body, session)
-    row.body = dict(body)
+    row.body = copy.deepcopy(body)
     resources.record_audit(session, SYSTEM, "create", SLA_VIOLATION_KIND, row.id, {"created": body})
     emit_event(
         session,
