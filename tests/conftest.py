@@ -153,7 +153,7 @@ def flows(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("ETOMCRM_MESSAGE_DIR", str(tmp_path / "messages"))
     monkeypatch.setenv("ETOMCRM_NETWORK_DAY_SECONDS", "0")
     get_settings.cache_clear()
-    engine.launch(db_url)
+    engine.launch(db_url, schedules=False)
     yield
     engine.shutdown()
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     flows_run_in_server: bool = True
     flows_worker_concurrency: int = 8
 
+    # 3.6.4: a resolved ticket the customer does not answer closes after this long.
+    ticket_silence_seconds: float = 3 * 24 * 3600.0
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -54,14 +54,16 @@ def is_running() -> bool:
     return _launched_for is not None
 
 
-def launch(database_url: str | None = None, *, concurrency: int | None = None) -> None:
+def launch(
+    database_url: str | None = None, *, concurrency: int | None = None, schedules: bool = True
+) -> None:
     """Run flows in this process: recover this executor's unfinished ones, then take
     new ones from the queue."""
     global _launched_for
     # Every resource kind must be registered (flows check references across areas),
     # and the flow definitions register themselves with DBOS on import.
     import etomcrm.api.app
-    from etomcrm.flows import fulfillment  # noqa: F401
+    from etomcrm.flows import assurance, fulfillment  # noqa: F401
 
     url = system_database_url(database_url)
     with _lock:
@@ -96,6 +98,17 @@ def launch(database_url: str | None = None, *, concurrency: int | None = None) -
             polling_interval_sec=0.1,
             on_conflict="always_update",
         )
+        if schedules:
+            # Alarm correlation (3.6.1) every 30 s, in whichever flow process is up.
+            DBOS.apply_schedules(
+                [
+                    {
+                        "schedule_name": "etomcrm-alarm-correlation",
+                        "workflow_fn": assurance.correlation_tick,
+                        "schedule": assurance.SCHEDULE,
+                    }
+                ]
+            )
         _launched_for = url
 
 

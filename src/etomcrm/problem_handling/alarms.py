@@ -35,7 +35,7 @@ from etomcrm.core import resources, states
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
 from etomcrm.core.resources import ResourceKind, validate_against
 from etomcrm.core.tmf_schemas import ALARM, JsonDict
-from etomcrm.db import new_id, utcnow
+from etomcrm.db import after_commit, new_id, utcnow
 from etomcrm.problem_handling.models import AlarmRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
@@ -247,6 +247,15 @@ def clear_alarm(session: Session, alarm_id: str, *, cleared_at: datetime) -> Jso
         str(alarm_id),
         {"state": CLEARED, "alarmClearedTime": _iso(cleared_at), "clearSystemId": NETWORK_SYSTEM},
     )
+    key = row.correlation_key if row is not None else None
+    waking: set[str] = session.info.setdefault("wake_problem_keys", set())
+    if key and key not in waking:
+        # The problem flow of this cause looks again: was that its last alarm? (Once
+        # per cause and transaction, however many of its alarms clear in it.)
+        from etomcrm.flows.assurance import wake_problem_flows
+
+        waking.add(key)
+        after_commit(session, lambda: wake_problem_flows(key))
     return body
 
 

@@ -242,4 +242,9 @@ def _open_ticket(
 
 
 def _ticket_name(problem: JsonDict) -> str:
-    return f"Network problem {problem['id']}"
+    return ticket_name(str(problem["id"]))
+
+
+def ticket_name(problem_id: str) -> str:
+    """The name of the tickets a service problem opened: how its flow finds them."""
+    return f"Network problem {problem_id}"

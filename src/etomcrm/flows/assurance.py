@@ -1,0 +1,311 @@
+"""The Assurance flow for the alarm case (DESIGN.md section 2): network alarm → service
+problem → customers found → tickets opened and customers informed (3.6.1, 3.6.2) →
+tracked (3.6.3) → repaired → closed after the customers confirm, or after the stated
+silence (3.6.4) → survey (3.9.5, sent when a ticket closes).
+
+Detection runs on a DBOS schedule (every 30 s in a process that runs flows): it
+correlates the alarms of the last window and starts one problem flow per new service
+problem. A problem flow waits durably: for the network's repair (woken when the last
+alarm of its cause clears, and looking again every quarter hour), then for the
+customers' confirmation (until the silence period ends).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from dbos import DBOS
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from etomcrm.config import get_settings
+from etomcrm.db import session_scope, utcnow
+from etomcrm.flows import recorder
+from etomcrm.flows.fulfillment import (
+    PLAIN_FLOWS,
+    WORKFLOWS,
+    DurableRunner,
+    Runner,
+    StepResult,
+    _durable,
+    step,
+)
+from etomcrm.flows.recorder import Task
+from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
+from etomcrm.security.service import SYSTEM
+
+log = logging.getLogger(__name__)
+
+DETECTION_WINDOW = timedelta(hours=2)
+REPAIR_RECHECK_SECONDS = 15 * 60.0
+SCHEDULE = "*/30 * * * * *"
+
+
+def problem_workflow_id(problem_id: str) -> str:
+    return f"problem-{problem_id}"
+
+
+def _tickets_of(session: Session, problem_id: str) -> list[TroubleTicketRow]:
+    from etomcrm.problem_handling.correlation import ticket_name
+
+    return list(
+        session.scalars(
+            select(TroubleTicketRow).where(TroubleTicketRow.name == ticket_name(problem_id))
+        )
+    )
+
+
+def problem_flow(run: Runner, problem_id: str) -> str:
+    """One service problem from its detection to the last customer's closed ticket."""
+    run.step("isolate", "isolate_step", problem_id)
+    check = 0
+    while True:
+        check += 1
+        state = run.step(f"repair-{check}", "repair_step", problem_id, check)
+        if state["repaired"]:
+            break
+        run.recv("problem", REPAIR_RECHECK_SECONDS)
+    look = 0
+    while True:
+        look += 1
+        closing = run.step(f"closing-{look}", "closing_step", problem_id, look)
+        if closing["open"] == 0:
+            break
+        run.recv("ticket", float(closing["wait_seconds"]))
+    run.step("close", "close_problem_step", problem_id)
+    return "closed"
+
+
+@step
+def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepResult:
+    from etomcrm.problem_handling.tickets import change_status
+
+    problem = session.get(ServiceProblemRow, problem_id)
+    assert problem is not None
+    recorder.start_flow(
+        session,
+        workflow_id=workflow_id,
+        flow="assurance",
+        case_id=problem_id,
+        case_type="ServiceProblem",
+        customer_id=None,
+        description=f"Assurance: {problem.body.get('description', problem_id)}",
+    )
+    tickets = _tickets_of(session, problem_id)
+    for ticket in tickets:
+        recorder.relate(
+            session,
+            workflow_id,
+            {"id": ticket.id, "@referredType": "TroubleTicket", "role": "ticket"},
+        )
+        if ticket.status == "acknowledged":
+            change_status(
+                session, SYSTEM, ticket.id, "inProgress", reason="the network side is repairing"
+            )
+    _problem_status(session, problem_id, "inProgress")
+    customers = {t.owner_customer_id for t in tickets}
+    return (
+        {"tickets": len(tickets)},
+        [
+            Task(
+                "3.6.1",
+                "Isolate the problem and start resolution",
+                f"{problem.body.get('description')}; {len(tickets)} ticket(s) for "
+                f"{len(customers)} customer(s), each informed",
+            ),
+            Task(
+                "3.6.2",
+                "Report the problem to other processes",
+                "repair requested from the network side; SLA management told the affected "
+                f"products ({problem.body.get('affectedNumberOfServices', 0)})",
+            ),
+        ],
+    )
+
+
+@step
+def repair_step(session: Session, workflow_id: str, problem_id: str, check: int) -> StepResult:
+    from etomcrm.problem_handling.tickets import change_status, escalate_overdue, tickets_due_soon
+
+    problem = session.get(ServiceProblemRow, problem_id)
+    assert problem is not None
+    still_raised = session.scalar(
+        select(func.count()).where(
+            AlarmRow.correlation_key == problem.correlation_key, AlarmRow.status != "cleared"
+        )
+    )
+    now = utcnow()
+    if still_raised:
+        warned = tickets_due_soon(session, within=timedelta(minutes=30), now=now)
+        escalated = escalate_overdue(session, now=now)
+        return (
+            {"repaired": False},
+            [
+                Task(
+                    "3.6.3",
+                    "Track and manage the problem",
+                    f"{still_raised} alarm(s) still raised; {len(warned)} warning(s), "
+                    f"{len(escalated)} escalation(s)",
+                )
+            ],
+        )
+    tickets = _tickets_of(session, problem_id)
+    for ticket in tickets:
+        if ticket.status == "inProgress":
+            change_status(
+                session, SYSTEM, ticket.id, "resolved", reason="the network side repaired the fault"
+            )
+    _problem_status(session, problem_id, "resolved")
+    return (
+        {"repaired": True},
+        [
+            Task(
+                "3.6.3",
+                "Track and manage the problem",
+                f"repaired; {len(tickets)} ticket(s) resolved, customers asked to confirm",
+            )
+        ],
+    )
+
+
+@step
+def closing_step(session: Session, workflow_id: str, problem_id: str, look: int) -> StepResult:
+    from etomcrm.problem_handling.tickets import change_status
+
+    silence = timedelta(seconds=get_settings().ticket_silence_seconds)
+    now = utcnow()
+    open_count, closed_silent, next_deadline = 0, 0, None
+    for ticket in _tickets_of(session, problem_id):
+        if ticket.status != "resolved":
+            continue
+        resolved_at = datetime.fromisoformat(ticket.body["statusChangeDate"].replace("Z", "+00:00"))
+        deadline = resolved_at + silence
+        if deadline <= now:
+            change_status(
+                session,
+                SYSTEM,
+                ticket.id,
+                "closed",
+                reason="no answer from the customer within the silence period",
+            )
+            closed_silent += 1
+        else:
+            open_count += 1
+            next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
+    wait = (next_deadline - now).total_seconds() if next_deadline else 0.0
+    tasks = []
+    if closed_silent:
+        tasks.append(
+            Task("3.6.4", "Close the problem", f"{closed_silent} ticket(s) closed after silence")
+        )
+    else:
+        tasks.append(
+            Task("3.6.4", "Close the problem", f"{open_count} ticket(s) await confirmation")
+        )
+    return {"open": open_count, "wait_seconds": max(wait, 0.001)}, tasks
+
+
+@step
+def close_problem_step(session: Session, workflow_id: str, problem_id: str) -> StepResult:
+    tickets = _tickets_of(session, problem_id)
+    confirmed = sum(
+        1
+        for t in tickets
+        if any(
+            "confirmed" in str(change.get("changeReason", ""))
+            for change in t.body.get("statusChange", [])
+            if change.get("status") == "closed"
+        )
+    )
+    _problem_status(session, problem_id, "closed")
+    recorder.finish_flow(session, workflow_id, "completed")
+    return (
+        {},
+        [
+            Task(
+                "3.6.4",
+                "Close the problem",
+                f"service problem closed: {len(tickets)} ticket(s) closed, {confirmed} confirmed "
+                "by the customer; surveys sent",
+            )
+        ],
+    )
+
+
+def _problem_status(session: Session, problem_id: str, status: str) -> None:
+    from etomcrm.core import resources
+    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+
+    row = session.get(ServiceProblemRow, problem_id)
+    if row is None or row.status == status:
+        return
+    resources.patch(session, SERVICE_PROBLEM_KIND, SYSTEM, problem_id, {"status": status})
+
+
+# ----- detection -----------------------------------------------------------------------
+
+
+def detect(since: datetime, now: datetime) -> list[str]:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1): correlate the alarms raised
+    since ``since`` and start a problem flow for every new service problem."""
+    from etomcrm.problem_handling.correlation import correlate
+
+    with session_scope() as session:
+        result = correlate(session, since=since, now=now)
+    for problem_id in result.problems:
+        start_problem_flow(problem_id)
+    return result.problems
+
+
+def start_problem_flow(problem_id: str) -> None:
+    from etomcrm.flows import engine
+
+    try:
+        engine.enqueue("problem", problem_workflow_id(problem_id), problem_id)
+    except Exception:
+        log.exception("could not start the flow of service problem %s now", problem_id)
+
+
+def wake_problem_flows(correlation_key: str) -> None:
+    """The network cleared an alarm of this cause: its problem flow looks again now."""
+    from etomcrm.flows import engine
+
+    try:
+        with session_scope() as session:
+            ids = list(
+                session.scalars(
+                    select(ServiceProblemRow.id).where(
+                        ServiceProblemRow.correlation_key == correlation_key,
+                        ServiceProblemRow.status.in_(("acknowledged", "inProgress")),
+                    )
+                )
+            )
+        for problem_id in ids:
+            engine.send(problem_workflow_id(problem_id), "alarm cleared", "problem")
+    except Exception:
+        log.exception("could not wake the problem flows of %s", correlation_key)
+
+
+@DBOS.workflow(name="correlation-tick")
+def correlation_tick(scheduled_at: datetime, context: Any) -> None:
+    """The scheduled detection: correlate the last window, start the problem flows."""
+    runner = DurableRunner()
+    window = runner.step("correlate", "correlate_step", scheduled_at.isoformat())
+    for problem_id in window["problems"]:
+        runner.then("problem", problem_workflow_id(problem_id), problem_id)
+
+
+@step
+def correlate_step(session: Session, workflow_id: str, at: str) -> StepResult:
+    from etomcrm.problem_handling.correlation import correlate
+
+    moment = datetime.fromisoformat(at)
+    result = correlate(session, since=moment - DETECTION_WINDOW, now=moment)
+    # Detection keeps no record of its own every 30 s: the problems' flows are the record.
+    return {"problems": result.problems}, []
+
+
+PLAIN_FLOWS["problem"] = problem_flow
+WORKFLOWS["problem"] = DBOS.workflow(name="problem")(_durable(problem_flow))
