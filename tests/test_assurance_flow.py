@@ -111,6 +111,8 @@ def test_a_pop_outage_runs_from_alarm_to_closed_tickets(
     assert trace.exit_code == 0, trace.output
     for seed in ("3.6.1", "3.6.2", "3.6.3", "3.6.4"):
         assert seed in trace.output
+    by_ticket = CliRunner().invoke(cli, ["trace", resolved[0]["id"]], terminal_width=200)
+    assert by_ticket.output == trace.output
     outcomes = [
         c["value"]
         for t in client.get(f"{flow_url}/taskFlow", headers=admin).json()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.tmf_schemas import JsonDict
@@ -254,15 +254,14 @@ def flows_of_case(session: Session, case_id: str) -> list[FlowTrace]:
 
 
 def _cases_naming(session: Session, entity_id: str) -> list[str]:
-    """Cases whose flow names the entity, when it is a quote (its pre-sale flow's case)."""
-    from etomcrm.selling.models import QuoteRow
-
-    owner = session.scalar(select(QuoteRow.owner_customer_id).where(QuoteRow.id == entity_id))
-    if owner is None:
-        return []
+    """Cases whose flow names the entity among its related entities (a quote in its
+    pre-sale flow, a ticket in its problem's flow)."""
+    if len(entity_id) < 8:
+        return []  # too short to search the documents for
     rows = session.execute(
         select(ProcessFlowRow.case_id, ProcessFlowRow.body).where(
-            ProcessFlowRow.flow == "presale", ProcessFlowRow.owner_customer_id == owner
+            ProcessFlowRow.flow.in_(("presale", "assurance")),
+            cast(ProcessFlowRow.body, String).contains(entity_id),
         )
     ).all()
     return [
