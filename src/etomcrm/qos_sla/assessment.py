@@ -13,24 +13,22 @@ Latency and loss are averaged round the clock, not on the SLA's business hours: 
 customer's traffic crosses the link at night too, and averaging in SQL keeps the
 assessment to a fixed number of queries however many products there are.
 
-Outages and maintenance come from the network side (``outages_for`` and
-``maintenance_for`` in :mod:`etomcrm.network`) when it offers them; otherwise they
-are read from the measurements (an interval's down share, ``1 - availability``, at
-its start) and the maintenance windows of the link or its point of presence.
+Outages and maintenance come from the network side
+(:func:`etomcrm.network.telemetry.outages_for`, read from the measurements, and
+:func:`etomcrm.network.maintenance.maintenance_for`, the windows of the link or its
+point of presence).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.errors import InvalidRequest
@@ -80,68 +78,20 @@ def period_bounds(period: str, calendar_zone: str = "Europe/Berlin") -> tuple[da
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _network_function(name: str) -> Callable[..., dict[str, list[Interval]]] | None:
-    package = importlib.import_module("etomcrm.network")
-    for module in pkgutil.iter_modules(package.__path__):
-        found = getattr(importlib.import_module(f"etomcrm.network.{module.name}"), name, None)
-        if callable(found):
-            return found  # type: ignore[no-any-return]
-    return None
-
-
-def _outages_from_measurements(
-    session: Session, link_ids: Sequence[str], start: datetime, end: datetime
-) -> LinkIntervals:
-    from etomcrm.network.models import NetworkMeasurementRow as M
-
-    found: LinkIntervals = {link: [] for link in link_ids}
-    rows = session.execute(
-        select(M.link_id, M.at, M.interval_seconds, M.availability).where(
-            M.link_id.in_(link_ids), M.at >= start, M.at < end, M.availability < 1
-        )
-    )
-    for link_id, at, seconds, share_up in rows:
-        down = timedelta(seconds=seconds) * (1 - share_up)
-        found[link_id].append((at, at + down))
-    return found
-
-
-def _maintenance_from_windows(
-    session: Session, link_ids: Sequence[str], start: datetime, end: datetime
-) -> LinkIntervals:
-    from etomcrm.network.models import MaintenanceWindowRow as W
-    from etomcrm.network.models import NetworkLinkRow as L
-
-    pops: dict[str, str] = dict(
-        session.execute(select(L.id, L.pop_id).where(L.id.in_(link_ids))).tuples().all()
-    )
-    found: LinkIntervals = {link: [] for link in link_ids}
-    windows = session.execute(
-        select(W.link_id, W.pop_id, W.starts_at, W.ends_at).where(
-            W.starts_at < end,
-            W.ends_at > start,
-            or_(W.link_id.in_(link_ids), W.pop_id.in_(set(pops.values()))),
-        )
-    )
-    for link_id, pop_id, begin, finish in windows:
-        for link in link_ids:
-            if link == link_id or (link_id is None and pops.get(link) == pop_id):
-                found[link].append((begin, finish))
-    return found
-
-
 def _intervals(
-    name: str,
-    fallback: Callable[[Session, Sequence[str], datetime, datetime], LinkIntervals],
-    session: Session,
-    link_ids: Sequence[str],
-    start: datetime,
-    end: datetime,
-) -> LinkIntervals:
-    network = _network_function(name)
-    if network is None:
-        return fallback(session, link_ids, start, end)
-    return {link: list(spans) for link, spans in network(session, link_ids, start, end).items()}
+    session: Session, link_ids: Sequence[str], start: datetime, end: datetime, until: datetime
+) -> tuple[LinkIntervals, LinkIntervals]:
+    """Outages up to ``until`` and planned maintenance over the whole period, per link,
+    from the network side (one query each)."""
+    from etomcrm.network.maintenance import maintenance_for
+    from etomcrm.network.telemetry import outages_for
+
+    outages = outages_for(session, link_ids, start, until)
+    planned = maintenance_for(session, link_ids, start, end)
+    return (
+        {link: list(spans) for link, spans in outages.items()},
+        {link: list(spans) for link, spans in planned.items()},
+    )
 
 
 def _quality(
@@ -211,10 +161,7 @@ def assess(
     ):
         links.setdefault(str(product_id), []).append(link_id)
     link_ids = [link for spans in links.values() for link in spans]
-    outages = _intervals("outages_for", _outages_from_measurements, session, link_ids, start, until)
-    maintenance = _intervals(
-        "maintenance_for", _maintenance_from_windows, session, link_ids, start, end
-    )
+    outages, maintenance = _intervals(session, link_ids, start, end, until)
     quality = _quality(session, ids, start, until)
     results: list[Assessment] = []
     for terms in slas:
