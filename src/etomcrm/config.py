@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     message_dir: Path = Path.cwd() / "messages"
     smtp_url: str | None = None
     message_sender: str = "service@extranet-services.example"
+    # Where customers reach the API and portal: links in messages point here.
+    public_base_url: str = "http://127.0.0.1:8000"
 
     # Selling rules.
     quote_discount_approval_percent: float = 10.0  # above this, a second person approves

@@ -63,7 +63,7 @@ def launch(
     # Every resource kind must be registered (flows check references across areas),
     # and the flow definitions register themselves with DBOS on import.
     import etomcrm.api.app
-    from etomcrm.flows import assurance, fulfillment  # noqa: F401
+    from etomcrm.flows import assurance, fulfillment, qos  # noqa: F401
 
     url = system_database_url(database_url)
     with _lock:
@@ -106,7 +106,13 @@ def launch(
                         "schedule_name": "etomcrm-alarm-correlation",
                         "workflow_fn": assurance.correlation_tick,
                         "schedule": assurance.SCHEDULE,
-                    }
+                    },
+                    # Last month's QoS assessment, violations and reports (3.7).
+                    {
+                        "schedule_name": "etomcrm-monthly-qos",
+                        "workflow_fn": qos.qos_tick,
+                        "schedule": qos.SCHEDULE,
+                    },
                 ]
             )
         _launched_for = url
