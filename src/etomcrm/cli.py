@@ -248,9 +248,11 @@ def hub_deliver() -> None:
 @app.command()
 def demo() -> None:
     """Load the BMW Extranet scenario (DESIGN.md section 5) and tell its story (issue 3):
-    campaign, request, feasibility, quote, order, activation, inventory, survey. The
-    flows run in this process; a second run changes nothing and shows the story again."""
-    from etomcrm.demo import story
+    campaign, request, feasibility, quote, order, activation, inventory, survey; then
+    assurance (issue 4): a month's QoS report with one SLA violated, a link failure and
+    a PoP outage through the problem flows. The flows run in this process; a second run
+    changes nothing and shows the story again."""
+    from etomcrm.demo import assurance_story, story
     from etomcrm.demo.scenario import run_demo
     from etomcrm.migrate import upgrade
 
@@ -272,3 +274,15 @@ def demo() -> None:
     else:
         console.print(f"Campaign {case.campaign_id}: no flow of its own (3.3.1, 3.3.2 above).")
     story.print_summary(console, summary, case)
+    console.print(
+        "Assurance: a month measured, then two incidents; the flows run in this process ..."
+    )
+    try:
+        told = assurance_story.tell_assurance()
+    except TmfError as error:
+        _fail(error)
+    except story.StoryStalled as stalled:
+        console.print(f"[red]error:[/red] {stalled}")
+        raise typer.Exit(code=2) from stalled
+    print_traces(told.traces)
+    assurance_story.print_assurance(console, told)
