@@ -256,8 +256,9 @@ def _counts() -> tuple[int, ...]:
 def test_cli_demo_tells_the_story_end_to_end_and_a_second_run_changes_nothing(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given an empty database, customer messages written under tmp_path
+    # given an empty database, customer messages and the QoS report under tmp_path
     monkeypatch.setenv("ETOMCRM_MESSAGE_DIR", str(tmp_path / "messages"))
+    monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     runner = CliRunner()
     # when `etomcrm demo` runs
@@ -330,3 +331,94 @@ def test_cli_demo_tells_the_story_end_to_end_and_a_second_run_changes_nothing(
     assert "told on this database before" in second.output
     for seed in SEEDS:
         assert f" {seed} " in second.output, seed
+
+
+ASSURANCE_SEEDS = ["3.6.1", "3.6.2", "3.6.3", "3.6.4", "3.7.1", "3.7.2"]
+
+
+def _assurance_counts() -> tuple[int, ...]:
+    from etomcrm.network.models import MaintenanceWindowRow, NetworkMeasurementRow
+    from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
+    from etomcrm.qos_sla.models import QosAssessmentRow, SlaRow, SlaViolationRow
+
+    rows = (
+        NetworkMeasurementRow,
+        MaintenanceWindowRow,
+        SlaRow,
+        QosAssessmentRow,
+        SlaViolationRow,
+        AlarmRow,
+        ServiceProblemRow,
+        TroubleTicketRow,
+    )
+    return (*_counts(), *(_count(row) for row in rows))
+
+
+def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etomcrm.problem_handling.correlation import ticket_name
+    from etomcrm.problem_handling.models import ServiceProblemRow, TroubleTicketRow
+    from etomcrm.qos_sla.models import SlaViolationRow
+
+    # given an empty database, the QoS report and messages written under tmp_path
+    monkeypatch.setenv("ETOMCRM_MESSAGE_DIR", str(tmp_path / "messages"))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    # when `etomcrm demo` runs
+    first = runner.invoke(app, ["demo"], terminal_width=200)
+    # then after the Fulfillment story it tells the assurance one, naming its processes
+    assert first.exit_code == 0, first.output
+    assert not engine.is_running()
+    assert "assurance in figures" in first.output
+    for seed in ASSURANCE_SEEDS:
+        assert seed in first.output, seed
+    assert first.output.count("assurance problem-") == 2
+    # and the month has exactly one violation, with a credit, and its report as a PDF
+    with session_scope() as session:
+        violations = list(session.scalars(select(SlaViolationRow.body)))
+        problems = {
+            str(row.correlation_key).split(":", 1)[0]: row
+            for row in session.scalars(select(ServiceProblemRow))
+        }
+        assert len(problems) == 2 and set(problems) == {"link", "pop"}
+        tickets = {
+            kind: list(
+                session.scalars(
+                    select(TroubleTicketRow).where(TroubleTicketRow.name == ticket_name(problem.id))
+                )
+            )
+            for kind, problem in problems.items()
+        }
+    (violation,) = violations
+    assert violation["metric"] == "availability"
+    assert Decimal(violation["violation"]["actualValue"]) < Decimal("99.9")
+    assert Decimal(violation["credit"]["value"]) > 0
+    assert f"{violation['credit']['value']} EUR" in first.output
+    (pdf,) = tmp_path.glob("qos-report-BMW-*.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    # and the link failure closed once Katrin confirmed its one ticket
+    assert problems["link"].status == "closed"
+    (link_ticket,) = tickets["link"]
+    assert link_ticket.status == "closed"
+    closing = [c for c in link_ticket.body["statusChange"] if c["status"] == "closed"]
+    assert "confirmed" in closing[-1]["changeReason"]
+    # and the PoP outage is one problem with one ticket for BMW, closed after silence
+    assert problems["pop"].status == "closed"
+    (pop_ticket,) = tickets["pop"]
+    assert pop_ticket.status == "closed"
+    assert pop_ticket.owner_customer_id == link_ticket.owner_customer_id
+    assert problems["pop"].body["affectedNumberOfServices"] >= 2 * 4  # several sites, 4 each
+    # and the silence period of the demo is not left behind
+    assert get_settings().ticket_silence_seconds == 3 * 24 * 3600.0
+
+    # when it runs again
+    before = _assurance_counts()
+    second = runner.invoke(app, ["demo"], terminal_width=200)
+    # then it changes nothing and shows the same figures
+    assert second.exit_code == 0, second.output
+    assert _assurance_counts() == before
+    assert "assurance story had been told on this database before" in second.output
+    assert second.output.count("assurance problem-") == 2
+    assert f"{violation['credit']['value']} EUR" in second.output
