@@ -378,11 +378,9 @@ def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
     # and the month has exactly one violation, with a credit, and its report as a PDF
     with session_scope() as session:
         violations = list(session.scalars(select(SlaViolationRow.body)))
-        problems = {
-            str(row.correlation_key).split(":", 1)[0]: row
-            for row in session.scalars(select(ServiceProblemRow))
-        }
-        assert len(problems) == 2 and set(problems) == {"link", "pop"}
+        rows = list(session.scalars(select(ServiceProblemRow)))
+        problems = {str(row.correlation_key).split(":", 1)[0]: row for row in rows}
+        assert len(rows) == 2 and set(problems) == {"link", "pop"}
         tickets = {
             kind: list(
                 session.scalars(
@@ -418,7 +416,7 @@ def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
     second = runner.invoke(app, ["demo"], terminal_width=200)
     # then it changes nothing and shows the same figures
     assert second.exit_code == 0, second.output
-    assert _assurance_counts() == before
+    assert _assurance_counts() == before, second.output
     assert "assurance story had been told on this database before" in second.output
     assert second.output.count("assurance problem-") == 2
     assert f"{violation['credit']['value']} EUR" in second.output

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from dbos import DBOS
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -67,6 +68,8 @@ LINK_FAILURE_SITE = "BMW-DLR-KOE"
 # The PoP outage closes by silence; the story does not wait three days for it.
 DEMO_SILENCE_SECONDS = 2.0
 FLOW_TIMEOUT_SECONDS = 90.0
+
+CORRELATION_SCHEDULE = "etomcrm-alarm-correlation"  # as etomcrm.flows.engine names it
 
 JONAS = Principal(id="staff-jonas-keller", name="Jonas Keller", role=Role.SLA_MANAGER)
 
@@ -420,12 +423,18 @@ def tell_assurance(directory: Path | None = None) -> AssuranceSummary:
         return summary
     launched_here = not engine.is_running()
     try:
-        # No scheduled correlation: the story runs detection itself, once per incident.
-        engine.launch(schedules=False)
-        _month(plan, summary)
-        _report(plan, summary, directory or Path.cwd())
-        _link_failure(plan)
-        _pop_outage(plan)
+        engine.launch()
+        # The story runs detection itself, once per incident: a scheduled correlation
+        # meanwhile would race it, and would open the PoP outage again while its
+        # problem waits resolved for the silence (correlation reopens a PoP key).
+        DBOS.pause_schedule(CORRELATION_SCHEDULE)
+        try:
+            _month(plan, summary)
+            _report(plan, summary, directory or Path.cwd())
+            _link_failure(plan)
+            _pop_outage(plan)
+        finally:
+            DBOS.resume_schedule(CORRELATION_SCHEDULE)
     finally:
         if launched_here:
             engine.shutdown()
