@@ -151,3 +151,37 @@ def test_an_alarm_storm_opens_one_problem_per_cause_and_one_ticket_per_customer(
     assert sorted(ticket_owners) == sorted(outage_ids | flapping_ids)
     # and exactly the affected customers are told
     assert informed == outage_ids | flapping_ids
+
+
+def test_a_problem_s_own_alarms_open_nothing_more_once_it_is_resolved_or_closed(
+    db_url: str,
+) -> None:
+    # given a point of presence outage that correlation turned into a problem
+    from etomcrm.core import resources
+    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+    from etomcrm.security.service import SYSTEM
+
+    with session_scope() as session:
+        session.add(NetworkPopRow(id="pop-he-2", name="Kassel", region="HE", status="up"))
+        _, link = _customer_with_link(session, 900, "pop-he-2")
+        raise_alarm(
+            session,
+            alarmed_object_id=link,
+            alarm_type="communicationsAlarm",
+            perceived_severity="major",
+            probable_cause="lossOfSignal",
+            specific_problem="link down",
+            raised_at=START,
+            correlation_key="pop:pop-he-2",
+        )
+    since, now = START - timedelta(minutes=1), START + timedelta(minutes=5)
+    with session_scope() as session:
+        (problem_id,) = correlate(session, since=since, now=now).problems
+    # when it is repaired, resolved and finally closed, correlation runs again each time
+    for status in ("inProgress", "resolved", "closed"):
+        with session_scope() as session:
+            resources.patch(session, SERVICE_PROBLEM_KIND, SYSTEM, problem_id, {"status": status})
+        with session_scope() as session:
+            again = correlate(session, since=since, now=now)
+        # then its alarms open no second problem and no second ticket
+        assert again.problems == [] and again.tickets == []

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
@@ -36,7 +36,8 @@ from etomcrm.security.service import SYSTEM
 
 FLAP_THRESHOLD = 3
 HOLD_DOWN = timedelta(minutes=2)
-OPEN_PROBLEM_STATES = ("acknowledged", "pending", "held", "inProgress")
+# A resolved problem waits for its customers' confirmation: it still covers its cause.
+OPEN_PROBLEM_STATES = ("acknowledged", "pending", "held", "inProgress", "resolved")
 CLOSED_TICKET_STATES = ("closed", "cancelled", "rejected")
 
 
@@ -60,7 +61,19 @@ class Correlation:
 
 
 def alarm_groups(session: Session, since: datetime) -> list[AlarmGroup]:
-    """Alarms raised since ``since``, counted per correlation key (one query)."""
+    """Alarms raised since ``since``, counted per correlation key (one query). Alarms a
+    service problem of the same key was already opened for (raised before it) are
+    left out, so a problem's own alarms never open a second one, even after it closed.
+    """
+    latest = (
+        select(
+            ServiceProblemRow.correlation_key.label("key"),
+            func.max(ServiceProblemRow.created_at).label("opened"),
+        )
+        .where(ServiceProblemRow.correlation_key.is_not(None))
+        .group_by(ServiceProblemRow.correlation_key)
+        .subquery()
+    )
     rows = session.execute(
         select(
             AlarmRow.correlation_key,
@@ -68,7 +81,12 @@ def alarm_groups(session: Session, since: datetime) -> list[AlarmGroup]:
             func.sum(case((AlarmRow.status != "cleared", 1), else_=0)),
             func.min(AlarmRow.created_at),
         )
-        .where(AlarmRow.created_at >= since, AlarmRow.correlation_key.is_not(None))
+        .outerjoin(latest, latest.c.key == AlarmRow.correlation_key)
+        .where(
+            AlarmRow.created_at >= since,
+            AlarmRow.correlation_key.is_not(None),
+            or_(latest.c.opened.is_(None), AlarmRow.created_at > latest.c.opened),
+        )
         .group_by(AlarmRow.correlation_key)
     ).all()
     return [
