@@ -252,3 +252,23 @@ def test_maintenance_announced_late_or_on_nothing_is_refused(
                 description="Empty",
                 announced_at=T0 - timedelta(days=1),
             )
+
+
+def test_a_site_with_access_router_and_installation_gets_one_link_for_the_access(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a site with its access product and the router and installation sold with it
+    bmw = factories.customer(client, admin)["id"]
+    munich = located_site(client, admin, bmw, "München", stateOrProvince="Bayern")
+    router = post(
+        client, f"{factories.CATALOG}/productOffering", {"name": "Managed router"}, admin
+    )["id"]
+    access = product(client, admin, bmw, munich, access_offering(client, admin, 100)["id"])
+    product(client, admin, bmw, munich, router)
+    product(client, admin, bmw, munich, router)
+    # when the topology is built
+    with session_scope() as session:
+        built = build_topology(session, bmw, seed=7)
+        links = [(link.site_id, link.product_id, link.bandwidth_mbits) for link in built.links]
+    # then the site has one link, carrying the access product's bandwidth
+    assert links == [(munich, access, 100)]

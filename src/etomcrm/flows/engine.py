@@ -9,6 +9,7 @@ else's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -22,6 +23,7 @@ import etomcrm
 from etomcrm.config import get_settings
 
 QUEUE_NAME = "etomcrm-flows"
+SCHEDULE_NAMES = ("etomcrm-alarm-correlation", "etomcrm-monthly-qos")
 # Flows are started by name, so a process that only enqueues needs none of their code.
 APP_NAME = "etomcrm"
 
@@ -98,6 +100,12 @@ def launch(
             polling_interval_sec=0.1,
             on_conflict="always_update",
         )
+        if not schedules:
+            # Schedules live in the system database: one saved by an earlier launch
+            # would go on firing here.
+            for name in SCHEDULE_NAMES:
+                with contextlib.suppress(Exception):
+                    DBOS.delete_schedule(name)
         if schedules:
             # Alarm correlation (3.6.1) every 30 s, in whichever flow process is up.
             DBOS.apply_schedules(

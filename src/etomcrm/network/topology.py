@@ -207,8 +207,9 @@ class Topology:
 def build_topology(session: Session, customer_id: str, *, seed: int | None = None) -> Topology:
     """The customer's access links and the PoPs they end at, created where missing.
 
-    Only active products with a site get a link; a product without one (a service
-    add-on, say) has nothing to connect. Running it again creates nothing.
+    Only active products with a site get a link, one per site (the product with the
+    most bandwidth there); a product without a site has nothing to connect. Running it
+    again creates nothing.
     """
     seed = get_settings().network_seed if seed is None else seed
     products = session.scalars(
@@ -216,11 +217,18 @@ def build_topology(session: Session, customer_id: str, *, seed: int | None = Non
         .where(ProductRow.owner_customer_id == customer_id, ProductRow.status == "active")
         .order_by(ProductRow.id)
     ).all()
-    wanted: list[tuple[ProductRow, str]] = []
+    # One access link per site: of the products at a site (access, router,
+    # installation, SLA ...) the one with the most bandwidth is what the link carries.
+    at_site: dict[str, tuple[int, ProductRow]] = {}
     for product in products:
         site_id = _first_place(product.body).get("id")
-        if site_id:
-            wanted.append((product, str(site_id)))
+        if not site_id:
+            continue
+        bandwidth = _product_bandwidth(session, product.body)
+        best = at_site.get(str(site_id))
+        if best is None or bandwidth > best[0]:
+            at_site[str(site_id)] = (bandwidth, product)
+    wanted: list[tuple[ProductRow, str]] = [(p, s) for s, (_, p) in sorted(at_site.items())]
     sites = {
         row.id: row
         for row in session.scalars(

@@ -27,6 +27,7 @@ How a ticket is shaped:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,7 +44,7 @@ from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest, No
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec
 from etomcrm.core.tmf_schemas import TROUBLE_TICKET, JsonDict
 from etomcrm.customer_interface.service import CustomerOwnedKind
-from etomcrm.db import utcnow
+from etomcrm.db import after_commit, utcnow
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.security.service import SYSTEM, Principal, Role
@@ -80,6 +81,8 @@ PRIORITIES = ("Critical", "High", "Medium", "Low")
 DEFAULT_PRIORITY = "Medium"
 GOLD, SILVER, STANDARD = "gold", "silver", "standard"
 TIER_RANK = {STANDARD: 0, SILVER: 1, GOLD: 2}
+
+log = logging.getLogger(__name__)
 
 
 def _hours(h: float) -> timedelta:
@@ -473,8 +476,8 @@ def confirm_resolution(
 ) -> JsonDict:
     """3.6.4 Close Customer Problem Report (eTOM 1.1.1.6.4): the customer confirms the
     resolution; the ticket closes and a survey follows."""
-    _own_resolved(session, principal, ticket_id)
-    return change_status(
+    ticket = _own_resolved(session, principal, ticket_id)
+    closed = change_status(
         session,
         principal,
         ticket_id,
@@ -482,6 +485,32 @@ def confirm_resolution(
         reason="the customer confirmed the resolution",
         now=now,
     )
+    _wake_problem_flows_of(session, ticket)
+    return closed
+
+
+def _wake_problem_flows_of(session: Session, ticket: JsonDict) -> None:
+    """The flow of the service problem behind the ticket waits for the customers'
+    answers: it looks again once this one is committed."""
+    problems = [
+        str(entity["id"])
+        for entity in ticket.get("relatedEntity") or []
+        if isinstance(entity, dict) and entity.get("@referredType") == "ServiceProblem"
+    ]
+    if not problems:
+        return
+
+    def wake() -> None:
+        from etomcrm.flows import engine
+        from etomcrm.flows.assurance import problem_workflow_id
+
+        for problem_id in problems:
+            try:
+                engine.send(problem_workflow_id(problem_id), "ticket answered", "ticket")
+            except Exception:  # the flow looks again at the silence deadline anyway
+                log.exception("could not wake the flow of service problem %s", problem_id)
+
+    after_commit(session, wake)
 
 
 def reject_resolution(
