@@ -87,7 +87,7 @@ def _integer(request: Request, name: str, minimum: int) -> int | None:
     return int(raw)
 
 
-def _paging(request: Request) -> tuple[str | None, int, int | None]:
+def paging(request: Request) -> tuple[str | None, int, int | None]:
     """fields, offset and limit of a list request."""
     if "sort" in request.query_params:
         # Refused rather than ignored: a caller must not take an unsorted page for sorted.
@@ -99,7 +99,7 @@ def _paging(request: Request) -> tuple[str | None, int, int | None]:
     )
 
 
-def _errors(doc: TmfDocument) -> dict[int | str, dict[str, Any]]:
+def error_responses(doc: TmfDocument) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"description": "TMF error", "content": {JSON: {"schema": doc.ref("Error")}}}
         for status in ERROR_STATUSES
@@ -154,14 +154,14 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         responses={
             200: {"description": "Success", **many},
             206: {"description": "Partial page", **many},
-            **_errors(doc),
+            **error_responses(doc),
         },
         openapi_extra={
             "parameters": [FIELDS_PARAMETER, OFFSET_PARAMETER, LIMIT_PARAMETER, FILTERS_PARAMETER]
         },
     )
     async def list_(request: Request) -> Response:
-        fields, offset, limit = _paging(request)
+        fields, offset, limit = paging(request)
         principal = current_principal(request)
         size = min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
         filters: dict[str, list[str]] = {}
@@ -188,7 +188,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         operation_id=f"retrieve{type_name}",
         summary=f"Retrieve a {type_name} by id",
         tags=[kind.name],
-        responses={200: {"description": "Success", **one}, **_errors(doc)},
+        responses={200: {"description": "Success", **one}, **error_responses(doc)},
         openapi_extra={"parameters": [ID_PARAMETER, FIELDS_PARAMETER]},
     )
     async def retrieve(request: Request) -> Response:
@@ -216,7 +216,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         summary=f"Create a {type_name}",
         tags=[kind.name],
         status_code=201,
-        responses={201: {"description": "Created", **one}, **_errors(doc)},
+        responses={201: {"description": "Created", **one}, **error_responses(doc)},
         openapi_extra=_body_spec(doc, create_definition),
     )
     async def create(
@@ -256,7 +256,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         operation_id=f"patch{type_name}",
         summary=f"Update a {type_name} with a merge patch",
         tags=[kind.name],
-        responses={200: {"description": "Updated", **one}, **_errors(doc)},
+        responses={200: {"description": "Updated", **one}, **error_responses(doc)},
         openapi_extra=_body_spec(doc, f"{type_name}_Patch", ("application/merge-patch+json", JSON)),
     )
     async def patch(
@@ -285,7 +285,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         summary=f"Delete a {type_name}",
         tags=[kind.name],
         status_code=204,
-        responses={204: {"description": "Deleted"}, **_errors(doc)},
+        responses={204: {"description": "Deleted"}, **error_responses(doc)},
     )
     def delete(id: str, request: Request) -> Response:
         principal = current_principal(request)
@@ -317,7 +317,7 @@ def add_hub_routes(router: APIRouter, doc: TmfDocument, kinds: list[ResourceKind
                 "description": "Subscribed",
                 "content": {JSON: {"schema": doc.ref("EventSubscription")}},
             },
-            **_errors(doc),
+            **error_responses(doc),
         },
         openapi_extra=_body_spec(doc, "EventSubscriptionInput"),
     )
@@ -353,7 +353,7 @@ def add_hub_routes(router: APIRouter, doc: TmfDocument, kinds: list[ResourceKind
         summary=f"Unregister a {doc.code} listener",
         tags=[f"{doc.code} events"],
         status_code=204,
-        responses={204: {"description": "Deleted"}, **_errors(doc)},
+        responses={204: {"description": "Deleted"}, **error_responses(doc)},
     )
     def unregister(id: str, request: Request) -> Response:
         principal = current_principal(request)

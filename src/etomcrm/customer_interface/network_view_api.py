@@ -11,10 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from etomcrm.api.conventions import current_principal, json_response
+from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.tmf_schemas import CUSTOMER, JsonDict
 from etomcrm.customer_interface import network_view
-from etomcrm.customer_interface.requests_api import error_responses
 from etomcrm.db import session_scope, utcnow
 
 BASE = "/tmf-api/customerNetworkView/v1/customer/{id}"

@@ -22,24 +22,18 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import ERROR_STATUSES, current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.tmf import error_responses
 from etomcrm.config import get_settings
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import render
-from etomcrm.core.tmf_schemas import PARTY_INTERACTION, JsonDict, TmfDocument
+from etomcrm.core.tmf_schemas import PARTY_INTERACTION, JsonDict
 from etomcrm.customer_interface import requests
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.db import session_scope
 
 JSON = "application/json"
 PATH = f"{PARTY_INTERACTION.base_path}/customerRequest"
-
-
-def error_responses(doc: TmfDocument) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"description": "TMF error", "content": {JSON: {"schema": doc.ref("Error")}}}
-        for status in ERROR_STATUSES
-    }
 
 
 def body_of(schema: JsonDict) -> dict[str, Any]:

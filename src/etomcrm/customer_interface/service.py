@@ -56,6 +56,13 @@ def _customer_ref_ids(body: JsonDict) -> list[str]:
     ]
 
 
+def customer_of(body: JsonDict) -> str | None:
+    """The customer a resource belongs to: the first relatedParty of @referredType
+    Customer (orders, quotes, tickets, sites all name their customer this way)."""
+    refs = _customer_ref_ids(body)
+    return refs[0] if refs else None
+
+
 @dataclass
 class PartyKind(ResourceKind):
     """TMF632 individuals and organizations: the people and companies we deal with."""

@@ -11,7 +11,13 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 
 from etomcrm.api.conventions import current_principal
-from etomcrm.api.tmf import ID_PARAMETER, LIMIT_PARAMETER, OFFSET_PARAMETER, _errors, _paging
+from etomcrm.api.tmf import (
+    ID_PARAMETER,
+    LIMIT_PARAMETER,
+    OFFSET_PARAMETER,
+    error_responses,
+    paging,
+)
 from etomcrm.config import get_settings
 from etomcrm.core import resources
 from etomcrm.core.errors import NotFound
@@ -86,13 +92,13 @@ def _task(body: dict[str, Any], base: str, process_flow_id: str) -> dict[str, An
                 _JSON: {"schema": {"type": "array", "items": PROCESS_FLOW.ref("TaskFlow")}}
             },
         },
-        **_errors(PROCESS_FLOW),
+        **error_responses(PROCESS_FLOW),
     },
     openapi_extra={"parameters": [_PROCESS_FLOW_ID, OFFSET_PARAMETER, LIMIT_PARAMETER]},
 )
 def list_task_flows(processFlowId: str, request: Request) -> Response:
     principal = current_principal(request)
-    _, offset, limit = _paging(request)
+    _, offset, limit = paging(request)
     size = min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
     with session_scope(readonly=True) as session:
         resources.get(session, PROCESS_FLOW_KIND, principal, processFlowId)
@@ -124,7 +130,7 @@ def list_task_flows(processFlowId: str, request: Request) -> Response:
             "description": "Success",
             "content": {_JSON: {"schema": PROCESS_FLOW.ref("TaskFlow")}},
         },
-        **_errors(PROCESS_FLOW),
+        **error_responses(PROCESS_FLOW),
     },
     openapi_extra={"parameters": [_PROCESS_FLOW_ID, ID_PARAMETER]},
 )

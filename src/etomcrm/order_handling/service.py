@@ -22,7 +22,7 @@ from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, Not
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
-from etomcrm.customer_interface.service import CustomerOwnedKind
+from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
 from etomcrm.db import after_commit, utcnow
 from etomcrm.order_handling.models import CancelProductOrderRow, ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal, Role
@@ -58,13 +58,6 @@ ORDER_WRITERS = frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER})
 
 def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
-
-
-def customer_of(body: JsonDict) -> str | None:
-    for party in body.get("relatedParty", []) or []:
-        if isinstance(party, dict) and party.get("@referredType") == "Customer":
-            return str(party["id"])
-    return None
 
 
 def site_of(item: JsonDict) -> str | None:

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import ERROR_STATUSES, current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import ResourceKind, render
-from etomcrm.core.tmf_schemas import ALARM, TROUBLE_TICKET, JsonDict, TmfDocument
+from etomcrm.core.tmf_schemas import ALARM, TROUBLE_TICKET, JsonDict
 from etomcrm.db import session_scope
 from etomcrm.problem_handling import alarms, tickets
 from etomcrm.problem_handling.alarms import ALARM_KIND
@@ -31,13 +32,6 @@ KINDS: list[ResourceKind] = [TROUBLE_TICKET_KIND, SERVICE_PROBLEM_KIND, ALARM_KI
 
 JSON = "application/json"
 router = APIRouter()
-
-
-def _errors(doc: TmfDocument) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"description": "TMF error", "content": {JSON: {"schema": doc.ref("Error")}}}
-        for status in ERROR_STATUSES
-    }
 
 
 def _base(request: Request) -> str:
@@ -60,7 +54,7 @@ _TICKET_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The ticket",
         "content": {JSON: {"schema": TROUBLE_TICKET.ref("TroubleTicket")}},
     },
-    **_errors(TROUBLE_TICKET),
+    **error_responses(TROUBLE_TICKET),
 }
 
 
@@ -128,7 +122,7 @@ def _task_route(path: str, definition: str, action: Callable[..., JsonDict]) -> 
         summary=f"Create a {definition} task: applied to the matching alarms at once",
         responses={
             201: {"description": "Done", "content": {JSON: {"schema": ALARM.ref(definition)}}},
-            **_errors(ALARM),
+            **error_responses(ALARM),
         },
         openapi_extra={
             "requestBody": {

@@ -43,7 +43,7 @@ from etomcrm.core import resources, states
 from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec
 from etomcrm.core.tmf_schemas import TROUBLE_TICKET, JsonDict
-from etomcrm.customer_interface.service import CustomerOwnedKind
+from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
 from etomcrm.db import after_commit, utcnow
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.problem_handling.models import TroubleTicketRow
@@ -140,13 +140,6 @@ def _iso(moment: datetime) -> str:
 
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _customer_of(body: JsonDict) -> str | None:
-    for party in body.get("relatedParty") or []:
-        if isinstance(party, dict) and party.get("@referredType") == "Customer":
-            return str(party["id"])
-    return None
 
 
 def _product_ids(body: JsonDict) -> list[str]:
@@ -287,7 +280,7 @@ class TroubleTicketKind(CustomerOwnedKind):
     ) -> None:
         super().before_save(session, principal, body, old)
         now = _now()
-        if not principal.is_customer and _customer_of(body) is None:
+        if not principal.is_customer and customer_of(body) is None:
             raise InvalidRequest(
                 "a trouble ticket belongs to a customer: name it in relatedParty "
                 '({"id": ..., "@referredType": "Customer", "role": "customer"})'

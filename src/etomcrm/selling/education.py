@@ -34,14 +34,13 @@ from etomcrm.catalog.service import SLA_TYPE
 from etomcrm.core import resources
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.tmf_schemas import JsonDict
-from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
+from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND, customer_of
 from etomcrm.db import utcnow
 from etomcrm.security.service import SYSTEM, Principal
 from etomcrm.selling.models import ProductOfferingQualificationRow
 from etomcrm.selling.quotes import (
     EDUCATION_TYPE,
     QUOTE_KIND,
-    customer_of,
     education_reason,
 )
 

@@ -74,6 +74,7 @@ from etomcrm.core.errors import (
 from etomcrm.core.resources import READ, UPDATE, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import QUOTE, JsonDict
 from etomcrm.customer_interface.models import GeographicSiteRow, PartyInteractionRow
+from etomcrm.customer_interface.service import customer_of
 from etomcrm.db import utcnow
 from etomcrm.security.service import Principal, Role
 from etomcrm.selling.models import QuoteRow
@@ -485,13 +486,6 @@ def _total(price_type: str, amount: Decimal, off: Decimal, discount: Decimal) ->
 
 
 # ----- the resource kind ----------------------------------------------------------------
-
-
-def customer_of(body: JsonDict) -> str | None:
-    for party in body.get("relatedParty", []) or []:
-        if isinstance(party, dict) and party.get("@referredType") == "Customer":
-            return str(party["id"])
-    return None
 
 
 def _version_number(body: JsonDict) -> int:

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import ERROR_STATUSES, current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import href_for, render
 from etomcrm.core.tmf_schemas import PARTY_INTERACTION, QUOTE, JsonDict
@@ -24,10 +25,7 @@ from etomcrm.selling.quotes import QUOTE_KIND
 
 JSON = "application/json"
 router = APIRouter(tags=["quote"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"description": "TMF error", "content": {JSON: {"schema": QUOTE.ref("Error")}}}
-    for status in ERROR_STATUSES
-}
+_ERRORS = error_responses(QUOTE)
 _QUOTE: dict[int | str, dict[str, Any]] = {
     200: {"description": "The quote", "content": {JSON: {"schema": QUOTE.ref("Quote")}}}
 }
