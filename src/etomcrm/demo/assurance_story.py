@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from dbos import DBOS
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -69,7 +68,6 @@ LINK_FAILURE_SITE = "BMW-DLR-KOE"
 DEMO_SILENCE_SECONDS = 2.0
 FLOW_TIMEOUT_SECONDS = 90.0
 
-CORRELATION_SCHEDULE = "etomcrm-alarm-correlation"  # as etomcrm.flows.engine names it
 
 JONAS = Principal(id="staff-jonas-keller", name="Jonas Keller", role=Role.SLA_MANAGER)
 
@@ -347,8 +345,6 @@ def _silence(seconds: float) -> Iterator[None]:
 
 def _link_failure(plan: Plan) -> str:
     """A dealer's access link goes down; Katrin confirms the repair."""
-    from etomcrm.flows import engine
-    from etomcrm.flows.assurance import problem_workflow_id
     from etomcrm.problem_handling.tickets import confirm_resolution
 
     link = plan.access[plan.failure_site]
@@ -366,9 +362,6 @@ def _link_failure(plan: Plan) -> str:
     (ticket_id,) = _tickets_in(problem_id, "resolved")
     with session_scope() as session:
         confirm_resolution(session, katrin(plan.customer_id), ticket_id)
-    # Confirmation does not message the flow itself; without this it would look again
-    # only when the silence period ends.
-    engine.send(problem_workflow_id(problem_id), "confirmed", "ticket")
     _flow_done(problem_id)
     return problem_id
 
@@ -424,17 +417,10 @@ def tell_assurance(directory: Path | None = None) -> AssuranceSummary:
     launched_here = not engine.is_running()
     try:
         engine.launch()
-        # The story runs detection itself, once per incident: a scheduled correlation
-        # meanwhile would race it, and would open the PoP outage again while its
-        # problem waits resolved for the silence (correlation reopens a PoP key).
-        DBOS.pause_schedule(CORRELATION_SCHEDULE)
-        try:
-            _month(plan, summary)
-            _report(plan, summary, directory or Path.cwd())
-            _link_failure(plan)
-            _pop_outage(plan)
-        finally:
-            DBOS.resume_schedule(CORRELATION_SCHEDULE)
+        _month(plan, summary)
+        _report(plan, summary, directory or Path.cwd())
+        _link_failure(plan)
+        _pop_outage(plan)
     finally:
         if launched_here:
             engine.shutdown()

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
@@ -35,6 +35,7 @@ from etomcrm.problem_handling.tickets import open_ticket
 from etomcrm.security.service import SYSTEM
 
 FLAP_THRESHOLD = 3
+CORRELATION_LOCK = 3_6_1_0  # advisory lock id of 3.6.1 correlation
 HOLD_DOWN = timedelta(minutes=2)
 # A resolved problem waits for its customers' confirmation: it still covers its cause.
 OPEN_PROBLEM_STATES = ("acknowledged", "pending", "held", "inProgress", "resolved")
@@ -110,6 +111,7 @@ def correlate(session: Session, *, since: datetime, now: datetime) -> Correlatio
     """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1): turn the alarms raised since
     ``since`` into service problems and one ticket per affected customer."""
     result = Correlation()
+    _one_at_a_time(session)
     groups = alarm_groups(session, since)
     decisions = {g.key: (g, _decide(g, now)) for g in groups}
     keys = [k for k, (_, decision) in decisions.items() if decision]
@@ -140,6 +142,14 @@ def correlate(session: Session, *, since: datetime, now: datetime) -> Correlatio
             result.tickets.append(ticket["id"])
             result.customers.add(customer_id)
     return result
+
+
+def _one_at_a_time(session: Session) -> None:
+    """Two correlations at once (the schedule and a manual run, two workers) would both
+    find a cause without a problem and open two. On PostgreSQL a transaction lock makes
+    them take turns; SQLite's writers take turns already (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CORRELATION_LOCK})
 
 
 def _links_for(session: Session, keys: Sequence[str]) -> dict[str, list[NetworkLinkRow]]:
