@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from dbos import DBOS, SetWorkflowID
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.core.models import AuditRecord
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.service import customer_of
 from etomcrm.db import session_scope, utcnow
 from etomcrm.flows import recorder
 from etomcrm.flows.models import ProcessFlowRow
@@ -177,7 +179,7 @@ def ordering_flow(run: Runner, order_id: str) -> str:
 @step
 def accept_order_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
     order = orders.load_order(session, order_id)
-    customer_id = orders.customer_of(order)
+    customer_id = customer_of(order)
     recorder.start_flow(
         session,
         workflow_id=workflow_id,
@@ -238,7 +240,7 @@ def accept_order_step(session: Session, workflow_id: str, order_id: str) -> Step
 def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
     statuses = orders.issue_service_orders(session, order_id, get_network())
     order = orders.load_order(session, order_id)
-    customer_id = orders.customer_of(order)
+    customer_id = customer_of(order)
     latest = max((s.expected_completion_date for s in statuses), default=None)
     if customer_id:
         _inform(
@@ -269,7 +271,7 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
 def track_order_step(session: Session, workflow_id: str, order_id: str, look: int) -> StepResult:
     progress = orders.track_order(session, order_id, get_network())
     order = orders.load_order(session, order_id)
-    customer_id = orders.customer_of(order)
+    customer_id = customer_of(order)
     parts = []
     if progress.held:
         parts.append(f"order {order['state']}: waiting for the order manager")
@@ -338,7 +340,7 @@ def post_ordering_flow(run: Runner, order_id: str) -> str:
 @step
 def complete_order_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
     order = orders.load_order(session, order_id)
-    customer_id = orders.customer_of(order)
+    customer_id = customer_of(order)
     recorder.start_flow(
         session,
         workflow_id=workflow_id,
@@ -388,7 +390,7 @@ def survey_step(session: Session, workflow_id: str, order_id: str) -> StepResult
     from etomcrm.retention.satisfaction import send_survey
 
     order = orders.load_order(session, order_id)
-    customer_id = orders.customer_of(order)
+    customer_id = customer_of(order)
     recorder.finish_flow(session, workflow_id, "completed")
     if customer_id is None:
         return {}, [Task("3.9.5", "Validate customer satisfaction", "no customer to ask")]
@@ -447,7 +449,7 @@ def presale_open_step(
             session, principal, customer_id=customer_id, name=f"Request {request_id}", channel="web"
         )["id"]
     opportunity = prospects.qualify_lead(
-        session, principal, lead_id, owner=owner, probability=20, expected_revenue=_zero()
+        session, principal, lead_id, owner=owner, probability=20, expected_revenue=Decimal(0)
     )
     _inform(
         session,
@@ -487,12 +489,6 @@ def _lead_of_request(session: Session, request_id: str) -> str | None:
     return None
 
 
-def _zero() -> Any:
-    from decimal import Decimal
-
-    return Decimal(0)
-
-
 @step
 def presale_reminder_step(session: Session, workflow_id: str, reminder: int) -> StepResult:
     return {}, [
@@ -518,7 +514,9 @@ def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict)
     opened = recorder.recorded(session, workflow_id, "open") or {}
     flow_started = session.get(ProcessFlowRow, workflow_id)
     since = flow_started.created_at if flow_started else utcnow()
-    tasks = _people_tasks(session, quote_id, since)
+    tasks = _people_tasks(
+        session, quote_id, flow_started.owner_customer_id if flow_started else None, since
+    )
     outcome = state
     related: tuple[JsonDict, ...] = ()
     if state == "accepted":
@@ -566,9 +564,18 @@ def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict)
     return result, [first, *tasks]
 
 
-def _people_tasks(session: Session, quote_id: str, since: datetime) -> list[Task]:
-    """Education, feasibility checks and quote changes made by people since the flow
-    started, from the audit trail (who and when)."""
+def _people_tasks(
+    session: Session, quote_id: str, customer_id: str | None, since: datetime
+) -> list[Task]:
+    """Education, feasibility checks and quote changes made by people for this customer
+    since the flow started, from the audit trail (who and when)."""
+    from etomcrm.customer_interface.models import PartyInteractionRow
+    from etomcrm.selling.models import ProductOfferingQualificationRow, QuoteRow
+
+    own = [
+        select(row.id).where(row.owner_customer_id == customer_id)
+        for row in (QuoteRow, ProductOfferingQualificationRow, PartyInteractionRow)
+    ]
     rows = session.scalars(
         select(AuditRecord)
         .where(
@@ -576,6 +583,7 @@ def _people_tasks(session: Session, quote_id: str, since: datetime) -> list[Task
             AuditRecord.resource_type.in_(
                 ("Quote", "ProductOfferingQualification", "PartyInteraction")
             ),
+            AuditRecord.resource_id.in_(own[0].union(own[1], own[2])),
         )
         .order_by(AuditRecord.at)
     ).all()

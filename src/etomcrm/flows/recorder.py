@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.tmf_schemas import JsonDict
@@ -127,14 +127,7 @@ def record_task(session: Session, workflow_id: str, key: str, task: Task) -> Non
     flow = session.get(ProcessFlowRow, workflow_id)
     if flow is None:
         raise LookupError(f"process flow {workflow_id} was not started")
-    seq = (
-        session.scalar(
-            select(func.count())
-            .select_from(TaskFlowRow)
-            .where(TaskFlowRow.process_flow_id == workflow_id)
-        )
-        or 0
-    ) + 1
+    seq = len(flow.body.get("taskFlow", [])) + 1
     at = task.at or utcnow()
     identifier = task_id(workflow_id, key)
     characteristic: list[JsonDict] = [
