@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from etomcrm.cli import app as cli
+from tests import factories
 from tests.conftest import TokenFactory
 from tests.quote_helpers import QUOTES, action, educate, load_bmw
 from tests.test_fulfillment_flow import FLOWS, ORDERING, complete_contract_data
@@ -109,6 +110,20 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
     assert action(client, quote_id, "submit", anna).json()["state"] == "pending"
     assert action(client, quote_id, "approve", bernd).json()["state"] == "approved"
     educate(client, quote_id, anna)
+    # (meanwhile anna checks feasibility for another customer too: not BMW's case)
+    other = factories.customer(client, admin, "Audi AG")
+    other_site = factories.site(client, admin, other["id"], "Ingolstadt")
+    other_poq = client.post(
+        POQ,
+        json={
+            "relatedParty": [{"id": other["id"], "@referredType": "Customer", "role": "customer"}],
+            "productOfferingQualificationItem": [
+                {"id": "1", "productOffering": {"id": access}, "product": _place(other_site["id"])}
+            ],
+        },
+        headers=anna,
+    )
+    assert other_poq.status_code == 201, other_poq.text
 
     # and BMW accepts
     accepted = client.patch(f"{QUOTES}/{quote_id}", json={"state": "accepted"}, headers=bmw_user)
@@ -160,6 +175,8 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
         c["value"] for t in presale_tasks for c in t["characteristic"] if c["name"] == "outcome"
     ]
     assert "quote revised to version 2" in outcomes and "quote approved" in outcomes
+    # only BMW's own feasibility check is on BMW's record
+    assert [o for o in outcomes if "site(s) checked" in o] == ["3 site(s) checked, 0 not qualified"]
     actors = {p["id"] for t in presale_tasks for p in t["relatedParty"]}
     assert len(actors) >= 3  # etomcrm, the two sales people (and BMW's user)
     assert (
