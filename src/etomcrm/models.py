@@ -10,6 +10,7 @@ from etomcrm.network import models as network_models
 from etomcrm.order_handling import models as order_handling_models
 from etomcrm.problem_handling import models as problem_handling_models
 from etomcrm.qos_sla import models as qos_sla_models
+from etomcrm.retention import models as retention_models
 from etomcrm.security import models as security_models
 from etomcrm.selling import models as selling_models
 
@@ -26,6 +27,7 @@ __all__ = [
     "order_handling_models",
     "problem_handling_models",
     "qos_sla_models",
+    "retention_models",
     "security_models",
     "selling_models",
 ]
