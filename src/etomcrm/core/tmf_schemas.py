@@ -194,3 +194,6 @@ ALARM = TmfDocument.load(
 SLA_MANAGEMENT = TmfDocument.load(
     "TMF623", "TMF623-SLAManagement-v2.swagger.json", "/tmf-api/slaManagement/v2"
 )
+RISK_MANAGEMENT = TmfDocument.load(
+    "TMF696", "TMF696-RiskManagement-v4.0.0.swagger.json", "/tmf-api/riskManagement/v4"
+)
