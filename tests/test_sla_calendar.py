@@ -5,6 +5,7 @@ the properties the arithmetic must keep for any start, duration and pause."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -227,6 +228,26 @@ def test_between_is_zero_when_the_end_is_not_after_the_start() -> None:
     assert BAVARIA.between(moment, moment - HOURS) == timedelta(0)
 
 
+def test_open_windows_of_a_week_with_a_holiday() -> None:
+    # given the week of Corpus Christi 2026 (Thursday 4 June, closed in Bavaria), from
+    # Monday 12:00 to Saturday
+    windows = BAVARIA.open_windows(berlin(2026, 6, 1, 12, 0), berlin(2026, 6, 6))
+    # then Monday's afternoon, Tuesday, Wednesday and Friday, in UTC
+    assert windows == [
+        (berlin(2026, 6, 1, 12, 0), berlin(2026, 6, 1, 18, 0)),
+        (berlin(2026, 6, 2, 8, 0), berlin(2026, 6, 2, 18, 0)),
+        (berlin(2026, 6, 3, 8, 0), berlin(2026, 6, 3, 18, 0)),
+        (berlin(2026, 6, 5, 8, 0), berlin(2026, 6, 5, 18, 0)),
+    ]
+    assert all(begin.tzinfo is UTC and end.tzinfo is UTC for begin, end in windows)
+    # and round the clock it is one window; an empty span has none
+    always = BusinessCalendar.round_the_clock()
+    assert always.open_windows(berlin(2026, 6, 1), berlin(2026, 6, 6)) == [
+        (berlin(2026, 6, 1), berlin(2026, 6, 6))
+    ]
+    assert BAVARIA.open_windows(berlin(2026, 6, 2, 9, 0), berlin(2026, 6, 2, 9, 0)) == []
+
+
 def test_any_zone_in_utc_out() -> None:
     new_york = ZoneInfo("America/New_York")
     opened = datetime(2026, 11, 20, 11, 55, tzinfo=new_york)  # 17:55 in Berlin
@@ -405,3 +426,16 @@ def test_is_open_agrees_with_between(calendar: BusinessCalendar, moment: datetim
     # open exactly when the next microsecond counts
     counted = calendar.between(moment, moment + timedelta(microseconds=1))
     assert calendar.is_open(moment) is (counted == timedelta(microseconds=1))
+
+
+@PROPERTY
+@given(CALENDARS, MOMENTS, MOMENTS)
+def test_open_windows_add_up_to_between(
+    calendar: BusinessCalendar, start: datetime, end: datetime
+) -> None:
+    windows = calendar.open_windows(start, end)
+    assert sum((e - b for b, e in windows), timedelta(0)) == calendar.between(start, end)
+    # sorted, disjoint, within [start, end) and open throughout
+    assert all(b < e for b, e in windows)
+    assert all(e1 <= b2 for (_, e1), (b2, _) in pairwise(windows))
+    assert all(start <= b and e <= end and calendar.is_open(b) for b, e in windows)

@@ -216,6 +216,20 @@ class BusinessCalendar:
             total += min(open_end, finish) - open_begin
         return total
 
+    def open_windows(self, start: datetime, end: datetime) -> list[Interval]:
+        """The business time from ``start`` to ``end`` as sorted disjoint UTC
+        intervals, clipped to them (one interval for 24x7; none if ``end`` is not
+        after ``start``)."""
+        begin, finish = _utc(start, "start"), _utc(end, "end")
+        windows: list[Interval] = []
+        if finish <= begin:
+            return windows
+        for open_begin, open_end in self._counted(begin, ()):
+            if open_begin >= finish:
+                break
+            windows.append((open_begin, min(open_end, finish)))
+        return windows
+
     def _counted(self, start: datetime, pauses: Sequence[Interval]) -> Iterator[Interval]:
         """Business time from ``start`` on, as sorted disjoint UTC intervals."""
         merged = merge_intervals(pauses, "pause")
