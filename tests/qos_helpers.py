@@ -3,11 +3,13 @@ measurements inserted as the network side would write them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import new_id, session_scope
 from etomcrm.network.models import MaintenanceWindowRow, NetworkLinkRow, NetworkMeasurementRow
 
@@ -15,7 +17,13 @@ SPEC = "/tmf-api/productCatalogManagement/v4/productSpecification"
 PRODUCTS = "/tmf-api/productInventory/v4/product"
 
 
-def sla_level(client: TestClient, headers: dict[str, str], name: str = "SLA Gold") -> None:
+def sla_level(
+    client: TestClient,
+    headers: dict[str, str],
+    name: str = "SLA Gold",
+    *,
+    service_hours: str = "24x7",
+) -> None:
     level = {
         "name": name,
         "@type": "SlaSpecification",
@@ -26,7 +34,7 @@ def sla_level(client: TestClient, headers: dict[str, str], name: str = "SLA Gold
                 ("timeToRepairHours", 4),
                 ("latencyBoundMs", 30),
                 ("penaltyRule", "10% per violated metric, max 30%"),
-                ("serviceHours", "24x7"),
+                ("serviceHours", service_hours),
             )
         ],
     }
@@ -117,3 +125,39 @@ def maintenance(link_id: str, start: datetime, end: datetime) -> None:
                 description="router software update",
             )
         )
+
+
+def repaired_ticket(
+    customer_id: str,
+    product_id: str,
+    steps: Sequence[tuple[str, datetime]],
+    *,
+    ticket_type: str = "network",
+) -> JsonDict:
+    """A trouble ticket about the product, opened at the first step's time and moved
+    through the others' statuses at theirs (e.g. inProgress, pending, resolved)."""
+    from etomcrm.problem_handling.tickets import change_status, open_ticket
+    from etomcrm.security.service import SYSTEM
+
+    (_, opened), *changes = steps
+    with session_scope() as session:
+        ticket = open_ticket(
+            session,
+            SYSTEM,
+            {
+                "name": "Link down",
+                "description": "The site has no connection.",
+                "severity": "Major",
+                "ticketType": ticket_type,
+                "relatedParty": [
+                    {"id": customer_id, "@referredType": "Customer", "role": "customer"}
+                ],
+                "relatedEntity": [
+                    {"id": product_id, "@referredType": "Product", "role": "affectedProduct"}
+                ],
+            },
+            now=opened,
+        )
+        for status, at in changes:
+            ticket = change_status(session, SYSTEM, ticket["id"], status, now=at)
+    return ticket

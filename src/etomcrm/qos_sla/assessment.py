@@ -7,11 +7,21 @@ Per product and metric, over the month so far (the whole month once it has ended
 ``latency``       mean latency of the month's intervals weighted by their length,
                   intervals with the link wholly down left out (a down link has no
                   latency; its downtime counts against availability);
-``loss``          mean packet loss, weighted the same way.
+``loss``          mean packet loss, weighted the same way;
+``timeToRepair``  the longest repair among the month's incidents of the product, in
+                  hours with 2 decimals (rounded up) on the SLA's calendar, without
+                  the time the ticket waited for the customer; 0 without incidents.
 
-Latency and loss are averaged round the clock, not on the SLA's business hours: a
-customer's traffic crosses the link at night too, and averaging in SQL keeps the
-assessment to a fixed number of queries however many products there are.
+Latency and loss count the intervals that begin within the SLA's business hours (all
+of them for a round-the-clock SLA): a business-hours SLA promises its quality while
+the customer works, and a slow night does not break it. They are averaged in SQL, one
+aggregate query per distinct calendar (SLAs share a few), so the assessment keeps to
+a bounded number of queries however many products there are.
+
+An incident is a trouble ticket whose ``relatedEntity`` names the product, resolved
+(``resolutionDate``) within the month; tickets that follow up a violation
+(``ticketType`` "slaViolation") are not incidents. A repair over the target is a miss
+at once: no later incident makes the month's longest repair shorter.
 
 Outages and maintenance come from the network side
 (:func:`etomcrm.network.telemetry.outages_for`, read from the measurements, and
@@ -23,23 +33,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.qos_sla import sla
-from etomcrm.qos_sla.calendar import Interval, merge_intervals
+from etomcrm.qos_sla.calendar import BusinessCalendar, Interval, merge_intervals
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaRow
-from etomcrm.qos_sla.service import AVAILABILITY, LATENCY, LOSS, SlaTerms, terms_of
+from etomcrm.qos_sla.service import (
+    AVAILABILITY,
+    LATENCY,
+    LOSS,
+    TIME_TO_REPAIR,
+    SlaTerms,
+    terms_of,
+)
 
 FOUR_PLACES = Decimal("0.0001")
+TWO_PLACES = Decimal("0.01")
+MICROSECOND = timedelta(microseconds=1)
+MICROSECONDS_PER_HOUR = 3_600_000_000
+# tickets that follow up a violation (3.7.2), not incidents of the product
+SLA_VIOLATION_TICKET = "slaViolation"
 LinkIntervals = dict[str, list[Interval]]
 
 
@@ -95,14 +117,34 @@ def _intervals(
 
 
 def _quality(
-    session: Session, product_ids: Sequence[str], start: datetime, end: datetime
+    session: Session, slas: Sequence[SlaTerms], period: str, now: datetime
 ) -> dict[str, tuple[Decimal, Decimal]]:
-    """Mean latency and loss per product, in one aggregate query."""
+    """Mean latency and loss per product over the period's intervals so far that
+    begin within its SLA's business hours: one aggregate query per distinct calendar."""
+    by_calendar: dict[BusinessCalendar, list[str]] = {}
+    for terms in slas:
+        by_calendar.setdefault(terms.calendar, []).append(terms.product_id)
+    quality: dict[str, tuple[Decimal, Decimal]] = {}
+    for calendar, product_ids in by_calendar.items():
+        start, end = period_bounds(period, calendar.timezone)
+        until = min(now, end)
+        windows = calendar.open_windows(start, until)
+        if windows:
+            quality.update(_mean_quality(session, product_ids, windows))
+    return quality
+
+
+def _mean_quality(
+    session: Session, product_ids: Sequence[str], windows: Sequence[Interval]
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """Mean latency and loss per product of the intervals beginning within ``windows``,
+    in one aggregate query."""
     from etomcrm.network.models import NetworkLinkRow as L
     from etomcrm.network.models import NetworkMeasurementRow as M
 
     up = M.availability > 0
     weight = case((up, M.interval_seconds), else_=0)
+    within = or_(*(and_(M.at >= begin, M.at < end) for begin, end in windows))
     rows = session.execute(
         select(
             L.product_id,
@@ -111,7 +153,7 @@ def _quality(
             func.sum(weight),
         )
         .join(L, L.id == M.link_id)
-        .where(and_(L.product_id.in_(product_ids), M.at >= start, M.at < end))
+        .where(and_(L.product_id.in_(product_ids), within))
         .group_by(L.product_id)
     )
     quality: dict[str, tuple[Decimal, Decimal]] = {}
@@ -122,6 +164,66 @@ def _quality(
                 (Decimal(str(loss)) / Decimal(seconds)).quantize(FOUR_PLACES, ROUND_HALF_EVEN),
             )
     return quality
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _incidents(
+    session: Session, slas: Sequence[SlaTerms], since: datetime
+) -> dict[str, list[tuple[datetime, JsonDict]]]:
+    """Per product, the tickets naming it that were resolved at or after ``since`` and
+    are incidents (not the follow-up of a violation), with their resolution time: one
+    query for the tickets of all the SLAs' customers, matched to the products by
+    ``relatedEntity`` here."""
+    from etomcrm.problem_handling.models import TroubleTicketRow as T
+
+    products = {terms.product_id for terms in slas}
+    customers = sorted({terms.customer_id for terms in slas if terms.customer_id})
+    found: dict[str, list[tuple[datetime, JsonDict]]] = {}
+    if not customers:
+        return found
+    bodies = session.scalars(
+        select(T.body).where(
+            T.owner_customer_id.in_(customers),
+            T.status.in_(("resolved", "closed")),
+            # a ticket is last written at or after its resolution
+            T.updated_at >= since,
+        )
+    )
+    for body in bodies:
+        resolved = body.get("resolutionDate")
+        if not resolved or body.get("ticketType") == SLA_VIOLATION_TICKET:
+            continue
+        named = {
+            str(entity.get("id"))
+            for entity in body.get("relatedEntity") or []
+            if isinstance(entity, dict)
+        }
+        for product_id in named & products:
+            found.setdefault(product_id, []).append((_parse(str(resolved)), body))
+    return found
+
+
+def longest_repair(tickets: Sequence[JsonDict], calendar: BusinessCalendar) -> timedelta:
+    """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1): the longest time to repair among
+    resolved tickets, from creation to resolution on ``calendar``, without the time each
+    waited for the customer; zero without tickets."""
+    from etomcrm.problem_handling.tickets import waiting_intervals
+
+    longest = timedelta(0)
+    for ticket in tickets:
+        opened, restored = _parse(ticket["creationDate"]), _parse(ticket["resolutionDate"])
+        pauses, _ = waiting_intervals(ticket.get("statusChange") or [], restored)
+        longest = max(longest, sla.time_to_repair(opened, restored, calendar, pauses))
+    return longest
+
+
+def repair_hours(span: timedelta) -> Decimal:
+    """Hours with 2 decimals, rounded up: a repair shown within the target was."""
+    hours = Decimal(span // MICROSECOND) / Decimal(MICROSECONDS_PER_HOUR)
+    return hours.quantize(TWO_PLACES, ROUND_CEILING)
 
 
 def _slas(session: Session, product_ids: Sequence[str] | None) -> list[SlaTerms]:
@@ -142,7 +244,8 @@ def assess(
     given products, else all) for ``period`` (``"2026-11"``) as measured up to ``now``,
     stored per product, period and metric (final once the period has ended).
 
-    A fixed number of queries whatever the number of products.
+    A fixed number of queries whatever the number of products and tickets (one more
+    per distinct SLA calendar).
     """
     from etomcrm.network.models import NetworkLinkRow as L
 
@@ -162,10 +265,12 @@ def assess(
         links.setdefault(str(product_id), []).append(link_id)
     link_ids = [link for spans in links.values() for link in spans]
     outages, maintenance = _intervals(session, link_ids, start, end, until)
-    quality = _quality(session, ids, start, until)
+    quality = _quality(session, slas, period, now)
+    bounds = {terms.product_id: period_bounds(period, terms.calendar.timezone) for terms in slas}
+    incidents = _incidents(session, slas, min(begin for begin, _ in bounds.values()))
     results: list[Assessment] = []
     for terms in slas:
-        product_start, product_end = period_bounds(period, terms.calendar.timezone)
+        product_start, product_end = bounds[terms.product_id]
         own_until = min(now, product_end)
         down = merge_intervals(
             [span for link in links.get(terms.product_id, []) for span in outages.get(link, [])]
@@ -205,6 +310,26 @@ def assess(
                     False,
                 )
             )
+        repaired = [
+            ticket
+            for resolved, ticket in incidents.get(terms.product_id, [])
+            if product_start <= resolved < own_until
+        ]
+        repair = longest_repair(repaired, terms.calendar)
+        repair_target = terms.time_to_repair_hours
+        missed = Decimal(repair // MICROSECOND) > repair_target * MICROSECONDS_PER_HOUR
+        results.append(
+            Assessment(
+                terms.product_id,
+                period,
+                TIME_TO_REPAIR,
+                repair_hours(repair),
+                repair_target,
+                not missed,
+                final,
+                missed,
+            )
+        )
     _store(session, results, period)
     return results
 
