@@ -251,6 +251,9 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
             headers["Idempotent-Replayed"] = "true"
         return json_response(render(kind, body, base), 201, headers)
 
+    if not kind.changeable:
+        return
+
     @router.patch(
         path + "/{id}",
         operation_id=f"patch{type_name}",

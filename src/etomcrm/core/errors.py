@@ -64,3 +64,7 @@ class UnknownReference(TmfError):
 
 class IllegalTransition(TmfError):
     status, code, reason = 409, "ILLEGAL_TRANSITION", "This state change is not allowed"
+
+
+class MethodNotAllowed(TmfError):
+    status, code, reason = 405, "METHOD_NOT_ALLOWED", "Method not allowed"

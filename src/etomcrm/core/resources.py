@@ -24,6 +24,7 @@ from etomcrm.core.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     PreconditionFailed,
     UnknownReference,
@@ -74,6 +75,8 @@ class ResourceKind:
     name_attribute: str | None = "name"
     # False for records only etomcrm writes (process flows): no POST, PATCH or DELETE.
     writable: bool = True
+    # False for records kept as created (risk assessments): POST, but no PATCH or DELETE.
+    changeable: bool = True
 
     registry: ClassVar[dict[str, ResourceKind]] = {}
     by_type: ClassVar[dict[str, ResourceKind]] = {}
@@ -142,6 +145,10 @@ class ResourceKind:
         return None
 
     def authorize(self, principal: Principal, operation: str) -> None:
+        if not self.changeable and operation in (UPDATE, DELETE):
+            raise MethodNotAllowed(
+                f"a {self.name} is a record kept as created: it is never changed or deleted"
+            )
         if principal.is_customer:
             allowed = operation in self.customer_operations
         elif operation == READ:
