@@ -1,6 +1,13 @@
 """What this area serves over HTTP: resource kinds (TMF conventions applied by
 ``api.tmf``) and routers for operations beyond create/read/patch/delete.
 
+Customer risk (3.9.3) is TMF696 ``partyRoleRiskAssessment``, for staff only:
+``POST /tmf-api/riskManagement/v4/partyRoleRiskAssessment`` with
+``{"partyRole": {"id": "<customer id>", "@referredType": "Customer"}}`` (and optionally
+``"trigger": "why you ask"``) assesses the customer now and answers 201 with the
+result; list and read as any TMF resource (``?partyRole.id=...``); never changed or
+deleted (405).
+
 Surveys are TMF683 ``partyInteraction``s, served by the customer interface area; this
 area adds answering them and the satisfaction report:
 
@@ -28,6 +35,7 @@ from etomcrm.customer_interface.requests_api import base_url, body_of
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.db import session_scope
 from etomcrm.retention import satisfaction
+from etomcrm.retention.risk import PARTY_ROLE_RISK_ASSESSMENT_KIND
 
 JSON = "application/json"
 BASE = PARTY_INTERACTION.base_path
@@ -131,6 +139,6 @@ def report(request: Request, since: str | None = None) -> Response:
         return json_response(satisfaction.satisfaction_report(session, since=moment))
 
 
-KINDS: list[ResourceKind] = []
+KINDS: list[ResourceKind] = [PARTY_ROLE_RISK_ASSESSMENT_KIND]
 
 ROUTERS: list[APIRouter] = [router]
