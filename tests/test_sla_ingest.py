@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -19,9 +20,14 @@ from tests.conftest import TokenFactory
 from tests.qos_helpers import link, maintenance, product, sla_level
 
 NOVEMBER = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Berlin
+OFFICE = "SLA Gold Office"  # 99.5 % on Mon-Fri 08:00-18:00, Bavarian holidays
 
 
-def _rows(link_id: str, start: datetime, hours: int, availability: float) -> list[dict[str, Any]]:
+def berlin(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+def _rows(link_id: str, start: datetime, hours: float, availability: float) -> list[dict[str, Any]]:
     return [
         {
             "link_id": link_id,
@@ -34,7 +40,7 @@ def _rows(link_id: str, start: datetime, hours: int, availability: float) -> lis
             "bytes_in": 10_000,
             "bytes_out": 20_000,
         }
-        for i in range(hours * 12)
+        for i in range(round(hours * 12))
     ]
 
 
@@ -92,3 +98,63 @@ def test_the_batch_that_breaks_the_month_records_the_violation_once(
     with session_scope() as session:
         stored = session.scalar(select(func.count()).select_from(NetworkMeasurementRow))
     assert stored == (24 + 2 + 3 + 1 + 2) * 12
+
+
+def test_a_business_hours_sla_counts_downtime_in_its_hours_only(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given two products of one customer, one under 99.5 % round the clock (216 minutes
+    # down allowed in November), one under 99.5 % on office hours (November has 21
+    # working days, 12,600 minutes), each on its own link
+    admin = auth("admin")
+    sla_level(client, admin)
+    sla_level(client, admin, OFFICE, service_hours="Mon-Fri 08:00-18:00")
+    customer = factories.customer(client, admin)
+    always = product(client, admin, customer["id"])["id"]
+    office = product(client, admin, customer["id"], level=OFFICE)["id"]
+    with session_scope() as session:
+        establish_sla(session, always)
+        establish_sla(session, office)
+    always_link, office_link = link(customer["id"], always), link(customer["id"], office)
+    # and maintenance on Tuesday 3 November 08:00-10:00 on the office link
+    maintenance(office_link, berlin(3, 8), berlin(3, 10))
+
+    # when both links are down five hours on Monday night (20:00-01:00), in one batch
+    night = berlin(2, 20)
+    with session_scope() as session:
+        result = ingest_measurements(
+            session, _rows(always_link, night, 5, 0.0) + _rows(office_link, night, 5, 0.0)
+        )
+    # then the round-the-clock month is lost (300 of 216 minutes), the office one not
+    assert len(result.violations) == 1
+    with session_scope() as session:
+        (violation,) = session.scalars(select(SlaViolationRow)).all()
+        assert violation.violation_key == f"{always}/availability/2026-11"
+
+    # when the office link is then down in the maintenance window, and half an hour
+    # after it: 30 minutes of the 62.4 allowed (0.5 % of 12,480 minutes outside it)
+    for start, hours in ((berlin(3, 8), 2.0), (berlin(3, 10), 0.5)):
+        with session_scope() as session:
+            assert (
+                ingest_measurements(session, _rows(office_link, start, hours, 0.0)).violations == []
+            )
+    assert _violations() == 1
+
+    # when it is down another hour (90 minutes)
+    with session_scope() as session:
+        breaking = ingest_measurements(session, _rows(office_link, berlin(3, 10, 30), 1, 0.0))
+        # then that batch records the violation in its own transaction
+        assert len(breaking.violations) == 1
+        recorded = session.scalar(
+            select(SlaViolationRow).where(
+                SlaViolationRow.violation_key == f"{office}/availability/2026-11"
+            )
+        )
+        assert recorded is not None
+        assert recorded.body["violation"]["actualValue"] == "99.2788"  # 1 - 90/12,480
+        assert "credit" in recorded.body
+
+    # and a second batch with more downtime in business hours records nothing more
+    with session_scope() as session:
+        later = ingest_measurements(session, _rows(office_link, berlin(4, 9), 1, 0.0))
+    assert later.violations == [] and _violations() == 2
