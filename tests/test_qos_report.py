@@ -12,7 +12,7 @@ from etomcrm.db import session_scope
 from etomcrm.qos_sla import assessment, service, violations
 from tests.conftest import TokenFactory
 from tests.factories import customer
-from tests.qos_helpers import link, measure, product, sla_level
+from tests.qos_helpers import link, measure, product, repaired_ticket, sla_level
 
 REPORT = "/tmf-api/slaManagement/v2/qosReport"
 OCTOBER = datetime(2026, 9, 30, 22, tzinfo=UTC)  # 745 hours in Berlin
@@ -38,6 +38,19 @@ def test_the_report_gives_each_site_its_figures_as_data_and_pdf(
     measure(down, OCTOBER, 735, site_id="munich")
     measure(down, OCTOBER + timedelta(hours=735), 10, availability=0.0, site_id="munich")
     measure(link(bmw["id"], augsburg["id"], site_id="augsburg"), OCTOBER, 745, latency=12.0)
+    # and an Augsburg incident repaired from 12 October 16:00 to 18:00 that waited an
+    # hour for BMW's answer
+    repaired_ticket(
+        bmw["id"],
+        augsburg["id"],
+        [
+            ("acknowledged", OCTOBER + timedelta(days=11, hours=16)),
+            ("inProgress", OCTOBER + timedelta(days=11, hours=16, minutes=10)),
+            ("pending", OCTOBER + timedelta(days=11, hours=16, minutes=30)),
+            ("inProgress", OCTOBER + timedelta(days=11, hours=17, minutes=30)),
+            ("resolved", OCTOBER + timedelta(days=11, hours=18)),
+        ],
+    )
     with session_scope() as session:
         violations.evaluate(
             session, assessment.assess(session, period="2026-10", now=datetime.now(UTC))
@@ -57,6 +70,8 @@ def test_the_report_gives_each_site_its_figures_as_data_and_pdf(
     assert sites["augsburg"]["availability"] == "100.0000"
     assert sites["augsburg"]["latencyMs"] == "12.0000"
     assert sites["augsburg"]["violations"] == 0
+    assert (sites["augsburg"]["incidents"], sites["augsburg"]["timeToRepairHours"]) == (1, "1.00")
+    assert (sites["munich"]["incidents"], sites["munich"]["timeToRepairHours"]) == (0, "0.00")
     assert report["totals"]["credit"] == {"unit": "EUR", "value": "100.00"}
     assert report["final"] is True
     # and the PDF is a one-page document carrying the same figures
