@@ -162,6 +162,10 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
+    # SQLAlchemy also reports a savepoint's release as a commit; the work is durable
+    # only when the outermost transaction commits.
+    if session.in_nested_transaction():
+        return
     for action in session.info.pop("after_commit", []):
         action()
 
