@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,7 +157,25 @@ def flows(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     get_settings.cache_clear()
     engine.launch(db_url, schedules=False)
     yield
+    waiting = _flows_still_waiting()
     engine.shutdown()
+    if waiting:
+        # A flow waiting durably (for a ticket, a quote decision) holds a thread the
+        # interpreter would join at exit for days; end this worker now, naming it.
+        sys.stderr.write(f"\nflows left waiting by the test: {waiting}; finish them\n")
+        sys.stderr.flush()
+        os._exit(3)
+
+
+def _flows_still_waiting(seconds: float = 10.0) -> list[str]:
+    from dbos import DBOS
+
+    deadline = time.monotonic() + seconds
+    while True:
+        pending = [w.workflow_id for w in DBOS.list_workflows(status="PENDING")]
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -13,11 +13,14 @@ from sqlalchemy import func, select
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.flows import qos
+from etomcrm.flows.sla_violation import FLOW
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from tests.conftest import TokenFactory
 from tests.test_sla_violations import _violated_october
 
 FLOWS = "/tmf-api/processFlowManagement/v4/processFlow"
+VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
+TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
 
 
 def test_previous_period_is_the_month_before_in_berlin() -> None:
@@ -77,3 +80,21 @@ def test_a_month_is_assessed_its_violation_handled_and_reports_sent(
     }
     assert seeds == {"3.7.1", "3.7.2", "3.7.3"}
     assert flow["processFlowSpecification"] == "qos"
+    # and the violation's own flow waits for its ticket; support resolves it, BMW
+    # confirms, and that flow ends too
+    ticket_id = client.get(VIOLATIONS, headers=admin).json()[0]["troubleTicket"]["id"]
+    support = {**auth("support"), "Content-Type": "application/merge-patch+json"}
+    for status in ("inProgress", "resolved"):
+        changed = client.patch(f"{TICKETS}/{ticket_id}", json={"status": status}, headers=support)
+        assert changed.status_code == 200, changed.text
+    katrin = auth("customer", customer_id=bmw["id"])
+    assert client.post(f"{TICKETS}/{ticket_id}/confirmResolution", headers=katrin).is_success
+    violation_flows = [
+        f for f in client.get(FLOWS, headers=admin).json() if f["processFlowSpecification"] == FLOW
+    ]
+    assert len(violation_flows) == 1
+    url = f"{FLOWS}/{violation_flows[0]['id']}"
+    deadline = time.monotonic() + 120
+    while finished() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)

@@ -67,13 +67,18 @@ def test_a_violation_evaluated_twice_and_after_a_restart_is_recorded_once(
     assert (second, third) == ([], [])
     violation = first[0]
     assert violation["violation"]["actualValue"] == "98.6577"
-    assert violation["credit"] == {"unit": "EUR", "value": "100.00"}
+    assert violation["credit"] == {"unit": "EUR", "value": "100.00", "status": "owed"}
     with session_scope() as session:
         assert _count(session, select(func.count()).select_from(SlaViolationRow)) == 1
-        credits = session.scalars(
+        recorded = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.event_type == "SlaViolationRecordedEvent")
+        ).all()
+        assert len(recorded) == 1
+        # the credit is owed; billing gets it once the violation's problem is closed
+        assert recorded[0].payload["event"]["credit"]["status"] == "owed"
+        assert not session.scalars(
             select(OutboxEvent).where(OutboxEvent.event_type == "SlaCreditEvent")
         ).all()
-        assert len(credits) == 1
         messages = session.scalars(
             select(CommunicationMessageRow).where(
                 CommunicationMessageRow.owner_customer_id == bmw["id"]
@@ -133,7 +138,7 @@ def test_two_assessors_racing_record_the_violation_once(
                 session,
                 select(func.count())
                 .select_from(OutboxEvent)
-                .where(OutboxEvent.event_type == "SlaCreditEvent"),
+                .where(OutboxEvent.event_type == "SlaViolationRecordedEvent"),
             )
             == 1
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -81,6 +82,8 @@ def serve(
         if worker is not None:
             worker.terminate()
             worker.wait(timeout=30)
+    if flows and worker is None:
+        _exit_leaving_flows_to_recovery()
 
 
 @app.command()
@@ -102,13 +105,14 @@ def worker(
     from etomcrm.core.events import deliver_messages
     from etomcrm.flows import engine
     from etomcrm.flows.fulfillment import sweep_unstarted_flows
+    from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
     from etomcrm.migrate import upgrade
 
     os.environ["ETOMCRM_FLOWS_EXECUTOR_ID"] = executor_id
     get_settings.cache_clear()
     upgrade()
     engine.launch(concurrency=concurrency or None)
-    started = sweep_unstarted_flows()
+    started = sweep_unstarted_flows() + sweep_unstarted_violation_flows()
     console.print(
         f"worker {executor_id} running flows" + (f"; started {started}" if started else "")
     )
@@ -122,6 +126,16 @@ def worker(
             console.print(f"[yellow]message delivery failed:[/yellow] {error}")
         stopping.wait(1.0)
     engine.shutdown()
+    _exit_leaving_flows_to_recovery()
+
+
+def _exit_leaving_flows_to_recovery() -> NoReturn:
+    """End the process without joining the threads of flows that wait (a week for a
+    quote decision, a day for a ticket): they are durable, and DBOS resumes them when
+    a flow process starts again. Joining them would keep the process for days."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()

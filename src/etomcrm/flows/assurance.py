@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 DETECTION_WINDOW = timedelta(hours=2)
 REPAIR_RECHECK_SECONDS = 15 * 60.0
 SCHEDULE = "*/30 * * * * *"
+TICKET_SWEEP_SCHEDULE = "15 * * * * *"  # every minute
 
 
 def problem_workflow_id(problem_id: str) -> str:
@@ -127,7 +128,7 @@ def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepRes
 
 @step
 def repair_step(session: Session, workflow_id: str, problem_id: str, check: int) -> StepResult:
-    from etomcrm.problem_handling.tickets import change_status, escalate_overdue, tickets_due_soon
+    from etomcrm.problem_handling.tickets import change_status
 
     problem = session.get(ServiceProblemRow, problem_id)
     assert problem is not None
@@ -136,18 +137,15 @@ def repair_step(session: Session, workflow_id: str, problem_id: str, check: int)
             AlarmRow.correlation_key == problem.correlation_key, AlarmRow.status != "cleared"
         )
     )
-    now = utcnow()
     if still_raised:
-        warned = tickets_due_soon(session, within=timedelta(minutes=30), now=now)
-        escalated = escalate_overdue(session, now=now)
+        # Targets are warned and escalated by the ticket sweep, for every ticket.
         return (
             {"repaired": False},
             [
                 Task(
                     "3.6.3",
                     "Track and manage the problem",
-                    f"{still_raised} alarm(s) still raised; {len(warned)} warning(s), "
-                    f"{len(escalated)} escalation(s)",
+                    f"{still_raised} alarm(s) still raised; the repair goes on",
                 )
             ],
         )
@@ -295,6 +293,32 @@ def correlation_tick(scheduled_at: datetime, context: Any) -> None:
     window = runner.step("correlate", "correlate_step", scheduled_at.isoformat())
     for problem_id in window["problems"]:
         runner.then("problem", problem_workflow_id(problem_id), problem_id)
+
+
+@DBOS.workflow(name="ticket-sweep-tick")
+def ticket_sweep_tick(scheduled_at: datetime, context: Any) -> None:
+    """The scheduled look at every ticket (3.6.3): warnings, escalations, silent
+    closures."""
+    DurableRunner().step("sweep", "sweep_tickets_step", scheduled_at.isoformat())
+
+
+@step
+def sweep_tickets_step(session: Session, workflow_id: str, at: str) -> StepResult:
+    from etomcrm.problem_handling.tickets import track_tickets
+
+    moment = datetime.fromisoformat(at)
+    silence = timedelta(seconds=get_settings().ticket_silence_seconds)
+    swept = track_tickets(session, now=moment, silence=silence)
+    # Like detection, the sweep keeps no record of its own every minute: what it did is
+    # written on the tickets (slaWarning, escalation, notes, status changes).
+    return (
+        {
+            "warned": len(swept.warned),
+            "escalated": len(swept.escalated),
+            "closed": len(swept.closed),
+        },
+        [],
+    )
 
 
 @step

@@ -23,7 +23,7 @@ import etomcrm
 from etomcrm.config import get_settings
 
 QUEUE_NAME = "etomcrm-flows"
-SCHEDULE_NAMES = ("etomcrm-alarm-correlation", "etomcrm-monthly-qos")
+SCHEDULE_NAMES = ("etomcrm-alarm-correlation", "etomcrm-ticket-sweep", "etomcrm-monthly-qos")
 # Flows are started by name, so a process that only enqueues needs none of their code.
 APP_NAME = "etomcrm"
 
@@ -65,7 +65,7 @@ def launch(
     # Every resource kind must be registered (flows check references across areas),
     # and the flow definitions register themselves with DBOS on import.
     import etomcrm.api.app
-    from etomcrm.flows import assurance, fulfillment, qos  # noqa: F401
+    from etomcrm.flows import assurance, fulfillment, qos, sla_violation  # noqa: F401
 
     url = system_database_url(database_url)
     with _lock:
@@ -114,6 +114,13 @@ def launch(
                         "schedule_name": "etomcrm-alarm-correlation",
                         "workflow_fn": assurance.correlation_tick,
                         "schedule": assurance.SCHEDULE,
+                    },
+                    # Every ticket's targets warned and escalated, silent ones
+                    # closed (3.6.3, 3.6.4), every minute.
+                    {
+                        "schedule_name": "etomcrm-ticket-sweep",
+                        "workflow_fn": assurance.ticket_sweep_tick,
+                        "schedule": assurance.TICKET_SWEEP_SCHEDULE,
                     },
                     # Last month's QoS assessment, violations and reports (3.7).
                     {

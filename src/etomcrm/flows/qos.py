@@ -3,8 +3,8 @@
 - normal case: performance data → QoS assessed against every SLA for the month (3.7.1)
   → reported to each customer (3.7.3, a report in the portal and a PDF);
 - SLA violation forwarded as problem: a missed target becomes a violation, the
-  customer is told and a problem (trouble ticket) is opened, and the credit is handed to
-  billing (3.7.2, 3.6.2, 3.8.2).
+  customer is told and a problem (trouble ticket) is opened (3.7.2, 3.6.2); each
+  violation's own flow (``flows.sla_violation``) follows it to its credit.
 
 One run per month (workflow id ``qos-YYYY-MM``), started by a DBOS schedule on the 2nd
 of each month for the month before, or by hand (`start_qos_period`). Within the month
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,7 @@ from etomcrm.flows.fulfillment import (
     step,
 )
 from etomcrm.flows.recorder import Task
+from etomcrm.flows.sla_violation import violation_workflow_id
 from etomcrm.security.service import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ def previous_period(moment: datetime) -> str:
 def qos_period_flow(run: Runner, period: str) -> str:
     """One month's QoS: assessed, violations handled, reports sent."""
     assessed = run.step("assess", "assess_period_step", period)
+    for violation_id in assessed["violations"]:
+        run.then("violation", violation_workflow_id(violation_id), violation_id)
     run.step("report", "report_period_step", period, assessed["customers"])
     return "reported"
 
@@ -89,7 +93,7 @@ def assess_period_step(session: Session, workflow_id: str, period: str) -> StepR
         }
     )
     missed = [a for a in results if not a.met]
-    credit = sum(float(v.get("credit", {}).get("value", 0)) for v in recorded)
+    credit = sum((Decimal(v["credit"]["value"]) for v in recorded), Decimal("0.00"))
     tasks = [
         Task(
             "3.7.1",
@@ -101,10 +105,11 @@ def assess_period_step(session: Session, workflow_id: str, period: str) -> StepR
             "3.7.2",
             "Handle QoS/SLA violations",
             f"{len(recorded)} violation(s) recorded now (customers told, problems opened, "
-            f"credits {credit:.2f} EUR handed to billing); earlier ones kept as they were",
+            f"credits {credit} EUR owed; each violation's flow follows it to billing); "
+            "earlier ones kept as they were",
         ),
     ]
-    return {"customers": customers, "violations": len(recorded)}, tasks
+    return {"customers": customers, "violations": [str(v["id"]) for v in recorded]}, tasks
 
 
 @step

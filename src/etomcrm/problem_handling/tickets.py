@@ -114,6 +114,8 @@ TARGETS: dict[str, dict[str, tuple[timedelta, timedelta]]] = {
     },
 }
 RESPONSE, RESOLUTION = "response", "resolution"
+# How long before a target runs out the team (and the customer, on the ticket) is warned.
+WARNING_HORIZON = timedelta(minutes=30)
 # The server's bookkeeping on a ticket: only etomcrm itself (SYSTEM) writes it.
 SERVER_KEPT = ("creationDate", "escalation", "slaWarning", "reopenCount", "respondedDate")
 
@@ -360,9 +362,11 @@ class TroubleTicketKind(CustomerOwnedKind):
             .values(response_due_at=response_due, resolution_due_at=resolution_due)
             .execution_options(synchronize_session=False)
         )
+        history = body.get("statusChange") or []
+        if history and history[-1].get("status") in FINAL:
+            _wake_flows_of(session, body)
         if owner is None:
             return
-        history = body.get("statusChange") or []
         if not history:
             return
         last = history[-1]
@@ -469,7 +473,7 @@ def confirm_resolution(
 ) -> JsonDict:
     """3.6.4 Close Customer Problem Report (eTOM 1.1.1.6.4): the customer confirms the
     resolution; the ticket closes and a survey follows."""
-    ticket = _own_resolved(session, principal, ticket_id)
+    _own_resolved(session, principal, ticket_id)
     closed = change_status(
         session,
         principal,
@@ -478,30 +482,35 @@ def confirm_resolution(
         reason="the customer confirmed the resolution",
         now=now,
     )
-    _wake_problem_flows_of(session, ticket)
     return closed
 
 
-def _wake_problem_flows_of(session: Session, ticket: JsonDict) -> None:
-    """The flow of the service problem behind the ticket waits for the customers'
-    answers: it looks again once this one is committed."""
-    problems = [
-        str(entity["id"])
-        for entity in ticket.get("relatedEntity") or []
-        if isinstance(entity, dict) and entity.get("@referredType") == "ServiceProblem"
+def _wake_flows_of(session: Session, ticket: JsonDict) -> None:
+    """The flows waiting on this ticket's end look again once it is committed: the
+    flow of the service problem that caused it (3.6.4) and of the SLA violation it
+    follows up (3.7.2). A flow that is not woken looks again at its next deadline."""
+    waiting = [("problem", problem_id) for problem_id in problems_behind(ticket)]
+    waiting += [
+        ("violation", str(e["id"]))
+        for e in ticket.get("relatedEntity") or []
+        if isinstance(e, dict) and e.get("@referredType") == "SlaViolation"
     ]
-    if not problems:
+    if not waiting:
         return
 
     def wake() -> None:
         from etomcrm.flows import engine
         from etomcrm.flows.assurance import problem_workflow_id
+        from etomcrm.flows.sla_violation import violation_workflow_id
 
-        for problem_id in problems:
+        for flow, case_id in waiting:
+            workflow_id = (problem_workflow_id if flow == "problem" else violation_workflow_id)(
+                case_id
+            )
             try:
-                engine.send(problem_workflow_id(problem_id), "ticket answered", "ticket")
-            except Exception:  # the flow looks again at the silence deadline anyway
-                log.exception("could not wake the flow of service problem %s", problem_id)
+                engine.send(workflow_id, "ticket ended", "ticket")
+            except Exception:  # the flow looks again at its next deadline anyway
+                log.exception("could not wake flow %s", workflow_id)
 
     after_commit(session, wake)
 
@@ -538,7 +547,7 @@ def close_silent_resolutions(session: Session, *, silence: timedelta, now: datet
         select(TroubleTicketRow).where(TroubleTicketRow.status == "resolved")
     ).all()
     for row in rows:
-        if _parse(row.body["statusChangeDate"]) > limit:
+        if _parse(row.body["statusChangeDate"]) > limit or problems_behind(row.body):
             continue
         change_status(
             session,
@@ -550,6 +559,37 @@ def close_silent_resolutions(session: Session, *, silence: timedelta, now: datet
         )
         closed.append(row.id)
     return closed
+
+
+def problems_behind(body: JsonDict) -> list[str]:
+    """The service problems that caused a ticket (correlation opened it for them); such
+    a ticket closes with its problem's flow, which waits for the same silence."""
+    return [
+        str(e["id"])
+        for e in body.get("relatedEntity") or []
+        if isinstance(e, dict)
+        and e.get("@referredType") == "ServiceProblem"
+        and e.get("role") == "cause"
+    ]
+
+
+@dataclass(frozen=True)
+class TicketSweep:
+    warned: list[DueWarning]
+    escalated: list[str]
+    closed: list[str]
+
+
+def track_tickets(session: Session, *, now: datetime, silence: timedelta) -> TicketSweep:
+    """3.6.3 Track and Manage Customer Problem Resolution (eTOM 1.1.1.6.3), on a
+    schedule for every ticket, whoever raised it: targets running out within the
+    warning horizon are warned, missed ones escalated (each once), and resolutions the
+    customer left unanswered for ``silence`` closed (3.6.4)."""
+    return TicketSweep(
+        warned=tickets_due_soon(session, within=WARNING_HORIZON, now=now),
+        escalated=escalate_overdue(session, now=now),
+        closed=close_silent_resolutions(session, silence=silence, now=now),
+    )
 
 
 def _describe(span: timedelta) -> str:

@@ -1,11 +1,18 @@
 """3.7.2 Handle QoS/SLA violations: each missed target recorded once, with its
 consequences once: the customer told, a problem opened (or the open one linked) and
-the credit owed handed to billing."""
+the credit owed recorded.
+
+A violation's life (its flow, ``flows.sla_violation``): ``open`` with the credit
+``owed`` → its ticket closes (3.6.4) → ``closed`` → the credit handed to billing
+(``SlaCreditEvent``, credit ``handedToBilling``). When no open ticket names the
+product the cause is unknown: a ticket is opened and a service problem (TMF656) is
+raised to the network side (3.6.2)."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,9 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.errors import IllegalTransition, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
-from etomcrm.db import utcnow
+from etomcrm.db import after_commit, utcnow
 from etomcrm.qos_sla import sla
 from etomcrm.qos_sla.assessment import Assessment
 from etomcrm.qos_sla.models import SlaRow, SlaViolationRow
@@ -25,6 +33,8 @@ from etomcrm.security.service import SYSTEM
 
 UNITS = {AVAILABILITY: "%", "latency": "ms", "loss": "%", "timeToRepair": "h"}
 OPERATORS = {AVAILABILITY: ">=", "latency": "<=", "loss": "<=", "timeToRepair": "<="}
+OPEN, CLOSED = "open", "closed"
+HANDED_TO_BILLING = "handedToBilling"
 
 
 def violation_key(product_id: str, metric: str, period: str) -> str:
@@ -93,6 +103,7 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
         "metric": assessment.metric,
         "period": assessment.period,
         "violationKey": key,
+        "status": OPEN,
     }
     row = SlaViolationRow(
         id=str(body["id"]),
@@ -102,7 +113,7 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
         body=copy.deepcopy(body),
         version=1,
         at_type="SlaViolation",
-        status="recorded",
+        status=OPEN,
     )
     try:
         with session.begin_nested():
@@ -111,7 +122,7 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
     except IntegrityError:
         # another assessor recorded it first; its consequences are its own
         return None
-    body["credit"] = _credit(session, sla_row, assessment)
+    body["credit"] = {**_credit(session, sla_row, assessment), "status": "owed"}
     body["troubleTicket"] = _problem(session, sla_row, assessment, body)
     _inform(sla_row, assessment, body, session)
     row.body = copy.deepcopy(body)
@@ -119,7 +130,7 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
     emit_event(
         session,
         api="internal",
-        event_type="SlaCreditEvent",
+        event_type="SlaViolationRecordedEvent",
         resource_type="SlaViolation",
         resource_id=row.id,
         owner_customer_id=sla_row.owner_customer_id,
@@ -129,10 +140,98 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
             "period": assessment.period,
             "metric": assessment.metric,
             "credit": body["credit"],
+            "troubleTicket": body["troubleTicket"],
         },
     )
     session.flush()
+    _start_flow(session, row.id)
     return body
+
+
+def _start_flow(session: Session, violation_id: str) -> None:
+    """The violation's flow follows it to its end, started once this commits. A flow
+    that records violations in a step starts the flows itself (DBOS starts no workflow
+    from inside a step)."""
+    from dbos import DBOS
+
+    if DBOS.workflow_id is not None:
+        return
+
+    def start() -> None:
+        from etomcrm.flows.sla_violation import start_violation_flow
+
+        start_violation_flow(violation_id)
+
+    after_commit(session, start)
+
+
+def close_violation(session: Session, violation_id: str, resolution: str) -> JsonDict:
+    """3.7.2 Handle QoS/SLA Violations (eTOM 1.1.1.7.2): the problem behind the
+    violation is resolved and closed: so is the violation. Closing twice changes
+    nothing."""
+    row = _violation(session, violation_id)
+    if row.status == CLOSED:
+        return dict(row.body)
+    body = copy.deepcopy(row.body)
+    body.update(status=CLOSED, closedDate=_iso(utcnow()), resolution=resolution)
+    _save(session, row, body)
+    return body
+
+
+def hand_credit_to_billing(session: Session, violation_id: str) -> JsonDict:
+    """3.8.2 Apply Pricing, Discounting, Adjustments & Rebates (eTOM 1.1.1.8.2), its
+    hand-over: a closed violation's credit goes to billing, once, to be applied to the
+    customer's next bill (``SlaCreditEvent``). Returns the credit."""
+    row = _violation(session, violation_id)
+    body = copy.deepcopy(row.body)
+    credit = dict(body.get("credit") or {"unit": "EUR", "value": "0.00"})
+    if credit.get("status") == HANDED_TO_BILLING:
+        return credit
+    if row.status != CLOSED:
+        raise IllegalTransition(
+            f"SLA violation {violation_id} is {row.status!r}; its credit goes to billing "
+            "once the violation is closed"
+        )
+    credit.update(status=HANDED_TO_BILLING, handedToBillingDate=_iso(utcnow()))
+    body["credit"] = credit
+    _save(session, row, body)
+    emit_event(
+        session,
+        api="internal",
+        event_type="SlaCreditEvent",
+        resource_type="SlaViolation",
+        resource_id=row.id,
+        owner_customer_id=row.owner_customer_id,
+        event={
+            "slaViolation": {"id": row.id, "violationKey": row.violation_key},
+            "product": body.get("product"),
+            "period": body.get("period"),
+            "metric": body.get("metric"),
+            "credit": {"unit": credit.get("unit", "EUR"), "value": credit.get("value", "0.00")},
+        },
+    )
+    return credit
+
+
+def _violation(session: Session, violation_id: str) -> SlaViolationRow:
+    row = session.get(SlaViolationRow, violation_id)
+    if row is None:
+        raise NotFound(f"no slaViolation with id {violation_id}")
+    return row
+
+
+def _save(session: Session, row: SlaViolationRow, body: JsonDict) -> None:
+    old = row.body
+    row.body, row.status = body, str(body["status"])
+    row.version += 1
+    row.updated_at = utcnow()
+    changed = {k: {"old": old.get(k), "new": body.get(k)} for k in body if old.get(k) != body[k]}
+    resources.record_audit(session, SYSTEM, "update", SLA_VIOLATION_KIND, row.id, changed)
+    session.flush()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _credit(session: Session, sla_row: SlaRow, assessment: Assessment) -> dict[str, Any]:
@@ -163,11 +262,17 @@ def _credit(session: Session, sla_row: SlaRow, assessment: Assessment) -> dict[s
 def _problem(
     session: Session, sla_row: SlaRow, assessment: Assessment, violation: JsonDict
 ) -> dict[str, Any]:
-    """The open ticket that already names the product (the cause is known), else a
-    new one for the violation."""
+    """3.6.2 Report Customer Problem (eTOM 1.1.1.6.2) for a violation: the open ticket
+    that already names the product (the cause is known) gets the violation attached;
+    else a ticket is opened and a service problem raised to the network side."""
     from etomcrm.problem_handling.models import TroubleTicketRow
-    from etomcrm.problem_handling.tickets import FINAL, open_ticket
+    from etomcrm.problem_handling.tickets import FINAL, TROUBLE_TICKET_KIND, open_ticket
 
+    violation_ref = {
+        "id": str(violation["id"]),
+        "@referredType": "SlaViolation",
+        "role": "slaViolation",
+    }
     candidates = session.scalars(
         select(TroubleTicketRow)
         .where(TroubleTicketRow.owner_customer_id == sla_row.owner_customer_id)
@@ -175,9 +280,17 @@ def _problem(
         .order_by(TroubleTicketRow.created_at)
     )
     for row in candidates:
-        for entity in row.body.get("relatedEntity") or []:
-            if isinstance(entity, dict) and entity.get("id") == assessment.product_id:
-                return {"id": row.id, "linked": True}
+        entities = row.body.get("relatedEntity") or []
+        if any(isinstance(e, dict) and e.get("id") == assessment.product_id for e in entities):
+            resources.patch(
+                session,
+                TROUBLE_TICKET_KIND,
+                SYSTEM,
+                row.id,
+                {"relatedEntity": [*entities, violation_ref]},
+            )
+            return {"id": row.id, "linked": True}
+    problem = _raise_problem(session, sla_row, assessment, violation)
     payload: JsonDict = {
         "name": f"SLA violated: {assessment.metric} {assessment.period}",
         "description": violation["violation"]["comment"],
@@ -185,7 +298,9 @@ def _problem(
         "ticketType": "slaViolation",
         "priority": "High",
         "relatedEntity": [
-            {"id": assessment.product_id, "@referredType": "Product", "role": "affectedProduct"}
+            {"id": assessment.product_id, "@referredType": "Product", "role": "affectedProduct"},
+            violation_ref,
+            {"id": problem["id"], "@referredType": "ServiceProblem", "role": "raisedProblem"},
         ],
     }
     if sla_row.owner_customer_id:
@@ -193,7 +308,47 @@ def _problem(
             {"id": sla_row.owner_customer_id, "@referredType": "Customer", "role": "customer"}
         ]
     ticket = open_ticket(session, SYSTEM, payload)
-    return {"id": ticket["id"], "linked": False}
+    return {"id": ticket["id"], "linked": False, "serviceProblem": {"id": problem["id"]}}
+
+
+def _raise_problem(
+    session: Session, sla_row: SlaRow, assessment: Assessment, violation: JsonDict
+) -> JsonDict:
+    """A TMF656 service problem for the network side to find the violation's cause;
+    SLA management is its originator."""
+    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+
+    payload: JsonDict = {
+        "category": "qos",
+        "priority": 2,
+        "impactImportanceFactor": "high",
+        "description": f"SLA violated, cause unknown: {violation['violation']['comment']}",
+        "reason": f"SLA violation {violation['id']}",
+        "originatorParty": {
+            "id": "qos_sla",
+            "name": "SLA management",
+            "role": "originator",
+            "@referredType": "Organization",
+        },
+        "affectedNumberOfServices": 1,
+        "affectedService": [{"id": assessment.product_id, "@referredType": "Product"}],
+    }
+    problem, _, _ = resources.create(session, SERVICE_PROBLEM_KIND, SYSTEM, payload)
+    emit_event(
+        session,
+        api="internal",
+        event_type="ServiceProblemReportedEvent",
+        resource_type="ServiceProblem",
+        resource_id=problem["id"],
+        owner_customer_id=None,
+        event={
+            "serviceProblem": {"id": problem["id"]},
+            "to": ["network"],
+            "affectedProduct": [assessment.product_id],
+            "since": assessment.period,
+        },
+    )
+    return problem
 
 
 def _inform(sla_row: SlaRow, assessment: Assessment, violation: JsonDict, session: Session) -> None:

@@ -1,0 +1,192 @@
+"""The SLA violation flows on DBOS: a violation forwarded as a problem (3.7.2, 3.6.2),
+then resolved: its ticket closes (3.6.4) → the violation closes → its credit goes to
+billing once (3.8.2) → the customer's risk is assessed again (3.9.3) → the survey is
+followed (3.9.5)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from etomcrm.core.models import OutboxEvent
+from etomcrm.customer_interface.models import CommunicationMessageRow
+from etomcrm.db import session_scope
+from etomcrm.flows import qos
+from etomcrm.flows.sla_violation import violation_workflow_id
+from etomcrm.qos_sla import ingest, service
+from tests.conftest import TokenFactory
+from tests.factories import customer
+from tests.qos_helpers import link, measure, product, sla_level
+from tests.test_sla_ingest import _rows
+from tests.test_sla_violations import _violated_october
+
+FLOWS = "/tmf-api/processFlowManagement/v4/processFlow"
+VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
+TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
+PROBLEMS = "/tmf-api/serviceProblemManagement/v4/serviceProblem"
+RISK = "/tmf-api/riskManagement/v4/partyRoleRiskAssessment"
+
+
+def _wait(check: Callable[[], Any], seconds: float = 120) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return found
+
+
+def _flow(client: TestClient, headers: dict[str, str], workflow_id: str, state: str) -> Any:
+    response = client.get(f"{FLOWS}/{workflow_id}", headers=headers)
+    return (
+        response.json()
+        if response.status_code == 200 and (response.json()["state"] == state)
+        else None
+    )
+
+
+def _seeds(client: TestClient, headers: dict[str, str], workflow_id: str) -> list[str]:
+    response = client.get(f"{FLOWS}/{workflow_id}/taskFlow", headers=headers)
+    if response.status_code != 200:  # the flow has not begun
+        return []
+    return [
+        c["value"]
+        for task in response.json()
+        for c in task["characteristic"]
+        if c["name"] == "seedNumber"
+    ]
+
+
+def _patch(client: TestClient, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+    response = client.patch(
+        path, json=body, headers={**headers, "Content-Type": "application/merge-patch+json"}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_once(
+    client: TestClient, auth: TokenFactory, flows: None
+) -> None:
+    # given October's availability missed for BMW, and October's QoS flow run
+    admin = auth("admin")
+    bmw, product_id = _violated_october(client, admin)
+    qos.start_qos_period("2026-10")
+    violations = _wait(lambda: client.get(VIOLATIONS, headers=admin).json())
+    violation = violations[0]
+    workflow_id = violation_workflow_id(str(violation["id"]))
+    # then the violation's flow forwarded it as a problem and waits for the ticket
+    _wait(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
+    assert _seeds(client, admin, workflow_id) == ["3.7.2", "3.6.2", "3.6.4"]
+    ticket_id = violation["troubleTicket"]["id"]
+    problem_id = violation["troubleTicket"]["serviceProblem"]["id"]
+    ticket = client.get(f"{TICKETS}/{ticket_id}", headers=admin).json()
+    referred = {e["@referredType"]: e["id"] for e in ticket["relatedEntity"]}
+    assert referred == {
+        "Product": product_id,
+        "SlaViolation": str(violation["id"]),
+        "ServiceProblem": problem_id,
+    }
+    problem = client.get(f"{PROBLEMS}/{problem_id}", headers=admin).json()
+    assert problem["category"] == "qos" and problem["affectedService"][0]["id"] == product_id
+    assert violation["status"] == "open" and violation["credit"]["status"] == "owed"
+
+    # when the network side finds the cause, support resolves the ticket and BMW confirms
+    support = auth("support")
+    for status in ("inProgress", "resolved"):
+        _patch(client, f"{PROBLEMS}/{problem_id}", {"status": status}, support)
+        _patch(client, f"{TICKETS}/{ticket_id}", {"status": status}, support)
+    katrin = auth("customer", customer_id=bmw["id"])
+    confirmed = client.post(f"{TICKETS}/{ticket_id}/confirmResolution", headers=katrin)
+    assert confirmed.status_code == 200, confirmed.text
+
+    # then the violation closes, its credit goes to billing, the risk is assessed again
+    _wait(lambda: _flow(client, admin, workflow_id, "completed"))
+    assert _seeds(client, admin, workflow_id) == [
+        "3.7.2", "3.6.2", "3.6.4", "3.6.4", "3.7.2", "3.8.2", "3.9.3", "3.9.5"
+    ]  # fmt: skip
+    closed = client.get(f"{VIOLATIONS}/{violation['id']}", headers=katrin).json()
+    assert closed["status"] == "closed"
+    assert "confirmed" in closed["resolution"]
+    assert closed["credit"]["status"] == "handedToBilling"
+    assert closed["credit"]["value"] == "100.00"
+    problem = client.get(f"{PROBLEMS}/{problem_id}", headers=admin).json()
+    assert problem["status"] == "closed"
+    assessments = client.get(RISK, params={"partyRole.id": bmw["id"]}, headers=admin).json()
+    assert [a["status"] for a in assessments] == ["succeeded"]
+    with session_scope() as session:
+        credits = session.scalars(
+            select(OutboxEvent.payload).where(OutboxEvent.event_type == "SlaCreditEvent")
+        ).all()
+        told = session.scalars(
+            select(CommunicationMessageRow.body).where(
+                CommunicationMessageRow.owner_customer_id == bmw["id"]
+            )
+        ).all()
+    assert [c["event"]["credit"] for c in credits] == [{"unit": "EUR", "value": "100.00"}]
+    assert len([m for m in told if "credit 100.00 EUR" in m["subject"]]) == 1
+
+    # and running October's QoS again changes nothing
+    qos.start_qos_period("2026-10")
+    _wait(lambda: _flow(client, admin, qos.qos_workflow_id("2026-10"), "completed"))
+    time.sleep(1)
+    with session_scope() as session:
+        again = session.scalars(
+            select(OutboxEvent.id).where(OutboxEvent.event_type == "SlaCreditEvent")
+        ).all()
+    assert len(again) == 1
+    assert len(client.get(VIOLATIONS, headers=admin).json()) == 1
+
+
+def test_a_violation_found_on_ingest_joins_the_open_ticket_and_closes_with_it(
+    client: TestClient, auth: TokenFactory, flows: None
+) -> None:
+    # given BMW's product with an open ticket about it, and a first half of November
+    admin = auth("admin")
+    bmw = customer(client, admin)
+    sla_level(client, admin)
+    sold = product(client, admin, bmw["id"])
+    with session_scope() as session:
+        service.establish_sla(session, sold["id"])
+    link_id = link(bmw["id"], sold["id"])
+    november = datetime(2026, 10, 31, 23, tzinfo=UTC)
+    measure(link_id, november, 24)
+    ticket = client.post(
+        TICKETS,
+        json={
+            "name": "Dealer offline",
+            "description": "München is offline.",
+            "severity": "Major",
+            "ticketType": "network",
+            "relatedParty": [{"id": bmw["id"], "@referredType": "Customer", "role": "customer"}],
+            "relatedEntity": [
+                {"id": sold["id"], "@referredType": "Product", "role": "affectedProduct"}
+            ],
+        },
+        headers=admin,
+    ).json()
+    # when measurements arrive that make November's target unreachable (down 10 hours)
+    rows = _rows(link_id, november + timedelta(hours=24), 10, 0.0)
+    with session_scope() as session:
+        found = ingest.ingest_measurements(session, rows)
+    # then the violation is recorded on the spot, attached to the open ticket
+    assert len(found.violations) == 1
+    violation_id = found.violations[0]
+    workflow_id = violation_workflow_id(violation_id)
+    _wait(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
+    violation = client.get(f"{VIOLATIONS}/{violation_id}", headers=admin).json()
+    assert violation["troubleTicket"] == {"id": ticket["id"], "linked": True}
+    entities = client.get(f"{TICKETS}/{ticket['id']}", headers=admin).json()["relatedEntity"]
+    assert {"id": violation_id, "@referredType": "SlaViolation", "role": "slaViolation"} in (
+        entities
+    )
+    # when support cancels the ticket (the customer withdrew it)
+    _patch(client, f"{TICKETS}/{ticket['id']}", {"status": "cancelled"}, auth("support"))
+    # then the violation closes all the same and its credit goes to billing
+    _wait(lambda: _flow(client, admin, workflow_id, "completed"))
+    closed = client.get(f"{VIOLATIONS}/{violation_id}", headers=admin).json()
+    assert closed["status"] == "closed" and "cancelled" in closed["resolution"]
+    assert closed["credit"]["status"] == "handedToBilling"
