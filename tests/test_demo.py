@@ -333,7 +333,7 @@ def test_cli_demo_tells_the_story_end_to_end_and_a_second_run_changes_nothing(
         assert f" {seed} " in second.output, seed
 
 
-ASSURANCE_SEEDS = ["3.6.1", "3.6.2", "3.6.3", "3.6.4", "3.7.1", "3.7.2"]
+ASSURANCE_SEEDS = ["3.6.1", "3.6.2", "3.6.3", "3.6.4", "3.7.1", "3.7.2", "3.8.2", "3.9.3", "3.9.5"]
 
 
 def _assurance_counts() -> tuple[int, ...]:
@@ -379,8 +379,13 @@ def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
     with session_scope() as session:
         violations = list(session.scalars(select(SlaViolationRow.body)))
         rows = list(session.scalars(select(ServiceProblemRow)))
-        problems = {str(row.correlation_key).split(":", 1)[0]: row for row in rows}
-        assert len(rows) == 2 and set(problems) == {"link", "pop"}
+        # the network's two incidents, and the problem raised for the violation's cause
+        (raised,) = [row for row in rows if row.body["category"] == "qos"]
+        assert raised.status == "closed"
+        problems = {
+            str(row.correlation_key).split(":", 1)[0]: row for row in rows if row is not raised
+        }
+        assert set(problems) == {"link", "pop"}
         tickets = {
             kind: list(
                 session.scalars(
@@ -394,6 +399,9 @@ def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
     assert Decimal(violation["violation"]["actualValue"]) < Decimal("99.9")
     assert Decimal(violation["credit"]["value"]) > 0
     assert f"{violation['credit']['value']} EUR" in first.output
+    # and its problem was resolved and confirmed: it is closed, its credit with billing
+    assert violation["status"] == "closed" and "confirmed" in violation["resolution"]
+    assert violation["credit"]["status"] == "handedToBilling"
     (pdf,) = tmp_path.glob("qos-report-BMW-*.pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
     # and the link failure closed once Katrin confirmed its one ticket

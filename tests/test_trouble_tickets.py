@@ -345,3 +345,59 @@ def test_a_silent_resolution_closes_by_itself(
         assert row.status == ("inProgress" if answered else "closed")
         if not answered:
             assert "no answer from the customer within 5 days" in row.body["statusChangeReason"]
+
+
+def test_the_scheduled_sweep_tracks_every_ticket_but_leaves_problem_tickets_to_their_flow(
+    client: TestClient, admin: dict[str, str], flows: None
+) -> None:
+    from dbos import DBOS
+
+    from etomcrm.core import resources
+    from etomcrm.flows.assurance import ticket_sweep_tick
+    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+    from etomcrm.security.service import SYSTEM
+
+    # given a customer's own ticket whose response target is missed, one resolved long
+    # ago without an answer, and a network problem's ticket resolved as long ago
+    bmw = customer(client, admin)
+    late = _open(bmw["id"], BERLIN_FRIDAY_1755)
+    silent = _open(bmw["id"], BERLIN_FRIDAY_1755)
+    monday = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    _move(silent["id"], "inProgress", monday)
+    _move(silent["id"], "resolved", monday)
+    with session_scope() as session:
+        problem, _, _ = resources.create(
+            session,
+            SERVICE_PROBLEM_KIND,
+            SYSTEM,
+            {
+                "category": "network",
+                "priority": 1,
+                "description": "PoP Augsburg down",
+                "reason": "3 alarms",
+                "originatorParty": {
+                    "id": "network",
+                    "role": "originator",
+                    "@referredType": "Organization",
+                },
+            },
+        )
+        payload = _ticket(bmw["id"])
+        payload["relatedEntity"] = [
+            {"id": problem["id"], "@referredType": "ServiceProblem", "role": "cause"}
+        ]
+        followed = tickets.open_ticket(session, SUPPORT, payload, now=BERLIN_FRIDAY_1755)
+    _move(followed["id"], "inProgress", monday)
+    _move(followed["id"], "resolved", monday)
+    # when the scheduled sweep runs a month later
+    DBOS.start_workflow(ticket_sweep_tick, monday + timedelta(days=30), None).get_result()
+    # then the missed targets escalated, the silent resolution closed, and the
+    # problem's ticket left for its flow to close
+    with session_scope() as session:
+        rows = {r.id: r for r in session.scalars(select(TroubleTicketRow))}
+    assert [e["target"] for e in rows[late["id"]].body["escalation"]] == [
+        "response",
+        "resolution",
+    ]
+    assert rows[silent["id"]].status == "closed"
+    assert rows[followed["id"]].status == "resolved"

@@ -70,6 +70,7 @@ FLOW_TIMEOUT_SECONDS = 90.0
 
 
 JONAS = Principal(id="staff-jonas-keller", name="Jonas Keller", role=Role.SLA_MANAGER)
+LENA = Principal(id="staff-lena-vogt", name="Lena Vogt", role=Role.SUPPORT)
 
 
 @dataclass
@@ -95,9 +96,9 @@ class AssuranceSummary:
     measure_seconds: float = 0.0
     availability_min: str = ""
     availability_median: str = ""
-    violations: list[tuple[str, str, str, str]] = field(
+    violations: list[tuple[str, str, str, str, str]] = field(
         default_factory=list
-    )  # site, got, target, credit
+    )  # site, got, target, credit, where violation and credit stand
     maintenance: str = ""
     pdf: str = ""
     link_problem: str = ""
@@ -380,6 +381,76 @@ def _pop_outage(plan: Plan) -> str:
     return problem_id
 
 
+def _violation_flow_in(
+    violation_id: str, states: tuple[str, ...]
+) -> Callable[[Session], str | None]:
+    from etomcrm.flows.sla_violation import FLOW
+
+    def check(session: Session) -> str | None:
+        return session.scalar(
+            select(ProcessFlowRow.id).where(
+                ProcessFlowRow.flow == FLOW,
+                ProcessFlowRow.case_id == violation_id,
+                ProcessFlowRow.status.in_(states),
+            )
+        )
+
+    return check
+
+
+def _violation_resolved(plan: Plan) -> list[str]:
+    """The month's violations are followed up: the network side finds each cause,
+    Lena (support) resolves the ticket, Katrin confirms; each violation's flow closes
+    it, hands its credit to billing and assesses BMW's risk again. Returns the
+    violations."""
+    from etomcrm.core import resources
+    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+    from etomcrm.problem_handling.tickets import change_status, confirm_resolution
+
+    with session_scope(readonly=True) as session:
+        found = [
+            (row.id, row.status, dict(row.body.get("troubleTicket") or {}))
+            for row in session.scalars(
+                select(SlaViolationRow)
+                .where(SlaViolationRow.owner_customer_id == plan.customer_id)
+                .where(SlaViolationRow.violation_key.like(f"%/{plan.period}"))
+            )
+        ]
+    for violation_id, status, ticket in found:
+        if status == "closed":
+            continue
+        _wait(
+            f"the flow of SLA violation {violation_id} to wait for its ticket",
+            _violation_flow_in(violation_id, ("active", "completed")),
+            FLOW_TIMEOUT_SECONDS,
+        )
+        problem_id = (ticket.get("serviceProblem") or {}).get("id")
+        cause = "a failing line card at the dealer's point of presence, replaced"
+        for step in ("inProgress", "resolved"):
+            with session_scope() as session:
+                if problem_id:
+                    problem = session.get(ServiceProblemRow, problem_id)
+                    if problem is not None and problem.status != step:
+                        resources.patch(
+                            session,
+                            SERVICE_PROBLEM_KIND,
+                            LENA,
+                            problem_id,
+                            {"status": step, "statusChangeReason": cause},
+                        )
+                row = session.get(TroubleTicketRow, ticket["id"])
+                if row is not None and row.status != step:
+                    change_status(session, LENA, ticket["id"], step, reason=cause)
+        with session_scope() as session:
+            confirm_resolution(session, katrin(plan.customer_id), ticket["id"])
+        _wait(
+            f"the flow of SLA violation {violation_id} to close it",
+            _violation_flow_in(violation_id, ("completed",)),
+            FLOW_TIMEOUT_SECONDS,
+        )
+    return [violation_id for violation_id, _, _ in found]
+
+
 # ----- the story -----------------------------------------------------------------------
 
 
@@ -396,7 +467,14 @@ def _told(plan: Plan) -> bool:
         )
         link = _problem(session, f"link:{plan.access[plan.failure_site].id}")
         pop = _problem(session, f"pop:{plan.outage_pop}")
-        return bool(assessed) and all(p is not None and p.status == "closed" for p in (link, pop))
+        open_violations = session.scalar(
+            select(func.count())
+            .select_from(SlaViolationRow)
+            .where(SlaViolationRow.owner_customer_id == plan.customer_id)
+            .where(SlaViolationRow.status != "closed")
+        )
+        problems_closed = all(p is not None and p.status == "closed" for p in (link, pop))
+        return bool(assessed) and problems_closed and not open_violations
 
 
 def tell_assurance(directory: Path | None = None) -> AssuranceSummary:
@@ -421,6 +499,7 @@ def tell_assurance(directory: Path | None = None) -> AssuranceSummary:
         _report(plan, summary, directory or Path.cwd())
         _link_failure(plan)
         _pop_outage(plan)
+        _violation_resolved(plan)
     finally:
         if launched_here:
             engine.shutdown()
@@ -464,21 +543,24 @@ def _read_back(plan: Plan, summary: AssuranceSummary) -> None:
                     or 0
                 )
         site_of_product = {link.product_id: link.site_id for link in plan.access.values()}
-        for body in session.scalars(
-            select(SlaViolationRow.body)
+        for violation_id, body in session.execute(
+            select(SlaViolationRow.id, SlaViolationRow.body)
             .where(SlaViolationRow.owner_customer_id == plan.customer_id)
             .where(SlaViolationRow.violation_key.like(f"%/{plan.period}"))
             .order_by(SlaViolationRow.violation_key)
         ):
             site = site_of_product.get(body["product"]["id"], "")
+            credit = body.get("credit") or {}
             summary.violations.append(
                 (
                     plan.names.get(site, body["product"]["id"]),
                     f"{body['violation']['actualValue']} {body['violation']['unit']}",
                     f"{body['violation']['operator']} {body['violation']['referenceValue']}",
-                    str((body.get("credit") or {}).get("value", "0.00")),
+                    str(credit.get("value", "0.00")),
+                    f"violation {body.get('status')}, credit {credit.get('status')}",
                 )
             )
+            summary.traces += flows_of_case(session, violation_id)
         window = session.scalar(
             select(MaintenanceWindowRow).where(MaintenanceWindowRow.pop_id == plan.maintenance_pop)
         )
@@ -537,9 +619,11 @@ def print_assurance(console: Console, summary: AssuranceSummary) -> None:
         f"availability min {summary.availability_min}, median {summary.availability_median}",
     )
     table.add_row("Maintenance excluded", "1", summary.maintenance)
-    for site, got, target, credit in summary.violations:
+    for site, got, target, credit, state in summary.violations:
         table.add_row(
-            "SLA violated (3.7.2)", f"{credit} EUR", f"{site}: availability {got}, target {target}"
+            "SLA violated (3.7.2, 3.8.2)",
+            f"{credit} EUR",
+            f"{site}: availability {got}, target {target}; {state}",
         )
     table.add_row("QoS report (3.7.3)", summary.period, summary.pdf)
     ticket_id, status, how = summary.link_ticket
