@@ -136,7 +136,8 @@ def correlate(session: Session, *, since: datetime, now: datetime) -> Correlatio
             result.flapping.append(key)
         problem = _open_problem(session, key, decision, group, hit)
         result.problems.append(problem["id"])
-        report_problem(session, problem, hit, group.first_raised)
+        products = [link.product_id for link in hit if link.product_id]
+        report_problem(session, problem, products, group.first_raised.isoformat())
         for customer_id, products in _by_customer(hit).items():
             ticket = _open_ticket(session, problem, decision, customer_id, products, now)
             result.tickets.append(ticket["id"])
@@ -216,10 +217,15 @@ def _open_problem(
 
 
 def report_problem(
-    session: Session, problem: JsonDict, links: Sequence[NetworkLinkRow], since: datetime
+    session: Session,
+    problem: JsonDict,
+    products: Sequence[str],
+    since: str,
+    to: Sequence[str] = ("network", "qos_sla"),
 ) -> None:
     """3.6.2 Report Customer Problem (eTOM 1.1.1.6.2): the network side is asked to
-    repair, and SLA management learns which products are affected since when."""
+    repair (or find the cause), and SLA management learns which products are affected
+    since when."""
     emit_event(
         session,
         api="internal",
@@ -229,9 +235,9 @@ def report_problem(
         owner_customer_id=None,
         event={
             "serviceProblem": {"id": problem["id"]},
-            "to": ["network", "qos_sla"],
-            "affectedProduct": sorted({link.product_id for link in links if link.product_id}),
-            "since": since.isoformat(),
+            "to": list(to),
+            "affectedProduct": sorted(set(products)),
+            "since": since,
         },
     )
 

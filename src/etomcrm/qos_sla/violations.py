@@ -127,21 +127,12 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
     _inform(sla_row, assessment, body, session)
     row.body = copy.deepcopy(body)
     resources.record_audit(session, SYSTEM, "create", SLA_VIOLATION_KIND, row.id, {"created": body})
-    emit_event(
+    _announce(
         session,
-        api="internal",
-        event_type="SlaViolationRecordedEvent",
-        resource_type="SlaViolation",
-        resource_id=row.id,
-        owner_customer_id=sla_row.owner_customer_id,
-        event={
-            "slaViolation": {"id": row.id, "violationKey": key},
-            "product": {"id": assessment.product_id},
-            "period": assessment.period,
-            "metric": assessment.metric,
-            "credit": body["credit"],
-            "troubleTicket": body["troubleTicket"],
-        },
+        row,
+        "SlaViolationRecordedEvent",
+        body["credit"],
+        troubleTicket=body["troubleTicket"],
     )
     session.flush()
     _start_flow(session, row.id)
@@ -195,22 +186,31 @@ def hand_credit_to_billing(session: Session, violation_id: str) -> JsonDict:
     credit.update(status=HANDED_TO_BILLING, handedToBillingDate=_iso(utcnow()))
     body["credit"] = credit
     _save(session, row, body)
+    amount = {"unit": credit.get("unit", "EUR"), "value": credit.get("value", "0.00")}
+    _announce(session, row, "SlaCreditEvent", amount)
+    return credit
+
+
+def _announce(
+    session: Session, row: SlaViolationRow, event_type: str, credit: JsonDict, **extra: Any
+) -> None:
+    """An internal event about the violation, for SLA management and billing."""
     emit_event(
         session,
         api="internal",
-        event_type="SlaCreditEvent",
+        event_type=event_type,
         resource_type="SlaViolation",
         resource_id=row.id,
         owner_customer_id=row.owner_customer_id,
         event={
             "slaViolation": {"id": row.id, "violationKey": row.violation_key},
-            "product": body.get("product"),
-            "period": body.get("period"),
-            "metric": body.get("metric"),
-            "credit": {"unit": credit.get("unit", "EUR"), "value": credit.get("value", "0.00")},
+            "product": {"id": row.body["product"]["id"]},
+            "period": row.body["period"],
+            "metric": row.body["metric"],
+            "credit": credit,
+            **extra,
         },
     )
-    return credit
 
 
 def _violation(session: Session, violation_id: str) -> SlaViolationRow:
@@ -316,6 +316,7 @@ def _raise_problem(
 ) -> JsonDict:
     """A TMF656 service problem for the network side to find the violation's cause;
     SLA management is its originator."""
+    from etomcrm.problem_handling.correlation import report_problem
     from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
 
     payload: JsonDict = {
@@ -334,20 +335,8 @@ def _raise_problem(
         "affectedService": [{"id": assessment.product_id, "@referredType": "Product"}],
     }
     problem, _, _ = resources.create(session, SERVICE_PROBLEM_KIND, SYSTEM, payload)
-    emit_event(
-        session,
-        api="internal",
-        event_type="ServiceProblemReportedEvent",
-        resource_type="ServiceProblem",
-        resource_id=problem["id"],
-        owner_customer_id=None,
-        event={
-            "serviceProblem": {"id": problem["id"]},
-            "to": ["network"],
-            "affectedProduct": [assessment.product_id],
-            "since": assessment.period,
-        },
-    )
+    # SLA management raised it: only the network side needs telling.
+    report_problem(session, problem, [assessment.product_id], assessment.period, to=["network"])
     return problem
 
 
