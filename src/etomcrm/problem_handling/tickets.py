@@ -28,9 +28,7 @@ How a ticket is shaped:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,11 +38,12 @@ from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductSpecificationRow
 from etomcrm.core import resources, states
+from etomcrm.core.clock import ServiceClock
 from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec
 from etomcrm.core.tmf_schemas import TROUBLE_TICKET, JsonDict
 from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
-from etomcrm.db import after_commit, utcnow
+from etomcrm.db import after_commit
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.security.service import SYSTEM, Principal, Role
@@ -120,20 +119,8 @@ WARNING_HORIZON = timedelta(minutes=30)
 SERVER_KEPT = ("creationDate", "escalation", "slaWarning", "reopenCount", "respondedDate")
 
 # The moment service functions run "now" at; the API path leaves it unset (the clock).
-_NOW: ContextVar[datetime | None] = ContextVar("ticket_now", default=None)
-
-
-@contextmanager
-def _at(now: datetime | None) -> Iterator[None]:
-    token = _NOW.set(now)
-    try:
-        yield
-    finally:
-        _NOW.reset(token)
-
-
-def _now() -> datetime:
-    return _NOW.get() or utcnow()
+_CLOCK = ServiceClock("ticket_now")
+_at, _now = _CLOCK.at, _CLOCK.now
 
 
 def _iso(moment: datetime) -> str:

@@ -36,9 +36,6 @@ Levels: low below 40, medium from 40, high from 70. When the churn level becomes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,12 +44,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.clock import ServiceClock
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import ResourceKind
 from etomcrm.core.tmf_schemas import RISK_MANAGEMENT, JsonDict
 from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
-from etomcrm.db import utcnow
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.qos_sla.models import SlaViolationRow
 from etomcrm.retention.models import PartyRoleRiskAssessmentRow
@@ -92,16 +89,7 @@ MAX_TRIGGER = 500
 NAMED_IN_REASON = 5
 
 # The moment the service function assesses at; the API path leaves it unset (the clock).
-_NOW: ContextVar[datetime | None] = ContextVar("risk_now", default=None)
-
-
-@contextmanager
-def _at(now: datetime | None) -> Iterator[None]:
-    token = _NOW.set(now)
-    try:
-        yield
-    finally:
-        _NOW.reset(token)
+_CLOCK = ServiceClock("risk_now")
 
 
 def _iso(moment: datetime) -> str:
@@ -401,7 +389,7 @@ class PartyRoleRiskAssessmentKind(ResourceKind):
         self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
     ) -> None:
         customer_id = _check_request(body)
-        now = _NOW.get() or utcnow()
+        now = _CLOCK.now()
         if now.tzinfo is None:
             raise InvalidRequest("the moment of an assessment needs a time zone")
         # Locked: two assessments of one customer at once must not both find the
@@ -517,6 +505,6 @@ def assess_customer_risk(
         "partyRole": {"id": customer_id, "@referredType": "Customer"},
         "trigger": reason,
     }
-    with _at(now):
+    with _CLOCK.at(now):
         body, _, _ = resources.create(session, PARTY_ROLE_RISK_ASSESSMENT_KIND, principal, payload)
     return body

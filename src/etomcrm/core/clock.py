@@ -1,0 +1,29 @@
+"""The moment a service function works at: the clock, unless a caller (a test, a
+replay, the demo) sets one for the duration of a call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+
+from etomcrm.db import utcnow
+
+
+class ServiceClock:
+    """``now()`` inside ``at(moment)`` is ``moment``; elsewhere (the API path) the clock."""
+
+    def __init__(self, name: str) -> None:
+        self._moment: ContextVar[datetime | None] = ContextVar(name, default=None)
+
+    @contextmanager
+    def at(self, now: datetime | None) -> Iterator[None]:
+        token = self._moment.set(now)
+        try:
+            yield
+        finally:
+            self._moment.reset(token)
+
+    def now(self) -> datetime:
+        return self._moment.get() or utcnow()
