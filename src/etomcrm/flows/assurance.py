@@ -105,7 +105,7 @@ def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepRes
             change_status(
                 session, SYSTEM, ticket.id, "inProgress", reason="the network side is repairing"
             )
-    _problem_status(session, problem_id, "inProgress")
+    set_problem_status(session, problem_id, "inProgress")
     customers = {t.owner_customer_id for t in tickets}
     return (
         {"tickets": len(tickets)},
@@ -155,7 +155,7 @@ def repair_step(session: Session, workflow_id: str, problem_id: str, check: int)
             change_status(
                 session, SYSTEM, ticket.id, "resolved", reason="the network side repaired the fault"
             )
-    _problem_status(session, problem_id, "resolved")
+    set_problem_status(session, problem_id, "resolved")
     return (
         {"repaired": True},
         [
@@ -217,7 +217,7 @@ def close_problem_step(session: Session, workflow_id: str, problem_id: str) -> S
             if change.get("status") == "closed"
         )
     )
-    _problem_status(session, problem_id, "closed")
+    set_problem_status(session, problem_id, "closed")
     recorder.finish_flow(session, workflow_id, "completed")
     return (
         {},
@@ -232,7 +232,7 @@ def close_problem_step(session: Session, workflow_id: str, problem_id: str) -> S
     )
 
 
-def _problem_status(session: Session, problem_id: str, status: str) -> None:
+def set_problem_status(session: Session, problem_id: str, status: str) -> None:
     from etomcrm.core import resources
     from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
 

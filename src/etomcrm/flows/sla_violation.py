@@ -132,7 +132,7 @@ def await_ticket_step(
 
 @step
 def close_violation_step(session: Session, workflow_id: str, violation_id: str) -> StepResult:
-    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+    from etomcrm.flows.assurance import set_problem_status
     from etomcrm.qos_sla.violations import close_violation
 
     violation = _violation(session, violation_id)
@@ -146,9 +146,7 @@ def close_violation_step(session: Session, workflow_id: str, violation_id: str) 
     raised = ((violation.body.get("troubleTicket") or {}).get("serviceProblem") or {}).get("id")
     problem = session.get(ServiceProblemRow, str(raised)) if raised else None
     if problem is not None and problem.status == "resolved":
-        from etomcrm.core import resources
-
-        resources.patch(session, SERVICE_PROBLEM_KIND, SYSTEM, problem.id, {"status": "closed"})
+        set_problem_status(session, problem.id, "closed")
         problem_note = f"; service problem {problem.id} closed"
     elif problem is not None:
         problem_note = (
