@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import new_id, session_scope
 from etomcrm.network.models import MaintenanceWindowRow, NetworkLinkRow, NetworkMeasurementRow
+from etomcrm.qos_sla.service import establish_sla
+from tests.factories import customer
 
 SPEC = "/tmf-api/productCatalogManagement/v4/productSpecification"
 PRODUCTS = "/tmf-api/productInventory/v4/product"
@@ -82,6 +84,18 @@ def link(customer_id: str, product_id: str, site_id: str = "site-1", pop: str = 
             )
         )
     return link_id
+
+
+def monitored_product(
+    client: TestClient, headers: dict[str, str]
+) -> tuple[dict[str, Any], str, str]:
+    """BMW's active Gold product under its SLA on one link: (customer, product id, link id)."""
+    bmw = customer(client, headers)
+    sla_level(client, headers)
+    sold = product(client, headers, bmw["id"])
+    with session_scope() as session:
+        establish_sla(session, sold["id"])
+    return bmw, sold["id"], link(bmw["id"], sold["id"])
 
 
 def measure(

@@ -19,7 +19,15 @@ from etomcrm.qos_sla import assessment, service, violations
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from tests.conftest import TokenFactory
 from tests.factories import customer
-from tests.qos_helpers import link, maintenance, measure, product, repaired_ticket, sla_level
+from tests.qos_helpers import (
+    link,
+    maintenance,
+    measure,
+    monitored_product,
+    product,
+    repaired_ticket,
+    sla_level,
+)
 
 SLA = "/tmf-api/slaManagement/v2/sla"
 # October 2026 in Berlin: 30 Sep 22:00 UTC .. 31 Oct 23:00 UTC, 745 hours (DST ends)
@@ -32,15 +40,6 @@ OFFICE = "SLA Gold Office"  # Gold's figures on Mon-Fri 08:00-18:00, Bavarian ho
 
 def berlin(month: int, day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=BERLIN)
-
-
-def _set_up(client: TestClient, admin: dict[str, str]) -> tuple[dict[str, Any], str, str]:
-    bmw = customer(client, admin)
-    sla_level(client, admin)
-    sold = product(client, admin, bmw["id"])
-    with session_scope() as session:
-        service.establish_sla(session, sold["id"])
-    return bmw, sold["id"], link(bmw["id"], sold["id"])
 
 
 def _by_metric(results: list[assessment.Assessment]) -> dict[str, assessment.Assessment]:
@@ -87,7 +86,7 @@ def test_a_month_is_assessed_by_hand_computed_figures(
     client: TestClient, admin: dict[str, str]
 ) -> None:
     # given October measured hourly: one hour down, two hours at 40 ms
-    _, product_id, link_id = _set_up(client, admin)
+    _, product_id, link_id = monitored_product(client, admin)
     measure(link_id, OCTOBER, 745)
     with session_scope() as session:
         from etomcrm.network.models import NetworkMeasurementRow as M
@@ -121,7 +120,7 @@ def test_planned_maintenance_does_not_count_as_downtime(
     client: TestClient, admin: dict[str, str]
 ) -> None:
     # given two hours down in October, one of them inside an announced maintenance window
-    _, _, link_id = _set_up(client, admin)
+    _, _, link_id = monitored_product(client, admin)
     measure(link_id, OCTOBER, 745)
     with session_scope() as session:
         from etomcrm.network.models import NetworkMeasurementRow as M
@@ -140,7 +139,7 @@ def test_planned_maintenance_does_not_count_as_downtime(
 def test_a_trend_towards_a_miss_is_warned_once(client: TestClient, admin: dict[str, str]) -> None:
     # given two hours down in the first 217 hours of November (99.08 % so far, target
     # 99.5 %, but only 3.6 h may be lost in the month: not yet certain)
-    bmw, _, link_id = _set_up(client, admin)
+    bmw, _, link_id = monitored_product(client, admin)
     measure(link_id, NOVEMBER, 217)
     with session_scope() as session:
         from etomcrm.network.models import NetworkMeasurementRow as M

@@ -17,7 +17,7 @@ from etomcrm.qos_sla.models import SlaViolationRow
 from etomcrm.qos_sla.service import establish_sla
 from tests import factories
 from tests.conftest import TokenFactory
-from tests.qos_helpers import link, maintenance, product, sla_level
+from tests.qos_helpers import link, maintenance, monitored_product, product, sla_level
 
 NOVEMBER = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Berlin
 OFFICE = "SLA Gold Office"  # 99.5 % on Mon-Fri 08:00-18:00, Bavarian holidays
@@ -54,12 +54,7 @@ def test_the_batch_that_breaks_the_month_records_the_violation_once(
 ) -> None:
     # given a product under a 99.5 % round-the-clock SLA: November allows 216 minutes down
     admin = auth("admin")
-    sla_level(client, admin)
-    customer = factories.customer(client, admin)
-    sold = product(client, admin, customer["id"])
-    with session_scope() as session:
-        establish_sla(session, sold["id"])
-    link_id = link(customer["id"], sold["id"])
+    _, _, link_id = monitored_product(client, admin)
     # and a maintenance window on 2 November: downtime in it does not count
     maintenance(link_id, NOVEMBER + timedelta(days=1), NOVEMBER + timedelta(days=1, hours=2))
 

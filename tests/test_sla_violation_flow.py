@@ -18,10 +18,9 @@ from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.flows import qos
 from etomcrm.flows.sla_violation import violation_workflow_id
-from etomcrm.qos_sla import ingest, service
+from etomcrm.qos_sla import ingest
 from tests.conftest import TokenFactory
-from tests.factories import customer
-from tests.qos_helpers import link, measure, product, sla_level
+from tests.qos_helpers import measure, monitored_product
 from tests.test_sla_ingest import _rows
 from tests.test_sla_violations import _violated_october
 
@@ -146,12 +145,7 @@ def test_a_violation_found_on_ingest_joins_the_open_ticket_and_closes_with_it(
 ) -> None:
     # given BMW's product with an open ticket about it, and a first half of November
     admin = auth("admin")
-    bmw = customer(client, admin)
-    sla_level(client, admin)
-    sold = product(client, admin, bmw["id"])
-    with session_scope() as session:
-        service.establish_sla(session, sold["id"])
-    link_id = link(bmw["id"], sold["id"])
+    bmw, product_id, link_id = monitored_product(client, admin)
     november = datetime(2026, 10, 31, 23, tzinfo=UTC)
     measure(link_id, november, 24)
     ticket = client.post(
@@ -163,7 +157,7 @@ def test_a_violation_found_on_ingest_joins_the_open_ticket_and_closes_with_it(
             "ticketType": "network",
             "relatedParty": [{"id": bmw["id"], "@referredType": "Customer", "role": "customer"}],
             "relatedEntity": [
-                {"id": sold["id"], "@referredType": "Product", "role": "affectedProduct"}
+                {"id": product_id, "@referredType": "Product", "role": "affectedProduct"}
             ],
         },
         headers=admin,

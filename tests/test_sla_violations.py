@@ -15,11 +15,11 @@ from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.network.models import NetworkMeasurementRow
 from etomcrm.problem_handling.models import TroubleTicketRow
-from etomcrm.qos_sla import assessment, service, violations
+from etomcrm.qos_sla import assessment, violations
 from etomcrm.qos_sla.models import SlaViolationRow
 from tests.conftest import TokenFactory
 from tests.factories import customer
-from tests.qos_helpers import link, measure, product, sla_level
+from tests.qos_helpers import measure, monitored_product
 
 VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
 OCTOBER = datetime(2026, 9, 30, 22, tzinfo=UTC)  # 745 hours in Berlin
@@ -30,15 +30,10 @@ def _violated_october(
     client: TestClient, admin: dict[str, str], *, slow: bool = False
 ) -> tuple[dict[str, Any], str]:
     """BMW's product down 10 of October's 745 hours (98.6577 %, target 99.5 %)."""
-    bmw = customer(client, admin)
-    sla_level(client, admin)
-    sold = product(client, admin, bmw["id"])
-    with session_scope() as session:
-        service.establish_sla(session, sold["id"])
-    link_id = link(bmw["id"], sold["id"])
+    bmw, product_id, link_id = monitored_product(client, admin)
     measure(link_id, OCTOBER, 735, latency=45.0 if slow else 10.0)
     measure(link_id, OCTOBER + timedelta(hours=735), 10, availability=0.0)
-    return bmw, sold["id"]
+    return bmw, product_id
 
 
 def _evaluate() -> list[dict[str, Any]]:
