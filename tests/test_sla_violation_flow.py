@@ -11,18 +11,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from etomcrm.core.models import OutboxEvent
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.flows import qos
-from etomcrm.flows.sla_violation import violation_workflow_id
-from etomcrm.qos_sla import ingest
+from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows, violation_workflow_id
+from etomcrm.problem_handling.models import TroubleTicketRow
+from etomcrm.qos_sla import assessment, ingest, violations
 from tests.conftest import TokenFactory
 from tests.qos_helpers import measure, monitored_product
 from tests.test_sla_ingest import _rows
-from tests.test_sla_violations import _violated_october
+from tests.test_sla_violations import AFTER_OCTOBER, _violated_october
 
 FLOWS = "/tmf-api/processFlowManagement/v4/processFlow"
 VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
@@ -184,3 +185,34 @@ def test_a_violation_found_on_ingest_joins_the_open_ticket_and_closes_with_it(
     closed = client.get(f"{VIOLATIONS}/{violation_id}", headers=admin).json()
     assert closed["status"] == "closed" and "cancelled" in closed["resolution"]
     assert closed["credit"]["status"] == "handedToBilling"
+
+
+def test_a_violation_whose_flow_never_started_is_taken_up_by_the_worker_sweep(
+    client: TestClient, auth: TokenFactory, flows: None
+) -> None:
+    # given October's violation recorded by a process that died between the commit and
+    # the start of the violation's flow
+    admin = auth("admin")
+    _violated_october(client, admin)
+    with session_scope() as session:
+        results = assessment.assess(session, period="2026-10", now=AFTER_OCTOBER)
+        [recorded] = violations.evaluate(session, results)
+        session.info.pop("after_commit", None)
+    workflow_id = violation_workflow_id(str(recorded["id"]))
+    time.sleep(1)
+    assert client.get(f"{FLOWS}/{workflow_id}", headers=admin).status_code == 404
+
+    # when a worker starts and sweeps, twice
+    assert sweep_unstarted_violation_flows() == 1
+    _wait(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
+    assert sweep_unstarted_violation_flows() == 0
+
+    # then the violation was forwarded as a problem once, and its flow ends with its ticket
+    assert _seeds(client, admin, workflow_id) == ["3.7.2", "3.6.2", "3.6.4"]
+    violation = client.get(f"{VIOLATIONS}/{recorded['id']}", headers=admin).json()
+    ticket_id = violation["troubleTicket"]["id"]
+    _patch(client, f"{TICKETS}/{ticket_id}", {"status": "cancelled"}, auth("support"))
+    _wait(lambda: _flow(client, admin, workflow_id, "completed"))
+    with session_scope() as session:
+        tickets = session.scalar(select(func.count()).select_from(TroubleTicketRow))
+    assert tickets == 1
