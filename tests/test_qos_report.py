@@ -51,6 +51,37 @@ def test_the_report_gives_each_site_its_figures_as_data_and_pdf(
             ("resolved", OCTOBER + timedelta(days=11, hours=18)),
         ],
     )
+    # and a Munich incident opened on the last evening of September, repaired in October;
+    # one repaired within September; and the follow-up ticket of a violation (none of
+    # the last two is one of October's incidents)
+    repaired_ticket(
+        bmw["id"],
+        munich["id"],
+        [
+            ("acknowledged", OCTOBER - timedelta(hours=1)),
+            ("inProgress", OCTOBER - timedelta(hours=1)),
+            ("resolved", OCTOBER + timedelta(hours=2)),
+        ],
+    )
+    repaired_ticket(
+        bmw["id"],
+        munich["id"],
+        [
+            ("acknowledged", OCTOBER - timedelta(days=2)),
+            ("inProgress", OCTOBER - timedelta(days=2)),
+            ("resolved", OCTOBER - timedelta(days=1)),
+        ],
+    )
+    repaired_ticket(
+        bmw["id"],
+        augsburg["id"],
+        [
+            ("acknowledged", OCTOBER + timedelta(days=3)),
+            ("inProgress", OCTOBER + timedelta(days=3)),
+            ("resolved", OCTOBER + timedelta(days=4)),
+        ],
+        ticket_type="slaViolation",
+    )
     with session_scope() as session:
         violations.evaluate(
             session, assessment.assess(session, period="2026-10", now=datetime.now(UTC))
@@ -71,7 +102,8 @@ def test_the_report_gives_each_site_its_figures_as_data_and_pdf(
     assert sites["augsburg"]["latencyMs"] == "12.0000"
     assert sites["augsburg"]["violations"] == 0
     assert (sites["augsburg"]["incidents"], sites["augsburg"]["timeToRepairHours"]) == (1, "1.00")
-    assert (sites["munich"]["incidents"], sites["munich"]["timeToRepairHours"]) == (0, "0.00")
+    assert (sites["munich"]["incidents"], sites["munich"]["timeToRepairHours"]) == (1, "3.00")
+    assert report["totals"]["incidents"] == 2
     assert report["totals"]["credit"] == {"unit": "EUR", "value": "100.00"}
     assert report["final"] is True
     # and the PDF is a one-page document carrying the same figures
