@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from etomcrm.core.clock import iso
 from etomcrm.customer_interface.models import CommunicationMessageRow, PartyInteractionRow
 from etomcrm.db import session_scope
 from etomcrm.problem_handling import tickets
@@ -186,10 +187,6 @@ def _move(ticket_id: str, status: str, now: datetime) -> dict[str, Any]:
         return tickets.change_status(session, SUPPORT, ticket_id, status, now=now)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def test_targets_run_on_business_hours_and_stop_while_the_customer_is_asked(
     client: TestClient, admin: dict[str, str]
 ) -> None:
@@ -214,7 +211,7 @@ def test_targets_run_on_business_hours_and_stop_while_the_customer_is_asked(
         row = session.get(TroubleTicketRow, ticket["id"])
         assert row is not None
         assert (row.response_due_at, row.resolution_due_at) == (None, None)
-    assert waiting["respondedDate"] == _iso(monday)
+    assert waiting["respondedDate"] == iso(monday)
     # and when the customer answers two business hours later, the resolution moves by two
     answered = _move(ticket["id"], "inProgress", monday + timedelta(hours=3))
     assert answered["expectedResolutionDate"] == "2026-11-26T10:55:00Z"

@@ -27,3 +27,8 @@ class ServiceClock:
 
     def now(self) -> datetime:
         return self._moment.get() or utcnow()
+
+
+def iso(moment: datetime) -> str:
+    """An aware instant as the TMF documents write it: ISO 8601, UTC as ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")

@@ -23,6 +23,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.models import EventDelivery, HubSubscription, OutboxEvent
 from etomcrm.db import new_id, session_scope, utcnow
@@ -68,7 +69,7 @@ def emit_event(
 ) -> OutboxEvent:
     """Write an event and its deliveries in the caller's transaction."""
     now = utcnow()
-    stamp = now.isoformat().replace("+00:00", "Z")
+    stamp = iso(now)
     event_id = new_id()
     payload = {
         "eventId": event_id,

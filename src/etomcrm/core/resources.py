@@ -20,6 +20,7 @@ from sqlalchemy import event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import (
     Conflict,
     Forbidden,
@@ -271,7 +272,7 @@ def check_references(
 
 
 def _stamp_times(kind: ResourceKind, body: JsonDict, creating: bool) -> None:
-    now = utcnow().isoformat().replace("+00:00", "Z")
+    now = iso(utcnow())
     props = kind.properties
     if "lastUpdate" in props:
         body["lastUpdate"] = now

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.resources import READ, RefSpec, validate_against
 from etomcrm.core.tmf_schemas import COMMUNICATION, JsonDict
@@ -62,7 +63,7 @@ DEFAULT_TRY_TIMES = 3
 
 
 def _now_text() -> str:
-    return utcnow().isoformat().replace("+00:00", "Z")
+    return iso(utcnow())
 
 
 def message_id_for(key: str) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.service import CUSTOMER_KIND
@@ -154,8 +155,8 @@ def traffic(
     return {
         "customerId": customer_id,
         "granularity": granularity,
-        "from": start.isoformat().replace("+00:00", "Z"),
-        "to": end.isoformat().replace("+00:00", "Z"),
+        "from": iso(start),
+        "to": iso(end),
         "sites": [{"siteId": s, "volume": v} for s, v in sites.items()],
     }
 

@@ -83,7 +83,7 @@ def _when(request: Request, name: str, default: datetime) -> datetime:
     if value is None:
         return default
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"{name} must be an ISO 8601 date-time, not {value!r}") from None
     if moment.tzinfo is None:

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Forbidden, InvalidRequest, NotFound
 from etomcrm.core.resources import READ
 from etomcrm.core.tmf_schemas import JsonDict
@@ -287,7 +288,7 @@ def update_customer_request(
         raise Forbidden("the role 'analyst' may not work customer requests")
     current = _load_request(session, principal, request_id)
     changes: JsonDict = {}
-    now = utcnow().isoformat().replace("+00:00", "Z")
+    now = iso(utcnow())
     if status is not None and status != current.get("status"):
         before = str(current.get("status"))
         if status not in REQUEST_TRANSITIONS:

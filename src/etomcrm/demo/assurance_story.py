@@ -132,7 +132,7 @@ def _plan(session: Session, customer_id: str) -> Plan:
     ]
     if not completed:
         raise StoryStalled("BMW has no completed order: tell the Fulfillment story first")
-    done = datetime.fromisoformat(min(completed).replace("Z", "+00:00"))
+    done = datetime.fromisoformat(min(completed))
     sites = session.execute(
         select(GeographicSiteRow.id, GeographicSiteRow.name, GeographicSiteRow.body).where(
             GeographicSiteRow.owner_customer_id == customer_id

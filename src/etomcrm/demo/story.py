@@ -593,7 +593,7 @@ def _characteristic(item: JsonDict, name: str) -> Any:
 
 
 def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 def _lead_times(

@@ -178,7 +178,7 @@ def closing_step(session: Session, workflow_id: str, problem_id: str, look: int)
     for ticket in _tickets_of(session, problem_id):
         if ticket.status != "resolved":
             continue
-        resolved_at = datetime.fromisoformat(ticket.body["statusChangeDate"].replace("Z", "+00:00"))
+        resolved_at = datetime.fromisoformat(ticket.body["statusChangeDate"])
         deadline = resolved_at + silence
         if deadline <= now:
             change_status(

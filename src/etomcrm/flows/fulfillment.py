@@ -142,7 +142,7 @@ class DurableRunner:
 
 
 def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return datetime.fromisoformat(value) if value else None
 
 
 # ----- Ordering ------------------------------------------------------------------------

@@ -16,16 +16,13 @@ from typing import Any
 from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
+from etomcrm.core.clock import iso
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import utcnow
 from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
 
 SYSTEM_ACTOR = "etomcrm"
 _NAMESPACE = uuid.UUID("6f1c2b8e-3f55-4d7e-9a51-0c1f5e2b7a10")
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
 
 
 def task_id(workflow_id: str, key: str) -> str:
@@ -57,7 +54,7 @@ def start_flow(
         "id": workflow_id,
         "@type": "ProcessFlow",
         "processFlowSpecification": flow,
-        "processFlowDate": _iso(now),
+        "processFlowDate": iso(now),
         "state": "active",
         "characteristic": [{"name": "description", "value": description}],
         "relatedEntity": [{"id": case_id, "@referredType": case_type, "role": "case"}],
@@ -145,8 +142,8 @@ def record_task(session: Session, workflow_id: str, key: str, task: Task) -> Non
         "@type": "TaskFlow",
         "taskFlowSpecification": f"{task.seed} {task.process}",
         "state": "completed",
-        "startDate": _iso(at),
-        "completionDate": _iso(at),
+        "startDate": iso(at),
+        "completionDate": iso(at),
         "completionMethod": "automatic" if task.actor == SYSTEM_ACTOR else "manual",
         "priority": seq,
         "characteristic": characteristic,

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, InvalidRequest
 from etomcrm.core.resources import READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import DOCUMENT, SALES, JsonDict, TmfDocument
@@ -361,7 +362,7 @@ def distribute_collateral(session: Session, principal: Principal, campaign_id: s
         if message is not None:
             stats["messageCount"] += 1
             stats["recipientCount"] += len(message.get("receiver", []))
-    stats["distributedAt"] = utcnow().isoformat().replace("+00:00", "Z")
+    stats["distributedAt"] = iso(utcnow())
     changes: JsonDict = {"distribution": stats}
     if campaign["status"] == "planned":
         changes["status"] = "active"

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductOfferingRow
 from etomcrm.config import get_settings
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import NotFound
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import GeographicSiteRow
@@ -80,10 +81,6 @@ SPECIAL_BUILD_REASONS = (
     "civil works on the site's own ground",
     "an in-house cabling extension to the equipment room",
 )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _date_time(day: date) -> str:
@@ -302,7 +299,7 @@ class SimulatedNetwork:
             "pendingDetail": detail,
             "siteId": site_id,
             "offeringId": offering_id,
-            "submittedAt": _iso(now),
+            "submittedAt": iso(now),
             "leadTimeDays": lead,
             "delayDays": delay_days if outcome == "late" else 0,
             "expectedDate": expected.isoformat(),
@@ -315,8 +312,8 @@ class SimulatedNetwork:
             "description": f"Site {site_id}: activate product offering {offering_id} "
             f"(attempt {attempt})",
             "state": state,
-            "orderDate": _iso(now),
-            "startDate": _iso(now),
+            "orderDate": iso(now),
+            "startDate": iso(now),
             "expectedCompletionDate": _date_time(expected),
             "relatedParty": [
                 {
@@ -353,13 +350,13 @@ class SimulatedNetwork:
                     },
                 }
             ],
-            "note": [{"date": _iso(now), "author": "network", "text": qualification.reason}],
+            "note": [{"date": iso(now), "author": "network", "text": qualification.reason}],
             "simulation": simulation,
         }
         if state == "completed":
-            body["completionDate"] = _iso(now)
+            body["completionDate"] = iso(now)
         if state == "failed":
-            body["note"].append({"date": _iso(now), "author": "network", "text": detail})
+            body["note"].append({"date": iso(now), "author": "network", "text": detail})
         row = NetworkServiceOrderRow(
             id=order_id,
             at_type="SimulatedServiceOrder",
@@ -420,12 +417,12 @@ class SimulatedNetwork:
             state = "completed"
             simulation["phase"] = "done"
             simulation["detail"] = "completed"
-            body["completionDate"] = _iso(row.ready_at)
+            body["completionDate"] = iso(row.ready_at)
             body["serviceOrderItem"][0]["service"]["state"] = "active"
             text = "service active at the site"
         body["state"] = state
         body["serviceOrderItem"][0]["state"] = state
-        body.setdefault("note", []).append({"date": _iso(now), "author": "network", "text": text})
+        body.setdefault("note", []).append({"date": iso(now), "author": "network", "text": text})
         row.body = body
         row.status = state
         row.version += 1

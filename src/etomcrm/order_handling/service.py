@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
@@ -54,10 +55,6 @@ STAFF_SETTABLE = frozenset({"pending", "held", "inProgress"})
 WAITING_STATES = frozenset({"pending", "held", "assessingCancellation"})
 MAX_ACTIVATION_ATTEMPTS = 3
 ORDER_WRITERS = frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER})
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
 
 
 def site_of(item: JsonDict) -> str | None:
@@ -119,7 +116,7 @@ class ProductOrderKind(ResourceKind):
                 '"@referredType": "Customer"'
             )
         body["state"] = "acknowledged"
-        body.setdefault("orderDate", _iso(utcnow()))
+        body.setdefault("orderDate", iso(utcnow()))
         seen: set[str] = set()
         for item in body["productOrderItem"]:
             if item["id"] in seen:
@@ -433,7 +430,7 @@ def issue_service_orders(session: Session, order_id: str, network: Any) -> list[
         statuses.append(status)
         expected[site_id] = status.expected_completion_date
         service_order_of[site_id] = status.id
-    now = _iso(utcnow())
+    now = iso(utcnow())
     new_items = []
     for item in order["productOrderItem"]:
         site = site_of(item)
@@ -491,7 +488,7 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
     if order["state"] in FINAL_STATES or order["state"] == "pendingCancellation":
         progress.cancelled = order["state"] in ("cancelled", "pendingCancellation")
         return progress
-    now = _iso(utcnow())
+    now = iso(utcnow())
     by_site = order_sites(order)
     access: set[str] | None = None
     updated_items = {item["id"]: dict(item) for item in order["productOrderItem"]}
@@ -628,7 +625,7 @@ def complete_order(session: Session, order_id: str) -> Completion:
             "status": "active",
             "isCustomerVisible": True,
             "orderDate": order.get("orderDate"),
-            "startDate": _iso(now),
+            "startDate": iso(now),
             "productOffering": item["productOffering"],
             "productOrderItem": [
                 {"productOrderId": order_id, "orderItemId": item["id"], "orderItemAction": "add"}
@@ -645,7 +642,7 @@ def complete_order(session: Session, order_id: str) -> Completion:
         body, _, _ = resources.create(session, PRODUCT_KIND, SYSTEM, payload)
         product_ids.append(body["id"])
     state = "completed" if not failed else ("partial" if done else "failed")
-    save_order(session, order, {"state": state, "completionDate": _iso(now)})
+    save_order(session, order, {"state": state, "completionDate": iso(now)})
     sites = {site_of(i) for i in done} - {None}
     for event_type, audience in (
         ("BillingStartEvent", "billing"),
@@ -662,7 +659,7 @@ def complete_order(session: Session, order_id: str) -> Completion:
                 "productOrder": {"id": order_id},
                 "product": [{"id": p} for p in product_ids],
                 "for": audience,
-                "startDate": _iso(now),
+                "startDate": iso(now),
             },
         )
     return Completion(
@@ -710,7 +707,7 @@ def decide_cancellation(session: Session, principal: Principal, request: JsonDic
     for step in ("assessingCancellation", "pendingCancellation", "cancelled"):
         check_transition("productOrder", order["state"], step)
         order = save_order(session, order, {"state": step})
-    now = _iso(utcnow())
+    now = iso(utcnow())
     save_order(
         session,
         order,

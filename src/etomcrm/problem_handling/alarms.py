@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
 from etomcrm.core.resources import ResourceKind, validate_against
 from etomcrm.core.tmf_schemas import ALARM, JsonDict
@@ -81,10 +82,6 @@ def new_alarm_id() -> int:
     return (time.time_ns() // 1_000_000) << 22 | (next(_counter) & ((1 << 22) - 1))
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _check_enum(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InvalidRequest(f"{name} is one of {', '.join(allowed)} (TMF642), not {value!r}")
@@ -116,7 +113,7 @@ class AlarmKind(ResourceKind):
                     f"what an alarm reports ({', '.join(refused)}) is the network's; operators "
                     f"change only {', '.join(sorted(OPERATOR_EDITABLE))}"
                 )
-        now = _iso(utcnow())
+        now = iso(utcnow())
         before_ack = str(old.get("ackState") or UNACKNOWLEDGED)
         after_ack = str(body.get("ackState") or UNACKNOWLEDGED)
         if before_ack != after_ack:
@@ -183,7 +180,7 @@ def raise_alarm(
     if raised_at.tzinfo is None:
         raise InvalidRequest("raised_at must be timezone-aware")
     alarm_id = new_alarm_id()
-    raised = _iso(raised_at)
+    raised = iso(raised_at)
     body: JsonDict = {
         "id": alarm_id,
         "@type": "Alarm",
@@ -196,7 +193,7 @@ def raise_alarm(
         "state": RAISED,
         "ackState": UNACKNOWLEDGED,
         "alarmRaisedTime": raised,
-        "alarmReportingTime": _iso(utcnow()),
+        "alarmReportingTime": iso(utcnow()),
         "alarmChangedTime": raised,
         "serviceAffecting": perceived_severity in ("critical", "major"),
     }
@@ -245,7 +242,7 @@ def clear_alarm(session: Session, alarm_id: str, *, cleared_at: datetime) -> Jso
         ALARM_KIND,
         SYSTEM,
         str(alarm_id),
-        {"state": CLEARED, "alarmClearedTime": _iso(cleared_at), "clearSystemId": NETWORK_SYSTEM},
+        {"state": CLEARED, "alarmClearedTime": iso(cleared_at), "clearSystemId": NETWORK_SYSTEM},
     )
     key = row.correlation_key if row is not None else None
     waking: set[str] = session.info.setdefault("wake_problem_keys", set())
@@ -326,7 +323,7 @@ def acknowledge_alarms(
         **request,
         "id": new_id(),
         "@type": "AckAlarms",
-        "ackTime": request.get("ackTime") or _iso(utcnow()),
+        "ackTime": request.get("ackTime") or iso(utcnow()),
         "state": "done",
         "ackedAlarm": acked,
     }

@@ -23,6 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from etomcrm.core import states
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import SERVICE_PROBLEM, JsonDict
@@ -51,7 +52,7 @@ CORRELATION_KEY = "correlationKey"
 
 
 def _iso_now() -> str:
-    return utcnow().isoformat().replace("+00:00", "Z")
+    return iso(utcnow())
 
 
 def correlation_key_of(body: JsonDict) -> str | None:

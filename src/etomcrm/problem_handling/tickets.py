@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductSpecificationRow
 from etomcrm.core import resources, states
-from etomcrm.core.clock import ServiceClock
+from etomcrm.core.clock import ServiceClock, iso
 from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec
 from etomcrm.core.tmf_schemas import TROUBLE_TICKET, JsonDict
@@ -121,14 +121,6 @@ SERVER_KEPT = ("creationDate", "escalation", "slaWarning", "reopenCount", "respo
 # The moment service functions run "now" at; the API path leaves it unset (the clock).
 _CLOCK = ServiceClock("ticket_now")
 _at, _now = _CLOCK.at, _CLOCK.now
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _product_ids(body: JsonDict) -> list[str]:
@@ -217,10 +209,10 @@ def waiting_intervals(
     for entry, following in zip(history, [*history[1:], None], strict=True):
         if entry.get("status") not in PAUSED:
             continue
-        begin = _parse(str(entry["changeDate"]))
+        begin = datetime.fromisoformat(str(entry["changeDate"]))
         if following is None:
             return pauses, True
-        pauses.append((begin, _parse(str(following["changeDate"]))))
+        pauses.append((begin, datetime.fromisoformat(str(following["changeDate"]))))
     return pauses, False
 
 
@@ -233,10 +225,10 @@ def _recompute_due(session: Session, body: JsonDict, now: datetime) -> None:
     terms = sla_terms(session, _product_ids(body))
     body["slaTier"] = terms.tier
     response, resolution = TARGETS[terms.tier][body["priority"]]
-    start = _parse(body["creationDate"])
+    start = datetime.fromisoformat(body["creationDate"])
     pauses, _ = waiting_intervals(body.get("statusChange") or [], now)
-    body["responseDueDate"] = _iso(terms.calendar.add(start, response, pauses))
-    body["expectedResolutionDate"] = _iso(terms.calendar.add(start, resolution, pauses))
+    body["responseDueDate"] = iso(terms.calendar.add(start, response, pauses))
+    body["expectedResolutionDate"] = iso(terms.calendar.add(start, resolution, pauses))
 
 
 def _due_columns(body: JsonDict, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -246,10 +238,10 @@ def _due_columns(body: JsonDict, now: datetime) -> tuple[datetime | None, dateti
         return None, None
     response = None
     if status == "acknowledged" and not _has(body, "escalation", RESPONSE):
-        response = _parse(body["responseDueDate"])
+        response = datetime.fromisoformat(body["responseDueDate"])
     resolution = None
     if not _has(body, "escalation", RESOLUTION):
-        resolution = _parse(body["expectedResolutionDate"])
+        resolution = datetime.fromisoformat(body["expectedResolutionDate"])
     return response, resolution
 
 
@@ -257,7 +249,7 @@ def _due_columns(body: JsonDict, now: datetime) -> tuple[datetime | None, dateti
 
 
 def _status_entry(status: str, reason: str, at: datetime) -> JsonDict:
-    return {"status": status, "changeDate": _iso(at), "changeReason": reason}
+    return {"status": status, "changeDate": iso(at), "changeReason": reason}
 
 
 @dataclass
@@ -296,11 +288,11 @@ class TroubleTicketKind(CustomerOwnedKind):
                 reason = f"{before} -> {after} by {principal.name}"
                 body["statusChangeReason"] = reason
             body["statusChange"].append(_status_entry(after, reason, now))
-            body["statusChangeDate"] = _iso(now)
+            body["statusChangeDate"] = iso(now)
             if before == "acknowledged" and "respondedDate" not in old:
-                body["respondedDate"] = _iso(now)
+                body["respondedDate"] = iso(now)
             if after == "resolved":
-                body["resolutionDate"] = _iso(now)
+                body["resolutionDate"] = iso(now)
             if before == "resolved" and after == "inProgress":
                 body["reopenCount"] = int(old.get("reopenCount") or 0) + 1
                 body.pop("resolutionDate", None)
@@ -311,8 +303,8 @@ class TroubleTicketKind(CustomerOwnedKind):
         if status != "acknowledged":
             raise InvalidRequest(f"a new trouble ticket is acknowledged, not {status!r}")
         # The clock starts when we receive the ticket, not when a client says it did.
-        body["creationDate"] = _iso(now)
-        body["statusChangeDate"] = _iso(now)
+        body["creationDate"] = iso(now)
+        body["statusChangeDate"] = iso(now)
         reason = body.get("statusChangeReason")
         if not isinstance(reason, str):
             reason = f"received from {principal.name}"
@@ -534,7 +526,9 @@ def close_silent_resolutions(session: Session, *, silence: timedelta, now: datet
         select(TroubleTicketRow).where(TroubleTicketRow.status == "resolved")
     ).all()
     for row in rows:
-        if _parse(row.body["statusChangeDate"]) > limit or problems_behind(row.body):
+        if datetime.fromisoformat(row.body["statusChangeDate"]) > limit or problems_behind(
+            row.body
+        ):
             continue
         change_status(
             session,
@@ -625,8 +619,8 @@ def tickets_due_soon(session: Session, *, within: timedelta, now: datetime) -> l
         entries = [*(body.get("slaWarning") or [])]
         notes = [*(body.get("note") or [])]
         for target, due in fresh:
-            entries.append({"target": target, "dueDate": _iso(due), "warnedAt": _iso(now)})
-            notes.append(_note(f"The {target} target runs out at {_iso(due)}.", now))
+            entries.append({"target": target, "dueDate": iso(due), "warnedAt": iso(now)})
+            notes.append(_note(f"The {target} target runs out at {iso(due)}.", now))
             warnings.append(DueWarning(row.id, row.owner_customer_id, target, due))
         with _at(now):
             resources.patch(
@@ -640,7 +634,7 @@ def tickets_due_soon(session: Session, *, within: timedelta, now: datetime) -> l
 
 
 def _note(text: str, now: datetime) -> JsonDict:
-    return {"author": "etomcrm", "date": _iso(now), "text": text}
+    return {"author": "etomcrm", "date": iso(now), "text": text}
 
 
 def escalate_overdue(session: Session, *, now: datetime) -> list[str]:
@@ -672,10 +666,10 @@ def escalate_overdue(session: Session, *, now: datetime) -> list[str]:
         entries = [*(body.get("escalation") or [])]
         notes = [*(body.get("note") or [])]
         for target, due in missed:
-            entries.append({"target": target, "dueDate": _iso(due), "escalatedAt": _iso(now)})
+            entries.append({"target": target, "dueDate": iso(due), "escalatedAt": iso(now)})
             notes.append(
                 _note(
-                    f"The {target} target ({_iso(due)}) was missed; the ticket is escalated "
+                    f"The {target} target ({iso(due)}) was missed; the ticket is escalated "
                     "to the support manager.",
                     now,
                 )

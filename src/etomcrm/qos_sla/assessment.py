@@ -166,10 +166,6 @@ def _mean_quality(
     return quality
 
 
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _incidents(
     session: Session, slas: Sequence[SlaTerms], since: datetime
 ) -> dict[str, list[tuple[datetime, JsonDict]]]:
@@ -202,7 +198,7 @@ def _incidents(
             if isinstance(entity, dict)
         }
         for product_id in named & products:
-            found.setdefault(product_id, []).append((_parse(str(resolved)), body))
+            found.setdefault(product_id, []).append((datetime.fromisoformat(str(resolved)), body))
     return found
 
 
@@ -214,7 +210,10 @@ def longest_repair(tickets: Sequence[JsonDict], calendar: BusinessCalendar) -> t
 
     longest = timedelta(0)
     for ticket in tickets:
-        opened, restored = _parse(ticket["creationDate"]), _parse(ticket["resolutionDate"])
+        opened, restored = (
+            datetime.fromisoformat(ticket["creationDate"]),
+            datetime.fromisoformat(ticket["resolutionDate"]),
+        )
         pauses, _ = waiting_intervals(ticket.get("statusChange") or [], restored)
         longest = max(longest, sla.time_to_repair(opened, restored, calendar, pauses))
     return longest

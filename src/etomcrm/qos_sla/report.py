@@ -11,6 +11,7 @@ from fpdf import FPDF
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import utcnow
@@ -20,10 +21,6 @@ from etomcrm.qos_sla.service import TIME_TO_REPAIR, terms_of
 from etomcrm.security.service import Principal
 
 PROVIDER = "etomcrm Telecom Services GmbH"
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def qos_report(session: Session, principal: Principal, customer_id: str, period: str) -> JsonDict:
@@ -82,8 +79,8 @@ def qos_report(session: Session, principal: Principal, customer_id: str, period:
         "customer": {"id": customer_id, "name": holder.name},
         "provider": PROVIDER,
         "period": period,
-        "periodStart": start.isoformat().replace("+00:00", "Z"),
-        "periodEnd": end.isoformat().replace("+00:00", "Z"),
+        "periodStart": iso(start),
+        "periodEnd": iso(end),
         "final": now >= end,
         "sites": rows,
         "violations": [
@@ -128,7 +125,9 @@ def _incidents(
         resolved = body.get("resolutionDate")
         if body.get("ticketType") == assessment.SLA_VIOLATION_TICKET or not opened:
             continue
-        if _parse(str(opened)) < end and (not resolved or _parse(str(resolved)) >= start):
+        if datetime.fromisoformat(str(opened)) < end and (
+            not resolved or datetime.fromisoformat(str(resolved)) >= start
+        ):
             found.append(body)
     return found
 

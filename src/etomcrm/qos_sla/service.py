@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.resources import READ, ResourceKind
 from etomcrm.core.tmf_schemas import SLA_MANAGEMENT, TROUBLE_TICKET, JsonDict, TmfDocument
@@ -145,10 +146,6 @@ def _characteristics(items: Any) -> dict[str, Any]:
     return values
 
 
-def _iso(moment: Any) -> str:
-    return str(moment.isoformat()).replace("+00:00", "Z")
-
-
 def establish_sla(session: Session, product_id: str) -> JsonDict:
     """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1), set-up: the TMF623 SLA of an
     active product, from the catalog SLA level its ``slaLevel`` characteristic names.
@@ -203,7 +200,7 @@ def establish_sla(session: Session, product_id: str) -> JsonDict:
             f"{level.latency_bound_ms} ms, loss at most {loss_bound} %; {rule}"
         ),
         "version": "1",
-        "validFor": {"startDateTime": _iso(utcnow())},
+        "validFor": {"startDateTime": iso(utcnow())},
         "template": {"name": level.name, "description": f"SlaSpecification {spec.id}"},
         "relatedParty": [{"role": "customer", "name": str(product.owner_customer_id)}],
         "rule": [

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import IllegalTransition, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
@@ -82,7 +82,7 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
     body: JsonDict = {
         "id": numeric_id(f"slaViolation/{key}"),
         "@type": "SlaViolation",
-        "date": now.isoformat().replace("+00:00", "Z"),
+        "date": iso(now),
         "sla": {"href": f"{SLA_VIOLATION_KIND.doc.base_path}/sla/{sla_row.id}"},
         "violation": {
             "unit": UNITS[assessment.metric],
@@ -164,7 +164,7 @@ def close_violation(session: Session, violation_id: str, resolution: str) -> Jso
     if row.status == CLOSED:
         return dict(row.body)
     body = copy.deepcopy(row.body)
-    body.update(status=CLOSED, closedDate=_iso(utcnow()), resolution=resolution)
+    body.update(status=CLOSED, closedDate=iso(utcnow()), resolution=resolution)
     _save(session, row, body)
     return body
 
@@ -183,7 +183,7 @@ def hand_credit_to_billing(session: Session, violation_id: str) -> JsonDict:
             f"SLA violation {violation_id} is {row.status!r}; its credit goes to billing "
             "once the violation is closed"
         )
-    credit.update(status=HANDED_TO_BILLING, handedToBillingDate=_iso(utcnow()))
+    credit.update(status=HANDED_TO_BILLING, handedToBillingDate=iso(utcnow()))
     body["credit"] = credit
     _save(session, row, body)
     amount = {"unit": credit.get("unit", "EUR"), "value": credit.get("value", "0.00")}
@@ -228,10 +228,6 @@ def _save(session: Session, row: SlaViolationRow, body: JsonDict) -> None:
     changed = {k: {"old": old.get(k), "new": body.get(k)} for k in body if old.get(k) != body[k]}
     resources.record_audit(session, SYSTEM, "update", SLA_VIOLATION_KIND, row.id, changed)
     session.flush()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _credit(session: Session, sla_row: SlaRow, assessment: Assessment) -> dict[str, Any]:

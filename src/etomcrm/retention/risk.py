@@ -44,7 +44,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
-from etomcrm.core.clock import ServiceClock
+from etomcrm.core.clock import ServiceClock, iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import ResourceKind
@@ -90,10 +90,6 @@ NAMED_IN_REASON = 5
 
 # The moment the service function assesses at; the API path leaves it unset (the clock).
 _CLOCK = ServiceClock("risk_now")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def level(score: int) -> str:
@@ -432,12 +428,12 @@ class PartyRoleRiskAssessmentKind(ResourceKind):
                 },
             ],
             "validFor": {
-                "startDateTime": _iso(now),
-                "endDateTime": _iso(now + timedelta(days=VALID_DAYS)),
+                "startDateTime": iso(now),
+                "endDateTime": iso(now + timedelta(days=VALID_DAYS)),
             },
         }
         body["characteristic"] = [
-            {"name": "assessedFrom", "valueType": "string", "value": _iso(now - WINDOW)},
+            {"name": "assessedFrom", "valueType": "string", "value": iso(now - WINDOW)},
             *churn_inputs.characteristics(),
             *credit_inputs,
         ]

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
@@ -56,10 +57,6 @@ ANSWER_RECORDERS = frozenset({Role.ADMIN, Role.SUPPORT, Role.SALES, Role.ORDER_M
 HUNDRED = Decimal(100)
 TENTH = Decimal("0.1")
 CENT = Decimal("0.01")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def send_survey(session: Session, *, customer_id: str, about: JsonDict, key: str) -> JsonDict:
@@ -164,7 +161,7 @@ def answer_survey(
     if locked is None or locked.get("status") != "open":
         answered = (locked or {}).get("surveyAnswer", {}).get("answeredAt", "earlier")
         raise Conflict(f"survey {survey_id} was answered already ({answered}); thank you")
-    now = _iso(utcnow())
+    now = iso(utcnow())
     answer: JsonDict = {"csat": csat, "nps": nps, "answeredAt": now, "answeredBy": principal.name}
     if comment.strip():
         answer["comment"] = comment.strip()
@@ -225,7 +222,7 @@ def satisfaction_report(session: Session, *, since: datetime | None = None) -> J
         everyone.append(answer)
         per_customer[owner or ""].append(answer)
     report = _summary(everyone)
-    report["since"] = _iso(since.astimezone(UTC)) if since is not None else None
+    report["since"] = iso(since.astimezone(UTC)) if since is not None else None
     report["perCustomer"] = [
         {"customerId": customer_id, **_summary(answers)}
         for customer_id, answers in sorted(per_customer.items())

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Forbidden, InvalidRequest
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.service import CUSTOMER_KIND
@@ -217,8 +218,8 @@ def assess_credit(
         if isinstance(entry, dict) and entry.get("assessmentKey") == key:
             return _recorded(entry)
     decision = decide(order_value, balance, late, score, approved)
-    stamp = now.isoformat().replace("+00:00", "Z")
-    until = (now + timedelta(days=VALID_DAYS)).isoformat().replace("+00:00", "Z")
+    stamp = iso(now)
+    until = iso(now + timedelta(days=VALID_DAYS))
     profiles.append(
         {
             "@type": ASSESSMENT_TYPE,

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from etomcrm.catalog.models import ProductOfferingRow, ProductSpecificationRow
 from etomcrm.catalog.service import SLA_TYPE
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND, customer_of
@@ -89,7 +90,7 @@ def _day(text: Any) -> date | None:
     if not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+        return datetime.fromisoformat(text).date()
     except ValueError:
         return None
 
@@ -305,7 +306,7 @@ def record_education(
             f"{quote['supersededBy']['id']}"
         )
     brief = education_brief(session, quote_id, principal=principal)
-    now = utcnow().isoformat().replace("+00:00", "Z")
+    now = iso(utcnow())
     notes = [{"id": "1", "author": principal.name, "date": now, "text": _summary(brief)}]
     if note.strip():
         notes.append({"id": "2", "author": principal.name, "date": now, "text": note.strip()})

@@ -40,6 +40,7 @@ from etomcrm.catalog.models import ProductOfferingRow, ProductSpecificationRow
 from etomcrm.catalog.service import MaterialAvailability, material_availability
 from etomcrm.config import get_settings
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest, NotFound, UnknownReference
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_OFFERING_QUALIFICATION, JsonDict
@@ -54,10 +55,6 @@ from etomcrm.selling.models import ProductOfferingQualificationRow
 ROUTER_SPECIFICATION_NAME = "Managed router"
 # After a qualification is done, only these may still change (a note, a description).
 MUTABLE_AFTER_ANSWER = frozenset({"description", "note", "lastUpdate"})
-
-
-def _iso(moment: Any) -> str:
-    return str(moment.isoformat()).replace("+00:00", "Z")
 
 
 def _customer_refs(body: JsonDict) -> list[str]:
@@ -221,7 +218,7 @@ def check_feasibility(
         ]
         item["id"] = question.item_id
         item["state"] = "done"
-        notes = [{"id": "1", "author": "network", "date": _iso(now), "text": answer.reason}]
+        notes = [{"id": "1", "author": "network", "date": iso(now), "text": answer.reason}]
         if not answer.serviceable:
             item["qualificationItemResult"] = "unqualified"
             item["eligibilityUnavailabilityReason"] = [
@@ -251,7 +248,7 @@ def check_feasibility(
                     {
                         "id": "2",
                         "author": "feasibility",
-                        "date": _iso(now),
+                        "date": iso(now),
                         "text": "the managed router is out of stock for this site: "
                         f"replenishment takes {material_days} days",
                     }
@@ -276,9 +273,9 @@ def check_feasibility(
     body["qualificationResult"] = (
         "green" if qualified_count == len(answered) else "yellow" if qualified_count else "red"
     )
-    body["productOfferingQualificationDate"] = _iso(now)
-    body["effectiveQualificationDate"] = _iso(now)
-    body["expirationDate"] = _iso(now + timedelta(days=get_settings().quote_validity_days))
+    body["productOfferingQualificationDate"] = iso(now)
+    body["effectiveQualificationDate"] = iso(now)
+    body["expirationDate"] = iso(now + timedelta(days=get_settings().quote_validity_days))
 
 
 @dataclass

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import IllegalTransition, InvalidRequest, UnknownReference
 from etomcrm.core.resources import READ, RefSpec
 from etomcrm.core.tmf_schemas import SALES, JsonDict, TmfDocument
@@ -161,7 +162,7 @@ def amount_of(value: Any) -> Decimal:
 
 
 def _now() -> str:
-    return utcnow().isoformat().replace("+00:00", "Z")
+    return iso(utcnow())
 
 
 def _check_money(body: JsonDict, attribute: str) -> None:

@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -63,6 +63,7 @@ from etomcrm.catalog.models import (
 from etomcrm.catalog.service import SLA_TYPE, material_availability
 from etomcrm.config import get_settings
 from etomcrm.core import resources, states
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import (
     Conflict,
     Forbidden,
@@ -136,10 +137,6 @@ class QuoteLine:
     site_id: str
     offering_id: str
     quantity: int = 1
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _cents(value: Decimal) -> Decimal:
@@ -593,15 +590,15 @@ class QuoteKind(ResourceKind):
             body.pop(attribute, None)
         body["state"] = "inProgress"
         body["version"] = "1"
-        body["quoteDate"] = _iso(utcnow())
+        body["quoteDate"] = iso(utcnow())
         _price_quote(session, body, customer_id)
         self._stamp_version(principal, body)
 
     def _stamp_version(self, principal: Principal, body: JsonDict) -> None:
         now = utcnow()
         body["validFor"] = {
-            "startDateTime": _iso(now),
-            "endDateTime": _iso(now + timedelta(days=get_settings().quote_validity_days)),
+            "startDateTime": iso(now),
+            "endDateTime": iso(now + timedelta(days=get_settings().quote_validity_days)),
         }
         body.pop("authorization", None)
         discount = Decimal(str(body.get("discountPercent", 0)))
@@ -611,7 +608,7 @@ class QuoteKind(ResourceKind):
                     "@type": DISCOUNT_APPROVAL_TYPE,
                     "name": f"Discount of {discount}% needs a second person's approval",
                     "state": "requested",
-                    "requestedDate": _iso(now),
+                    "requestedDate": iso(now),
                     "requestedBy": {"id": principal.id, "name": principal.name},
                 }
             ]
@@ -662,7 +659,7 @@ class QuoteKind(ResourceKind):
     ) -> None:
         states.check_transition("quote state", QUOTE_TRANSITIONS, before, after)
         authorization = _discount_authorization(body)
-        now = _iso(utcnow())
+        now = iso(utcnow())
         if after == "pending" and not _awaits_approval(authorization):
             raise Conflict(
                 "this quote has no discount awaiting approval; set it to approved when it is "
@@ -909,7 +906,7 @@ def reject_quote(session: Session, principal: Principal, quote_id: str, reason: 
     note = {
         "id": str(len(current.get("note", []) or []) + 1),
         "author": principal.name,
-        "date": _iso(utcnow()),
+        "date": iso(utcnow()),
         "text": f"Rejected: {reason.strip()}",
     }
     return _set_state(
