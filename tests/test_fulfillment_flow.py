@@ -10,11 +10,14 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from etomcrm.cli import app as cli
+from etomcrm.core import resources
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.network.models import NetworkServiceOrderRow
 from etomcrm.network.port import use_network
 from etomcrm.network.simulator import SimulatedNetwork
+from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
+from etomcrm.security.service import SYSTEM
 from tests import factories
 from tests.conftest import TokenFactory
 
@@ -157,6 +160,12 @@ def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_re
     # the jeopardy showed on the order (the order manager's list) and is cleared now
     assert any(note["text"].startswith("Jeopardy: site") for note in order["note"])
     assert order["inJeopardy"] is False
+    for flag, expected in (("true", []), ("false", [order_id])):
+        listed = client.get(
+            f"{ORDERING}/productOrder", params={"inJeopardy": flag}, headers=manager
+        )
+        assert listed.status_code == 200, listed.text
+        assert [o["id"] for o in listed.json()] == expected
 
     # the products are active in the customer's inventory
     products = client.get(
@@ -243,6 +252,34 @@ def test_an_illegal_state_change_names_the_allowed_ones(
         f"{ORDERING}/productOrder/{order['id']}", json={"state": "held"}, headers=admin
     )
     assert held.status_code == 200 and held.json()["state"] == "held"
+
+
+def test_the_order_manager_lists_the_orders_in_jeopardy(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given two orders, one with a late site (marked as the tracking step marks it)
+    admin = auth("admin")
+    customer = contractable_customer(client, admin)
+    offering = access_offering(client, admin)
+    orders = [
+        factories.post(
+            client,
+            f"{ORDERING}/productOrder",
+            order_body(
+                customer["id"], offering, [factories.site(client, admin, customer["id"])["id"]]
+            ),
+            admin,
+        )
+        for _ in range(2)
+    ]
+    with session_scope() as session:
+        resources.patch(session, PRODUCT_ORDER_KIND, SYSTEM, orders[1]["id"], {"inJeopardy": True})
+    # when the order manager asks for the orders in jeopardy
+    manager = auth("order_manager")
+    listed = client.get(f"{ORDERING}/productOrder", params={"inJeopardy": "true"}, headers=manager)
+    # then only the late one is listed
+    assert listed.status_code == 200, listed.text
+    assert [o["id"] for o in listed.json()] == [orders[1]["id"]]
 
 
 def test_an_order_not_yet_active_is_cancelled_and_one_that_is_cannot_be(

@@ -312,6 +312,14 @@ def test_warnings_and_escalations_come_once_per_target(
     with session_scope() as session:
         assert tickets.escalate_overdue(session, now=thursday) == [ticket["id"]]
         assert tickets.escalate_overdue(session, now=thursday) == []
+    # and the support manager's list of escalated tickets holds it, and not a calm one
+    calm = _open(bmw["id"], thursday)
+    for target in ("response", "resolution"):
+        answer = client.get(TT, params={"escalation.target": target}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        assert [t["id"] for t in answer.json()] == [ticket["id"]]
+    everything = client.get(TT, headers=admin).json()
+    assert {t["id"] for t in everything} == {ticket["id"], calm["id"]}
 
 
 @pytest.mark.parametrize("answered", [False, True])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -28,10 +29,19 @@ def _resolve(doc: TmfDocument, schema: JsonDict | None) -> JsonDict | None:
     return schema
 
 
-def split_at_lists(doc: TmfDocument, definition: str, path: list[str]) -> list[list[str]]:
-    """Group a dotted path so each group after the first starts inside a list element."""
+def split_at_lists(
+    doc: TmfDocument,
+    definition: str,
+    path: list[str],
+    extensions: Mapping[str, JsonDict] | None = None,
+) -> list[list[str]]:
+    """Group a dotted path so each group after the first starts inside a list element.
+    ``extensions`` are attributes added to the definition's own (with their schemas)."""
     groups: list[list[str]] = [[]]
     schema = _resolve(doc, doc.definitions.get(definition))
+    if extensions:
+        official = (schema or {}).get("properties", {})
+        schema = {"type": "object", "properties": {**official, **extensions}}
     for segment in path:
         groups[-1].append(segment)
         prop = _resolve(doc, (schema or {}).get("properties", {}).get(segment))
@@ -64,7 +74,14 @@ def _typed_alternatives(value: str) -> list[Any]:
 
 
 def document_path_equals(
-    dialect: str, table: str, doc: TmfDocument, definition: str, path: list[str], value: str
+    dialect: str,
+    table: str,
+    doc: TmfDocument,
+    definition: str,
+    path: list[str],
+    value: str,
+    *,
+    extensions: Mapping[str, JsonDict] | None = None,
 ) -> ColumnElement[bool]:
     """``body`` at ``path`` (through any lists) equals ``value``."""
     n = next(_names)
@@ -81,7 +98,7 @@ def document_path_equals(
             bindparam(f"jv{n}", orjson.dumps(variables).decode()),
         )
         return clause  # type: ignore[return-value]
-    groups = split_at_lists(doc, definition, path)
+    groups = split_at_lists(doc, definition, path, extensions)
     params: dict[str, Any] = {}
     source = f"{table}.body"
     sql, closing = "", ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -78,6 +78,10 @@ class ResourceKind:
     writable: bool = True
     # False for records kept as created (risk assessments): POST, but no PATCH or DELETE.
     changeable: bool = True
+    # Attributes etomcrm adds to the official resource, each with its JSON schema, so
+    # that lists filter on them as on the official ones (a work list: productOrder's
+    # inJeopardy, troubleTicket's escalation.target).
+    extensions: Mapping[str, JsonDict] = field(default_factory=dict)
 
     registry: ClassVar[dict[str, ResourceKind]] = {}
     by_type: ClassVar[dict[str, ResourceKind]] = {}
@@ -423,7 +427,8 @@ def get(
 
 def _filter_clause(kind: ResourceKind, dialect: str, attribute: str, values: list[str]) -> Any:
     path = attribute.split(".")
-    if path[0] not in kind.properties and path[0] not in ("id", "@type"):
+    known = path[0] in kind.properties or path[0] in kind.extensions
+    if not known and path[0] not in ("id", "@type"):
         raise InvalidRequest(
             f"cannot filter by {attribute!r}: {kind.type_name} has no attribute {path[0]!r}"
         )
@@ -440,7 +445,13 @@ def _filter_clause(kind: ResourceKind, dialect: str, attribute: str, values: lis
         else:
             clauses.append(
                 document_path_equals(
-                    dialect, kind.row.__tablename__, kind.doc, kind.type_name, path, value
+                    dialect,
+                    kind.row.__tablename__,
+                    kind.doc,
+                    kind.type_name,
+                    path,
+                    value,
+                    extensions=kind.extensions,
                 )
             )
     return or_(*clauses)

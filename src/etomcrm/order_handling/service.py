@@ -190,6 +190,8 @@ PRODUCT_ORDER_KIND = ProductOrderKind(
     ),
     status_attribute="state",
     name_attribute="description",
+    # the order manager's work list: productOrder?inJeopardy=true
+    extensions={"inJeopardy": {"type": "boolean"}},
 )
 CANCEL_PRODUCT_ORDER_KIND = CancelProductOrderKind(
     name="cancelProductOrder",
