@@ -121,6 +121,13 @@ def test_staff_log_phone_requests_and_override_the_classification(
     assert response.status_code == 200, response.text
     assert response.json()["routedTo"] == "support"
     assert response.json()["note"][0]["text"] == "actually a congested line"
+    # and it is on support's work list now, not on billing's
+    for department, expected in (("support", [request["id"]]), ("billing", [])):
+        listed = client.get(
+            f"{INTERACTION}/partyInteraction", params={"routedTo": department}, headers=support
+        )
+        assert listed.status_code == 200, listed.text
+        assert [i["id"] for i in listed.json()] == expected
 
 
 def test_customer_may_not_classify_nor_use_staff_channels(

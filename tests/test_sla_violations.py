@@ -21,6 +21,7 @@ from tests.conftest import TokenFactory
 from tests.factories import customer
 from tests.qos_helpers import measure, monitored_product
 
+SLAS = "/tmf-api/slaManagement/v2/sla"
 VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
 OCTOBER = datetime(2026, 9, 30, 22, tzinfo=UTC)  # 745 hours in Berlin
 AFTER_OCTOBER = datetime(2026, 11, 5, tzinfo=UTC)
@@ -94,6 +95,19 @@ def test_a_violation_evaluated_twice_and_after_a_restart_is_recorded_once(
     headers = auth("customer", customer_id=other["id"])
     assert client.get(VIOLATIONS, headers=headers).json() == []
     assert client.get(f"{VIOLATIONS}/{violation['id']}", headers=headers).status_code == 404
+    # and staff find it by what etomcrm adds to TMF623: billing's credits still owed, the
+    # open violations of a product, and that product's SLA
+    for params, expected in (
+        ({"credit.status": "owed"}, [violation["id"]]),
+        ({"credit.status": "handedToBilling"}, []),
+        ({"status": "open", "product.id": product_id}, [violation["id"]]),
+        ({"status": "closed"}, []),
+    ):
+        listed = client.get(VIOLATIONS, params=params, headers=admin)
+        assert listed.status_code == 200, listed.text
+        assert [v["id"] for v in listed.json()] == expected, params
+    sla = client.get(SLAS, params={"product.id": product_id}, headers=admin)
+    assert [s["product"]["id"] for s in sla.json()] == [product_id]
 
 
 def test_two_assessors_racing_record_the_violation_once(

@@ -57,6 +57,16 @@ class RefSpec:
     default_kind: str | None = None
 
 
+# The schemas ResourceKind.extensions names its attributes by: a filter needs to know
+# only where a path enters a list.
+TEXT: JsonDict = {"type": "string"}
+INSTANT: JsonDict = {"type": "string", "format": "date-time"}
+NUMBER: JsonDict = {"type": "number"}
+OBJECT: JsonDict = {"type": "object"}
+LIST: JsonDict = {"type": "array", "items": {"type": "object"}}
+TEXT_LIST: JsonDict = {"type": "array", "items": TEXT}
+
+
 @dataclass
 class ResourceKind:
     """One TMF resource type as etomcrm stores and serves it."""

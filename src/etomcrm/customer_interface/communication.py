@@ -505,4 +505,9 @@ COMMUNICATION_MESSAGE_KIND = CommunicationMessageKind(
     refs=(RefSpec("relatedParty[]"),),
     status_attribute="state",
     name_attribute="subject",
+    extensions={
+        "relatedParty": resources.LIST,
+        "relatedEntity": resources.LIST,
+        "creationDate": resources.INSTANT,
+    },
 )

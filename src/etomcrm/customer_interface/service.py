@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from etomcrm.core import states
+from etomcrm.core import resources, states
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import (
@@ -251,4 +251,21 @@ PARTY_INTERACTION_KIND = PartyInteractionKind(
     customer_operations=frozenset({READ, CREATE}),
     refs=(RefSpec("relatedParty[]"),),
     name_attribute="reason",
+    # a department's work list: partyInteraction?routedTo=support
+    extensions={
+        **dict.fromkeys(
+            (
+                "classification",
+                "classifiedBy",
+                "classificationReason",
+                "routedTo",
+                "presentedTo",
+                "surveyKey",
+            ),
+            resources.TEXT,
+        ),
+        "question": resources.LIST,
+        "educationBrief": resources.OBJECT,
+        "surveyAnswer": resources.OBJECT,
+    },
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from etomcrm.core import states
+from etomcrm.core import resources, states
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import RefSpec, ResourceKind
@@ -134,4 +134,5 @@ SERVICE_PROBLEM_KIND = ServiceProblemKind(
     write_roles=PROBLEM_STAFF,
     customer_owned=False,
     refs=(RefSpec("troubleTicket[]", "troubleTicket"),),
+    extensions={"correlationKey": resources.TEXT},
 )

@@ -391,15 +391,6 @@ def _status_message(body: JsonDict, last: JsonDict) -> str:
     return f"{text} Reason: {last.get('changeReason')}"
 
 
-def _target_entry(when: str) -> JsonDict:
-    """The schema of a warning or escalation entry: which target, due when, done when."""
-    stamp = {"type": "string", "format": "date-time"}
-    return {
-        "type": "object",
-        "properties": {"target": {"type": "string"}, "dueDate": stamp, when: stamp},
-    }
-
-
 TROUBLE_TICKET_KIND = TroubleTicketKind(
     name="troubleTicket",
     type_name="TroubleTicket",
@@ -410,12 +401,12 @@ TROUBLE_TICKET_KIND = TroubleTicketKind(
     customer_operations=frozenset({READ, CREATE, UPDATE}),
     refs=(RefSpec("relatedParty[]"), RefSpec("relatedEntity[]")),
     extensions={
-        "slaTier": {"type": "string"},
-        "responseDueDate": {"type": "string", "format": "date-time"},
-        "respondedDate": {"type": "string", "format": "date-time"},
-        "slaWarning": {"type": "array", "items": _target_entry("warnedAt")},
-        "escalation": {"type": "array", "items": _target_entry("escalatedAt")},
-        "reopenCount": {"type": "integer"},
+        "slaTier": resources.TEXT,
+        "responseDueDate": resources.INSTANT,
+        "respondedDate": resources.INSTANT,
+        "slaWarning": resources.LIST,
+        "escalation": resources.LIST,
+        "reopenCount": resources.NUMBER,
     },
 )
 

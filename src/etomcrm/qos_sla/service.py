@@ -75,6 +75,12 @@ SLA_KIND = SlaKind(
     customer_operations=frozenset({READ}),
     status_attribute=None,
     writable=False,
+    extensions={
+        "product": resources.OBJECT,
+        "slaSpecification": resources.OBJECT,
+        "serviceCalendar": resources.OBJECT,
+        "penaltyRule": resources.TEXT,
+    },
 )
 SLA_VIOLATION_KIND = SlaKind(
     name="slaViolation",
@@ -85,6 +91,16 @@ SLA_VIOLATION_KIND = SlaKind(
     status_attribute=None,
     name_attribute=None,
     writable=False,
+    # billing's list: slaViolation?credit.status=handedToBilling
+    extensions={
+        **dict.fromkeys(
+            ("slaId", "metric", "period", "violationKey", "status", "resolution"), resources.TEXT
+        ),
+        "product": resources.OBJECT,
+        "credit": resources.OBJECT,
+        "troubleTicket": resources.OBJECT,
+        "closedDate": resources.INSTANT,
+    },
 )
 
 

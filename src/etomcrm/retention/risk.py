@@ -479,6 +479,11 @@ PARTY_ROLE_RISK_ASSESSMENT_KIND = PartyRoleRiskAssessmentKind(
     write_roles=RISK_ASSESSORS,
     name_attribute=None,
     changeable=False,
+    extensions={
+        "trigger": resources.TEXT,
+        "reason": resources.TEXT_LIST,
+        "assessedBy": resources.TEXT,
+    },
 )
 
 

@@ -746,6 +746,12 @@ QUOTE_KIND = QuoteKind(
     refs=(RefSpec("relatedParty[]"),),
     status_attribute="state",
     name_attribute=None,
+    extensions={
+        "discountPercent": resources.NUMBER,
+        "contractDurationMonths": resources.NUMBER,
+        "previousVersion": resources.LIST,
+        "supersededBy": resources.OBJECT,
+    },
 )
 
 
