@@ -419,6 +419,16 @@ def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
     # and the silence period of the demo is not left behind
     assert get_settings().ticket_silence_seconds == 3 * 24 * 3600.0
 
+    # and every attribute stored is TMF's own or one etomcrm declares, so staff can filter
+    # lists by any of them
+    standard = {"id", "href", "@type", "@baseType", "@schemaLocation"}
+    with session_scope() as session:
+        for kind in {id(k): k for k in ResourceKind.registry.values()}.values():
+            known = standard | set(kind.properties) | set(kind.extensions)
+            stored = select(kind.row.body).where(kind.row.at_type == kind.type_name)
+            for body in session.scalars(stored):
+                assert set(body) <= known, (kind.name, set(body) - known)
+
     # when it runs again
     before = _assurance_counts()
     second = runner.invoke(app, ["demo"], terminal_width=200)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from etomcrm.core import resources
 from etomcrm.core.resources import ResourceKind
 from etomcrm.core.tmf_schemas import SERVICE_ORDERING
 from etomcrm.network.models import NetworkServiceOrderRow
@@ -21,6 +22,8 @@ SERVICE_ORDER_KIND = ResourceKind(
     status_attribute="state",
     name_attribute="externalId",
     writable=False,
+    # how the simulated network will answer (outcome, timing): for tests and the demo
+    extensions={"simulation": resources.OBJECT},
 )
 
 KINDS: list[ResourceKind] = [SERVICE_ORDER_KIND]
