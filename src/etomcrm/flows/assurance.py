@@ -30,6 +30,7 @@ from etomcrm.flows.fulfillment import (
     Runner,
     StepResult,
     _durable,
+    look_until,
     step,
 )
 from etomcrm.flows.recorder import Task
@@ -61,20 +62,24 @@ def _tickets_of(session: Session, problem_id: str) -> list[TroubleTicketRow]:
 def problem_flow(run: Runner, problem_id: str) -> str:
     """One service problem from its detection to the last customer's closed ticket."""
     run.step("isolate", "isolate_step", problem_id)
-    check = 0
-    while True:
-        check += 1
-        state = run.step(f"repair-{check}", "repair_step", problem_id, check)
-        if state["repaired"]:
-            break
-        run.recv("problem", REPAIR_RECHECK_SECONDS)
-    look = 0
-    while True:
-        look += 1
-        closing = run.step(f"closing-{look}", "closing_step", problem_id, look)
-        if closing["open"] == 0:
-            break
-        run.recv("ticket", float(closing["wait_seconds"]))
+    look_until(
+        run,
+        "repair",
+        "repair_step",
+        problem_id,
+        done=lambda state: bool(state["repaired"]),
+        topic="problem",
+        wait_seconds=lambda _: REPAIR_RECHECK_SECONDS,
+    )
+    look_until(
+        run,
+        "closing",
+        "closing_step",
+        problem_id,
+        done=lambda closing: closing["open"] == 0,
+        topic="ticket",
+        wait_seconds=lambda closing: float(closing["wait_seconds"]),
+    )
     run.step("close", "close_problem_step", problem_id)
     return "closed"
 

@@ -141,6 +141,28 @@ class DurableRunner:
             DBOS.start_workflow(WORKFLOWS[workflow], *args)
 
 
+def look_until(
+    run: Runner,
+    key: str,
+    name: str,
+    *args: Any,
+    done: Callable[[JsonDict], bool],
+    topic: str,
+    wait_seconds: Callable[[JsonDict], float],
+) -> JsonDict:
+    """Run the step ``name`` (keys ``key-1``, ``key-2``, …; its look number is its last
+    argument) until ``done`` holds for its result, waiting between looks for a message
+    on ``topic`` or ``wait_seconds(result)``, whichever comes first. Returns the last
+    result."""
+    look = 0
+    while True:
+        look += 1
+        result = run.step(f"{key}-{look}", name, *args, look)
+        if done(result):
+            return result
+        run.recv(topic, wait_seconds(result))
+
+
 def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 

@@ -23,11 +23,20 @@ from sqlalchemy.orm import Session
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import session_scope
 from etomcrm.flows import recorder
-from etomcrm.flows.fulfillment import PLAIN_FLOWS, WORKFLOWS, Runner, StepResult, _durable, step
+from etomcrm.flows.fulfillment import (
+    PLAIN_FLOWS,
+    WORKFLOWS,
+    Runner,
+    StepResult,
+    _durable,
+    look_until,
+    step,
+)
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import Task
 from etomcrm.problem_handling.models import ServiceProblemRow, TroubleTicketRow
 from etomcrm.qos_sla.models import SlaViolationRow
+from etomcrm.qos_sla.violations import load_violation
 from etomcrm.security.service import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -44,24 +53,19 @@ def violation_workflow_id(violation_id: str) -> str:
 def violation_flow(run: Runner, violation_id: str) -> str:
     """One SLA violation from its recording to its credit on the way to the bill."""
     run.step("forward", "forward_violation_step", violation_id)
-    look = 0
-    while True:
-        look += 1
-        ticket = run.step(f"ticket-{look}", "await_ticket_step", violation_id, look)
-        if ticket["ended"]:
-            break
-        run.recv("ticket", TICKET_RECHECK_SECONDS)
+    look_until(
+        run,
+        "ticket",
+        "await_ticket_step",
+        violation_id,
+        done=lambda ticket: bool(ticket["ended"]),
+        topic="ticket",
+        wait_seconds=lambda _: TICKET_RECHECK_SECONDS,
+    )
     run.step("close", "close_violation_step", violation_id)
     run.step("credit", "credit_to_billing_step", violation_id)
     run.step("risk", "customer_risk_step", violation_id)
     return "closed"
-
-
-def _violation(session: Session, violation_id: str) -> SlaViolationRow:
-    row = session.get(SlaViolationRow, violation_id)
-    if row is None:
-        raise LookupError(f"no SLA violation {violation_id}")
-    return row
 
 
 def _ticket_of(session: Session, violation: SlaViolationRow) -> TroubleTicketRow | None:
@@ -75,7 +79,7 @@ def _money(credit: JsonDict) -> str:
 
 @step
 def forward_violation_step(session: Session, workflow_id: str, violation_id: str) -> StepResult:
-    violation = _violation(session, violation_id)
+    violation = load_violation(session, violation_id)
     body = violation.body
     recorder.start_flow(
         session,
@@ -118,7 +122,7 @@ def forward_violation_step(session: Session, workflow_id: str, violation_id: str
 def await_ticket_step(
     session: Session, workflow_id: str, violation_id: str, look: int
 ) -> StepResult:
-    ticket = _ticket_of(session, _violation(session, violation_id))
+    ticket = _ticket_of(session, load_violation(session, violation_id))
     status = ticket.status if ticket is not None else "closed"
     ended = status in ENDED
     outcome = f"ticket {ticket.id if ticket else '-'} {status}" + (
@@ -135,7 +139,7 @@ def close_violation_step(session: Session, workflow_id: str, violation_id: str) 
     from etomcrm.flows.assurance import set_problem_status
     from etomcrm.qos_sla.violations import close_violation
 
-    violation = _violation(session, violation_id)
+    violation = load_violation(session, violation_id)
     ticket = _ticket_of(session, violation)
     how = "no ticket"
     if ticket is not None:
@@ -163,7 +167,7 @@ def credit_to_billing_step(session: Session, workflow_id: str, violation_id: str
     from etomcrm.customer_interface.communication import inform_customer
     from etomcrm.qos_sla.violations import hand_credit_to_billing
 
-    violation = _violation(session, violation_id)
+    violation = load_violation(session, violation_id)
     credit = hand_credit_to_billing(session, violation_id)
     if violation.owner_customer_id:
         body = violation.body
@@ -195,7 +199,7 @@ def credit_to_billing_step(session: Session, workflow_id: str, violation_id: str
 def customer_risk_step(session: Session, workflow_id: str, violation_id: str) -> StepResult:
     from etomcrm.retention.risk import assess_customer_risk
 
-    violation = _violation(session, violation_id)
+    violation = load_violation(session, violation_id)
     tasks: list[Task] = []
     if violation.owner_customer_id:
         risk = assess_customer_risk(

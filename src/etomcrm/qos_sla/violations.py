@@ -160,7 +160,7 @@ def close_violation(session: Session, violation_id: str, resolution: str) -> Jso
     """3.7.2 Handle QoS/SLA Violations (eTOM 1.1.1.7.2): the problem behind the
     violation is resolved and closed: so is the violation. Closing twice changes
     nothing."""
-    row = _violation(session, violation_id)
+    row = load_violation(session, violation_id)
     if row.status == CLOSED:
         return dict(row.body)
     body = copy.deepcopy(row.body)
@@ -173,7 +173,7 @@ def hand_credit_to_billing(session: Session, violation_id: str) -> JsonDict:
     """3.8.2 Apply Pricing, Discounting, Adjustments & Rebates (eTOM 1.1.1.8.2), its
     hand-over: a closed violation's credit goes to billing, once, to be applied to the
     customer's next bill (``SlaCreditEvent``). Returns the credit."""
-    row = _violation(session, violation_id)
+    row = load_violation(session, violation_id)
     body = copy.deepcopy(row.body)
     credit = dict(body.get("credit") or {"unit": "EUR", "value": "0.00"})
     if credit.get("status") == HANDED_TO_BILLING:
@@ -213,7 +213,7 @@ def _announce(
     )
 
 
-def _violation(session: Session, violation_id: str) -> SlaViolationRow:
+def load_violation(session: Session, violation_id: str) -> SlaViolationRow:
     row = session.get(SlaViolationRow, violation_id)
     if row is None:
         raise NotFound(f"no slaViolation with id {violation_id}")
