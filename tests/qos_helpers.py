@@ -17,6 +17,7 @@ from tests.factories import customer
 
 SPEC = "/tmf-api/productCatalogManagement/v4/productSpecification"
 PRODUCTS = "/tmf-api/productInventory/v4/product"
+TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
 
 
 def sla_level(
@@ -96,6 +97,35 @@ def monitored_product(
     with session_scope() as session:
         establish_sla(session, sold["id"])
     return bmw, sold["id"], link(bmw["id"], sold["id"])
+
+
+def ticket_about(
+    client: TestClient,
+    headers: dict[str, str],
+    customer_id: str,
+    product_id: str,
+    *,
+    name: str,
+    description: str,
+    severity: str = "Major",
+) -> dict[str, Any]:
+    """A network trouble ticket about the product, opened through the API."""
+    response = client.post(
+        TICKETS,
+        json={
+            "name": name,
+            "description": description,
+            "severity": severity,
+            "ticketType": "network",
+            "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
+            "relatedEntity": [
+                {"id": product_id, "@referredType": "Product", "role": "affectedProduct"}
+            ],
+        },
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
 
 
 def measure(

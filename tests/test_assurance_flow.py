@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -21,19 +20,11 @@ from etomcrm.network.models import NetworkPopRow
 from etomcrm.problem_handling.alarms import clear_alarm, raise_alarm
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
 from tests.conftest import TokenFactory
+from tests.polling import until
 from tests.test_alarm_correlation import _customer_with_link
 
 FLOWS = "/tmf-api/processFlowManagement/v4/processFlow"
 TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
-
-
-def _until(check: Any, seconds: float = 120) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def test_a_pop_outage_runs_from_alarm_to_closed_tickets(
@@ -72,15 +63,13 @@ def test_a_pop_outage_runs_from_alarm_to_closed_tickets(
         listed = client.get(TICKETS, headers=admin).json()
         return [t for t in listed if t["status"] == status]
 
-    assert (
-        len(_until(lambda: tickets("inProgress") if len(tickets("inProgress")) == 3 else None)) == 3
-    )
+    assert len(until(lambda: tickets("inProgress") if len(tickets("inProgress")) == 3 else [])) == 3
 
     # when the network clears the alarms, the flow resolves the tickets
     with session_scope() as session:
         for alarm_id in alarm_ids:
             clear_alarm(session, alarm_id, cleared_at=utcnow())
-    resolved = _until(lambda: tickets("resolved") if len(tickets("resolved")) == 3 else None)
+    resolved = until(lambda: tickets("resolved") if len(tickets("resolved")) == 3 else None)
     assert resolved and len(resolved) == 3
 
     # and when one customer confirms and the others stay silent, all close
@@ -90,7 +79,7 @@ def test_a_pop_outage_runs_from_alarm_to_closed_tickets(
         headers=auth("customer", customer_id=first_customer),
     )
     assert confirmed.status_code == 200, confirmed.text
-    flow = _until(
+    flow = until(
         lambda: (f := client.get(flow_url, headers=admin).json())["state"] == "completed" and f
     )
     assert flow, client.get(f"{flow_url}/taskFlow", headers=admin).json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -20,6 +19,7 @@ from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
 from etomcrm.security.service import SYSTEM
 from tests import factories
 from tests.conftest import TokenFactory
+from tests.polling import until
 
 ORDERING = "/tmf-api/productOrderingManagement/v4"
 INVENTORY = "/tmf-api/productInventory/v4"
@@ -115,12 +115,11 @@ def wait_for_state(
     states: set[str],
     seconds: float = 180,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while True:
-        order = client.get(f"{ORDERING}/productOrder/{order_id}", headers=headers).json()
-        if order["state"] in states or time.monotonic() > deadline:
-            return order  # type: ignore[no-any-return]
-        time.sleep(0.2)
+    def order() -> dict[str, Any]:
+        return client.get(f"{ORDERING}/productOrder/{order_id}", headers=headers).json()  # type: ignore[no-any-return]
+
+    until(lambda: order()["state"] in states, seconds)
+    return order()
 
 
 def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_retried(
@@ -194,12 +193,14 @@ def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_re
 
     # and every step is on record with its seed number (TMF701 and the trace command); the
     # order is completed one step before post-ordering sends its survey and ends
-    deadline = time.monotonic() + 60
-    while True:
-        process_flows = client.get(f"{FLOWS}/processFlow", headers=manager).json()
-        if {f["state"] for f in process_flows} == {"completed"} or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    until(
+        lambda: (
+            {f["state"] for f in client.get(f"{FLOWS}/processFlow", headers=manager).json()}
+            == {"completed"}
+        ),
+        seconds=60,
+    )
+    process_flows = client.get(f"{FLOWS}/processFlow", headers=manager).json()
     assert {f["processFlowSpecification"] for f in process_flows} == {"ordering", "post-ordering"}
     assert {f["state"] for f in process_flows} == {"completed"}
     seeds: set[str] = set()
@@ -414,10 +415,7 @@ def test_an_order_cancelled_while_the_network_builds_stops_its_flow(
             flow = client.get(f"{FLOWS}/processFlow/{flow_id}", headers=admin).json()
             return bool(flow["state"] == "cancelled")
 
-        deadline = time.monotonic() + 120
-        while not stopped():
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        assert until(stopped)
         products = client.get(f"{INVENTORY}/product", headers=admin).json()
         assert products == []
     finally:
@@ -465,10 +463,7 @@ def test_a_held_order_waits_for_the_order_manager_and_completes_when_resumed(
                 if c["name"] == "outcome"
             )
 
-        deadline = time.monotonic() + 120
-        while not waiting():
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        assert until(waiting)
         current = client.get(f"{ORDERING}/productOrder/{order['id']}", headers=manager).json()
         assert current["state"] == "held"
         # and when the order manager resumes it, the flow wakes and completes the order

@@ -3,7 +3,6 @@ negotiated quote to the order, with every step and the people who took it on rec
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -12,20 +11,12 @@ from typer.testing import CliRunner
 from etomcrm.cli import app as cli
 from tests import factories
 from tests.conftest import TokenFactory
+from tests.polling import until
 from tests.quote_helpers import QUOTES, action, educate, load_bmw
 from tests.test_fulfillment_flow import FLOWS, ORDERING, complete_contract_data
 
 REQUESTS = "/tmf-api/partyInteraction/v4/customerRequest"
 POQ = "/tmf-api/productOfferingQualification/v4/productOfferingQualification"
-
-
-def _until(check: Any, seconds: float = 180) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def _place(site_id: str) -> dict[str, Any]:
@@ -65,7 +56,7 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
                 return flow  # type: ignore[no-any-return]
         return None
 
-    flow = _until(presale)
+    flow = until(presale, seconds=180)
     assert flow is not None and flow["state"] == "active"
 
     # when sales checks feasibility, drafts a quote with 15 % off, revises it, has it
@@ -136,7 +127,7 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
                 return candidate  # type: ignore[no-any-return]
         return None
 
-    placed = _until(order)
+    placed = until(order, seconds=180)
     assert placed is not None, client.get(f"{ORDERING}/productOrder", headers=admin).json()
     assert len(placed["productOrderItem"]) == 3
 
@@ -147,7 +138,7 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
             for f in flows
         )
 
-    assert _until(surveyed)
+    assert until(surveyed, seconds=180)
 
     # and the case reads as one timeline from the request (or the quote) to the survey,
     # naming the people who took the steps they took

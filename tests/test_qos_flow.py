@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from etomcrm.flows import qos
 from etomcrm.flows.sla_violation import FLOW
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from tests.conftest import TokenFactory
+from tests.polling import flow_in_state, until
 from tests.test_sla_violations import _violated_october
 
 FLOWS = "/tmf-api/processFlowManagement/v4/processFlow"
@@ -39,19 +39,8 @@ def test_a_month_is_assessed_its_violation_handled_and_reports_sent(
     # when October's QoS flow runs (twice: the schedule may fire again)
     qos.start_qos_period("2026-10")
     url = f"{FLOWS}/{qos.qos_workflow_id('2026-10')}"
-
-    def finished() -> dict[str, Any] | None:
-        response = client.get(url, headers=admin)
-        return (
-            response.json()
-            if response.status_code == 200 and response.json()["state"] == "completed"
-            else None
-        )
-
-    deadline = time.monotonic() + 120
-    while (flow := finished()) is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    flow = until(lambda: flow_in_state(client, admin, qos.qos_workflow_id("2026-10"), "completed"))
+    assert flow is not None
     qos.start_qos_period("2026-10")
     time.sleep(1)
     # then the month is assessed, one violation recorded and one report sent
@@ -93,8 +82,4 @@ def test_a_month_is_assessed_its_violation_handled_and_reports_sent(
         f for f in client.get(FLOWS, headers=admin).json() if f["processFlowSpecification"] == FLOW
     ]
     assert len(violation_flows) == 1
-    url = f"{FLOWS}/{violation_flows[0]['id']}"
-    deadline = time.monotonic() + 120
-    while finished() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    assert until(lambda: flow_in_state(client, admin, violation_flows[0]["id"], "completed"))

@@ -6,7 +6,6 @@ followed (3.9.5)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,8 @@ from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows, violati
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.qos_sla import assessment, ingest, violations
 from tests.conftest import TokenFactory
-from tests.qos_helpers import measure, monitored_product
+from tests.polling import flow_in_state, until
+from tests.qos_helpers import measure, monitored_product, ticket_about
 from tests.test_sla_ingest import _rows
 from tests.test_sla_violations import AFTER_OCTOBER, _violated_october
 
@@ -30,23 +30,6 @@ VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
 TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
 PROBLEMS = "/tmf-api/serviceProblemManagement/v4/serviceProblem"
 RISK = "/tmf-api/riskManagement/v4/partyRoleRiskAssessment"
-
-
-def _wait(check: Callable[[], Any], seconds: float = 120) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (found := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-    return found
-
-
-def _flow(client: TestClient, headers: dict[str, str], workflow_id: str, state: str) -> Any:
-    response = client.get(f"{FLOWS}/{workflow_id}", headers=headers)
-    return (
-        response.json()
-        if response.status_code == 200 and (response.json()["state"] == state)
-        else None
-    )
 
 
 def _seeds(client: TestClient, headers: dict[str, str], workflow_id: str) -> list[str]:
@@ -75,11 +58,12 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
     admin = auth("admin")
     bmw, product_id = _violated_october(client, admin)
     qos.start_qos_period("2026-10")
-    violations = _wait(lambda: client.get(VIOLATIONS, headers=admin).json())
+    violations = until(lambda: client.get(VIOLATIONS, headers=admin).json())
+    assert violations
     violation = violations[0]
     workflow_id = violation_workflow_id(str(violation["id"]))
     # then the violation's flow forwarded it as a problem and waits for the ticket
-    _wait(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
+    assert until(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
     assert _seeds(client, admin, workflow_id) == ["3.7.2", "3.6.2", "3.6.4"]
     ticket_id = violation["troubleTicket"]["id"]
     problem_id = violation["troubleTicket"]["serviceProblem"]["id"]
@@ -104,7 +88,7 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
     assert confirmed.status_code == 200, confirmed.text
 
     # then the violation closes, its credit goes to billing, the risk is assessed again
-    _wait(lambda: _flow(client, admin, workflow_id, "completed"))
+    assert until(lambda: flow_in_state(client, admin, workflow_id, "completed"))
     assert _seeds(client, admin, workflow_id) == [
         "3.7.2", "3.6.2", "3.6.4", "3.6.4", "3.7.2", "3.8.2", "3.9.3", "3.9.5"
     ]  # fmt: skip
@@ -131,7 +115,7 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
 
     # and running October's QoS again changes nothing
     qos.start_qos_period("2026-10")
-    _wait(lambda: _flow(client, admin, qos.qos_workflow_id("2026-10"), "completed"))
+    assert until(lambda: flow_in_state(client, admin, qos.qos_workflow_id("2026-10"), "completed"))
     time.sleep(1)
     with session_scope() as session:
         again = session.scalars(
@@ -149,20 +133,14 @@ def test_a_violation_found_on_ingest_joins_the_open_ticket_and_closes_with_it(
     bmw, product_id, link_id = monitored_product(client, admin)
     november = datetime(2026, 10, 31, 23, tzinfo=UTC)
     measure(link_id, november, 24)
-    ticket = client.post(
-        TICKETS,
-        json={
-            "name": "Dealer offline",
-            "description": "München is offline.",
-            "severity": "Major",
-            "ticketType": "network",
-            "relatedParty": [{"id": bmw["id"], "@referredType": "Customer", "role": "customer"}],
-            "relatedEntity": [
-                {"id": product_id, "@referredType": "Product", "role": "affectedProduct"}
-            ],
-        },
-        headers=admin,
-    ).json()
+    ticket = ticket_about(
+        client,
+        admin,
+        bmw["id"],
+        product_id,
+        name="Dealer offline",
+        description="München is offline.",
+    )
     # when measurements arrive that make November's target unreachable (down 10 hours)
     rows = _rows(link_id, november + timedelta(hours=24), 10, 0.0)
     with session_scope() as session:
@@ -171,7 +149,7 @@ def test_a_violation_found_on_ingest_joins_the_open_ticket_and_closes_with_it(
     assert len(found.violations) == 1
     violation_id = found.violations[0]
     workflow_id = violation_workflow_id(violation_id)
-    _wait(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
+    assert until(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
     violation = client.get(f"{VIOLATIONS}/{violation_id}", headers=admin).json()
     assert violation["troubleTicket"] == {"id": ticket["id"], "linked": True}
     entities = client.get(f"{TICKETS}/{ticket['id']}", headers=admin).json()["relatedEntity"]
@@ -181,7 +159,7 @@ def test_a_violation_found_on_ingest_joins_the_open_ticket_and_closes_with_it(
     # when support cancels the ticket (the customer withdrew it)
     _patch(client, f"{TICKETS}/{ticket['id']}", {"status": "cancelled"}, auth("support"))
     # then the violation closes all the same and its credit goes to billing
-    _wait(lambda: _flow(client, admin, workflow_id, "completed"))
+    assert until(lambda: flow_in_state(client, admin, workflow_id, "completed"))
     closed = client.get(f"{VIOLATIONS}/{violation_id}", headers=admin).json()
     assert closed["status"] == "closed" and "cancelled" in closed["resolution"]
     assert closed["credit"]["status"] == "handedToBilling"
@@ -204,7 +182,7 @@ def test_a_violation_whose_flow_never_started_is_taken_up_by_the_worker_sweep(
 
     # when a worker starts and sweeps, twice
     assert sweep_unstarted_violation_flows() == 1
-    _wait(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
+    assert until(lambda: len(_seeds(client, admin, workflow_id)) >= 3)
     assert sweep_unstarted_violation_flows() == 0
 
     # then the violation was forwarded as a problem once, and its flow ends with its ticket
@@ -212,7 +190,7 @@ def test_a_violation_whose_flow_never_started_is_taken_up_by_the_worker_sweep(
     violation = client.get(f"{VIOLATIONS}/{recorded['id']}", headers=admin).json()
     ticket_id = violation["troubleTicket"]["id"]
     _patch(client, f"{TICKETS}/{ticket_id}", {"status": "cancelled"}, auth("support"))
-    _wait(lambda: _flow(client, admin, workflow_id, "completed"))
+    assert until(lambda: flow_in_state(client, admin, workflow_id, "completed"))
     with session_scope() as session:
         tickets = session.scalar(select(func.count()).select_from(TroubleTicketRow))
     assert tickets == 1

@@ -19,7 +19,7 @@ from etomcrm.qos_sla import assessment, violations
 from etomcrm.qos_sla.models import SlaViolationRow
 from tests.conftest import TokenFactory
 from tests.factories import customer
-from tests.qos_helpers import measure, monitored_product
+from tests.qos_helpers import measure, monitored_product, ticket_about
 
 SLAS = "/tmf-api/slaManagement/v2/sla"
 VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
@@ -158,27 +158,21 @@ def test_two_violated_metrics_share_the_capped_credit_and_an_open_ticket(
 ) -> None:
     # given October missed availability and latency, and an open ticket names the product
     bmw, product_id = _violated_october(client, admin, slow=True)
-    ticket = client.post(
-        "/tmf-api/troubleTicket/v4/troubleTicket",
-        json={
-            "name": "Slow link",
-            "description": "The extranet is slow.",
-            "severity": "Minor",
-            "ticketType": "network",
-            "relatedParty": [{"id": bmw["id"], "@referredType": "Customer", "role": "customer"}],
-            "relatedEntity": [
-                {"id": product_id, "@referredType": "Product", "role": "affectedProduct"}
-            ],
-        },
-        headers=admin,
+    ticket = ticket_about(
+        client,
+        admin,
+        bmw["id"],
+        product_id,
+        name="Slow link",
+        description="The extranet is slow.",
+        severity="Minor",
     )
-    assert ticket.status_code == 201, ticket.text
     # when the violations are evaluated
     recorded = _evaluate()
     # then each metric's violation takes 10 % (20 % in all) and links the known ticket
     credits = {v["metric"]: v["credit"]["value"] for v in recorded}
     assert credits == {"availability": "100.00", "latency": "100.00"}
-    assert {v["troubleTicket"]["id"] for v in recorded} == {ticket.json()["id"]}
+    assert {v["troubleTicket"]["id"] for v in recorded} == {ticket["id"]}
     assert all(v["troubleTicket"]["linked"] for v in recorded)
     with session_scope() as session:
         assert (
