@@ -92,6 +92,14 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
     assert _seeds(client, admin, workflow_id) == [
         "3.7.2", "3.6.2", "3.6.4", "3.6.4", "3.7.2", "3.8.2", "3.9.3", "3.9.5"
     ]  # fmt: skip
+    tasks = client.get(f"{FLOWS}/{workflow_id}/taskFlow", headers=admin).json()
+    outcomes = {
+        next(c["value"] for c in t["characteristic"] if c["name"] == "seedNumber"): next(
+            c["value"] for c in t["characteristic"] if c["name"] == "outcome"
+        )
+        for t in tasks
+    }
+    assert f"sent when ticket {ticket_id} closed" in outcomes["3.9.5"], outcomes["3.9.5"]
     closed = client.get(f"{VIOLATIONS}/{violation['id']}", headers=katrin).json()
     assert closed["status"] == "closed"
     assert "confirmed" in closed["resolution"]

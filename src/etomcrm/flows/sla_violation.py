@@ -225,40 +225,32 @@ def customer_risk_step(session: Session, workflow_id: str, violation_id: str) ->
             Task(
                 "3.9.5",
                 "Validate customer satisfaction",
-                _survey_state(session, violation.owner_customer_id, ticket),
+                _survey_state(session, ticket),
             )
         )
     recorder.finish_flow(session, workflow_id, "completed")
     return {}, tasks
 
 
-def _survey_state(session: Session, customer_id: str, ticket: TroubleTicketRow | None) -> str:
+def _survey_state(session: Session, ticket: TroubleTicketRow | None) -> str:
     """Where the survey that followed the ticket's closure stands."""
-    from etomcrm.customer_interface.models import PartyInteractionRow
-    from etomcrm.retention.satisfaction import SURVEY_TYPE
+    from etomcrm.retention.satisfaction import survey_sent_for
 
     if ticket is None or ticket.status != "closed":
         return "no survey: the ticket ended without a resolution to ask about"
-    key = f"ticket/{ticket.id}/survey"
-    for survey_id, body in session.execute(
-        select(PartyInteractionRow.id, PartyInteractionRow.body).where(
-            PartyInteractionRow.owner_customer_id == customer_id,
-            PartyInteractionRow.at_type == SURVEY_TYPE,
-        )
-    ):
-        if body.get("surveyKey") != key:
-            continue
-        answer = body.get("surveyAnswer")
-        if answer:
-            return (
-                f"survey {survey_id} on ticket {ticket.id} answered: CSAT {answer['csat']}, "
-                f"NPS {answer['nps']}; it weighs in the risk above"
-            )
+    survey = survey_sent_for(session, f"ticket/{ticket.id}/survey")
+    if survey is None:
+        return f"no survey found for ticket {ticket.id}"
+    answer = survey.get("surveyAnswer")
+    if answer:
         return (
-            f"survey {survey_id} sent when ticket {ticket.id} closed; its answer will weigh "
-            "in the next risk assessment"
+            f"survey {survey['id']} on ticket {ticket.id} answered: CSAT {answer['csat']}, "
+            f"NPS {answer['nps']}; it weighs in the risk above"
         )
-    return f"no survey found for ticket {ticket.id}"
+    return (
+        f"survey {survey['id']} sent when ticket {ticket.id} closed; its answer will weigh "
+        "in the next risk assessment"
+    )
 
 
 def start_violation_flow(violation_id: str) -> None:

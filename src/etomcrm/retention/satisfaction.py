@@ -118,6 +118,14 @@ def send_survey(session: Session, *, customer_id: str, about: JsonDict, key: str
     return survey
 
 
+def survey_sent_for(session: Session, key: str) -> JsonDict | None:
+    """The survey ``send_survey`` sent for ``key``, or None."""
+    found, _ = resources.list_resources(
+        session, PARTY_INTERACTION_KIND, SYSTEM, {"surveyKey": [key]}, 0, 1
+    )
+    return found[0] if found else None
+
+
 def _check_range(name: str, value: int, bounds: tuple[int, int]) -> None:
     if (
         isinstance(value, bool)
