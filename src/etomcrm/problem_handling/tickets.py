@@ -476,13 +476,13 @@ def _wake_flows_of(session: Session, ticket: JsonDict) -> None:
     """The flows waiting on this ticket's end look again once it is committed: the
     flow of the service problem that caused it (3.6.4) and of the SLA violation it
     follows up (3.7.2). A flow that is not woken looks again at its next deadline."""
-    waiting = [("problem", problem_id) for problem_id in problems_behind(ticket)]
-    waiting += [
-        ("violation", str(e["id"]))
+    problems = problems_behind(ticket)
+    violations = [
+        str(e["id"])
         for e in ticket.get("relatedEntity") or []
         if isinstance(e, dict) and e.get("@referredType") == "SlaViolation"
     ]
-    if not waiting:
+    if not problems and not violations:
         return
 
     def wake() -> None:
@@ -490,10 +490,8 @@ def _wake_flows_of(session: Session, ticket: JsonDict) -> None:
         from etomcrm.flows.assurance import problem_workflow_id
         from etomcrm.flows.sla_violation import violation_workflow_id
 
-        for flow, case_id in waiting:
-            workflow_id = (problem_workflow_id if flow == "problem" else violation_workflow_id)(
-                case_id
-            )
+        waiting = [*map(problem_workflow_id, problems), *map(violation_workflow_id, violations)]
+        for workflow_id in waiting:
             try:
                 engine.send(workflow_id, "ticket ended", "ticket")
             except Exception:  # the flow looks again at its next deadline anyway
