@@ -488,9 +488,11 @@ def run_durable(
 
 def _plain_child(url: str, order_ids: list[str], ready: Any, go: Any, out: Any) -> None:
     use_database(url)
-    import etomcrm.api.app  # noqa: F401  (every resource kind registered, as in a worker)
+    from etomcrm.bootstrap import bootstrap
     from etomcrm.db import session_scope
     from etomcrm.flows.fulfillment import run_plain
+
+    bootstrap()
 
     with session_scope(readonly=True):  # the connection pool is warm before the clock
         pass

@@ -49,8 +49,10 @@ def prepare(url: str) -> list[str]:
     upgrade(url)
     # DBOS's tables, as a deployment has them: the breaking batch's commit starts the
     # violation's flow (queued here; no worker runs it).
+    from etomcrm.bootstrap import bootstrap
     from etomcrm.flows import engine
 
+    bootstrap()
     engine.launch(url, schedules=False)
     engine.shutdown()
     with session_scope(url) as session:

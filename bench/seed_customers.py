@@ -351,7 +351,7 @@ def verify_against_api(rng: random.Random) -> tuple[str, str]:
         from fastapi.testclient import TestClient
     from sqlalchemy import select
 
-    from etomcrm.api.app import create_app
+    from etomcrm.bootstrap import create_app
     from etomcrm.customer_interface.models import CustomerRow, OrganizationRow
     from etomcrm.customer_interface.service import CUSTOMER_KIND, ORGANIZATION_KIND
     from etomcrm.db import session_scope

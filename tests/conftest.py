@@ -14,7 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, event
 
+from etomcrm.bootstrap import bootstrap
 from etomcrm.config import get_settings
+from etomcrm.core.bus import BUS, DomainEvent
 from etomcrm.core.totals import TOTALS
 from etomcrm.db import get_engine, get_read_engine, session_scope
 from etomcrm.models import metadata
@@ -104,6 +106,7 @@ def db_url(
     url = _sqlite_url if request.param == "sqlite" else request.getfixturevalue("_postgres_url")
     monkeypatch.setenv("ETOMCRM_DATABASE_URL", url)
     get_settings.cache_clear()
+    bootstrap()
     if url not in _migrated:
         from etomcrm.migrate import upgrade
 
@@ -119,11 +122,31 @@ def db_url(
 
 @pytest.fixture
 def client(db_url: str) -> Iterator[TestClient]:
-    from etomcrm.api.app import create_app
+    from etomcrm.bootstrap import create_app
     from tests.schema_check import ConformingClient
 
     with ConformingClient(create_app(deliver_events=False, run_flows=False)) as test_client:
         yield test_client
+
+
+Handled = Callable[[type[Any]], list[Any]]
+
+
+@pytest.fixture
+def handled() -> Iterator[Handled]:
+    """``handled(QuoteDecided)``: the events of that type the bus hands on from now,
+    in order (beside the handlers the composition root wired)."""
+    watching: list[tuple[type[DomainEvent], Callable[[Any], None]]] = []
+
+    def watch(event_type: type[Any]) -> list[Any]:
+        events: list[Any] = []
+        BUS.subscribe(event_type, events.append)
+        watching.append((event_type, events.append))
+        return events
+
+    yield watch
+    for event_type, handler in watching:
+        BUS.unsubscribe(event_type, handler)
 
 
 TokenFactory = Callable[..., dict[str, str]]

@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis import checks
 
-from etomcrm.api.app import create_app
+from etomcrm.bootstrap import create_app
 
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json", create_app(deliver_events=False, run_flows=False)

@@ -193,7 +193,7 @@ def test_the_service_delivers_events_by_itself(
     # given the service running with its delivery thread
     import time
 
-    from etomcrm.api.app import create_app
+    from etomcrm.bootstrap import create_app
     from etomcrm.config import get_settings
 
     monkeypatch.setenv("ETOMCRM_HUB_DELIVERY_INTERVAL_SECONDS", "0.05")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from etomcrm.core import resources
 from etomcrm.core.errors import Conflict, InvalidRequest, UnknownReference
 from etomcrm.db import session_scope
-from etomcrm.flows import signals
+from etomcrm.selling.events import QuoteDecided
 from etomcrm.selling.quotes import (
     QUOTE_KIND,
     QuoteLine,
@@ -22,7 +22,7 @@ from etomcrm.selling.quotes import (
     revise_quote,
     submit_quote,
 )
-from tests.conftest import TokenFactory
+from tests.conftest import Handled, TokenFactory
 from tests.factories import CATALOG, customer, post, site
 from tests.quote_helpers import MANAGER, QUOTES, SALES, Bmw, action, draft, educate, load_bmw
 
@@ -255,10 +255,9 @@ def test_without_a_large_discount_submit_approves_and_illegal_moves_name_the_all
 
 
 def test_customer_accepts_only_after_education_and_the_flow_is_told(
-    client: TestClient, auth: TokenFactory, bmw: Bmw, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, auth: TokenFactory, bmw: Bmw, handled: Handled
 ) -> None:
-    woken: list[tuple[str, str]] = []
-    monkeypatch.setattr(signals, "quote_decided", lambda q, s: woken.append((q, s)))
+    decided: list[QuoteDecided] = handled(QuoteDecided)
     quote = _approved(bmw)
     bmw_user = auth("customer", customer_id=bmw.customer_id)
     # when BMW accepts before anyone explained the effort and risks
@@ -266,7 +265,7 @@ def test_customer_accepts_only_after_education_and_the_flow_is_told(
     # then it is refused, saying why
     assert response.status_code == 409
     assert "not been educated on version 1" in response.json()["message"]
-    assert woken == []
+    assert decided == []
     # when sales records the education and BMW accepts again
     educate(client, quote["id"], auth("sales"))
     response = client.patch(f"{QUOTES}/{quote['id']}", json={"state": "accepted"}, headers=bmw_user)
@@ -274,7 +273,7 @@ def test_customer_accepts_only_after_education_and_the_flow_is_told(
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "accepted"
     assert "effectiveQuoteCompletionDate" in response.json()
-    assert woken == [(quote["id"], "accepted")]
+    assert decided == [QuoteDecided(quote["id"], bmw.customer_id, "accepted")]
     # and an accepted quote is final
     response = action(client, quote["id"], "cancel", auth("sales"))
     assert response.status_code == 409 and "accepted" in response.json()["message"]

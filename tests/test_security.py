@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from etomcrm.api.app import API_KINDS
+from etomcrm.bootstrap import KINDS as API_KINDS
 from etomcrm.cli import app as cli
 from etomcrm.core.models import AuditRecord
 from etomcrm.db import session_scope

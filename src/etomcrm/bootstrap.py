@@ -2,7 +2,8 @@
 
 Resource kinds, API routers, flows, schedules and the handlers of every domain event
 are wired here, and nowhere else; nothing registers itself by being imported. Entry
-points (the API, the CLI, the demo, the worker) call :func:`bootstrap` first.
+points (the API, the CLI, the demo, the worker) call :func:`bootstrap` first, or
+:func:`create_app` for the HTTP service.
 """
 
 from __future__ import annotations
@@ -11,14 +12,97 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from etomcrm.core.bus import BUS, DomainEvent
+from fastapi import APIRouter, FastAPI
 
-_lock = threading.Lock()
-_done = False
+from etomcrm.api.app import build_app
+from etomcrm.catalog import service as catalog
+from etomcrm.core.bus import BUS, DomainEvent
+from etomcrm.core.resources import ResourceKind
+from etomcrm.customer_interface import api_kinds as customer_interface_kinds
+from etomcrm.customer_interface.communication import deliver_messages
+from etomcrm.customer_interface.events import SellingRequestLogged
+from etomcrm.flows import api_kinds as flows_kinds
+from etomcrm.flows import assurance, engine, fulfillment, handlers, qos, sla_violation
+from etomcrm.flows.framework import register_flow
+from etomcrm.marketing import api_kinds as marketing_kinds
+from etomcrm.network import api_kinds as network_kinds
+from etomcrm.order_handling import api_kinds as order_handling_kinds
+from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
+from etomcrm.problem_handling import api_kinds as problem_handling_kinds
+from etomcrm.problem_handling.events import AlarmCleared, TicketEnded
+from etomcrm.qos_sla import api_kinds as qos_sla_kinds
+from etomcrm.qos_sla.events import ViolationRecorded
+from etomcrm.retention import api_kinds as retention_kinds
+from etomcrm.selling import api_kinds as selling_kinds
+from etomcrm.selling.events import QuoteDecided
+
+# Every TMF resource kind etomcrm serves, area by area.
+KINDS: list[ResourceKind] = [
+    *customer_interface_kinds.KINDS,
+    catalog.CATALOG_KIND,
+    catalog.CATEGORY_KIND,
+    catalog.PRODUCT_SPECIFICATION_KIND,
+    catalog.PRODUCT_OFFERING_KIND,
+    catalog.PRODUCT_OFFERING_PRICE_KIND,
+    catalog.PRODUCT_STOCK_KIND,
+    *marketing_kinds.KINDS,
+    *selling_kinds.KINDS,
+    *order_handling_kinds.KINDS,
+    *flows_kinds.KINDS,
+    *retention_kinds.KINDS,
+    *network_kinds.KINDS,
+    *problem_handling_kinds.KINDS,
+    *qos_sla_kinds.KINDS,
+]
+
+# The routes beyond the resource life cycle (task resources, reports, the network view).
+ROUTERS: list[APIRouter] = [
+    *customer_interface_kinds.ROUTERS,
+    *marketing_kinds.ROUTERS,
+    *selling_kinds.ROUTERS,
+    *order_handling_kinds.ROUTERS,
+    *flows_kinds.ROUTERS,
+    *retention_kinds.ROUTERS,
+    *network_kinds.ROUTERS,
+    *problem_handling_kinds.ROUTERS,
+    *qos_sla_kinds.ROUTERS,
+]
+
+# The end-to-end flows (DESIGN.md section 2), by the names they are started with.
+FLOWS: dict[str, Callable[..., str]] = {
+    **fulfillment.FLOWS,
+    "problem": assurance.problem_flow,
+    "violation": sla_violation.violation_flow,
+    "qos": qos.qos_period_flow,
+}
+
+# What runs on the clock in whichever process runs flows: name, workflow, crontab.
+SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
+    # Alarm correlation (3.6.1) every 30 s.
+    ("etomcrm-alarm-correlation", assurance.correlation_tick, assurance.SCHEDULE),
+    # Every ticket's targets warned and escalated, silent ones closed (3.6.3, 3.6.4).
+    ("etomcrm-ticket-sweep", assurance.ticket_sweep_tick, assurance.TICKET_SWEEP_SCHEDULE),
+    # Last month's QoS assessment, violations and reports (3.7).
+    ("etomcrm-monthly-qos", qos.qos_tick, qos.SCHEDULE),
+]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
 # transaction or starts or signals a flow (DESIGN.md section 3, "Events").
-EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {}
+EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
+    SellingRequestLogged: [handlers.start_presale],
+    QuoteDecided: [handlers.wake_presale],
+    OrderAcknowledged: [handlers.start_ordering],
+    OrderReleased: [handlers.wake_ordering],
+    AlarmCleared: [handlers.wake_problem_flows],
+    TicketEnded: [handlers.wake_flows_waiting_on_ticket],
+    ViolationRecorded: [handlers.start_violation_flow],
+}
+
+# What a serving or worker process delivers in the background besides hub events.
+DELIVERIES: list[Callable[[], int]] = [deliver_messages]
+
+_lock = threading.Lock()
+_done = False
 
 
 def bootstrap() -> None:
@@ -27,7 +111,25 @@ def bootstrap() -> None:
     with _lock:
         if _done:
             return
-        for event_type, handlers in EVENT_HANDLERS.items():
-            for handler in handlers:
+        for kind in KINDS:
+            ResourceKind.register(kind)
+        for name, flow in FLOWS.items():
+            register_flow(name, flow)
+        for name, workflow, crontab in SCHEDULES:
+            engine.register_schedule(name, workflow, crontab)
+        for event_type, event_handlers in EVENT_HANDLERS.items():
+            for handler in event_handlers:
                 BUS.subscribe(event_type, handler)
         _done = True
+
+
+def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = None) -> FastAPI:
+    """The HTTP service, wired (the factory ``etomcrm serve`` hands to Uvicorn)."""
+    bootstrap()
+    return build_app(
+        KINDS,
+        ROUTERS,
+        deliveries=DELIVERIES,
+        deliver_events=deliver_events,
+        run_flows=run_flows,
+    )

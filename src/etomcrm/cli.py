@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import threading
 from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
+import uvicorn
 from rich.console import Console
+from rich.table import Table
 
+from etomcrm import bootstrap
 from etomcrm.config import get_settings
 from etomcrm.core.errors import TmfError
+from etomcrm.core.events import deliver_due, http_poster
 from etomcrm.db import session_scope
+from etomcrm.demo import assurance_story, story
+from etomcrm.demo.scenario import run_demo
+from etomcrm.flows import engine
+from etomcrm.flows.fulfillment import sweep_unstarted_flows
+from etomcrm.flows.recorder import flows_of_case
+from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
+from etomcrm.migrate import upgrade
+from etomcrm.security.service import create_api_key, create_user, revoke_api_key
 
 app = typer.Typer(help="etomcrm: CRM for telecom and IT service providers.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -25,6 +41,12 @@ app.add_typer(hub_app, name="hub")
 console = Console()
 
 
+@app.callback()
+def _wire() -> None:
+    """etomcrm: CRM for telecom and IT service providers."""
+    bootstrap.bootstrap()
+
+
 def _fail(error: TmfError) -> None:
     console.print(f"[red]error:[/red] {error.message}")
     raise typer.Exit(code=2)
@@ -33,7 +55,6 @@ def _fail(error: TmfError) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply the schema migrations (Alembic) to ETOMCRM_DATABASE_URL."""
-    from etomcrm.migrate import upgrade
 
     upgrade(revision=revision)
     console.print(f"database at {revision}: {get_settings().database_url.split('@')[-1]}")
@@ -53,12 +74,6 @@ def serve(
 
     With one worker the serving process runs the flows itself. With more, the API
     processes only enqueue flows and one ``etomcrm worker`` process runs them."""
-    import os
-    import subprocess
-
-    import uvicorn
-
-    from etomcrm.migrate import upgrade
 
     upgrade()
     worker: subprocess.Popen[bytes] | None = None
@@ -71,7 +86,7 @@ def serve(
             )
     try:
         uvicorn.run(
-            "etomcrm.api.app:create_app",
+            "etomcrm.bootstrap:create_app",
             factory=True,
             host=host,
             port=port,
@@ -98,15 +113,6 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Flows run at once")] = 0,
 ) -> None:
     """Run the durable flows (Fulfillment, ...) queued by the API processes."""
-    import os
-    import signal
-    import threading
-
-    from etomcrm.core.events import deliver_messages
-    from etomcrm.flows import engine
-    from etomcrm.flows.fulfillment import sweep_unstarted_flows
-    from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
-    from etomcrm.migrate import upgrade
 
     os.environ["ETOMCRM_FLOWS_EXECUTOR_ID"] = executor_id
     get_settings.cache_clear()
@@ -121,7 +127,8 @@ def worker(
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     while not stopping.is_set():
         try:
-            deliver_messages()
+            for deliver in bootstrap.DELIVERIES:
+                deliver()
         except Exception as error:  # a database hiccup: try again next round
             console.print(f"[yellow]message delivery failed:[/yellow] {error}")
         stopping.wait(1.0)
@@ -141,7 +148,6 @@ def _exit_leaving_flows_to_recovery() -> NoReturn:
 @app.command()
 def trace(case_id: str) -> None:
     """Print the steps of a case's flows (quote, order or request id) as a timeline."""
-    from etomcrm.flows.recorder import flows_of_case
 
     with session_scope(readonly=True) as session:
         traces = flows_of_case(session, case_id)
@@ -152,7 +158,6 @@ def trace(case_id: str) -> None:
 
 
 def print_traces(traces: list[Any]) -> None:
-    from rich.table import Table
 
     for flow in traces:
         table = Table(title=f"{flow.flow} {flow.workflow_id} ({flow.state})", title_justify="left")
@@ -187,7 +192,6 @@ def apikey_create(
     ] = None,
 ) -> None:
     """Create an API key. The token is printed once, alone on the last line."""
-    from etomcrm.security.service import create_api_key
 
     try:
         with session_scope() as session:
@@ -205,7 +209,6 @@ def apikey_create(
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: str) -> None:
     """Revoke an API key (effective within the token cache time)."""
-    from etomcrm.security.service import revoke_api_key
 
     try:
         with session_scope() as session:
@@ -227,7 +230,6 @@ def user_create(
     ] = False,
 ) -> None:
     """Create a user who signs in with a password (Argon2-hashed)."""
-    from etomcrm.security.service import create_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -245,9 +247,6 @@ def user_create(
 @hub_app.command("deliver")
 def hub_deliver() -> None:
     """Deliver the hub events that are due, once (the service also does this itself)."""
-    import httpx
-
-    from etomcrm.core.events import deliver_due, http_poster
 
     total_ok = total_failed = 0
     with httpx.Client(timeout=5.0) as client:
@@ -266,9 +265,6 @@ def demo() -> None:
     assurance (issue 4): a month's QoS report with one SLA violated, a link failure and
     a PoP outage through the problem flows. The flows run in this process; a second run
     changes nothing and shows the story again."""
-    from etomcrm.demo import assurance_story, story
-    from etomcrm.demo.scenario import run_demo
-    from etomcrm.migrate import upgrade
 
     upgrade()
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,65 +20,33 @@ from etomcrm.api.conventions import (
     read_json,
 )
 from etomcrm.api.tmf import add_hub_routes, add_resource_routes
-from etomcrm.catalog import service as catalog
 from etomcrm.config import get_settings
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.events import DeliveryThread
 from etomcrm.core.resources import ResourceKind
 from etomcrm.core.tmf_schemas import TmfDocument
-from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.db import session_scope
-from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import engine
-from etomcrm.marketing import api_kinds as marketing_kinds
-from etomcrm.network import api_kinds as network_kinds
-from etomcrm.order_handling import api_kinds as order_handling_kinds
-from etomcrm.problem_handling import api_kinds as problem_handling_kinds
-from etomcrm.qos_sla import api_kinds as qos_sla_kinds
-from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.security import service as security
-from etomcrm.selling import api_kinds as selling_kinds
-
-API_KINDS: list[ResourceKind] = [
-    *customer_interface_kinds.KINDS,
-    catalog.CATALOG_KIND,
-    catalog.CATEGORY_KIND,
-    catalog.PRODUCT_SPECIFICATION_KIND,
-    catalog.PRODUCT_OFFERING_KIND,
-    catalog.PRODUCT_OFFERING_PRICE_KIND,
-    catalog.PRODUCT_STOCK_KIND,
-    *marketing_kinds.KINDS,
-    *selling_kinds.KINDS,
-    *order_handling_kinds.KINDS,
-    *flows_kinds.KINDS,
-    *retention_kinds.KINDS,
-    *network_kinds.KINDS,
-    *problem_handling_kinds.KINDS,
-    *qos_sla_kinds.KINDS,
-]
 
 
-AREAS = (
-    customer_interface_kinds,
-    marketing_kinds,
-    selling_kinds,
-    order_handling_kinds,
-    flows_kinds,
-    retention_kinds,
-    network_kinds,
-    problem_handling_kinds,
-    qos_sla_kinds,
-)
-
-
-def _documents() -> dict[str, tuple[TmfDocument, list[ResourceKind]]]:
+def _documents(kinds: Sequence[ResourceKind]) -> dict[str, tuple[TmfDocument, list[ResourceKind]]]:
     docs: dict[str, tuple[TmfDocument, list[ResourceKind]]] = {}
-    for kind in API_KINDS:
+    for kind in kinds:
         docs.setdefault(kind.doc.code, (kind.doc, []))[1].append(kind)
     return docs
 
 
-def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = None) -> FastAPI:
+def build_app(
+    kinds: Sequence[ResourceKind],
+    routers: Sequence[APIRouter],
+    *,
+    deliveries: Sequence[Callable[[], int]] = (),
+    deliver_events: bool | None = None,
+    run_flows: bool | None = None,
+) -> FastAPI:
+    """The ASGI application serving ``kinds`` (their TMF life cycle and hubs) and
+    ``routers``; the composition root (``etomcrm.bootstrap.create_app``) hands them in."""
     settings = get_settings()
     run_delivery = settings.hub_delivery_enabled if deliver_events is None else deliver_events
     if run_flows is None:
@@ -86,7 +54,11 @@ def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        thread = DeliveryThread(settings.hub_delivery_interval_seconds) if run_delivery else None
+        thread = (
+            DeliveryThread(settings.hub_delivery_interval_seconds, deliveries)
+            if run_delivery
+            else None
+        )
         if thread:
             thread.start()
         if run_flows:
@@ -111,15 +83,14 @@ def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = N
     install_error_handlers(app)
     app.add_middleware(RefuseNul)
     router = APIRouter()
-    documents = _documents()
+    documents = _documents(kinds)
     for doc, kinds in documents.values():
         for kind in kinds:
             add_resource_routes(router, kind)
         add_hub_routes(router, doc, kinds)
     app.include_router(router)
-    for area in AREAS:
-        for area_router in area.ROUTERS:
-            app.include_router(area_router)
+    for area_router in routers:
+        app.include_router(area_router)
     _add_auth_routes(app)
 
     def openapi() -> dict[str, Any]:

@@ -46,6 +46,11 @@ class MessageBus:
         if handler not in handlers:
             handlers.append(handler)
 
+    def unsubscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+        handlers = self._handlers.get(event_type, [])
+        if handler in handlers:
+            handlers.remove(handler)
+
     def handlers_for(self, event_type: type[DomainEvent]) -> list[Handler]:
         return list(self._handlers.get(event_type, ()))
 

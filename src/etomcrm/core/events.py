@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -246,21 +246,14 @@ def http_poster(client: httpx.Client) -> Callable[[str, JsonDict], int]:
     return post
 
 
-def deliver_messages() -> int:
-    """Messages to customers (TMF681) waiting for their channel."""
-    from etomcrm.customer_interface.communication import deliver_pending_messages
-    from etomcrm.db import session_scope
-
-    with session_scope() as session:
-        return deliver_pending_messages(session)
-
-
 class DeliveryThread(threading.Thread):
-    """Delivers hub events and customer messages in the background of a serving process."""
+    """Delivers hub events, and what else waits for delivery (``others``: each returns
+    how many it delivered), in the background of a serving process."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, others: Sequence[Callable[[], int]] = ()) -> None:
         super().__init__(name="etomcrm-hub-delivery", daemon=True)
         self.interval = interval
+        self.others = tuple(others)
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -269,7 +262,7 @@ class DeliveryThread(threading.Thread):
             while not self.stopping.is_set():
                 try:
                     delivered, failed = deliver_due(post)
-                    delivered += deliver_messages()
+                    delivered += sum(deliver() for deliver in self.others)
                 except Exception:  # keep delivering after a database hiccup
                     log.exception("hub delivery round failed")
                     delivered = failed = 0

@@ -98,9 +98,14 @@ class ResourceKind:
     _required: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        ResourceKind.registry[self.name] = self
-        ResourceKind.by_type[self.type_name] = self
         self._required = self.doc.required(self.type_name)
+
+    @classmethod
+    def register(cls, kind: ResourceKind) -> None:
+        """Make ``kind`` known by name and type (references to it are then checked);
+        the composition root registers every kind etomcrm serves."""
+        cls.registry[kind.name] = kind
+        cls.by_type[kind.type_name] = kind
 
     # ----- hooks an area overrides --------------------------------------------------
 

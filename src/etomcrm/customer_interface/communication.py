@@ -51,7 +51,7 @@ from etomcrm.customer_interface.models import (
     OrganizationRow,
 )
 from etomcrm.customer_interface.service import CustomerOwnedKind
-from etomcrm.db import after_commit, utcnow
+from etomcrm.db import after_commit, session_scope, utcnow
 from etomcrm.security.service import STAFF_ROLES, SYSTEM, Principal, Role
 
 OPT_OUT = "marketingOptOut"
@@ -511,3 +511,9 @@ COMMUNICATION_MESSAGE_KIND = CommunicationMessageKind(
         "creationDate": resources.INSTANT,
     },
 )
+
+
+def deliver_messages() -> int:
+    """Deliver the messages waiting for their channel, in a transaction of its own."""
+    with session_scope() as session:
+        return deliver_pending_messages(session)

@@ -29,13 +29,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import Forbidden, InvalidRequest, NotFound
 from etomcrm.core.resources import READ
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.events import SellingRequestLogged
 from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
-from etomcrm.db import after_commit, utcnow
+from etomcrm.db import utcnow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
 REQUEST_TYPE = "CustomerRequest"
@@ -240,14 +242,7 @@ def _open_lead(
     )
     # The pre-sale flow takes the request from here (3.4.1 onwards), once it is stored.
     owner = principal.name if principal.role in SELLERS else "sales"
-    request_id = str(body["id"])
-
-    def start_flow() -> None:
-        from etomcrm.flows.fulfillment import start_presale
-
-        start_presale(request_id, customer_id, owner)
-
-    after_commit(session, start_flow)
+    record(session, SellingRequestLogged(str(body["id"]), customer_id, owner))
     item = {"id": lead["id"], "role": "salesLead", "@referredType": "SalesLead"}
     if lead.get("name"):
         item["name"] = lead["name"]

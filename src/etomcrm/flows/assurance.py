@@ -21,20 +21,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
+from etomcrm.core import resources
 from etomcrm.db import session_scope, utcnow
-from etomcrm.flows import recorder
-from etomcrm.flows.fulfillment import (
-    PLAIN_FLOWS,
-    WORKFLOWS,
+from etomcrm.flows import engine, recorder
+from etomcrm.flows.framework import (
     DurableRunner,
     Runner,
     StepResult,
-    _durable,
     look_until,
     step,
 )
 from etomcrm.flows.recorder import Task
+from etomcrm.problem_handling.correlation import correlate, ticket_name
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
+from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+from etomcrm.problem_handling.tickets import change_status, track_tickets
 from etomcrm.security.service import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ def problem_workflow_id(problem_id: str) -> str:
 
 
 def _tickets_of(session: Session, problem_id: str) -> list[TroubleTicketRow]:
-    from etomcrm.problem_handling.correlation import ticket_name
-
     return list(
         session.scalars(
             select(TroubleTicketRow).where(TroubleTicketRow.name == ticket_name(problem_id))
@@ -86,8 +85,6 @@ def problem_flow(run: Runner, problem_id: str) -> str:
 
 @step
 def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepResult:
-    from etomcrm.problem_handling.tickets import change_status
-
     problem = session.get(ServiceProblemRow, problem_id)
     assert problem is not None
     recorder.start_flow(
@@ -133,8 +130,6 @@ def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepRes
 
 @step
 def repair_step(session: Session, workflow_id: str, problem_id: str, check: int) -> StepResult:
-    from etomcrm.problem_handling.tickets import change_status
-
     problem = session.get(ServiceProblemRow, problem_id)
     assert problem is not None
     still_raised = session.scalar(
@@ -175,8 +170,6 @@ def repair_step(session: Session, workflow_id: str, problem_id: str, check: int)
 
 @step
 def closing_step(session: Session, workflow_id: str, problem_id: str, look: int) -> StepResult:
-    from etomcrm.problem_handling.tickets import change_status
-
     silence = timedelta(seconds=get_settings().ticket_silence_seconds)
     now = utcnow()
     open_count, closed_silent, next_deadline = 0, 0, None
@@ -238,9 +231,6 @@ def close_problem_step(session: Session, workflow_id: str, problem_id: str) -> S
 
 
 def set_problem_status(session: Session, problem_id: str, status: str) -> None:
-    from etomcrm.core import resources
-    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
-
     row = session.get(ServiceProblemRow, problem_id)
     if row is None or row.status == status:
         return
@@ -253,7 +243,6 @@ def set_problem_status(session: Session, problem_id: str, status: str) -> None:
 def detect(since: datetime, now: datetime) -> list[str]:
     """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1): correlate the alarms raised
     since ``since`` and start a problem flow for every new service problem."""
-    from etomcrm.problem_handling.correlation import correlate
 
     with session_scope() as session:
         result = correlate(session, since=since, now=now)
@@ -263,32 +252,10 @@ def detect(since: datetime, now: datetime) -> list[str]:
 
 
 def start_problem_flow(problem_id: str) -> None:
-    from etomcrm.flows import engine
-
     try:
         engine.enqueue("problem", problem_workflow_id(problem_id), problem_id)
     except Exception:
         log.exception("could not start the flow of service problem %s now", problem_id)
-
-
-def wake_problem_flows(correlation_key: str) -> None:
-    """The network cleared an alarm of this cause: its problem flow looks again now."""
-    from etomcrm.flows import engine
-
-    try:
-        with session_scope() as session:
-            ids = list(
-                session.scalars(
-                    select(ServiceProblemRow.id).where(
-                        ServiceProblemRow.correlation_key == correlation_key,
-                        ServiceProblemRow.status.in_(("acknowledged", "inProgress")),
-                    )
-                )
-            )
-        for problem_id in ids:
-            engine.send(problem_workflow_id(problem_id), "alarm cleared", "problem")
-    except Exception:
-        log.exception("could not wake the problem flows of %s", correlation_key)
 
 
 @DBOS.workflow(name="correlation-tick")
@@ -309,8 +276,6 @@ def ticket_sweep_tick(scheduled_at: datetime, context: Any) -> None:
 
 @step
 def sweep_tickets_step(session: Session, workflow_id: str, at: str) -> StepResult:
-    from etomcrm.problem_handling.tickets import track_tickets
-
     moment = datetime.fromisoformat(at)
     silence = timedelta(seconds=get_settings().ticket_silence_seconds)
     swept = track_tickets(session, now=moment, silence=silence)
@@ -328,13 +293,7 @@ def sweep_tickets_step(session: Session, workflow_id: str, at: str) -> StepResul
 
 @step
 def correlate_step(session: Session, workflow_id: str, at: str) -> StepResult:
-    from etomcrm.problem_handling.correlation import correlate
-
     moment = datetime.fromisoformat(at)
     result = correlate(session, since=moment - DETECTION_WINDOW, now=moment)
     # Detection keeps no record of its own every 30 s: the problems' flows are the record.
     return {"problems": result.problems}, []
-
-
-PLAIN_FLOWS["problem"] = problem_flow
-WORKFLOWS["problem"] = DBOS.workflow(name="problem")(_durable(problem_flow))

@@ -14,16 +14,17 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOS, DBOSClient, DBOSConfig
+from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 
 import etomcrm
 from etomcrm.config import get_settings
+from etomcrm.flows.framework import WORKFLOWS
 
 QUEUE_NAME = "etomcrm-flows"
-SCHEDULE_NAMES = ("etomcrm-alarm-correlation", "etomcrm-ticket-sweep", "etomcrm-monthly-qos")
 # Flows are started by name, so a process that only enqueues needs none of their code.
 APP_NAME = "etomcrm"
 
@@ -31,6 +32,13 @@ _lock = threading.Lock()
 _launched_for: str | None = None
 _client: DBOSClient | None = None
 _client_for: str | None = None
+# Schedules the composition root put here: name, workflow, crontab.
+SCHEDULES: list[tuple[str, Callable[..., Any], str]] = []
+
+
+def register_schedule(name: str, workflow: Callable[..., Any], crontab: str) -> None:
+    if all(existing != name for existing, _, _ in SCHEDULES):
+        SCHEDULES.append((name, workflow, crontab))
 
 
 def system_database_url(database_url: str | None = None) -> str:
@@ -62,11 +70,8 @@ def launch(
     """Run flows in this process: recover this executor's unfinished ones, then take
     new ones from the queue."""
     global _launched_for
-    # Every resource kind must be registered (flows check references across areas),
-    # and the flow definitions register themselves with DBOS on import.
-    import etomcrm.api.app
-    from etomcrm.flows import assurance, fulfillment, qos, sla_violation  # noqa: F401
-
+    if not WORKFLOWS:
+        raise RuntimeError("no flow is registered: call etomcrm.bootstrap.bootstrap() first")
     url = system_database_url(database_url)
     with _lock:
         if _launched_for == url:
@@ -103,31 +108,14 @@ def launch(
         if not schedules:
             # Schedules live in the system database: one saved by an earlier launch
             # would go on firing here.
-            for name in SCHEDULE_NAMES:
+            for name, _, _ in SCHEDULES:
                 with contextlib.suppress(Exception):
                     DBOS.delete_schedule(name)
-        if schedules:
-            # Alarm correlation (3.6.1) every 30 s, in whichever flow process is up.
+        else:
             DBOS.apply_schedules(
                 [
-                    {
-                        "schedule_name": "etomcrm-alarm-correlation",
-                        "workflow_fn": assurance.correlation_tick,
-                        "schedule": assurance.SCHEDULE,
-                    },
-                    # Every ticket's targets warned and escalated, silent ones
-                    # closed (3.6.3, 3.6.4), every minute.
-                    {
-                        "schedule_name": "etomcrm-ticket-sweep",
-                        "workflow_fn": assurance.ticket_sweep_tick,
-                        "schedule": assurance.TICKET_SWEEP_SCHEDULE,
-                    },
-                    # Last month's QoS assessment, violations and reports (3.7).
-                    {
-                        "schedule_name": "etomcrm-monthly-qos",
-                        "workflow_fn": qos.qos_tick,
-                        "schedule": qos.SCHEDULE,
-                    },
+                    {"schedule_name": name, "workflow_fn": workflow, "schedule": crontab}
+                    for name, workflow, crontab in SCHEDULES
                 ]
             )
         _launched_for = url
@@ -154,8 +142,6 @@ def client(database_url: str | None = None) -> DBOSClient:
 def enqueue(workflow_name: str, workflow_id: str, *args: Any) -> None:
     """Start a flow once: a second call with the same id attaches to the first run."""
     if is_running():
-        from dbos import SetWorkflowID
-
         queue = DBOS.retrieve_queue(QUEUE_NAME)
         if queue is None:
             raise RuntimeError(f"the flow queue {QUEUE_NAME} is not registered")
@@ -181,26 +167,8 @@ def send(workflow_id: str, message: Any, topic: str) -> None:
         client().send(workflow_id, message, topic)
 
 
-def notify_quote_decision(quote_id: str, state: str) -> None:
-    """Wake the customer's open pre-sale flow with a quote decision. Runs after the
-    decision committed and never raises: without a waiting flow there is nothing to do."""
-    from etomcrm.db import session_scope
-    from etomcrm.flows.recorder import open_presale_flow_of_customer
-    from etomcrm.selling.models import QuoteRow
-
-    try:
-        with session_scope() as session:
-            quote = session.get(QuoteRow, quote_id)
-            if quote is None or quote.owner_customer_id is None:
-                return
-            workflow_id = open_presale_flow_of_customer(session, quote.owner_customer_id)
-        if workflow_id is not None:
-            send(workflow_id, {"quote": quote_id, "state": state}, "quote")
-    except Exception:
-        logging.getLogger(__name__).exception("could not wake the pre-sale flow of %s", quote_id)
-
-
 def _registered(workflow_name: str) -> Any:
-    from etomcrm.flows import fulfillment
-
-    return fulfillment.WORKFLOWS[workflow_name]
+    try:
+        return WORKFLOWS[workflow_name]
+    except KeyError:
+        raise RuntimeError(f"no flow is registered as {workflow_name!r}") from None

@@ -13,27 +13,31 @@ so a step that DBOS runs again after a crash finds its record and repeats nothin
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
 
-from dbos import DBOS, SetWorkflowID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.models import AuditRecord
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.communication import inform_customer
+from etomcrm.customer_interface.models import GeographicSiteRow, PartyInteractionRow
 from etomcrm.customer_interface.service import customer_of
 from etomcrm.db import session_scope, utcnow
-from etomcrm.flows import recorder
+from etomcrm.flows import engine, recorder
+from etomcrm.flows.framework import PlainRunner, Runner, StepResult, step, when
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import Task
 from etomcrm.network.port import get_network
 from etomcrm.order_handling import service as orders
+from etomcrm.order_handling.models import ProductOrderRow
+from etomcrm.retention.satisfaction import send_survey
 from etomcrm.security.service import SYSTEM
+from etomcrm.selling import prospects
+from etomcrm.selling.models import ProductOfferingQualificationRow, QuoteRow
 
 log = logging.getLogger(__name__)
 
@@ -55,118 +59,6 @@ def presale_workflow_id(request_id: str) -> str:
     return f"presale-{request_id}"
 
 
-StepResult = tuple[JsonDict, list[Task]]
-STEPS: dict[str, Callable[..., StepResult]] = {}
-
-
-def step(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
-    STEPS[fn.__name__] = fn
-    return fn
-
-
-def run_step(workflow_id: str, key: str, name: str, *args: Any) -> JsonDict:
-    """One unit of work, exactly once: its effect and its records commit together."""
-    with session_scope() as session:
-        done = recorder.recorded(session, workflow_id, key)
-        if done is not None:
-            return done
-        result, tasks = STEPS[name](session, workflow_id, *args)
-        for number, task in enumerate(tasks):
-            task_key = key if number == 0 else f"{key}.{number}"
-            recorder.record_task(
-                session,
-                workflow_id,
-                task_key,
-                replace(task, result=result) if number == 0 else task,
-            )
-        return result
-
-
-class Runner(Protocol):
-    workflow_id: str
-
-    def step(self, key: str, name: str, *args: Any) -> JsonDict: ...
-
-    def sleep_until(self, moment: datetime) -> None: ...
-
-    def recv(self, topic: str, timeout_seconds: float) -> Any: ...
-
-    def then(self, workflow: str, workflow_id: str, *args: Any) -> None: ...
-
-
-class PlainRunner:
-    """The same steps as ordinary calls: no checkpoints, no recovery."""
-
-    def __init__(self, workflow_id: str) -> None:
-        self.workflow_id = workflow_id
-
-    def step(self, key: str, name: str, *args: Any) -> JsonDict:
-        return run_step(self.workflow_id, key, name, *args)
-
-    def sleep_until(self, moment: datetime) -> None:
-        time.sleep(max(0.0, (moment - utcnow()).total_seconds()))
-
-    def recv(self, topic: str, timeout_seconds: float) -> Any:
-        raise RuntimeError("a plain run cannot wait for a person's decision")
-
-    def then(self, workflow: str, workflow_id: str, *args: Any) -> None:
-        PLAIN_FLOWS[workflow](PlainRunner(workflow_id), *args)
-
-
-@DBOS.step(name="etomcrm.step")
-def _durable_step(workflow_id: str, key: str, name: str, *args: Any) -> JsonDict:
-    return run_step(workflow_id, key, name, *args)
-
-
-class DurableRunner:
-    """Steps checkpointed by DBOS; waits survive restarts."""
-
-    def __init__(self) -> None:
-        self.workflow_id = str(DBOS.workflow_id)
-
-    def step(self, key: str, name: str, *args: Any) -> JsonDict:
-        return _durable_step(self.workflow_id, key, name, *args)
-
-    def sleep_until(self, moment: datetime) -> None:
-        # Always a recorded DBOS sleep (DBOS skips a sleep of zero without recording
-        # it): on recovery the time has passed, and the replayed workflow must take the
-        # same steps it took the first time.
-        DBOS.sleep(max(0.001, (moment - utcnow()).total_seconds()))
-
-    def recv(self, topic: str, timeout_seconds: float) -> Any:
-        return DBOS.recv(topic, timeout_seconds)
-
-    def then(self, workflow: str, workflow_id: str, *args: Any) -> None:
-        with SetWorkflowID(workflow_id):
-            DBOS.start_workflow(WORKFLOWS[workflow], *args)
-
-
-def look_until(
-    run: Runner,
-    key: str,
-    name: str,
-    *args: Any,
-    done: Callable[[JsonDict], bool],
-    topic: str,
-    wait_seconds: Callable[[JsonDict], float],
-) -> JsonDict:
-    """Run the step ``name`` (keys ``key-1``, ``key-2``, …; its look number is its last
-    argument) until ``done`` holds for its result, waiting between looks for a message
-    on ``topic`` or ``wait_seconds(result)``, whichever comes first. Returns the last
-    result."""
-    look = 0
-    while True:
-        look += 1
-        result = run.step(f"{key}-{look}", name, *args, look)
-        if done(result):
-            return result
-        run.recv(topic, wait_seconds(result))
-
-
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 # ----- Ordering ------------------------------------------------------------------------
 
 
@@ -177,7 +69,7 @@ def ordering_flow(run: Runner, order_id: str) -> str:
     if not accepted["accepted"]:
         return "rejected"
     issued = run.step("issue", "issue_order_step", order_id)
-    next_check = _when(issued.get("next_check_at"))
+    next_check = when(issued.get("next_check_at"))
     look = 0
     while True:
         if next_check is not None:
@@ -193,7 +85,7 @@ def ordering_flow(run: Runner, order_id: str) -> str:
             continue
         if progress["done"]:
             break
-        next_check = _when(progress.get("next_check_at")) or utcnow()
+        next_check = when(progress.get("next_check_at")) or utcnow()
     run.then("post-ordering", post_ordering_workflow_id(order_id), order_id)
     return "handed over"
 
@@ -409,8 +301,6 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
 
 @step
 def survey_step(session: Session, workflow_id: str, order_id: str) -> StepResult:
-    from etomcrm.retention.satisfaction import send_survey
-
     order = orders.load_order(session, order_id)
     customer_id = customer_of(order)
     recorder.finish_flow(session, workflow_id, "completed")
@@ -453,8 +343,6 @@ def presale_flow(run: Runner, request_id: str, customer_id: str, owner: str) -> 
 def presale_open_step(
     session: Session, workflow_id: str, request_id: str, customer_id: str, owner: str
 ) -> StepResult:
-    from etomcrm.selling import prospects
-
     recorder.start_flow(
         session,
         workflow_id=workflow_id,
@@ -501,8 +389,6 @@ def presale_open_step(
 
 
 def _lead_of_request(session: Session, request_id: str) -> str | None:
-    from etomcrm.customer_interface.models import PartyInteractionRow
-
     row = session.get(PartyInteractionRow, request_id)
     for entry in (row.body.get("interactionItem", []) if row is not None else []) or []:
         item = entry.get("item") or {}
@@ -527,7 +413,6 @@ def presale_lapsed_step(session: Session, workflow_id: str) -> StepResult:
 @step
 def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict) -> StepResult:
     """What people did while the flow waited, recorded with their names and times."""
-    from etomcrm.selling import prospects
 
     quote_id, state = str(decision["quote"]), str(decision["state"])
     recorder.relate(
@@ -591,8 +476,6 @@ def _people_tasks(
 ) -> list[Task]:
     """Education, feasibility checks and quote changes made by people for this customer
     since the flow started, from the audit trail (who and when)."""
-    from etomcrm.customer_interface.models import PartyInteractionRow
-    from etomcrm.selling.models import ProductOfferingQualificationRow, QuoteRow
 
     own = [
         select(row.id).where(row.owner_customer_id == customer_id)
@@ -689,56 +572,11 @@ def _same_quote(body: JsonDict, quote_id: str) -> bool:
 # ----- registration and entry points -------------------------------------------------
 
 
-def _durable(flow: Callable[..., str]) -> Callable[..., str]:
-    def workflow(*args: Any) -> str:
-        return flow(DurableRunner(), *args)
-
-    workflow.__name__ = flow.__name__
-    workflow.__qualname__ = flow.__qualname__
-    return workflow
-
-
-PLAIN_FLOWS: dict[str, Callable[..., str]] = {
+FLOWS: dict[str, Callable[..., str]] = {
     "ordering": ordering_flow,
     "post-ordering": post_ordering_flow,
     "presale": presale_flow,
 }
-WORKFLOWS: dict[str, Callable[..., str]] = {
-    name: DBOS.workflow(name=name)(_durable(flow)) for name, flow in PLAIN_FLOWS.items()
-}
-
-
-def start_ordering(order_id: str) -> None:
-    """Called after a new order commits. Never raises: the worker's sweep starts any
-    order whose flow could not be started here."""
-    from etomcrm.flows import engine
-
-    try:
-        engine.enqueue("ordering", ordering_workflow_id(order_id), order_id)
-    except Exception:  # the order is safe in the database; the sweep picks it up
-        log.exception("could not start the ordering flow of %s now", order_id)
-
-
-def wake_ordering(order_id: str) -> None:
-    """Staff resumed or cancelled the order: the flow waiting on it looks again now.
-    Never raises (it runs after the change committed); the flow looks daily anyway."""
-    from etomcrm.flows import engine
-
-    try:
-        engine.send(ordering_workflow_id(order_id), "look again", "order")
-    except Exception:
-        log.exception("could not wake the ordering flow of %s", order_id)
-
-
-def start_presale(request_id: str, customer_id: str, owner: str) -> None:
-    """Called after a selling request commits. Never raises: the worker's sweep starts
-    any selling request whose flow could not be started here."""
-    from etomcrm.flows import engine
-
-    try:
-        engine.enqueue("presale", presale_workflow_id(request_id), request_id, customer_id, owner)
-    except Exception:
-        log.exception("could not start the pre-sale flow of request %s now", request_id)
 
 
 def run_plain(order_id: str) -> str:
@@ -749,9 +587,6 @@ def run_plain(order_id: str) -> str:
 def sweep_unstarted_flows() -> int:
     """Start the flow of every acknowledged order and open selling request that has
     none (a crash between the commit and the flow's start). Returns how many."""
-    from etomcrm.customer_interface.models import PartyInteractionRow
-    from etomcrm.flows import engine
-    from etomcrm.order_handling.models import ProductOrderRow
 
     with session_scope() as session:
         orders_started = select(ProcessFlowRow.case_id).where(ProcessFlowRow.flow == "ordering")
@@ -788,8 +623,6 @@ def sweep_unstarted_flows() -> int:
 def _inform(
     session: Session, customer_id: str, key: str, subject: str, content: str, case_id: str
 ) -> None:
-    from etomcrm.customer_interface.communication import inform_customer
-
     inform_customer(
         session,
         customer_id=customer_id,
@@ -801,7 +634,5 @@ def _inform(
 
 
 def _site_name(session: Session, site_id: str) -> str:
-    from etomcrm.customer_interface.models import GeographicSiteRow
-
     row = session.get(GeographicSiteRow, site_id)
     return row.name or site_id if row is not None else site_id

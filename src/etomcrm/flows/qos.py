@@ -26,19 +26,20 @@ from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.communication import write_message
 from etomcrm.db import utcnow
-from etomcrm.flows import recorder
-from etomcrm.flows.fulfillment import (
-    PLAIN_FLOWS,
-    WORKFLOWS,
+from etomcrm.flows import engine, recorder
+from etomcrm.flows.framework import (
     DurableRunner,
     Runner,
     StepResult,
-    _durable,
     step,
 )
 from etomcrm.flows.recorder import Task
 from etomcrm.flows.sla_violation import violation_workflow_id
+from etomcrm.qos_sla import assessment, service, violations
+from etomcrm.qos_sla.models import SlaRow
+from etomcrm.qos_sla.report import qos_report
 from etomcrm.security.service import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,6 @@ def qos_period_flow(run: Runner, period: str) -> str:
 
 @step
 def assess_period_step(session: Session, workflow_id: str, period: str) -> StepResult:
-    from etomcrm.qos_sla import assessment, service, violations
-    from etomcrm.qos_sla.models import SlaRow
-
     recorder.start_flow(
         session,
         workflow_id=workflow_id,
@@ -116,9 +114,6 @@ def assess_period_step(session: Session, workflow_id: str, period: str) -> StepR
 def report_period_step(
     session: Session, workflow_id: str, period: str, customers: list[str]
 ) -> StepResult:
-    from etomcrm.customer_interface.communication import write_message
-    from etomcrm.qos_sla.report import qos_report
-
     base = get_settings().public_base_url.rstrip("/") + "/tmf-api/slaManagement/v2/qosReport"
     for customer_id in customers:
         report = qos_report(session, SYSTEM, customer_id, period)
@@ -163,8 +158,6 @@ def _summary(report: JsonDict, period: str) -> str:
 
 
 def start_qos_period(period: str) -> None:
-    from etomcrm.flows import engine
-
     engine.enqueue("qos", qos_workflow_id(period), period)
 
 
@@ -174,7 +167,3 @@ def qos_tick(scheduled_at: datetime, context: Any) -> None:
     runner = DurableRunner()
     period = previous_period(scheduled_at)
     runner.then("qos", qos_workflow_id(period), period)
-
-
-PLAIN_FLOWS["qos"] = qos_period_flow
-WORKFLOWS["qos"] = DBOS.workflow(name="qos")(_durable(qos_period_flow))

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import logging
 
-from dbos import DBOS
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.db import session_scope
-from etomcrm.flows import recorder
-from etomcrm.flows.fulfillment import (
-    PLAIN_FLOWS,
-    WORKFLOWS,
+from etomcrm.flows import engine, recorder
+from etomcrm.flows.assurance import set_problem_status
+from etomcrm.flows.framework import (
     Runner,
     StepResult,
-    _durable,
     look_until,
     step,
 )
@@ -36,7 +34,9 @@ from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import Task
 from etomcrm.problem_handling.models import ServiceProblemRow, TroubleTicketRow
 from etomcrm.qos_sla.models import SlaViolationRow
-from etomcrm.qos_sla.violations import load_violation
+from etomcrm.qos_sla.violations import close_violation, hand_credit_to_billing, load_violation
+from etomcrm.retention.risk import assess_customer_risk
+from etomcrm.retention.satisfaction import survey_sent_for
 from etomcrm.security.service import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,6 @@ def await_ticket_step(
 
 @step
 def close_violation_step(session: Session, workflow_id: str, violation_id: str) -> StepResult:
-    from etomcrm.flows.assurance import set_problem_status
-    from etomcrm.qos_sla.violations import close_violation
-
     violation = load_violation(session, violation_id)
     ticket = _ticket_of(session, violation)
     how = "no ticket"
@@ -164,9 +161,6 @@ def close_violation_step(session: Session, workflow_id: str, violation_id: str) 
 
 @step
 def credit_to_billing_step(session: Session, workflow_id: str, violation_id: str) -> StepResult:
-    from etomcrm.customer_interface.communication import inform_customer
-    from etomcrm.qos_sla.violations import hand_credit_to_billing
-
     violation = load_violation(session, violation_id)
     credit = hand_credit_to_billing(session, violation_id)
     if violation.owner_customer_id:
@@ -197,8 +191,6 @@ def credit_to_billing_step(session: Session, workflow_id: str, violation_id: str
 
 @step
 def customer_risk_step(session: Session, workflow_id: str, violation_id: str) -> StepResult:
-    from etomcrm.retention.risk import assess_customer_risk
-
     violation = load_violation(session, violation_id)
     tasks: list[Task] = []
     if violation.owner_customer_id:
@@ -234,7 +226,6 @@ def customer_risk_step(session: Session, workflow_id: str, violation_id: str) ->
 
 def _survey_state(session: Session, ticket: TroubleTicketRow | None) -> str:
     """Where the survey that followed the ticket's closure stands."""
-    from etomcrm.retention.satisfaction import survey_sent_for
 
     if ticket is None or ticket.status != "closed":
         return "no survey: the ticket ended without a resolution to ask about"
@@ -253,22 +244,9 @@ def _survey_state(session: Session, ticket: TroubleTicketRow | None) -> str:
     )
 
 
-def start_violation_flow(violation_id: str) -> None:
-    """Called after a violation is recorded and committed. Never raises: the worker's
-    sweep starts any violation whose flow could not be started here."""
-    from etomcrm.flows import engine
-
-    try:
-        engine.enqueue("violation", violation_workflow_id(violation_id), violation_id)
-    except Exception:
-        log.exception("could not start the flow of SLA violation %s now", violation_id)
-
-
 def sweep_unstarted_violation_flows() -> int:
     """Start the flow of every open violation that has none (a crash between the
     commit and the flow's start). Returns how many."""
-    from etomcrm.flows import engine
-
     with session_scope() as session:
         started = select(ProcessFlowRow.case_id).where(ProcessFlowRow.flow == FLOW)
         waiting = session.scalars(
@@ -279,7 +257,3 @@ def sweep_unstarted_violation_flows() -> int:
     for violation_id in waiting:
         engine.enqueue("violation", violation_workflow_id(violation_id), violation_id)
     return len(waiting)
-
-
-PLAIN_FLOWS["violation"] = violation_flow
-WORKFLOWS["violation"] = DBOS.workflow(name="violation")(_durable(violation_flow))

@@ -18,13 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
 from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
-from etomcrm.db import after_commit, utcnow
+from etomcrm.db import utcnow
+from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
 from etomcrm.order_handling.models import CancelProductOrderRow, ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
@@ -138,13 +140,11 @@ class ProductOrderKind(ResourceKind):
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
     ) -> None:
         order_id = str(body["id"])
-        from etomcrm.flows import fulfillment
-
-        if body.get("state") == "acknowledged" and not session.info.get("order_flow_started"):
-            after_commit(session, lambda: fulfillment.start_ordering(order_id))
+        if body.get("state") == "acknowledged":
+            record(session, OrderAcknowledged(order_id))
         elif body.get("state") in ("inProgress", "cancelled") and principal is not SYSTEM:
             # Staff resumed a held order: wake its flow rather than let it sleep on.
-            after_commit(session, lambda: fulfillment.wake_ordering(order_id))
+            record(session, OrderReleased(order_id))
 
 
 def _missing_contract_data(session: Session, customer_id: str) -> list[str]:
@@ -721,6 +721,4 @@ def decide_cancellation(session: Session, principal: Principal, request: JsonDic
     )
     request["state"] = "done"
     request["effectiveCancellationDate"] = now
-    from etomcrm.flows import fulfillment
-
-    after_commit(session, lambda: fulfillment.wake_ordering(order_id))
+    record(session, OrderReleased(order_id))

@@ -32,11 +32,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.bus import record, recorded
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
 from etomcrm.core.resources import ResourceKind, validate_against
 from etomcrm.core.tmf_schemas import ALARM, JsonDict
-from etomcrm.db import after_commit, new_id, utcnow
+from etomcrm.db import new_id, utcnow
+from etomcrm.problem_handling.events import AlarmCleared
 from etomcrm.problem_handling.models import AlarmRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
@@ -245,14 +247,10 @@ def clear_alarm(session: Session, alarm_id: str, *, cleared_at: datetime) -> Jso
         {"state": CLEARED, "alarmClearedTime": iso(cleared_at), "clearSystemId": NETWORK_SYSTEM},
     )
     key = row.correlation_key if row is not None else None
-    waking: set[str] = session.info.setdefault("wake_problem_keys", set())
-    if key and key not in waking:
+    if key and AlarmCleared(key) not in recorded(session):
         # The problem flow of this cause looks again: was that its last alarm? (Once
         # per cause and transaction, however many of its alarms clear in it.)
-        from etomcrm.flows.assurance import wake_problem_flows
-
-        waking.add(key)
-        after_commit(session, lambda: wake_problem_flows(key))
+        record(session, AlarmCleared(key))
     return body
 
 

@@ -38,13 +38,14 @@ from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductSpecificationRow
 from etomcrm.core import resources, states
+from etomcrm.core.bus import record
 from etomcrm.core.clock import ServiceClock, iso
 from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec
 from etomcrm.core.tmf_schemas import TROUBLE_TICKET, JsonDict
 from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
-from etomcrm.db import after_commit
 from etomcrm.order_handling.models import ProductRow
+from etomcrm.problem_handling.events import TicketEnded
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
@@ -482,22 +483,8 @@ def _wake_flows_of(session: Session, ticket: JsonDict) -> None:
         for e in ticket.get("relatedEntity") or []
         if isinstance(e, dict) and e.get("@referredType") == "SlaViolation"
     ]
-    if not problems and not violations:
-        return
-
-    def wake() -> None:
-        from etomcrm.flows import engine
-        from etomcrm.flows.assurance import problem_workflow_id
-        from etomcrm.flows.sla_violation import violation_workflow_id
-
-        waiting = [*map(problem_workflow_id, problems), *map(violation_workflow_id, violations)]
-        for workflow_id in waiting:
-            try:
-                engine.send(workflow_id, "ticket ended", "ticket")
-            except Exception:  # the flow looks again at its next deadline anyway
-                log.exception("could not wake flow %s", workflow_id)
-
-    after_commit(session, wake)
+    if problems or violations:
+        record(session, TicketEnded(str(ticket["id"]), tuple(problems), tuple(violations)))
 
 
 def reject_resolution(

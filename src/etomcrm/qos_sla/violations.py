@@ -20,13 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import IllegalTransition, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
-from etomcrm.db import after_commit, utcnow
+from etomcrm.db import utcnow
 from etomcrm.qos_sla import sla
 from etomcrm.qos_sla.assessment import Assessment
+from etomcrm.qos_sla.events import ViolationRecorded
 from etomcrm.qos_sla.models import SlaRow, SlaViolationRow
 from etomcrm.qos_sla.service import AVAILABILITY, SLA_VIOLATION_KIND, numeric_id, terms_of
 from etomcrm.security.service import SYSTEM
@@ -135,25 +137,8 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
         troubleTicket=body["troubleTicket"],
     )
     session.flush()
-    _start_flow(session, row.id)
+    record(session, ViolationRecorded(row.id))
     return body
-
-
-def _start_flow(session: Session, violation_id: str) -> None:
-    """The violation's flow follows it to its end, started once this commits. A flow
-    that records violations in a step starts the flows itself (DBOS starts no workflow
-    from inside a step)."""
-    from dbos import DBOS
-
-    if DBOS.workflow_id is not None:
-        return
-
-    def start() -> None:
-        from etomcrm.flows.sla_violation import start_violation_flow
-
-        start_violation_flow(violation_id)
-
-    after_commit(session, start)
 
 
 def close_violation(session: Session, violation_id: str, resolution: str) -> JsonDict:

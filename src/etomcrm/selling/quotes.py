@@ -54,7 +54,6 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from etomcrm import db
 from etomcrm.catalog.models import (
     ProductOfferingPriceRow,
     ProductOfferingRow,
@@ -63,6 +62,7 @@ from etomcrm.catalog.models import (
 from etomcrm.catalog.service import SLA_TYPE, material_availability
 from etomcrm.config import get_settings
 from etomcrm.core import resources, states
+from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import (
     Conflict,
@@ -78,6 +78,7 @@ from etomcrm.customer_interface.models import GeographicSiteRow, PartyInteractio
 from etomcrm.customer_interface.service import customer_of
 from etomcrm.db import utcnow
 from etomcrm.security.service import Principal, Role
+from etomcrm.selling.events import QuoteDecided
 from etomcrm.selling.models import QuoteRow
 
 log = logging.getLogger(__name__)
@@ -688,7 +689,7 @@ class QuoteKind(ResourceKind):
             body["effectiveQuoteCompletionDate"] = now
             for item in body.get("quoteItem", []) or []:
                 item["state"] = after
-            _wake_flow_after_commit(session, body["id"], after)
+            record(session, QuoteDecided(body["id"], customer_of(body), after))
         elif after == "approved":
             for item in body.get("quoteItem", []) or []:
                 item["state"] = "approved"
@@ -718,22 +719,6 @@ def _approve(principal: Principal, authorization: JsonDict, now: str) -> None:
             "@referredType": "StaffMember",
         }
     ]
-
-
-def _wake_flow_after_commit(session: Session, quote_id: str, state: str) -> None:
-    def wake() -> None:
-        # The decision is committed whatever happens here: a flow that cannot be woken
-        # now must not turn the customer's accepted quote into an error response.
-        try:
-            from etomcrm.flows import signals
-
-            signals.quote_decided(quote_id, state)
-        except Exception:
-            log.exception(
-                "quote %s is %s, but its pre-sale flow could not be woken", quote_id, state
-            )
-
-    db.after_commit(session, wake)
 
 
 QUOTE_KIND = QuoteKind(
