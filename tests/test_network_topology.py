@@ -14,7 +14,7 @@ from etomcrm.core.errors import InvalidRequest
 from etomcrm.db import session_scope
 from etomcrm.network.maintenance import announce_maintenance, maintenance_for
 from etomcrm.network.models import MaintenanceWindowRow, NetworkLinkRow, NetworkPopRow
-from etomcrm.network.topology import build_topology, region_of, topology_of
+from etomcrm.network_view.topology import build_topology, region_of, topology_of
 from tests import factories
 from tests.factories import SITE, post
 from tests.test_network import access_offering

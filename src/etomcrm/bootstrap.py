@@ -14,6 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from etomcrm.api import contract as contract_api
+from etomcrm.api import marketing as marketing_api
+from etomcrm.api import network_view as network_view_api
+from etomcrm.api import quotes as quotes_api
+from etomcrm.api import requests as requests_api
+from etomcrm.api import retention as retention_api
 from etomcrm.api.app import build_app
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
@@ -21,6 +27,7 @@ from etomcrm.core.resources import ResourceKind
 from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.customer_interface.communication import deliver_messages
 from etomcrm.customer_interface.events import SellingRequestLogged
+from etomcrm.customer_interface.requests import route_selling_requests_to
 from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import assurance, engine, fulfillment, handlers, qos, sla_violation
 from etomcrm.flows.framework import register_flow
@@ -33,7 +40,9 @@ from etomcrm.problem_handling.events import AlarmCleared, TicketEnded
 from etomcrm.qos_sla import api_kinds as qos_sla_kinds
 from etomcrm.qos_sla.events import ViolationRecorded
 from etomcrm.retention import api_kinds as retention_kinds
+from etomcrm.retention import handlers as retention_handlers
 from etomcrm.selling import api_kinds as selling_kinds
+from etomcrm.selling import prospects
 from etomcrm.selling.events import QuoteDecided
 
 # Every TMF resource kind etomcrm serves, area by area.
@@ -57,13 +66,13 @@ KINDS: list[ResourceKind] = [
 
 # The routes beyond the resource life cycle (task resources, reports, the network view).
 ROUTERS: list[APIRouter] = [
-    *customer_interface_kinds.ROUTERS,
-    *marketing_kinds.ROUTERS,
-    *selling_kinds.ROUTERS,
-    *order_handling_kinds.ROUTERS,
+    requests_api.router,
+    network_view_api.router,
+    marketing_api.router,
+    quotes_api.router,
+    contract_api.router,
     *flows_kinds.ROUTERS,
-    *retention_kinds.ROUTERS,
-    *network_kinds.ROUTERS,
+    retention_api.router,
     *problem_handling_kinds.ROUTERS,
     *qos_sla_kinds.ROUTERS,
 ]
@@ -94,7 +103,7 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     OrderAcknowledged: [handlers.start_ordering],
     OrderReleased: [handlers.wake_ordering],
     AlarmCleared: [handlers.wake_problem_flows],
-    TicketEnded: [handlers.wake_flows_waiting_on_ticket],
+    TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
     ViolationRecorded: [handlers.start_violation_flow],
 }
 
@@ -117,6 +126,7 @@ def bootstrap() -> None:
             register_flow(name, flow)
         for name, workflow, crontab in SCHEDULES:
             engine.register_schedule(name, workflow, crontab)
+        route_selling_requests_to(prospects.open_lead)
         for event_type, event_handlers in EVENT_HANDLERS.items():
             for handler in event_handlers:
                 BUS.subscribe(event_type, handler)

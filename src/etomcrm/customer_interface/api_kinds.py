@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from etomcrm.core.resources import ResourceKind
-from etomcrm.customer_interface import communication, network_view_api, requests_api, service
+from etomcrm.customer_interface import communication, service
 
 KINDS: list[ResourceKind] = [
     service.INDIVIDUAL_KIND,
@@ -16,5 +14,3 @@ KINDS: list[ResourceKind] = [
     service.PARTY_INTERACTION_KIND,
     communication.COMMUNICATION_MESSAGE_KIND,
 ]
-
-ROUTERS: list[APIRouter] = [requests_api.router, network_view_api.router]

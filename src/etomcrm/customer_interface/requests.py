@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,9 +36,9 @@ from etomcrm.core.resources import READ
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.events import SellingRequestLogged
 from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
-from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
+from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND, REQUEST_TRANSITIONS
 from etomcrm.db import utcnow
-from etomcrm.security.service import SYSTEM, Principal, Role
+from etomcrm.security.service import SELLERS, SYSTEM, Principal, Role
 
 REQUEST_TYPE = "CustomerRequest"
 CHANNELS = ("portal", "api", "phone", "email")
@@ -129,13 +129,6 @@ _PATTERNS = {
     for cls, words in KEYWORDS.items()
 }
 
-REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"inProgress", "closed"}),
-    "inProgress": frozenset({"resolved", "closed"}),
-    # A resolution the customer disputes goes back to work.
-    "resolved": frozenset({"closed", "inProgress"}),
-    "closed": frozenset(),
-}
 REQUEST_STATES = tuple(REQUEST_TRANSITIONS)
 
 
@@ -224,15 +217,39 @@ def handle_customer_request(
     return body
 
 
+class SellingIntake(Protocol):
+    """3.4.1 as 3.2.2 hands it a selling request: records the lead and returns it."""
+
+    def __call__(
+        self,
+        session: Session,
+        principal: Principal,
+        *,
+        customer_id: str,
+        name: str,
+        description: str,
+        channel: str,
+    ) -> JsonDict: ...
+
+
+# Selling builds on this area, so the composition root hands its intake in. The request
+# and its lead are stored in one transaction, or neither is.
+_selling_intake: list[SellingIntake] = []
+
+
+def route_selling_requests_to(intake: SellingIntake) -> None:
+    """Wire 3.4.1's intake (called by the composition root)."""
+    _selling_intake[:] = [intake]
+
+
 def _open_lead(
     session: Session, principal: Principal, body: JsonDict, customer_id: str, channel: str
 ) -> JsonDict:
-    # Imported here: selling builds on customer_interface, not the other way round.
-    from etomcrm.selling.prospects import SELLERS, open_lead
-
+    if not _selling_intake:
+        raise RuntimeError("no selling intake is wired: call etomcrm.bootstrap.bootstrap()")
     # A seller who logs the request owns the lead; otherwise (the customer itself, a
     # support agent taking a call) the house opens it for the sales queue.
-    lead = open_lead(
+    lead = _selling_intake[0](
         session,
         principal if principal.role in SELLERS else SYSTEM,
         customer_id=customer_id,

@@ -31,6 +31,15 @@ from etomcrm.customer_interface.models import (
 )
 from etomcrm.security.service import STAFF_ROLES, Principal, Role
 
+# 3.2.2: a customer request's status (requests.py handles the requests themselves).
+REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"inProgress", "closed"}),
+    "inProgress": frozenset({"resolved", "closed"}),
+    # A resolution the customer disputes goes back to work.
+    "resolved": frozenset({"closed", "inProgress"}),
+    "closed": frozenset(),
+}
+
 CONTACT_WRITERS = frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER, Role.SUPPORT})
 
 # 3.9.1: a customer's life cycle. Terminated is final: its orders, bills and contact
@@ -192,8 +201,6 @@ class PartyInteractionKind(CustomerOwnedKind):
             return
         before, after = old.get("status"), body.get("status")
         if before != after:
-            from etomcrm.customer_interface.requests import REQUEST_TRANSITIONS
-
             states.check_transition("request status", REQUEST_TRANSITIONS, str(before), str(after))
 
 

@@ -30,11 +30,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
+from etomcrm.core import resources
 from etomcrm.customer_interface.models import CommunicationMessageRow, GeographicSiteRow
 from etomcrm.db import session_scope, utcnow
 from etomcrm.demo.story import StoryStalled, _customer_id, _wait, katrin
+from etomcrm.flows import engine
+from etomcrm.flows.assurance import _tickets_of, detect
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import FlowTrace, flows_of_case
+from etomcrm.flows.sla_violation import FLOW
 from etomcrm.network.maintenance import announce_maintenance
 from etomcrm.network.models import (
     MaintenanceWindowRow,
@@ -44,10 +48,12 @@ from etomcrm.network.models import (
 from etomcrm.network.scenario import LinkFailure, Maintenance, PopOutage, Scenario, alarms_for
 from etomcrm.network.scenario import emit_alarms as emit
 from etomcrm.network.telemetry import generate_measurements
-from etomcrm.network.topology import build_topology
+from etomcrm.network_view.topology import build_topology
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.problem_handling.correlation import HOLD_DOWN
 from etomcrm.problem_handling.models import ServiceProblemRow, TroubleTicketRow
+from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+from etomcrm.problem_handling.tickets import change_status, confirm_resolution
 from etomcrm.qos_sla.assessment import assess, period_bounds
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from etomcrm.qos_sla.report import qos_report, qos_report_pdf
@@ -273,8 +279,6 @@ def _problem(session: Session, key: str) -> ServiceProblemRow | None:
 
 
 def _tickets(session: Session, problem_id: str) -> list[TroubleTicketRow]:
-    from etomcrm.flows.assurance import _tickets_of
-
     return _tickets_of(session, problem_id)
 
 
@@ -305,7 +309,6 @@ def _tickets_in(problem_id: str, status: str) -> list[str]:
 def _incident(key: str, scenario: Scenario, repaired: Callable[[], Scenario]) -> str:
     """Raise the incident's alarms now, detect it, let the flow take the tickets into
     work, then let the network repair it (the alarms clear); returns the problem id."""
-    from etomcrm.flows.assurance import detect
 
     with session_scope(readonly=True) as session:
         found = _problem(session, key)
@@ -346,7 +349,6 @@ def _silence(seconds: float) -> Iterator[None]:
 
 def _link_failure(plan: Plan) -> str:
     """A dealer's access link goes down; Katrin confirms the repair."""
-    from etomcrm.problem_handling.tickets import confirm_resolution
 
     link = plan.access[plan.failure_site]
     start = utcnow() - timedelta(minutes=3)
@@ -384,8 +386,6 @@ def _pop_outage(plan: Plan) -> str:
 def _violation_flow_in(
     violation_id: str, states: tuple[str, ...]
 ) -> Callable[[Session], str | None]:
-    from etomcrm.flows.sla_violation import FLOW
-
     def check(session: Session) -> str | None:
         return session.scalar(
             select(ProcessFlowRow.id).where(
@@ -403,9 +403,6 @@ def _violation_resolved(plan: Plan) -> list[str]:
     Lena (support) resolves the ticket, Katrin confirms; each violation's flow closes
     it, hands its credit to billing and assesses BMW's risk again. Returns the
     violations."""
-    from etomcrm.core import resources
-    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
-    from etomcrm.problem_handling.tickets import change_status, confirm_resolution
 
     with session_scope(readonly=True) as session:
         found = [
@@ -480,7 +477,6 @@ def _told(plan: Plan) -> bool:
 def tell_assurance(directory: Path | None = None) -> AssuranceSummary:
     """Tell the assurance part of the story (flows embedded in this process, as
     :func:`etomcrm.demo.story.tell` runs them) and return what it shows."""
-    from etomcrm.flows import engine
 
     with session_scope() as session:
         customer_id = _customer_id(session)

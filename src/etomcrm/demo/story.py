@@ -39,6 +39,7 @@ from etomcrm.customer_interface.models import (
 from etomcrm.customer_interface.requests import handle_customer_request
 from etomcrm.db import session_scope
 from etomcrm.demo.scenario import CUSTOMER_NAME
+from etomcrm.flows import engine
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import FlowTrace, flows_of_case
 from etomcrm.marketing.models import CampaignRow, DocumentRow
@@ -50,6 +51,7 @@ from etomcrm.marketing.service import (
     record_campaign_response,
 )
 from etomcrm.network.models import NetworkServiceOrderRow
+from etomcrm.network.port import use_network
 from etomcrm.network.simulator import Override, SimulatedNetwork
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.order_handling.service import site_of
@@ -511,8 +513,6 @@ def tell(timeout: float = FLOW_TIMEOUT_SECONDS) -> Case:
     The flow engine is launched here when it is not running yet, and shut down again
     at the end; the simulated network of the story is installed for the run.
     """
-    from etomcrm.flows import engine
-    from etomcrm.network.port import use_network
 
     with session_scope(readonly=True) as session:
         customer_id = _customer_id(session)

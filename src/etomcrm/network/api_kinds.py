@@ -4,8 +4,6 @@ the port (:mod:`etomcrm.network.port`), and the network moves them on."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from etomcrm.core import resources
 from etomcrm.core.resources import ResourceKind
 from etomcrm.core.tmf_schemas import SERVICE_ORDERING
@@ -27,5 +25,3 @@ SERVICE_ORDER_KIND = ResourceKind(
 )
 
 KINDS: list[ResourceKind] = [SERVICE_ORDER_KIND]
-
-ROUTERS: list[APIRouter] = []

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from etomcrm.core.resources import ResourceKind
 from etomcrm.order_handling import service
 
@@ -13,5 +11,3 @@ KINDS: list[ResourceKind] = [
     service.CANCEL_PRODUCT_ORDER_KIND,
     service.PRODUCT_KIND,
 ]
-
-ROUTERS: list[APIRouter] = []

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from etomcrm.catalog.models import ProductOfferingRow
 from etomcrm.core import resources, states
 from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
@@ -24,11 +25,15 @@ from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, Not
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
-from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
+from etomcrm.customer_interface.models import CustomerRow
+from etomcrm.customer_interface.service import CUSTOMER_KIND, CustomerOwnedKind, customer_of
 from etomcrm.db import utcnow
 from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
 from etomcrm.order_handling.models import CancelProductOrderRow, ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal, Role
+from etomcrm.selling.credit import assess_credit
+from etomcrm.selling.customer_data import missing_contract_data
+from etomcrm.selling.models import QuoteRow
 
 # TMF622 v4 product order states and the moves between them. Terminal states have none.
 ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -148,11 +153,7 @@ class ProductOrderKind(ResourceKind):
 
 
 def _missing_contract_data(session: Session, customer_id: str) -> list[str]:
-    """3.4.4's check, where the selling area provides it."""
-    try:
-        from etomcrm.selling.customer_data import missing_contract_data
-    except ImportError:  # pragma: no cover - the selling area ships with the package
-        return []
+    """3.4.4's check: what the customer record still lacks to contract."""
     return list(missing_contract_data(session, customer_id))
 
 
@@ -254,7 +255,6 @@ def order_value(order: JsonDict) -> Decimal:
 def order_from_quote(session: Session, principal: Principal, quote_id: str) -> JsonDict:
     """3.5.3 Accept and Issue Orders (eTOM 1.1.1.5.3): the accepted quote becomes a
     product order with one item per quote item, prices and sites carried over."""
-    from etomcrm.selling.models import QuoteRow
 
     quote_row = session.get(QuoteRow, quote_id)
     if quote_row is None:
@@ -347,8 +347,6 @@ def accept_order(session: Session, order_id: str) -> Acceptance:
     reasons = _missing_contract_data(session, customer_id)
     outcome, deposit = "accept", Decimal(0)
     if not reasons:
-        from etomcrm.selling.credit import assess_credit
-
         decision = assess_credit(session, SYSTEM, customer_id, order_value=order_value(order))
         outcome, deposit = decision.outcome, decision.deposit
         if decision.outcome == "reject":
@@ -389,7 +387,6 @@ def order_sites(order: JsonDict) -> dict[str, list[JsonDict]]:
 def _access_offerings(session: Session, order: JsonDict) -> set[str]:
     """The order's offerings that are network access (they carry a bandwidth): what the
     network builds a site for. Routers, installation and SLAs ride along."""
-    from etomcrm.catalog.models import ProductOfferingRow
 
     ids = {str(i["productOffering"]["id"]) for i in order["productOrderItem"]}
     access = set()
@@ -672,8 +669,6 @@ def complete_order(session: Session, order_id: str) -> Completion:
 def establish_relationship(session: Session, customer_id: str) -> bool:
     """3.9.1 Establish and Terminate Customer Relationship (eTOM 1.1.1.9.1): a prospect
     becomes an active customer with its first completed order. True when it changed."""
-    from etomcrm.customer_interface.models import CustomerRow
-    from etomcrm.customer_interface.service import CUSTOMER_KIND
 
     row = session.get(CustomerRow, customer_id)
     if row is None or row.status != "prospect":

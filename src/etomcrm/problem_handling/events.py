@@ -16,9 +16,11 @@ class AlarmCleared(DomainEvent):
 
 @dataclass(frozen=True)
 class TicketEnded(DomainEvent):
-    """A trouble ticket was closed, rejected or cancelled (3.6.4), naming the service
-    problems behind it and the SLA violations it follows up."""
+    """A trouble ticket reached a final status (closed or cancelled; 3.6.4), naming the
+    service problems behind it and the SLA violations it follows up."""
 
     ticket_id: str
     problem_ids: tuple[str, ...]
     violation_ids: tuple[str, ...]
+    status: str = "closed"
+    customer_id: str | None = None

@@ -13,7 +13,7 @@ How a ticket is shaped:
 - Targets (3.6.3): the SLA tier comes from the best ``slaLevel`` characteristic of the
   affected products ("SLA Gold" -> gold, "SLA Silver" -> silver, else standard), the
   calendar from that SLA specification's ``serviceHours``/``holidayState``/``timeZone``
-  (:func:`etomcrm.qos_sla.calendar.calendar_for`); without an SLA the standard calendar
+  (:func:`etomcrm.core.calendar.calendar_for`); without an SLA the standard calendar
   Mon-Fri 08:00-18:00 Europe/Berlin with Bavarian holidays. Extension attributes:
   ``slaTier``, ``responseDueDate`` (TMF621 has none for response) and the document's
   ``expectedResolutionDate``; ``respondedDate`` once staff took the ticket up;
@@ -31,7 +31,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -39,18 +39,17 @@ from sqlalchemy.orm import Session
 from etomcrm.catalog.models import ProductSpecificationRow
 from etomcrm.core import resources, states
 from etomcrm.core.bus import record
+from etomcrm.core.calendar import BusinessCalendar, calendar_for
 from etomcrm.core.clock import ServiceClock, iso
 from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest, NotFound
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec
 from etomcrm.core.tmf_schemas import TROUBLE_TICKET, JsonDict
+from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.problem_handling.events import TicketEnded
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.security.service import SYSTEM, Principal, Role
-
-if TYPE_CHECKING:
-    from etomcrm.qos_sla.calendar import BusinessCalendar
 
 TICKET_WORKERS = frozenset({Role.ADMIN, Role.SUPPORT, Role.SLA_MANAGER, Role.BILLING})
 TICKET_READERS = TICKET_WORKERS | {Role.SALES, Role.ORDER_MANAGER, Role.ANALYST}
@@ -178,7 +177,6 @@ class SlaTerms:
 
 def sla_terms(session: Session, product_ids: Sequence[str]) -> SlaTerms:
     """The best SLA among the affected products, and its business-hour calendar."""
-    from etomcrm.qos_sla.calendar import BusinessCalendar, calendar_for
 
     best_name, best_tier = None, STANDARD
     if product_ids:
@@ -344,7 +342,7 @@ class TroubleTicketKind(CustomerOwnedKind):
         )
         history = body.get("statusChange") or []
         if history and history[-1].get("status") in FINAL:
-            _wake_flows_of(session, body)
+            _ended(session, body, owner, history[-1]["status"])
         if owner is None:
             return
         if not history:
@@ -352,7 +350,6 @@ class TroubleTicketKind(CustomerOwnedKind):
         last = history[-1]
         # Every status change is told to the customer, once (the key is the change's
         # place in the ticket's history).
-        from etomcrm.customer_interface.communication import inform_customer
 
         inform_customer(
             session,
@@ -362,15 +359,6 @@ class TroubleTicketKind(CustomerOwnedKind):
             key=f"ticket/{body['id']}/status/{len(history)}",
             related_entity=[{"id": body["id"], "role": "ticket", "@referredType": "TroubleTicket"}],
         )
-        if last["status"] == "closed":
-            from etomcrm.retention.satisfaction import send_survey
-
-            send_survey(
-                session,
-                customer_id=owner,
-                about={"id": body["id"], "@referredType": "TroubleTicket"},
-                key=f"ticket/{body['id']}/survey",
-            )
 
 
 def _status_message(body: JsonDict, last: JsonDict) -> str:
@@ -473,18 +461,25 @@ def confirm_resolution(
     return closed
 
 
-def _wake_flows_of(session: Session, ticket: JsonDict) -> None:
-    """The flows waiting on this ticket's end look again once it is committed: the
-    flow of the service problem that caused it (3.6.4) and of the SLA violation it
-    follows up (3.7.2). A flow that is not woken looks again at its next deadline."""
-    problems = problems_behind(ticket)
+def _ended(session: Session, ticket: JsonDict, owner: str | None, status: str) -> None:
+    """States that the ticket ended, naming the service problems behind it (3.6.4) and
+    the SLA violations it follows up (3.7.2): their flows wait on it, and a customer
+    whose ticket closed is asked how it went (3.9.5)."""
     violations = [
         str(e["id"])
         for e in ticket.get("relatedEntity") or []
         if isinstance(e, dict) and e.get("@referredType") == "SlaViolation"
     ]
-    if problems or violations:
-        record(session, TicketEnded(str(ticket["id"]), tuple(problems), tuple(violations)))
+    record(
+        session,
+        TicketEnded(
+            str(ticket["id"]),
+            tuple(problems_behind(ticket)),
+            tuple(violations),
+            status=status,
+            customer_id=owner,
+        ),
+    )
 
 
 def reject_resolution(

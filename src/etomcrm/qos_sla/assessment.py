@@ -41,11 +41,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from etomcrm.core.calendar import BusinessCalendar, Interval, merge_intervals
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.communication import inform_customer
+from etomcrm.network.maintenance import maintenance_for
+from etomcrm.network.models import NetworkLinkRow as L
+from etomcrm.network.models import NetworkMeasurementRow as M
+from etomcrm.network.telemetry import outages_for
+from etomcrm.problem_handling.models import TroubleTicketRow as T
+from etomcrm.problem_handling.tickets import waiting_intervals
 from etomcrm.qos_sla import sla
-from etomcrm.qos_sla.calendar import BusinessCalendar, Interval, merge_intervals
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaRow
 from etomcrm.qos_sla.service import (
     AVAILABILITY,
@@ -105,8 +112,6 @@ def _intervals(
 ) -> tuple[LinkIntervals, LinkIntervals]:
     """Outages up to ``until`` and planned maintenance over the whole period, per link,
     from the network side (one query each)."""
-    from etomcrm.network.maintenance import maintenance_for
-    from etomcrm.network.telemetry import outages_for
 
     outages = outages_for(session, link_ids, start, until)
     planned = maintenance_for(session, link_ids, start, end)
@@ -139,8 +144,6 @@ def _mean_quality(
 ) -> dict[str, tuple[Decimal, Decimal]]:
     """Mean latency and loss per product of the intervals beginning within ``windows``,
     in one aggregate query."""
-    from etomcrm.network.models import NetworkLinkRow as L
-    from etomcrm.network.models import NetworkMeasurementRow as M
 
     up = M.availability > 0
     weight = case((up, M.interval_seconds), else_=0)
@@ -173,7 +176,6 @@ def _incidents(
     are incidents (not the follow-up of a violation), with their resolution time: one
     query for the tickets of all the SLAs' customers, matched to the products by
     ``relatedEntity`` here."""
-    from etomcrm.problem_handling.models import TroubleTicketRow as T
 
     products = {terms.product_id for terms in slas}
     customers = sorted({terms.customer_id for terms in slas if terms.customer_id})
@@ -206,7 +208,6 @@ def longest_repair(tickets: Sequence[JsonDict], calendar: BusinessCalendar) -> t
     """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1): the longest time to repair among
     resolved tickets, from creation to resolution on ``calendar``, without the time each
     waited for the customer; zero without tickets."""
-    from etomcrm.problem_handling.tickets import waiting_intervals
 
     longest = timedelta(0)
     for ticket in tickets:
@@ -246,7 +247,6 @@ def assess(
     A fixed number of queries whatever the number of products and tickets (one more
     per distinct SLA calendar).
     """
-    from etomcrm.network.models import NetworkLinkRow as L
 
     slas = _slas(session, product_ids)
     if not slas:
@@ -369,7 +369,6 @@ def trend_warning(session: Session, assessments: Sequence[Assessment]) -> list[A
     month's availability, projected linearly from the downtime so far, will miss its
     target before it is missed for certain. Once per product, metric and period;
     returns the warnings given by this call."""
-    from etomcrm.customer_interface.communication import inform_customer
 
     due = [
         a

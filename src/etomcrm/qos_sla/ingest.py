@@ -28,10 +28,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, aliased
 
+from etomcrm.core.calendar import merge_intervals
+from etomcrm.network.maintenance import maintenance_for
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
+from etomcrm.network.telemetry import outages_for
 from etomcrm.qos_sla import sla
 from etomcrm.qos_sla.assessment import Assessment, period_bounds
-from etomcrm.qos_sla.calendar import merge_intervals
 from etomcrm.qos_sla.models import SlaRow, SlaViolationRow
 from etomcrm.qos_sla.service import AVAILABILITY, SlaTerms, terms_of
 from etomcrm.qos_sla.violations import record_violation, violation_key
@@ -133,8 +135,6 @@ def _best_cases(
 ) -> list[Assessment]:
     """Per SLA, the month's availability if nothing more went down: when even that
     misses the target, the miss is certain. Three queries for all the SLAs."""
-    from etomcrm.network.maintenance import maintenance_for
-    from etomcrm.network.telemetry import outages_for
 
     link_ids = sorted({link_id for _, _, ids in checks for link_id in ids})
     outages = outages_for(session, link_ids, start, end)

@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.db import utcnow
+from etomcrm.network.models import NetworkLinkRow
+from etomcrm.problem_handling.models import TroubleTicketRow as T
 from etomcrm.qos_sla import assessment
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaRow, SlaViolationRow
 from etomcrm.qos_sla.service import TIME_TO_REPAIR, terms_of
@@ -28,8 +31,6 @@ def qos_report(session: Session, principal: Principal, customer_id: str, period:
     (availability, latency, loss, incidents, time to repair, violations, credits),
     assessed first so the figures are current. A customer reads its own only
     (NotFound otherwise)."""
-    from etomcrm.customer_interface.models import CustomerRow
-    from etomcrm.network.models import NetworkLinkRow
 
     if principal.is_customer and principal.customer_id != customer_id:
         raise NotFound(f"no customer with id {customer_id}")
@@ -109,7 +110,6 @@ def _incidents(
     and not resolved before the start, so an outage that began on the last evening of
     the month before counts too. As in 3.7.1, a violation's follow-up ticket is not an
     incident, nor is a ticket rejected or cancelled."""
-    from etomcrm.problem_handling.models import TroubleTicketRow as T
 
     bodies = session.scalars(
         select(T.body).where(

@@ -11,7 +11,7 @@ catalog ``SlaSpecification``) when the product is active, once per product. Its 
                   ``lossBoundPercent`` or, when the level names none, 0.5 %.
 
 The SLA keeps the level's calendar characteristics (``serviceCalendar``, read by
-:func:`etomcrm.qos_sla.calendar.calendar_for`) and its ``penaltyRule``.
+:func:`etomcrm.core.calendar.calendar_for`) and its ``penaltyRule``.
 
 TMF623 v2 numbers its resources (``id`` is an int64): an SLA's id is derived from its
 product's id, a violation's from its key, so the same SLA or violation always gets the
@@ -30,13 +30,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from etomcrm.catalog.models import ProductSpecificationRow
+from etomcrm.catalog.service import sla_level
 from etomcrm.core import resources
+from etomcrm.core.calendar import BusinessCalendar, calendar_for
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.resources import READ, ResourceKind
 from etomcrm.core.tmf_schemas import SLA_MANAGEMENT, TROUBLE_TICKET, JsonDict, TmfDocument
 from etomcrm.db import utcnow
-from etomcrm.qos_sla.calendar import BusinessCalendar, calendar_for
+from etomcrm.order_handling.models import ProductRow
 from etomcrm.qos_sla.models import SlaRow, SlaViolationRow
 from etomcrm.security.service import SYSTEM, Principal
 
@@ -170,9 +173,6 @@ def establish_sla(session: Session, product_id: str) -> JsonDict:
     NotFound for an unknown product and InvalidRequest when the product names no SLA
     level or one the catalog does not hold.
     """
-    from etomcrm.catalog.models import ProductSpecificationRow
-    from etomcrm.catalog.service import sla_level
-    from etomcrm.order_handling.models import ProductRow
 
     existing = session.scalar(select(SlaRow).where(SlaRow.product_id == product_id))
     if existing is not None:
@@ -259,7 +259,6 @@ def _rule(metric: str, unit: str, value: Decimal, operator: str, rule: str) -> J
 def establish_slas(session: Session) -> int:
     """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1), set-up: an SLA for every active
     product that has an SLA level and no SLA yet; returns how many were made."""
-    from etomcrm.order_handling.models import ProductRow
 
     missing = session.scalars(
         select(ProductRow.id)

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from etomcrm.core.calendar import BusinessCalendar, Interval, merge_intervals
 from etomcrm.core.errors import InvalidRequest
-from etomcrm.qos_sla.calendar import BusinessCalendar, Interval, merge_intervals
 
 CENT = Decimal("0.01")
 HUNDRED_PERCENT = Decimal("100.0000")

@@ -25,7 +25,13 @@ from etomcrm.core.clock import iso
 from etomcrm.core.errors import IllegalTransition, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.db import utcnow
+from etomcrm.order_handling.models import ProductRow
+from etomcrm.problem_handling.correlation import report_problem
+from etomcrm.problem_handling.models import TroubleTicketRow
+from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+from etomcrm.problem_handling.tickets import FINAL, TROUBLE_TICKET_KIND, open_ticket
 from etomcrm.qos_sla import sla
 from etomcrm.qos_sla.assessment import Assessment
 from etomcrm.qos_sla.events import ViolationRecorded
@@ -219,7 +225,6 @@ def _credit(session: Session, sla_row: SlaRow, assessment: Assessment) -> dict[s
     """This violation's share of the period's credit: the rule's credit for every
     metric violated so far, less what earlier violations of the period took (so the
     cap holds across metrics)."""
-    from etomcrm.order_handling.models import ProductRow
 
     product = session.get(ProductRow, assessment.product_id)
     mrc = monthly_recurring_charge(product.body if product is not None else {})
@@ -246,8 +251,6 @@ def _problem(
     """3.6.2 Report Customer Problem (eTOM 1.1.1.6.2) for a violation: the open ticket
     that already names the product (the cause is known) gets the violation attached;
     else a ticket is opened and a service problem raised to the network side."""
-    from etomcrm.problem_handling.models import TroubleTicketRow
-    from etomcrm.problem_handling.tickets import FINAL, TROUBLE_TICKET_KIND, open_ticket
 
     violation_ref = {
         "id": str(violation["id"]),
@@ -297,8 +300,6 @@ def _raise_problem(
 ) -> JsonDict:
     """A TMF656 service problem for the network side to find the violation's cause;
     SLA management is its originator."""
-    from etomcrm.problem_handling.correlation import report_problem
-    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
 
     payload: JsonDict = {
         "category": "qos",
@@ -322,8 +323,6 @@ def _raise_problem(
 
 
 def _inform(sla_row: SlaRow, assessment: Assessment, violation: JsonDict, session: Session) -> None:
-    from etomcrm.customer_interface.communication import inform_customer
-
     if not sla_row.owner_customer_id:
         return
     credit = violation["credit"]

@@ -24,6 +24,7 @@ from etomcrm.core import resources
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.db import utcnow
@@ -99,7 +100,6 @@ def send_survey(session: Session, *, customer_id: str, about: JsonDict, key: str
         session, PARTY_INTERACTION_KIND, SYSTEM, payload, idempotency_key=f"survey:{key}"
     )
     # Imported here: customer_interface must not depend on retention at import time.
-    from etomcrm.customer_interface.communication import inform_customer
 
     inform_customer(
         session,

@@ -39,6 +39,8 @@ class Role(StrEnum):
 
 
 STAFF_ROLES = frozenset(Role) - {Role.CUSTOMER}
+# Who sells: owns leads, opportunities and quotes (3.4).
+SELLERS = frozenset({Role.ADMIN, Role.SALES, Role.MARKETING})
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from etomcrm.core.resources import ResourceKind
-from etomcrm.selling import (
-    contract_api,
-    feasibility,
-    prospects,
-    quotes,
-    quotes_api,
-    recommendations,
-)
+from etomcrm.selling import feasibility, prospects, quotes, recommendations
 
 KINDS: list[ResourceKind] = [
     prospects.SALES_LEAD_KIND,
@@ -22,5 +13,3 @@ KINDS: list[ResourceKind] = [
     feasibility.PRODUCT_OFFERING_QUALIFICATION_KIND,
     recommendations.QUERY_PRODUCT_RECOMMENDATION_KIND,
 ]
-
-ROUTERS: list[APIRouter] = [quotes_api.router, contract_api.router]

@@ -26,15 +26,13 @@ from sqlalchemy.orm import Session
 from etomcrm.core import resources, states
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import IllegalTransition, InvalidRequest, UnknownReference
-from etomcrm.core.resources import READ, RefSpec
+from etomcrm.core.resources import READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import SALES, JsonDict, TmfDocument
 from etomcrm.customer_interface.service import CustomerOwnedKind
 from etomcrm.db import utcnow
-from etomcrm.marketing.models import CampaignRow
-from etomcrm.security.service import Principal, Role
+from etomcrm.security.service import SELLERS, Principal, Role
 from etomcrm.selling.models import SalesLeadRow, SalesOpportunityRow
 
-SELLERS = frozenset({Role.ADMIN, Role.SALES, Role.MARKETING})
 CURRENCY = "EUR"
 CENT = Decimal("0.01")
 
@@ -177,8 +175,11 @@ def _check_money(body: JsonDict, attribute: str) -> None:
 
 
 def _check_campaign(session: Session, body: JsonDict) -> None:
+    # Whatever @referredType the client wrote: the campaign is marketing's, looked up by
+    # its kind (marketing builds on selling, not the other way round).
     campaign = body.get("marketingCampaign")
-    if campaign and session.get(CampaignRow, campaign["id"]) is None:
+    kind = ResourceKind.registry.get("campaign")
+    if campaign and kind is not None and session.get(kind.row, campaign["id"]) is None:
         raise UnknownReference(
             f"referenced resource not found: marketingCampaign {campaign['id']} (campaign)"
         )

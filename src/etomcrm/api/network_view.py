@@ -14,8 +14,8 @@ from etomcrm.api.conventions import current_principal, json_response
 from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.tmf_schemas import CUSTOMER, JsonDict
-from etomcrm.customer_interface import network_view
 from etomcrm.db import session_scope, utcnow
+from etomcrm.network_view import service as network_view
 
 BASE = "/tmf-api/customerNetworkView/v1/customer/{id}"
 _JSON = "application/json"

@@ -15,6 +15,11 @@ from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.service import CUSTOMER_KIND
+from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
+from etomcrm.network_view.topology import topology_of
+from etomcrm.order_handling.models import ProductRow
+from etomcrm.problem_handling.models import TroubleTicketRow
+from etomcrm.qos_sla.models import QosAssessmentRow
 from etomcrm.security.service import Principal
 
 GRANULARITIES = {
@@ -36,7 +41,6 @@ def network_view(
     """Customer Network Management (seed 5.1): topology with the status of every site
     and link, open problems and the SLA standing of the period, in a bounded number of
     queries."""
-    from etomcrm.network.topology import topology_of
 
     _visible_customer(session, principal, customer_id)
     return {
@@ -49,8 +53,6 @@ def network_view(
 
 
 def open_problems(session: Session, customer_id: str) -> list[JsonDict]:
-    from etomcrm.problem_handling.models import TroubleTicketRow
-
     bodies = session.scalars(
         select(TroubleTicketRow.body)
         .where(
@@ -72,9 +74,6 @@ def open_problems(session: Session, customer_id: str) -> list[JsonDict]:
 
 
 def sla_standing(session: Session, customer_id: str, period: str) -> list[JsonDict]:
-    from etomcrm.order_handling.models import ProductRow
-    from etomcrm.qos_sla.models import QosAssessmentRow
-
     rows = session.execute(
         select(QosAssessmentRow)
         .join(ProductRow, ProductRow.id == QosAssessmentRow.product_id)
@@ -114,7 +113,6 @@ def traffic(
 ) -> JsonDict:
     """Traffic volume over time per site (bytes in and out per hour, day or month), from
     the network's performance data, summed in the database (one query)."""
-    from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 
     if granularity not in GRANULARITIES:
         raise InvalidRequest(

@@ -22,11 +22,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.requests import base_url, body_of
 from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import render
 from etomcrm.core.tmf_schemas import CUSTOMER, JsonDict
-from etomcrm.customer_interface.requests_api import base_url, body_of
 from etomcrm.customer_interface.service import CUSTOMER_KIND
 from etomcrm.db import session_scope
 from etomcrm.selling import credit, customer_data

@@ -1,0 +1,22 @@
+"""What retention (3.9) does when another area states a fact, each in its own
+transaction."""
+
+from __future__ import annotations
+
+from etomcrm.db import session_scope
+from etomcrm.problem_handling.events import TicketEnded
+from etomcrm.retention.satisfaction import send_survey
+
+
+def survey_closed_ticket(event: TicketEnded) -> None:
+    """3.9.5: a customer whose ticket closed is asked how the repair went (once: the
+    survey's key is the ticket's)."""
+    if event.status != "closed" or event.customer_id is None:
+        return
+    with session_scope() as session:
+        send_survey(
+            session,
+            customer_id=event.customer_id,
+            about={"id": event.ticket_id, "@referredType": "TroubleTicket"},
+            key=f"ticket/{event.ticket_id}/survey",
+        )
