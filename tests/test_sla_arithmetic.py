@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etomcrm.catalog.service import SLA_CHARACTERISTICS
+from etomcrm.core.calendar import BusinessCalendar, Interval
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.demo.scenario import SLA_LEVELS
-from etomcrm.core.calendar import BusinessCalendar, Interval
 from etomcrm.qos_sla.sla import PenaltyRule, availability, penalty, penalty_rule, time_to_repair
 
 BERLIN = ZoneInfo("Europe/Berlin")

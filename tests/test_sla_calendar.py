@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.calendar import BusinessCalendar, Interval, calendar_for
+from etomcrm.core.errors import InvalidRequest
 
 BERLIN = ZoneInfo("Europe/Berlin")
 BAVARIA = BusinessCalendar()  # Mon-Fri 08:00-18:00 Europe/Berlin, Bavarian holidays

@@ -12,7 +12,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from etomcrm.core.models import OutboxEvent
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.flows import qos
@@ -30,6 +29,14 @@ VIOLATIONS = "/tmf-api/slaManagement/v2/slaViolation"
 TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
 PROBLEMS = "/tmf-api/serviceProblemManagement/v4/serviceProblem"
 RISK = "/tmf-api/riskManagement/v4/partyRoleRiskAssessment"
+INTERACTIONS = "/tmf-api/partyInteraction/v4/partyInteraction"
+
+
+def billing_work_list(client: TestClient, billing: dict[str, str]) -> list[dict[str, Any]]:
+    """What billing staff see handed to them (3.8)."""
+    response = client.get(INTERACTIONS, params={"routedTo": "billing"}, headers=billing)
+    assert response.status_code == 200, response.text
+    return [i for i in response.json() if i["@type"] == "BillingTask"]
 
 
 def _seeds(client: TestClient, headers: dict[str, str], workflow_id: str) -> list[str]:
@@ -109,27 +116,23 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
     assert problem["status"] == "closed"
     assessments = client.get(RISK, params={"partyRole.id": bmw["id"]}, headers=admin).json()
     assert [a["status"] for a in assessments] == ["succeeded"]
+    # and the credit is on billing's work list, once, naming the violation
+    credits = billing_work_list(client, auth("billing"))
+    assert [c["reason"] for c in credits] == ["SLA credit 100.00 EUR for 2026-10"]
+    assert credits[0]["interactionItem"][0]["item"]["id"] == violation["id"]
     with session_scope() as session:
-        credits = session.scalars(
-            select(OutboxEvent.payload).where(OutboxEvent.event_type == "SlaCreditEvent")
-        ).all()
         told = session.scalars(
             select(CommunicationMessageRow.body).where(
                 CommunicationMessageRow.owner_customer_id == bmw["id"]
             )
         ).all()
-    assert [c["event"]["credit"] for c in credits] == [{"unit": "EUR", "value": "100.00"}]
     assert len([m for m in told if "credit 100.00 EUR" in m["subject"]]) == 1
 
     # and running October's QoS again changes nothing
     qos.start_qos_period("2026-10")
     assert until(lambda: flow_in_state(client, admin, qos.qos_workflow_id("2026-10"), "completed"))
     time.sleep(1)
-    with session_scope() as session:
-        again = session.scalars(
-            select(OutboxEvent.id).where(OutboxEvent.event_type == "SlaCreditEvent")
-        ).all()
-    assert len(again) == 1
+    assert len(billing_work_list(client, auth("billing"))) == 1
     assert len(client.get(VIOLATIONS, headers=admin).json()) == 1
 
 

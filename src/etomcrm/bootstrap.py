@@ -21,6 +21,7 @@ from etomcrm.api import quotes as quotes_api
 from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
 from etomcrm.api.app import build_app
+from etomcrm.billing import work_list as billing_work_list
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
 from etomcrm.core.resources import ResourceKind
@@ -38,7 +39,7 @@ from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
 from etomcrm.problem_handling import api_kinds as problem_handling_kinds
 from etomcrm.problem_handling.events import AlarmCleared, TicketEnded
 from etomcrm.qos_sla import api_kinds as qos_sla_kinds
-from etomcrm.qos_sla.events import ViolationRecorded
+from etomcrm.qos_sla.events import SlaCreditOwed, ViolationRecorded
 from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.retention import handlers as retention_handlers
 from etomcrm.selling import api_kinds as selling_kinds
@@ -105,6 +106,7 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
     ViolationRecorded: [handlers.start_violation_flow],
+    SlaCreditOwed: [billing_work_list.credit_to_work_list],
 }
 
 # What a serving or worker process delivers in the background besides hub events.

@@ -12,3 +12,17 @@ class ViolationRecorded(DomainEvent):
     """An SLA violation was recorded (3.7.2): its flow follows it to its end."""
 
     violation_id: str
+
+
+@dataclass(frozen=True)
+class SlaCreditOwed(DomainEvent):
+    """A closed violation's credit is owed to the customer on its next bill (3.7.2 →
+    3.8.2): ``amount`` is a decimal string in ``currency``."""
+
+    violation_id: str
+    customer_id: str | None
+    product_id: str
+    period: str
+    metric: str
+    amount: str
+    currency: str

@@ -4,9 +4,9 @@ the credit owed recorded.
 
 A violation's life (its flow, ``flows.sla_violation``): ``open`` with the credit
 ``owed`` → its ticket closes (3.6.4) → ``closed`` → the credit handed to billing
-(``SlaCreditEvent``, credit ``handedToBilling``). When no open ticket names the
-product the cause is unknown: a ticket is opened and a service problem (TMF656) is
-raised to the network side (3.6.2)."""
+(``SlaCreditOwed``: on billing's work list, credit ``handedToBilling``). When no open
+ticket names the product the cause is unknown: a ticket is opened and a service
+problem (TMF656) is raised to the network side (3.6.2)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from etomcrm.core import resources
 from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import IllegalTransition, NotFound
-from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.db import utcnow
@@ -34,7 +33,7 @@ from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
 from etomcrm.problem_handling.tickets import FINAL, TROUBLE_TICKET_KIND, open_ticket
 from etomcrm.qos_sla import sla
 from etomcrm.qos_sla.assessment import Assessment
-from etomcrm.qos_sla.events import ViolationRecorded
+from etomcrm.qos_sla.events import SlaCreditOwed, ViolationRecorded
 from etomcrm.qos_sla.models import SlaRow, SlaViolationRow
 from etomcrm.qos_sla.service import AVAILABILITY, SLA_VIOLATION_KIND, numeric_id, terms_of
 from etomcrm.security.service import SYSTEM
@@ -78,7 +77,7 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
     product, metric and period, exactly once (None when it was recorded before, by a
     rerun, a restarted flow or a concurrent assessor), then its consequences: the
     customer informed, a trouble ticket opened or linked, the credit recorded and
-    announced to billing (``SlaCreditEvent``)."""
+    announced to billing (``SlaCreditOwed``)."""
     key = violation_key(assessment.product_id, assessment.metric, assessment.period)
     if session.scalar(select(SlaViolationRow.id).where(SlaViolationRow.violation_key == key)):
         return None
@@ -135,13 +134,6 @@ def record_violation(session: Session, assessment: Assessment) -> JsonDict | Non
     _inform(sla_row, assessment, body, session)
     row.body = copy.deepcopy(body)
     resources.record_audit(session, SYSTEM, "create", SLA_VIOLATION_KIND, row.id, {"created": body})
-    _announce(
-        session,
-        row,
-        "SlaViolationRecordedEvent",
-        body["credit"],
-        troubleTicket=body["troubleTicket"],
-    )
     session.flush()
     record(session, ViolationRecorded(row.id))
     return body
@@ -163,7 +155,7 @@ def close_violation(session: Session, violation_id: str, resolution: str) -> Jso
 def hand_credit_to_billing(session: Session, violation_id: str) -> JsonDict:
     """3.8.2 Apply Pricing, Discounting, Adjustments & Rebates (eTOM 1.1.1.8.2), its
     hand-over: a closed violation's credit goes to billing, once, to be applied to the
-    customer's next bill (``SlaCreditEvent``). Returns the credit."""
+    customer's next bill (``SlaCreditOwed``). Returns the credit."""
     row = load_violation(session, violation_id)
     body = copy.deepcopy(row.body)
     credit = dict(body.get("credit") or {"unit": "EUR", "value": "0.00"})
@@ -177,31 +169,19 @@ def hand_credit_to_billing(session: Session, violation_id: str) -> JsonDict:
     credit.update(status=HANDED_TO_BILLING, handedToBillingDate=iso(utcnow()))
     body["credit"] = credit
     _save(session, row, body)
-    amount = {"unit": credit.get("unit", "EUR"), "value": credit.get("value", "0.00")}
-    _announce(session, row, "SlaCreditEvent", amount)
-    return credit
-
-
-def _announce(
-    session: Session, row: SlaViolationRow, event_type: str, credit: JsonDict, **extra: Any
-) -> None:
-    """An internal event about the violation, for SLA management and billing."""
-    emit_event(
+    record(
         session,
-        api="internal",
-        event_type=event_type,
-        resource_type="SlaViolation",
-        resource_id=row.id,
-        owner_customer_id=row.owner_customer_id,
-        event={
-            "slaViolation": {"id": row.id, "violationKey": row.violation_key},
-            "product": {"id": row.body["product"]["id"]},
-            "period": row.body["period"],
-            "metric": row.body["metric"],
-            "credit": credit,
-            **extra,
-        },
+        SlaCreditOwed(
+            violation_id=row.id,
+            customer_id=row.owner_customer_id,
+            product_id=str(row.body["product"]["id"]),
+            period=str(row.body["period"]),
+            metric=str(row.body["metric"]),
+            amount=str(credit.get("value", "0.00")),
+            currency=str(credit.get("unit", "EUR")),
+        ),
     )
+    return credit
 
 
 def load_violation(session: Session, violation_id: str) -> SlaViolationRow:

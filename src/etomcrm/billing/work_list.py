@@ -1,0 +1,67 @@
+"""Billing's work list: what other areas hand to billing, waiting for a person.
+
+Each hand-over is a TMF683 ``partyInteraction`` of type ``BillingTask`` routed to the
+billing department (``GET .../partyInteraction?@type=BillingTask&routedTo=billing&
+status=open``). It belongs to no customer (a customer's contact history shows what was
+said to it, not the provider's internal work) and names the customer and what it is
+about in ``interactionItem``. Each is written once, whatever the retries: its key makes
+the create idempotent.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from etomcrm.core import resources
+from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
+from etomcrm.db import session_scope
+from etomcrm.qos_sla.events import SlaCreditOwed
+from etomcrm.security.service import SYSTEM, Role
+
+BILLING_TASK = "BillingTask"
+
+
+def hand_over(
+    session: Session, *, key: str, reason: str, description: str, items: list[JsonDict]
+) -> JsonDict:
+    """Put one hand-over on billing's work list (once per ``key``)."""
+    payload: JsonDict = {
+        "@type": BILLING_TASK,
+        "@baseType": "PartyInteraction",
+        "reason": reason,
+        "description": description,
+        "direction": "internal",
+        "status": "open",
+        "routedTo": Role.BILLING.value,
+        "interactionItem": [
+            {"id": str(number), "item": item, "reason": item.get("role", "about")}
+            for number, item in enumerate(items, start=1)
+        ],
+    }
+    body, _, _ = resources.create(
+        session, PARTY_INTERACTION_KIND, SYSTEM, payload, idempotency_key=f"billing/{key}"
+    )
+    return body
+
+
+def credit_to_work_list(event: SlaCreditOwed) -> None:
+    """3.8.2: an SLA credit owed goes to billing, to be applied to the next bill."""
+    items: list[JsonDict] = [
+        {"id": event.violation_id, "@referredType": "SlaViolation", "role": "credit owed"},
+        {"id": event.product_id, "@referredType": "Product", "role": "product"},
+    ]
+    if event.customer_id:
+        items.append({"id": event.customer_id, "@referredType": "Customer", "role": "customer"})
+    with session_scope() as session:
+        hand_over(
+            session,
+            key=f"sla-credit/{event.violation_id}",
+            reason=f"SLA credit {event.amount} {event.currency} for {event.period}",
+            description=(
+                f"Credit {event.amount} {event.currency} owed for the {event.metric} SLA "
+                f"violation {event.violation_id} in {event.period}: apply it to the "
+                "customer's next bill."
+            ),
+            items=items,
+        )
