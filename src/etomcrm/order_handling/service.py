@@ -573,20 +573,6 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
             )
         order_changes["note"] = notes
         save_order(session, order, order_changes)
-    if progress.late:
-        emit_event(
-            session,
-            api="internal",
-            event_type="ProductOrderJeopardyEvent",
-            resource_type="ProductOrder",
-            resource_id=order_id,
-            owner_customer_id=customer_of(order),
-            event={
-                "productOrder": {"id": order_id},
-                "late": [s for s, _, _ in progress.late],
-                "notify": Role.ORDER_MANAGER.value,
-            },
-        )
     return progress
 
 

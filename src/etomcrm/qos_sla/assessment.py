@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
@@ -43,7 +42,6 @@ from sqlalchemy.orm import Session
 
 from etomcrm.core.calendar import BusinessCalendar, Interval, merge_intervals
 from etomcrm.core.errors import InvalidRequest
-from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.network.maintenance import maintenance_for
@@ -412,25 +410,5 @@ def trend_warning(session: Session, assessments: Sequence[Assessment]) -> list[A
                 content=content,
                 key=f"sla-warning/{warning.product_id}/{key}",
             )
-        emit_event(
-            session,
-            api="internal",
-            event_type="SlaTrendWarningEvent",
-            resource_type="Sla",
-            resource_id=row.id,
-            owner_customer_id=row.owner_customer_id,
-            event=_event(warning),
-        )
         given.append(warning)
     return given
-
-
-def _event(assessment: Assessment) -> dict[str, Any]:
-    return {
-        "product": {"id": assessment.product_id},
-        "period": assessment.period,
-        "metric": assessment.metric,
-        "measured": str(assessment.measured),
-        "target": str(assessment.target),
-        "projected": None if assessment.projected is None else str(assessment.projected),
-    }
