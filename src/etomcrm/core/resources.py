@@ -92,6 +92,9 @@ class ResourceKind:
     # that lists filter on them as on the official ones (a work list: productOrder's
     # inJeopardy, troubleTicket's escalation.target).
     extensions: Mapping[str, JsonDict] = field(default_factory=dict)
+    # Attributes only the area's own service functions write (``patch(by_service=True)``),
+    # each with why, for the message a request that changes one gets.
+    server_set: Mapping[str, str] = field(default_factory=dict)
 
     registry: ClassVar[dict[str, ResourceKind]] = {}
     by_type: ClassVar[dict[str, ResourceKind]] = {}
@@ -558,8 +561,12 @@ def patch(
     *,
     if_match: str | None = None,
     base_url: str = "",
+    by_service: bool = False,
 ) -> tuple[JsonDict, int]:
-    """Apply a merge patch; returns (body, version). A lost update gets 412."""
+    """Apply a merge patch; returns (body, version). A lost update gets 412.
+
+    ``by_service``: the area's own service function writes the kind's server-set
+    attributes, which a request may not change."""
     kind.authorize(principal, UPDATE)
     row = _load(session, kind, principal, resource_id, lock=True)
     _check_if_match(if_match, row.version)
@@ -575,6 +582,8 @@ def patch(
         return old, row.version  # nothing changes: no new version, audit or event
     _stamp_times(kind, body, creating=False)
     _validate(kind, kind.type_name, body, "patched resource")
+    if not by_service:
+        _refuse_server_set(kind, old, body)
     kind.before_save(session, principal, body, old)
     check_references(session, kind, principal, body)
     diff = _diff(old, body)
@@ -592,6 +601,12 @@ def patch(
     if kind.status_attribute and kind.status_attribute in diff:
         emit_change(session, kind, "state", body, owner, base_url)
     return body, row.version
+
+
+def _refuse_server_set(kind: ResourceKind, old: JsonDict, body: JsonDict) -> None:
+    for attribute, why in kind.server_set.items():
+        if old.get(attribute) != body.get(attribute):
+            raise InvalidRequest(f"{attribute} is set by etomcrm, not by a request: {why}")
 
 
 def delete(

@@ -427,8 +427,8 @@ def presale_decided_step(session: Session, workflow_id: str, decision: JsonDict)
     outcome = state
     related: tuple[JsonDict, ...] = ()
     if state == "accepted":
-        # The flow starts the order's flow itself, durably, once this step is done.
-        session.info["order_flow_started"] = True
+        # The flow starts the order's flow itself, durably, once this step is done
+        # (the handler of OrderAcknowledged starts none from inside a flow).
         order = orders.order_from_quote(session, SYSTEM, quote_id)
         related = ({"id": order["id"], "@referredType": "ProductOrder", "role": "follow-up case"},)
         tasks.append(

@@ -64,7 +64,6 @@ CAMPAIGN_TRANSITIONS: dict[str, frozenset[str]] = {
 DISTRIBUTABLE = frozenset({"planned", "active"})
 # A lead that was rejected or cancelled answered the campaign but is no lead.
 NOT_A_LEAD = frozenset({"rejected", "cancelled"})
-DISTRIBUTING = "etomcrm.marketing.distributing"
 
 
 def _campaign_definitions() -> dict[str, JsonDict]:
@@ -220,9 +219,6 @@ class CampaignKind(ResourceKind):
                 raise InvalidRequest(f"a new campaign starts planned, not {body['status']!r}")
             body.pop("distribution", None)
             return
-        distributing = session.info.get(DISTRIBUTING) == body["id"]
-        if old.get("distribution") != body.get("distribution") and not distributing:
-            raise InvalidRequest("distribution is what the distribution did; it is not set")
         before, after = str(old.get("status")), str(body.get("status"))
         if before != after:
             _transition(before, after)
@@ -242,6 +238,7 @@ CAMPAIGN_KIND = CampaignKind(
     write_roles=MARKETERS,
     customer_owned=False,
     refs=(RefSpec("collateral[]", "document"), RefSpec("targetSegment.customer[]", "customer")),
+    server_set={"distribution": "it is what distributing the campaign did (POST .../distribute)"},
 )
 DOCUMENT_KIND = DocumentKind(
     name="document",
@@ -366,12 +363,9 @@ def distribute_collateral(session: Session, principal: Principal, campaign_id: s
     changes: JsonDict = {"distribution": stats}
     if campaign["status"] == "planned":
         changes["status"] = "active"
-    # The distribution record is server-set: written past the kind's refusal of it.
-    session.info[DISTRIBUTING] = campaign_id
-    try:
-        body, _ = resources.patch(session, CAMPAIGN_KIND, principal, campaign_id, changes)
-    finally:
-        session.info.pop(DISTRIBUTING, None)
+    body, _ = resources.patch(
+        session, CAMPAIGN_KIND, principal, campaign_id, changes, by_service=True
+    )
     return body
 
 

@@ -55,7 +55,6 @@ STAGE_TRANSITIONS: dict[str, frozenset[str]] = {
     "closedLost": frozenset(),
 }
 INITIAL_STAGES = frozenset({"prospecting", "qualification"})
-QUALIFYING = "etomcrm.selling.qualifying_lead"
 
 
 def _ref(definition: str, description: str) -> JsonDict:
@@ -207,16 +206,10 @@ class SalesLeadKind(CustomerOwnedKind):
                 )
             return
         before, after = str(old.get("status")), str(body.get("status"))
-        # Set only while an opportunity takes the lead over, never by a request.
-        qualifying = session.info.get(QUALIFYING) == body["id"]
-        if old.get("salesOpportunity") != body.get("salesOpportunity") and not qualifying:
-            raise InvalidRequest(
-                "salesOpportunity is set when the lead qualifies; create a salesOpportunity "
-                "naming this lead instead"
-            )
         if before != after:
             _transition("salesLead status", LEAD_TRANSITIONS, before, after)
-            if after == "accepted" and not qualifying:
+            # Only qualifying sets salesOpportunity (a server-set attribute).
+            if after == "accepted" and not body.get("salesOpportunity"):
                 raise IllegalTransition(
                     "a lead is accepted by qualifying it: create a salesOpportunity whose "
                     "salesLead names it"
@@ -286,25 +279,22 @@ class SalesOpportunityKind(CustomerOwnedKind):
             super().before_save(session, principal, body, None)
         if lead.get("productOffering") and "productOffering" not in body:
             body["productOffering"] = [copy.deepcopy(lead["productOffering"])]
-        session.info[QUALIFYING] = lead["id"]
-        try:
-            resources.patch(
-                session,
-                SALES_LEAD_KIND,
-                principal,
-                lead["id"],
-                {
-                    "status": "accepted",
-                    "statusChangeReason": "qualified into an opportunity",
-                    "salesOpportunity": {
-                        "id": body["id"],
-                        "name": body["name"],
-                        "@referredType": "SalesOpportunity",
-                    },
+        resources.patch(
+            session,
+            SALES_LEAD_KIND,
+            principal,
+            lead["id"],
+            {
+                "status": "accepted",
+                "statusChangeReason": "qualified into an opportunity",
+                "salesOpportunity": {
+                    "id": body["id"],
+                    "name": body["name"],
+                    "@referredType": "SalesOpportunity",
                 },
-            )
-        finally:
-            session.info.pop(QUALIFYING, None)
+            },
+            by_service=True,
+        )
 
 
 SALES_LEAD_KIND = SalesLeadKind(
@@ -320,6 +310,10 @@ SALES_LEAD_KIND = SalesLeadKind(
         RefSpec("productOffering", "productOffering"),
         RefSpec("productSpecification", "productSpecification"),
     ),
+    server_set={
+        "salesOpportunity": "it is set when the lead qualifies; create a salesOpportunity "
+        "naming this lead instead"
+    },
 )
 SALES_OPPORTUNITY_KIND = SalesOpportunityKind(
     name="salesOpportunity",
