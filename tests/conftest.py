@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event
 from etomcrm.bootstrap import bootstrap
 from etomcrm.config import get_settings
 from etomcrm.core.bus import BUS, DomainEvent
+from etomcrm.core.clock import FLOW_CLOCK
 from etomcrm.core.totals import TOTALS
 from etomcrm.db import get_engine, get_read_engine, session_scope
 from etomcrm.models import metadata
@@ -216,6 +217,7 @@ def flows(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     get_settings.cache_clear()
     engine.launch(db_url, schedules=False)
     yield
+    FLOW_CLOCK.reset()
     waiting = _flows_still_waiting()
     engine.shutdown()
     if waiting:

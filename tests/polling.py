@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from dbos import DBOS
 from fastapi.testclient import TestClient
 
 PROCESS_FLOWS = "/tmf-api/processFlowManagement/v4/processFlow"
@@ -33,3 +34,9 @@ def flow_in_state(
     if response.status_code == 200 and response.json()["state"] == state:
         return response.json()  # type: ignore[no-any-return]
     return None
+
+
+def runs_of(workflow_id: str) -> list[str]:
+    """DBOS's runs of a flow id, by status: a flow started twice under one id runs once
+    (``["SUCCESS"]``), a flow never started has none. Asked of DBOS, not of the clock."""
+    return [run.status for run in DBOS.list_workflows(workflow_ids=[workflow_id])]

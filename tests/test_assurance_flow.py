@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from etomcrm.cli import app as cli
 from etomcrm.config import get_settings
+from etomcrm.core.clock import FLOW_CLOCK
 from etomcrm.customer_interface.models import PartyInteractionRow
 from etomcrm.db import session_scope, utcnow
-from etomcrm.flows import assurance
+from etomcrm.flows import assurance, engine
 from etomcrm.network.models import NetworkPopRow
 from etomcrm.problem_handling.alarms import clear_alarm, raise_alarm
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
@@ -30,8 +31,8 @@ TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
 def test_a_pop_outage_runs_from_alarm_to_closed_tickets(
     client: TestClient, auth: TokenFactory, flows: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given three customers on one point of presence, and a two-second silence period
-    monkeypatch.setenv("ETOMCRM_TICKET_SILENCE_SECONDS", "2")
+    # given three customers on one point of presence, and a silence period of an hour
+    monkeypatch.setenv("ETOMCRM_TICKET_SILENCE_SECONDS", "3600")
     get_settings.cache_clear()
     with session_scope() as session:
         session.add(NetworkPopRow(id="pop-by-7", name="Regensburg", region="BY", status="up"))
@@ -79,6 +80,9 @@ def test_a_pop_outage_runs_from_alarm_to_closed_tickets(
         headers=auth("customer", customer_id=first_customer),
     )
     assert confirmed.status_code == 200, confirmed.text
+    # and the others stay silent for the hour (the flows' clock moves on; nobody waits)
+    FLOW_CLOCK.advance(timedelta(hours=1, minutes=1))
+    engine.send(assurance.problem_workflow_id(problem_id), "look again", "ticket")
     flow = until(
         lambda: (f := client.get(flow_url, headers=admin).json())["state"] == "completed" and f
     )

@@ -5,7 +5,6 @@ followed (3.9.5)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,7 @@ from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows, violati
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.qos_sla import assessment, ingest, violations
 from tests.conftest import TokenFactory
-from tests.polling import flow_in_state, until
+from tests.polling import flow_in_state, runs_of, until
 from tests.qos_helpers import measure, monitored_product, ticket_about
 from tests.test_sla_ingest import _rows
 from tests.test_sla_violations import AFTER_OCTOBER, _violated_october
@@ -119,7 +118,7 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
     # and the credit is on billing's work list, once, naming the violation
     credits = billing_work_list(client, auth("billing"))
     assert [c["reason"] for c in credits] == ["SLA credit 100.00 EUR for 2026-10"]
-    assert credits[0]["interactionItem"][0]["item"]["id"] == violation["id"]
+    assert credits[0]["interactionItem"][0]["item"]["id"] == str(violation["id"])
     with session_scope() as session:
         told = session.scalars(
             select(CommunicationMessageRow.body).where(
@@ -131,7 +130,7 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
     # and running October's QoS again changes nothing
     qos.start_qos_period("2026-10")
     assert until(lambda: flow_in_state(client, admin, qos.qos_workflow_id("2026-10"), "completed"))
-    time.sleep(1)
+    assert runs_of(qos.qos_workflow_id("2026-10")) == ["SUCCESS"]
     assert len(billing_work_list(client, auth("billing"))) == 1
     assert len(client.get(VIOLATIONS, headers=admin).json()) == 1
 
@@ -188,7 +187,7 @@ def test_a_violation_whose_flow_never_started_is_taken_up_by_the_worker_sweep(
         [recorded] = violations.evaluate(session, results)
         session.info.pop("after_commit", None)
     workflow_id = violation_workflow_id(str(recorded["id"]))
-    time.sleep(1)
+    assert runs_of(workflow_id) == []
     assert client.get(f"{FLOWS}/{workflow_id}", headers=admin).status_code == 404
 
     # when a worker starts and sweeps, twice

@@ -32,6 +32,7 @@ def hand_over(
         "reason": reason,
         "description": description,
         "direction": "internal",
+        "channel": [{"id": "internal", "name": "internal"}],
         "status": "open",
         "routedTo": Role.BILLING.value,
         "interactionItem": [

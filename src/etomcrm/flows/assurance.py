@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
 from etomcrm.core import resources
-from etomcrm.db import session_scope, utcnow
+from etomcrm.core.clock import FLOW_CLOCK
+from etomcrm.db import session_scope
 from etomcrm.flows import engine, recorder
 from etomcrm.flows.framework import (
     DurableRunner,
@@ -171,7 +172,7 @@ def repair_step(session: Session, workflow_id: str, problem_id: str, check: int)
 @step
 def closing_step(session: Session, workflow_id: str, problem_id: str, look: int) -> StepResult:
     silence = timedelta(seconds=get_settings().ticket_silence_seconds)
-    now = utcnow()
+    now = FLOW_CLOCK.now()
     open_count, closed_silent, next_deadline = 0, 0, None
     for ticket in _tickets_of(session, problem_id):
         if ticket.status != "resolved":
