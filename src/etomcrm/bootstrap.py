@@ -34,6 +34,8 @@ from etomcrm.flows import assurance, engine, fulfillment, handlers, qos, sla_vio
 from etomcrm.flows.framework import register_flow
 from etomcrm.marketing import api_kinds as marketing_kinds
 from etomcrm.network import api_kinds as network_kinds
+from etomcrm.network.port import set_default_network
+from etomcrm.network.simulator import SimulatedNetwork
 from etomcrm.order_handling import api_kinds as order_handling_kinds
 from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
 from etomcrm.problem_handling import api_kinds as problem_handling_kinds
@@ -129,6 +131,7 @@ def bootstrap() -> None:
         for name, workflow, crontab in SCHEDULES:
             engine.register_schedule(name, workflow, crontab)
         route_selling_requests_to(prospects.open_lead)
+        set_default_network(SimulatedNetwork)
         for event_type, event_handlers in EVENT_HANDLERS.items():
             for handler in event_handlers:
                 BUS.subscribe(event_type, handler)

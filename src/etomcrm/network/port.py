@@ -10,6 +10,7 @@ installing it with :func:`use_network`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Literal, Protocol
@@ -99,19 +100,27 @@ class NetworkPort(Protocol):
 
 
 _installed: NetworkPort | None = None
+# What the composition root wires as the network side when none is installed: built per
+# call (cheap, and it follows the current settings, which tests change).
+_default: list[Callable[[], NetworkPort]] = []
 
 
 def use_network(network: NetworkPort | None) -> None:
-    """Install the network every caller of :func:`get_network` gets (None: the simulator)."""
+    """Install the network every caller of :func:`get_network` gets (None: the default)."""
     global _installed
     _installed = network
 
 
+def set_default_network(factory: Callable[[], NetworkPort]) -> None:
+    """The network side a process talks to unless one is installed (the composition
+    root wires the simulator)."""
+    _default[:] = [factory]
+
+
 def get_network() -> NetworkPort:
-    """The configured network side: the one installed, else the simulator from settings."""
+    """The configured network side: the one installed, else the default."""
     if _installed is not None:
         return _installed
-    from etomcrm.network.simulator import SimulatedNetwork
-
-    # Built per call: cheap, and it follows the current settings (tests change them).
-    return SimulatedNetwork()
+    if not _default:
+        raise RuntimeError("no network side is wired: call etomcrm.bootstrap.bootstrap()")
+    return _default[0]()
