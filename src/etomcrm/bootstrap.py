@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from etomcrm.core.bus import BUS, DomainEvent
+from etomcrm.flows import handlers as flow_handlers
+from etomcrm.problem_handling.events import ServiceProblemRaisedForTicket, ServiceProblemRepaired
 
 _lock = threading.Lock()
 _done = False
@@ -19,6 +21,11 @@ _done = False
 # Event type → the handlers acting on it, in order. A handler does its work in its own
 # transaction or starts or signals a flow (DESIGN.md section 3, "Events").
 EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {}
+
+# ----- assurance: problem isolation and repair (3.6.1, 3.6.2) ----------------------------
+EVENT_HANDLERS[ServiceProblemRaisedForTicket] = [flow_handlers.start_flow_of_ticket_problem]
+EVENT_HANDLERS[ServiceProblemRepaired] = [flow_handlers.wake_repaired_problem]
+# ----- end of assurance ---------------------------------------------------------------
 
 
 def bootstrap() -> None:

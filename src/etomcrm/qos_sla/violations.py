@@ -312,8 +312,7 @@ def _raise_problem(
 ) -> JsonDict:
     """A TMF656 service problem for the network side to find the violation's cause;
     SLA management is its originator."""
-    from etomcrm.problem_handling.correlation import report_problem
-    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+    from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND, report_problem
 
     payload: JsonDict = {
         "category": "qos",
