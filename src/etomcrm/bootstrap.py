@@ -14,6 +14,8 @@ from typing import Any
 from etomcrm.core.bus import BUS, DomainEvent
 from etomcrm.flows import handlers as flow_handlers
 from etomcrm.problem_handling.events import ServiceProblemRaisedForTicket, ServiceProblemRepaired
+from etomcrm.retention import handlers as retention_handlers
+from etomcrm.retention.events import CustomerRiskRaised
 
 _lock = threading.Lock()
 _done = False
@@ -25,6 +27,8 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {}
 # ----- assurance: problem isolation and repair (3.6.1, 3.6.2) ----------------------------
 EVENT_HANDLERS[ServiceProblemRaisedForTicket] = [flow_handlers.start_flow_of_ticket_problem]
 EVENT_HANDLERS[ServiceProblemRepaired] = [flow_handlers.wake_repaired_problem]
+# 3.9.3: a churn risk that became high is the account manager's retention task.
+EVENT_HANDLERS[CustomerRiskRaised] = [retention_handlers.task_account_manager]
 # ----- end of assurance ---------------------------------------------------------------
 
 
