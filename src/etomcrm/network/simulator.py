@@ -644,6 +644,8 @@ class SimulatedNetwork:
         return reports
 
     def _restore(self, session: Session, resource: JsonDict) -> None:
+        if not resource.get("id"):
+            return  # the problem named no resource (an SLA violation's cause)
         if resource.get("@referredType") == "PointOfPresence":
             pop = session.get(NetworkPopRow, resource.get("id"))
             if pop is not None:

@@ -172,6 +172,9 @@ class _Proposal:
     reason: str
     product: JsonDict
     characteristics: tuple[tuple[str, Any], ...] = ()
+    # How strongly the facts speak for it (tickets, share of the volume, router age):
+    # within a priority the strongest comes first.
+    weight: Decimal = Decimal(0)
 
 
 def _sla_rank(name: str) -> int:
@@ -299,6 +302,7 @@ def _proposals(site: _Site) -> list[_Proposal]:
                 f"{site.sla}; Gold repairs within 4 hours at 99.9 % availability",
                 site.anchor,
                 (("slaLevel", GOLD),),
+                Decimal(site.tickets),
             )
         )
     used, included, bandwidth = site.volume_gb, site.included_gb, site.bandwidth
@@ -317,6 +321,7 @@ def _proposals(site: _Site) -> list[_Proposal]:
                     "congestion and usage charges",
                     site.anchor,
                     (("bandwidthMbit", higher[0]),),
+                    share,
                 )
             )
     old = [
@@ -343,6 +348,7 @@ def _proposals(site: _Site) -> list[_Proposal]:
                 "Managed router",
                 f"the router at {site.name} is {age} months old and out of vendor support",
                 router,
+                weight=Decimal(age or 0),
             )
         )
     return found
@@ -408,7 +414,7 @@ def recommendation_items(
     ]
     proposals = sorted(
         (p for site in _sites(session, products, customer_id, now) for p in _proposals(site)),
-        key=lambda p: p.priority,
+        key=lambda p: (p.priority, -p.weight),
     )
     if not proposals:
         return []
