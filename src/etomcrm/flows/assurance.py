@@ -118,7 +118,6 @@ def problem_flow(run: Runner, problem_id: str) -> str:
 
 @step
 def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepResult:
-
     problem = session.get(ServiceProblemRow, problem_id)
     assert problem is not None
     recorder.start_flow(
