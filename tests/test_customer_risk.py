@@ -11,8 +11,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from etomcrm.bootstrap import bootstrap
+from etomcrm.core import resources
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.db import session_scope, utcnow
+from etomcrm.order_handling.service import PRODUCT_KIND
 from etomcrm.problem_handling import tickets
 from etomcrm.qos_sla import service as sla_service
 from etomcrm.qos_sla import violations
@@ -22,7 +25,7 @@ from etomcrm.retention.satisfaction import answer_survey, send_survey
 from etomcrm.security.service import SYSTEM
 from etomcrm.selling.credit import assess_credit
 from tests.conftest import TokenFactory
-from tests.factories import CUSTOMER, INTERACTION, customer
+from tests.factories import CUSTOMER, INTERACTION, PARTY, customer, post, site
 from tests.qos_helpers import product, sla_level
 
 RISK = "/tmf-api/riskManagement/v4/partyRoleRiskAssessment"
@@ -51,14 +54,29 @@ def _events(event_type: str) -> list[OutboxEvent]:
         )
 
 
-def _ticket(customer_id: str, name: str) -> str:
-    payload = {
+def _retention_tasks(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """The sales work list of retention tasks (3.9.3)."""
+    response = client.get(
+        f"{INTERACTION}/partyInteraction",
+        params={"@type": "RetentionTask", "routedTo": "sales"},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _ticket(customer_id: str, name: str, site_id: str | None = None) -> str:
+    payload: dict[str, Any] = {
         "name": name,
         "description": "The extranet link at the dealer is down.",
         "severity": "Major",
         "ticketType": "network",
         "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
     }
+    if site_id is not None:
+        payload["relatedEntity"] = [
+            {"id": site_id, "@referredType": "GeographicSite", "role": "affectedSite"}
+        ]
     with session_scope() as session:
         return str(tickets.open_ticket(session, SYSTEM, payload)["id"])
 
@@ -100,6 +118,7 @@ def test_a_fresh_customer_is_a_low_churn_risk_and_a_middle_bad_debt_risk(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
     # given a new customer with no history, and another customer
+    bootstrap()
     bmw = customer(client, admin)
     audi = customer(client, admin, "Audi AG")
     sales, support = auth("sales"), auth("support")
@@ -152,12 +171,13 @@ def test_a_fresh_customer_is_a_low_churn_risk_and_a_middle_bad_debt_risk(
             select(AuditRecord).where(AuditRecord.resource_id == body["id"])
         ).all()
     assert [(a.action, a.actor) for a in audit] == [("create", "apikey:test-sales")]
-    assert _events("CustomerRiskRaisedEvent") == []
+    assert _retention_tasks(client, admin) == []
 
 
 def test_a_credit_assessment_sets_the_bad_debt_risk(
     client: TestClient, admin: dict[str, str]
 ) -> None:
+    bootstrap()
     # given a customer whose credit was assessed with 3 late payments (rating 5)
     bmw = customer(client, admin)
     response = client.patch(
@@ -177,12 +197,13 @@ def test_a_credit_assessment_sets_the_bad_debt_risk(
     assert _inputs(body)["creditRiskRating"] == 5
     assert body["reason"][-1].startswith("bad debt 90: credit risk rating 5 of 5")
     # and a high bad-debt risk alone is no churn alarm
-    assert _events("CustomerRiskRaisedEvent") == []
+    assert _retention_tasks(client, admin) == []
 
 
 def test_violations_escalations_reopenings_and_a_detractor_make_a_high_churn_risk(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
+    bootstrap()
     bmw = customer(client, admin)
     # given a ticket escalated (its targets missed)
     _ticket(bmw["id"], "Augsburg offline")
@@ -234,15 +255,14 @@ def test_violations_escalations_reopenings_and_a_detractor_make_a_high_churn_ris
         3,
     )
     assert (inputs["surveyAnswersLast12Months"], inputs["detractorAnswers"]) == (1, 1)
-    # and the account team is told once, also when the risk is assessed again
+    # and the account team gets one retention task, also when the risk is assessed again
     second = _assess(client, admin, bmw["id"]).json()
     assert second["previousAssessment"]["id"] == body["id"]
     assert second["previousAssessment"]["churnLevel"] == "high"
-    raised = _events("CustomerRiskRaisedEvent")
-    assert [e.resource_id for e in raised] == [body["id"]]
-    event = raised[0].payload["event"]
-    assert event["customer"]["id"] == bmw["id"]
-    assert (event["score"], event["level"], event["previousLevel"]) == (90, "high", None)
+    (task,) = _retention_tasks(client, admin)
+    assert task["interactionItem"][0]["item"]["id"] == body["id"]
+    assert task["relatedParty"][0]["id"] == bmw["id"]
+    assert task["reason"] == "Retention: churn risk high (90)"
 
 
 def test_history_older_than_twelve_months_no_longer_counts(
@@ -362,3 +382,95 @@ def test_an_assessment_and_the_list_take_a_fixed_number_of_queries(
     for _ in range(20):
         assert _assess(client, admin, small["id"]).status_code == 201
     assert list_queries() == few
+
+
+def test_a_churn_risk_that_becomes_high_gives_the_account_manager_one_retention_task(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given BMW, whose account manager is Anna Berger, with a Silver site that had three
+    # tickets, and four detractors' survey answers
+    bootstrap()
+    anna = post(client, f"{PARTY}/individual", {"givenName": "Anna", "familyName": "Berger"}, admin)
+    bmw = customer(client, admin)
+    updated = client.patch(
+        f"{CUSTOMER}/customer/{bmw['id']}",
+        json={
+            "relatedParty": [
+                {
+                    "id": anna["id"],
+                    "name": "Anna Berger",
+                    "role": "accountManager",
+                    "@referredType": "Individual",
+                }
+            ]
+        },
+        headers=admin,
+    )
+    assert updated.status_code == 200, updated.text
+    leipzig = site(client, admin, bmw["id"], "Leipzig")
+    with session_scope() as session:
+        resources.create(
+            session,
+            PRODUCT_KIND,
+            SYSTEM,
+            {
+                "name": "Site access 100 Mbit/s",
+                "status": "active",
+                "relatedParty": [
+                    {"id": bmw["id"], "@referredType": "Customer", "role": "customer"}
+                ],
+                "place": [{"id": leipzig["id"], "name": leipzig["name"], "role": "installation"}],
+                "productCharacteristic": [
+                    {"name": "bandwidthMbit", "value": 100},
+                    {"name": "slaLevel", "value": "SLA Silver"},
+                ],
+            },
+        )
+    opened = [_ticket(bmw["id"], f"Leipzig down {n}", site_id=leipzig["id"]) for n in range(3)]
+    portal = auth("customer", customer_id=bmw["id"])
+    for number in range(4):
+        with session_scope() as session:
+            survey = send_survey(
+                session,
+                customer_id=bmw["id"],
+                about={"id": opened[number % 3], "@referredType": "TroubleTicket"},
+                key=f"retention-survey-{number}",
+            )
+        answered = client.post(
+            f"{INTERACTION}/satisfactionSurvey/{survey['id']}/answer",
+            json={"csat": 3, "nps": 2},
+            headers=portal,
+        )
+        assert answered.status_code == 200, answered.text
+    # when sales assesses the risk: 10 + 3 x 5 open + 4 x 15 detractors = 85, high
+    first = _assess(client, auth("sales"), bmw["id"]).json()
+    assert _scores(first)["churn"]["level"] == "high"
+    # then the sales work list holds one retention task for Anna, about BMW
+    (task,) = _retention_tasks(client, auth("sales"))
+    assert task["status"] == "open" and task["direction"] == "outbound"
+    parties = {p["role"]: p["id"] for p in task["relatedParty"]}
+    assert parties == {"customer": bmw["id"], "accountManager": anna["id"]}
+    mine = client.get(
+        f"{INTERACTION}/partyInteraction",
+        params={"@type": "RetentionTask", "relatedParty.id": anna["id"]},
+        headers=admin,
+    ).json()
+    assert [t["id"] for t in mine] == [task["id"]]
+    # with the assessment and the next best offer attached: Gold for the faulty site
+    assessment, offer = (item["item"] for item in task["interactionItem"])
+    assert assessment == {
+        "id": first["id"],
+        "@referredType": "PartyRoleRiskAssessment",
+        "role": "riskAssessment",
+    }
+    recommendation = client.get(
+        f"/tmf-api/recommendation/v4/queryProductRecommendation/{offer['id']}", headers=admin
+    ).json()
+    best = recommendation["recommendationItem"][0]["product"]
+    assert best["name"] == "SLA Gold"
+    assert "Next best offer: SLA Gold: Dealer Leipzig had 3 trouble tickets" in task["description"]
+    # when the risk is assessed again at the same level
+    second = _assess(client, admin, bmw["id"]).json()
+    assert _scores(second)["churn"]["level"] == "high"
+    # then no second task
+    assert [t["id"] for t in _retention_tasks(client, admin)] == [task["id"]]

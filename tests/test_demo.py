@@ -42,6 +42,7 @@ from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
 from etomcrm.network.models import NetworkServiceOrderRow
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal, Role
+from etomcrm.selling.recommendations import recommendation_items
 
 JsonDict = dict[str, Any]
 
@@ -416,6 +417,14 @@ def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
     assert pop_ticket.status == "closed"
     assert pop_ticket.owner_customer_id == link_ticket.owner_customer_id
     assert problems["pop"].body["affectedNumberOfServices"] >= 2 * 4  # several sites, 4 each
+    # and BMW, with its tickets and its measured traffic, gets recommendations from those
+    # facts (3.4.5): its sites carry more than their included volume, the busiest first
+    with session_scope() as session:
+        items = recommendation_items(session, str(link_ticket.owner_customer_id))
+    assert items
+    busiest = items[0]["product"]
+    assert busiest["name"] == "Site access 1000 Mbit/s", busiest
+    assert "GB included volume last month" in busiest["description"]
     # and the silence period of the demo is not left behind
     assert get_settings().ticket_silence_seconds == 3 * 24 * 3600.0
 

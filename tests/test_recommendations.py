@@ -2,34 +2,114 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from etomcrm.core import resources
-from etomcrm.db import session_scope
+from etomcrm.core.clock import iso
+from etomcrm.db import session_scope, utcnow
+from etomcrm.network.models import NetworkMeasurementRow
 from etomcrm.order_handling.service import PRODUCT_KIND
 from etomcrm.security.service import SYSTEM
-from etomcrm.selling.recommendations import recommend_for_customer
+from etomcrm.selling.recommendations import _last_month, recommend_for_customer
 from tests.conftest import TokenFactory
 from tests.factories import CATALOG, customer, post, site
 
 QUERIES = "/tmf-api/recommendation/v4/queryProductRecommendation"
+TT = "/tmf-api/troubleTicket/v4/troubleTicket"
 
 
 def _product(
-    customer_id: str, site_body: dict[str, Any], status: str = "active", **characteristics: Any
+    customer_id: str,
+    site_body: dict[str, Any],
+    name: str = "Site access",
+    status: str = "active",
+    start: datetime | None = None,
+    **characteristics: Any,
 ) -> str:
-    payload = {
-        "name": f"Site access {site_body['name']}",
+    payload: dict[str, Any] = {
+        "name": name,
         "status": status,
         "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
         "place": [{"id": site_body["id"], "role": "installation", "name": site_body["name"]}],
         "productCharacteristic": [{"name": k, "value": v} for k, v in characteristics.items()],
     }
+    if start is not None:
+        payload["startDate"] = iso(start)
     with session_scope() as session:
         body, _, _ = resources.create(session, PRODUCT_KIND, SYSTEM, payload)
     return str(body["id"])
+
+
+def _access_site(
+    customer_id: str, site_body: dict[str, Any], mbits: int, included_gb: int, router_age: int = 12
+) -> str:
+    """A site's access and its managed router, installed ``router_age`` months ago."""
+    access = _product(customer_id, site_body, bandwidthMbit=mbits, includedVolumeGB=included_gb)
+    installed = utcnow() - timedelta(days=round(router_age * 30.5))
+    _product(customer_id, site_body, "Managed router", start=installed)
+    return access
+
+
+def _traffic(site_id: str, gigabytes: int) -> None:
+    """The network's performance data of the site last month: ``gigabytes`` in total."""
+    start, _ = _last_month(utcnow())
+    per_row = gigabytes * 10**9 // 4
+    with session_scope() as session:
+        for day in range(4):
+            session.add(
+                NetworkMeasurementRow(
+                    link_id=f"link-{site_id}",
+                    site_id=site_id,
+                    at=start + timedelta(days=day, hours=10),
+                    interval_seconds=900,
+                    availability=1.0,
+                    latency_ms=8.0,
+                    loss_percent=0.0,
+                    bytes_in=per_row * 3 // 4,
+                    bytes_out=per_row - per_row * 3 // 4,
+                )
+            )
+        # traffic of the month before does not count
+        session.add(
+            NetworkMeasurementRow(
+                link_id=f"link-{site_id}",
+                site_id=site_id,
+                at=start - timedelta(days=3),
+                interval_seconds=900,
+                availability=1.0,
+                latency_ms=8.0,
+                loss_percent=0.0,
+                bytes_in=10**13,
+                bytes_out=0,
+            )
+        )
+
+
+def _tickets(
+    client: TestClient, headers: dict[str, str], customer_id: str, site_id: str, n: int
+) -> None:
+    for number in range(n):
+        response = client.post(
+            TT,
+            json={
+                "name": f"Fault {number}",
+                "description": "The site is unreachable.",
+                "severity": "Major",
+                "ticketType": "network",
+                "relatedParty": [
+                    {"id": customer_id, "@referredType": "Customer", "role": "customer"}
+                ],
+                "relatedEntity": [
+                    {"id": site_id, "@referredType": "GeographicSite", "role": "affectedSite"}
+                ],
+            },
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
 
 
 def _ask(client: TestClient, headers: dict[str, str], customer_id: str | None = None) -> Any:
@@ -39,20 +119,29 @@ def _ask(client: TestClient, headers: dict[str, str], customer_id: str | None = 
     return client.post(QUERIES, json=body, headers=headers)
 
 
-def test_recommendations_follow_the_installed_base(
+def test_recommendations_follow_the_facts_of_the_installed_base(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
-    # given three sites: one near its volume, one with many tickets, one with an own router
+    # given BMW's sites: Munich busy (92 GB of 100 last month), Leipzig on Silver with 5
+    # tickets in the last 90 days, Berlin with no managed router, Köln with a six-year-old
+    # router, and Hamburg quiet
     bmw = customer(client, admin)
-    munich, leipzig, berlin, hamburg = (
-        site(client, admin, bmw["id"], city) for city in ("München", "Leipzig", "Berlin", "Hamburg")
+    munich, leipzig, berlin, cologne, hamburg = (
+        site(client, admin, bmw["id"], city)
+        for city in ("München", "Leipzig", "Berlin", "Köln", "Hamburg")
     )
-    busy = _product(bmw["id"], munich, bandwidthMbit=10, monthlyVolumeGB=92, includedVolumeGB=100)
-    faulty = _product(bmw["id"], leipzig, slaLevel="Silver", ticketsLast90Days=5)
-    _product(bmw["id"], berlin, managedRouter=False)
-    # and a quiet site and a terminated one, which get nothing
-    _product(bmw["id"], hamburg, bandwidthMbit=100, monthlyVolumeGB=10, includedVolumeGB=100)
-    _product(bmw["id"], munich, status="terminated", ticketsLast90Days=9)
+    busy = _access_site(bmw["id"], munich, 10, 100)
+    _traffic(munich["id"], 92)
+    faulty = _access_site(bmw["id"], leipzig, 100, 2000)
+    _product(bmw["id"], leipzig, "SLA Silver", slaLevel="SLA Silver")
+    _tickets(client, admin, bmw["id"], leipzig["id"], 5)
+    _product(bmw["id"], berlin, bandwidthMbit=100, includedVolumeGB=2000)
+    _access_site(bmw["id"], cologne, 100, 2000, router_age=72)
+    _access_site(bmw["id"], hamburg, 100, 2000)
+    _traffic(hamburg["id"], 10)
+    # and a terminated product and two tickets on Hamburg, which change nothing
+    _product(bmw["id"], hamburg, status="terminated")
+    _tickets(client, admin, bmw["id"], hamburg["id"], 2)
     gold = post(client, f"{CATALOG}/productOffering", {"name": "SLA Gold"}, admin)
     # when sales asks for recommendations
     response = _ask(client, auth("sales"), bmw["id"])
@@ -61,30 +150,68 @@ def test_recommendations_follow_the_installed_base(
     query = response.json()
     assert query["state"] == "done"
     items = query["recommendationItem"]
-    assert [i["product"]["name"] for i in items] == [
-        "SLA Gold",
-        "Site access 100 Mbit/s",
-        "Managed router",
+    assert [(i["product"]["name"], i["priority"]) for i in items] == [
+        ("SLA Gold", 1),
+        ("Site access 100 Mbit/s", 2),
+        ("Managed router", 3),
+        ("Managed router", 3),
     ]
-    assert [i["priority"] for i in items] == [1, 2, 3]
     assert items[0]["productOffering"]["id"] == gold["id"]
-    assert "5 trouble tickets" in items[0]["product"]["description"]
+    assert (
+        "Dealer Leipzig had 5 trouble tickets in the last 90 days on SLA Silver"
+        in (items[0]["product"]["description"])
+    )
     assert items[0]["product"]["productRelationship"][0]["product"]["id"] == faulty
-    assert "(92 %)" in items[1]["product"]["description"]
+    assert (
+        "used 92 GB of its 100 GB included volume last month (92 %)"
+        in (items[1]["product"]["description"])
+    )
     assert items[1]["product"]["productRelationship"][0]["product"]["id"] == busy
-    reasons = {c["name"]: c["value"] for c in items[2]["product"]["productCharacteristic"]}
-    assert "runs its own router" in reasons["recommendationReason"]
+    reasons = sorted(
+        c["value"]
+        for item in items[2:]
+        for c in item["product"]["productCharacteristic"]
+        if c["name"] == "recommendationReason"
+    )
+    assert (
+        reasons[0]
+        == "Dealer Berlin runs its own router, outside monitoring and the SLA's time to repair"
+    )
+    assert reasons[1].startswith("the router at Dealer Köln is 72 months old")
     assert "productOffering" not in items[1]  # no such offering in the catalog
     # and it can be read again
     again = client.get(f"{QUERIES}/{query['id']}", headers=admin)
     assert again.status_code == 200 and again.json()["recommendationItem"] == items
 
 
+def test_recommending_takes_the_same_queries_for_few_or_many_products(
+    client: TestClient, admin: dict[str, str], count_queries: Callable[[], Any]
+) -> None:
+    # given a customer with one busy site, and one with twenty
+    few, many = customer(client, admin, "Few GmbH"), customer(client, admin, "Many AG")
+    for owner, sites in ((few, 1), (many, 20)):
+        for number in range(sites):
+            where = site(client, admin, owner["id"], f"Ort {number}")
+            _access_site(owner["id"], where, 10, 100)
+            _traffic(where["id"], 95)
+    client.get(QUERIES, headers=admin)  # the token is verified and cached by now
+    # when each is asked for
+    counts = []
+    for owner, sites in ((few, 1), (many, 20)):
+        with count_queries() as counter:
+            response = _ask(client, admin, owner["id"])
+        assert response.status_code == 201, response.text
+        assert len(response.json()["recommendationItem"]) == sites
+        counts.append(counter.count)
+    # then the number of queries does not grow with the products
+    assert counts[0] == counts[1], counts
+
+
 def test_a_customer_queries_its_own_recommendations_only(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
     bmw, audi = customer(client, admin, "BMW AG"), customer(client, admin, "Audi AG")
-    _product(bmw["id"], site(client, admin, bmw["id"]), managedRouter=False)
+    _product(bmw["id"], site(client, admin, bmw["id"]), bandwidthMbit=10, includedVolumeGB=500)
     bmw_portal = auth("customer", customer_id=bmw["id"])
     audi_portal = auth("customer", customer_id=audi["id"])
     # the customer asks without naming itself

@@ -39,11 +39,17 @@ from etomcrm.network.simulator import SimulatedNetwork
 from etomcrm.order_handling import api_kinds as order_handling_kinds
 from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
 from etomcrm.problem_handling import api_kinds as problem_handling_kinds
-from etomcrm.problem_handling.events import AlarmCleared, TicketEnded
+from etomcrm.problem_handling.events import (
+    AlarmCleared,
+    ServiceProblemRaisedForTicket,
+    ServiceProblemRepaired,
+    TicketEnded,
+)
 from etomcrm.qos_sla import api_kinds as qos_sla_kinds
 from etomcrm.qos_sla.events import SlaCreditOwed, ViolationRecorded
 from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.retention import handlers as retention_handlers
+from etomcrm.retention.events import CustomerRiskRaised
 from etomcrm.selling import api_kinds as selling_kinds
 from etomcrm.selling import prospects
 from etomcrm.selling.events import QuoteDecided
@@ -109,6 +115,9 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
     ViolationRecorded: [handlers.start_violation_flow],
     SlaCreditOwed: [billing_work_list.credit_to_work_list],
+    ServiceProblemRaisedForTicket: [handlers.start_flow_of_ticket_problem],
+    ServiceProblemRepaired: [handlers.wake_repaired_problem],
+    CustomerRiskRaised: [retention_handlers.task_account_manager],
 }
 
 # What a serving or worker process delivers in the background besides hub events.

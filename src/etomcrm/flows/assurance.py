@@ -1,13 +1,18 @@
 """The Assurance flow for the alarm case (DESIGN.md section 2): network alarm → service
 problem → customers found → tickets opened and customers informed (3.6.1, 3.6.2) →
 tracked (3.6.3) → repaired → closed after the customers confirm, or after the stated
-silence (3.6.4) → survey (3.9.5, sent when a ticket closes).
+silence (3.6.4) → survey (3.9.5, sent when a ticket closes). A problem 3.6.1 raised for
+a customer's ticket runs the same flow.
 
 Detection runs on a DBOS schedule (every 30 s in a process that runs flows): it
 correlates the alarms of the last window and starts one problem flow per new service
-problem. A problem flow waits durably: for the network's repair (woken when the last
-alarm of its cause clears, and looking again every quarter hour), then for the
-customers' confirmation (until the silence period ends).
+problem; the same tick lets the simulated network side report the repairs it finished
+(a real OSS PATCHes the service problem itself). A problem flow waits durably: for the
+network's repair (woken when the network reports it, TMF656 ``resolved``, or when the
+last alarm of its cause clears; looking again every quarter hour), then for the
+customers' confirmation (until the silence period ends). Its tickets are the ones
+correlation opened for it and the customers' own tickets 3.6.1 linked to it (the
+problem's ``troubleTicket``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dbos import DBOS
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
@@ -33,9 +38,11 @@ from etomcrm.flows.framework import (
     step,
 )
 from etomcrm.flows.recorder import Task
+from etomcrm.network.port import get_network
+from etomcrm.network.simulator import SimulatedNetwork
 from etomcrm.problem_handling.correlation import correlate, ticket_name
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
-from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND, report_repair
 from etomcrm.problem_handling.tickets import change_status, track_tickets
 from etomcrm.security.service import SYSTEM
 
@@ -52,11 +59,33 @@ def problem_workflow_id(problem_id: str) -> str:
 
 
 def _tickets_of(session: Session, problem_id: str) -> list[TroubleTicketRow]:
+    problem = session.get(ServiceProblemRow, problem_id)
+    linked = [
+        str(t["id"])
+        for t in (problem.body.get("troubleTicket") or [] if problem is not None else [])
+        if isinstance(t, dict) and t.get("id")
+    ]
     return list(
         session.scalars(
-            select(TroubleTicketRow).where(TroubleTicketRow.name == ticket_name(problem_id))
+            select(TroubleTicketRow)
+            .where(
+                or_(
+                    TroubleTicketRow.name == ticket_name(problem_id),
+                    TroubleTicketRow.id.in_(linked),
+                )
+            )
+            .order_by(TroubleTicketRow.created_at, TroubleTicketRow.id)
         )
     )
+
+
+def _take_up(session: Session, tickets: list[TroubleTicketRow]) -> None:
+    """Tickets waiting to be taken up are in work while the network repairs."""
+    for ticket in tickets:
+        if ticket.status == "acknowledged":
+            change_status(
+                session, SYSTEM, ticket.id, "inProgress", reason="the network side is repairing"
+            )
 
 
 def problem_flow(run: Runner, problem_id: str) -> str:
@@ -104,11 +133,9 @@ def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepRes
             workflow_id,
             {"id": ticket.id, "@referredType": "TroubleTicket", "role": "ticket"},
         )
-        if ticket.status == "acknowledged":
-            change_status(
-                session, SYSTEM, ticket.id, "inProgress", reason="the network side is repairing"
-            )
-    set_problem_status(session, problem_id, "inProgress")
+    _take_up(session, tickets)
+    if problem.status == "acknowledged":
+        set_problem_status(session, problem_id, "inProgress")
     customers = {t.owner_customer_id for t in tickets}
     return (
         {"tickets": len(tickets)},
@@ -133,37 +160,43 @@ def isolate_step(session: Session, workflow_id: str, problem_id: str) -> StepRes
 def repair_step(session: Session, workflow_id: str, problem_id: str, check: int) -> StepResult:
     problem = session.get(ServiceProblemRow, problem_id)
     assert problem is not None
-    still_raised = session.scalar(
-        select(func.count()).where(
-            AlarmRow.correlation_key == problem.correlation_key, AlarmRow.status != "cleared"
-        )
-    )
-    if still_raised:
-        # Targets are warned and escalated by the ticket sweep, for every ticket.
-        return (
-            {"repaired": False},
-            [
-                Task(
-                    "3.6.3",
-                    "Track and manage the problem",
-                    f"{still_raised} alarm(s) still raised; the repair goes on",
-                )
-            ],
-        )
     tickets = _tickets_of(session, problem_id)
+    # The network side reported the repair (TMF656 resolved), or the alarms that
+    # showed the fault have all cleared; without alarms only the network's word counts.
+    reported = problem.status in ("resolved", "closed")
+    alarms, still_raised = session.execute(
+        select(func.count(), func.sum(case((AlarmRow.status != "cleared", 1), else_=0))).where(
+            AlarmRow.correlation_key == problem.correlation_key
+        )
+    ).one()
+    if not reported and (still_raised or not alarms):
+        _take_up(session, tickets)
+        # Targets are warned and escalated by the ticket sweep, for every ticket.
+        waiting = (
+            f"{still_raised} alarm(s) still raised; the repair goes on"
+            if still_raised
+            else "the network side is repairing; waiting for its report"
+        )
+        return ({"repaired": False}, [Task("3.6.3", "Track and manage the problem", waiting)])
+    _take_up(session, tickets)
     for ticket in tickets:
         if ticket.status == "inProgress":
             change_status(
                 session, SYSTEM, ticket.id, "resolved", reason="the network side repaired the fault"
             )
     set_problem_status(session, problem_id, "resolved")
+    how = (
+        f"repaired by the network side ({problem.body.get('statusChangeReason')})"
+        if reported
+        else "repaired (the alarms cleared)"
+    )
     return (
         {"repaired": True},
         [
             Task(
                 "3.6.3",
                 "Track and manage the problem",
-                f"repaired; {len(tickets)} ticket(s) resolved, customers asked to confirm",
+                f"{how}; {len(tickets)} ticket(s) resolved, customers asked to confirm",
             )
         ],
     )
@@ -263,6 +296,7 @@ def start_problem_flow(problem_id: str) -> None:
 def correlation_tick(scheduled_at: datetime, context: Any) -> None:
     """The scheduled detection: correlate the last window, start the problem flows."""
     runner = DurableRunner()
+    runner.step("repairs", "network_repairs_step", scheduled_at.isoformat())
     window = runner.step("correlate", "correlate_step", scheduled_at.isoformat())
     for problem_id in window["problems"]:
         runner.then("problem", problem_workflow_id(problem_id), problem_id)
@@ -290,6 +324,24 @@ def sweep_tickets_step(session: Session, workflow_id: str, at: str) -> StepResul
         },
         [],
     )
+
+
+@step
+def network_repairs_step(session: Session, workflow_id: str, at: str) -> StepResult:
+    """The simulated network side reports the repairs it finished, through the TMF656
+    entry a real OSS uses (a real OSS calls it by itself: nothing to do here)."""
+    network = get_network()
+    if not isinstance(network, SimulatedNetwork):
+        return {"repaired": []}, []
+    reports = network.repairs_done(session)
+    for report in reports:
+        report_repair(
+            session,
+            report.problem_id,
+            cause=report.cause,
+            root_cause_resource=report.root_cause_resource,
+        )
+    return {"repaired": [r.problem_id for r in reports]}, []
 
 
 @step

@@ -15,12 +15,17 @@ from sqlalchemy import select
 from etomcrm.customer_interface.events import SellingRequestLogged
 from etomcrm.db import session_scope
 from etomcrm.flows import engine
-from etomcrm.flows.assurance import problem_workflow_id
+from etomcrm.flows.assurance import problem_workflow_id, start_problem_flow
 from etomcrm.flows.fulfillment import ordering_workflow_id, presale_workflow_id
 from etomcrm.flows.recorder import open_presale_flow_of_customer
 from etomcrm.flows.sla_violation import violation_workflow_id
 from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
-from etomcrm.problem_handling.events import AlarmCleared, TicketEnded
+from etomcrm.problem_handling.events import (
+    AlarmCleared,
+    ServiceProblemRaisedForTicket,
+    ServiceProblemRepaired,
+    TicketEnded,
+)
 from etomcrm.problem_handling.models import ServiceProblemRow
 from etomcrm.qos_sla.events import ViolationRecorded
 from etomcrm.selling.events import QuoteDecided
@@ -93,3 +98,15 @@ def start_violation_flow(event: ViolationRecorded) -> None:
     """3.7.2: a recorded violation is followed to its end by its flow."""
     if not _inside_a_flow():
         engine.enqueue("violation", violation_workflow_id(event.violation_id), event.violation_id)
+
+
+def start_flow_of_ticket_problem(event: ServiceProblemRaisedForTicket) -> None:
+    """3.6.1: a problem raised for a customer's ticket runs its assurance flow."""
+    if not _inside_a_flow():
+        start_problem_flow(event.problem_id)
+
+
+def wake_repaired_problem(event: ServiceProblemRepaired) -> None:
+    """3.6.2: the network reported the repair; the problem's flow looks again now. A
+    problem without a flow (raised by SLA management, by staff) has nobody to wake."""
+    engine.send(problem_workflow_id(event.problem_id), "repaired", "problem")

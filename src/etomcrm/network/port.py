@@ -1,8 +1,13 @@
 """The port between the CRM and the network side (service and resource management).
 
-The CRM asks two things of the network: can a site be served with an offering, and
-how soon (TMF645-like site qualification); and build this site (a TMF641 service
-order), then: how is it going. The simulator in :mod:`etomcrm.network.simulator` is the
+The CRM asks four things of the network: can a site be served with an offering, and
+how soon (TMF645-like site qualification); build this site (a TMF641 service order),
+then: how is it going; what state is a site's access link in (3.6.1, diagnosing a
+customer's ticket); and repair the fault behind a service problem (3.6.2). The network
+answers a repair request at once with its work order and estimate; when the repair is
+done it tells the CRM through the TMF656 entry a real OSS uses too: a PATCH of the
+``serviceProblem`` to ``resolved`` with its ``rootCauseResource`` and the cause in
+``statusChangeReason``. The simulator in :mod:`etomcrm.network.simulator` is the
 default implementation; a real OSS replaces it by implementing :class:`NetworkPort` and
 installing it with :func:`use_network`.
 """
@@ -18,9 +23,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from etomcrm.core.clock import iso
 from etomcrm.core.tmf_schemas import JsonDict
 
 ServiceOrderState = Literal["inProgress", "completed", "failed"]
+# An access link as the network sees it: up, degraded (up but losing quality, or one
+# of several paths down), down, or unknown (the network has no such link).
+LinkState = Literal["up", "degraded", "down", "unknown"]
 # Lead times and expected dates are business dates where the sites are.
 BUSINESS_TIMEZONE = ZoneInfo("Europe/Berlin")
 # Service order ids derive from the sender's key under this namespace, so the same key
@@ -70,6 +79,42 @@ class ServiceOrderStatus:
     detail: str  # e.g. "on schedule", "delayed: fibre civil works", "failed: CPE not reachable"
 
 
+@dataclass(frozen=True)
+class LinkStatus:
+    """The network's answer about one access link (the TMF638 service behind a site's
+    access: its ``operatingStatus``, in the CRM's words)."""
+
+    link_id: str
+    site_id: str
+    pop_id: str | None
+    state: LinkState
+    detail: str  # in words, e.g. "point of presence pop-by-1 is down"
+    checked_at: datetime
+    # What failed (a TMF ResourceRef: the link, or its point of presence); None when up.
+    fault: JsonDict | None = None
+
+    def as_tmf(self) -> JsonDict:
+        """The shape a ticket's diagnosis carries."""
+        return {
+            "linkStatus": self.state,
+            "checkedAt": iso(self.checked_at),
+            "detail": self.detail,
+            "accessLink": {"id": self.link_id, "@referredType": "AccessLink"},
+            "site": {"id": self.site_id, "@referredType": "GeographicSite"},
+        }
+
+
+@dataclass(frozen=True)
+class RepairOrder:
+    """The network's answer to a repair request: its work order and its estimate."""
+
+    id: str  # the network's id of the repair (a TMF641 service order of the repair)
+    problem_id: str
+    state: ServiceOrderState
+    expected_resolution: datetime  # when the network expects the service back
+    detail: str
+
+
 class NetworkPort(Protocol):
     def qualify(self, session: Session, *, site: JsonDict, offering_id: str) -> SiteQualification:
         """Whether ``site`` (a TMF674 GeographicSite body) can be served with the offering."""
@@ -96,6 +141,18 @@ class NetworkPort(Protocol):
 
     def service_order_status(self, session: Session, service_order_id: str) -> ServiceOrderStatus:
         """The current status of a service order sent before."""
+        ...
+
+    def link_status(self, session: Session, *, site_id: str) -> list[LinkStatus]:
+        """The state of every access link of a site now (none: the network knows no
+        link there)."""
+        ...
+
+    def request_repair(self, session: Session, *, problem: JsonDict) -> RepairOrder:
+        """Ask the network to repair the fault of a TMF656 service problem body. The same
+        problem again returns the same repair. Works in the caller's session and never
+        commits; the answer that the repair is done comes later, as a PATCH of the
+        service problem (see the module docstring)."""
         ...
 
 

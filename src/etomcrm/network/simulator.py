@@ -19,6 +19,19 @@ date and a new ``ready_at``. With ``day_seconds`` 0 an on-time order is complete
 it is sent; a late one still reports its delay once before it completes, so a flow
 sees the same sequence of answers at any speed. The stored order holds its outcome
 and phase, so the status survives restarts of any process.
+
+Link status (3.6.1): a link is as its row says (``up``, ``degraded``, ``down``), and
+down whatever it says while its point of presence is down; a site without a link is
+``unknown`` to the network.
+
+Repairs (3.6.2): a repair request for a service problem is stored as a TMF641 service
+order of ``@type`` ``SimulatedRepairOrder`` (id from the problem, so asking twice is
+one repair). Its duration (1 to 6 hours) and cause come from the seeded hash of the
+problem id; one hour lasts ``day_seconds / 24`` real seconds, so with ``day_seconds``
+0 a repair is done as soon as the network looks (:meth:`SimulatedNetwork.repairs_done`,
+on the network side's schedule). A done repair puts the link or point of presence up
+again and is reported as a :class:`RepairReport`, which the caller delivers through
+the TMF656 entry a real OSS uses (a PATCH of the service problem).
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,8 +55,11 @@ from etomcrm.core.errors import NotFound
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import GeographicSiteRow
 from etomcrm.db import utcnow
-from etomcrm.network.models import NetworkServiceOrderRow
+from etomcrm.network.models import NetworkLinkRow, NetworkPopRow, NetworkServiceOrderRow
 from etomcrm.network.port import (
+    LinkState,
+    LinkStatus,
+    RepairOrder,
     ServiceOrderState,
     ServiceOrderStatus,
     SiteQualification,
@@ -81,6 +98,32 @@ SPECIAL_BUILD_REASONS = (
     "civil works on the site's own ground",
     "an in-house cabling extension to the equipment room",
 )
+
+
+REPAIR_TYPE = "SimulatedRepairOrder"
+REPAIR_HOURS = (1, 6)
+LINK_CAUSES = (
+    "fibre cut by street works near the site; spliced",
+    "line card failure at the point of presence; card replaced",
+    "power supply of the CPE at the site failed; replaced by the field technician",
+    "water in the cable duct; cable section replaced",
+)
+POP_CAUSES = (
+    "power failure at the point of presence; mains restored and the UPS replaced",
+    "core router at the point of presence crashed; restarted with fixed firmware",
+    "cooling failure at the point of presence; equipment restarted after the repair",
+)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """A repair the network finished: what the CRM is told (TMF656 PATCH)."""
+
+    problem_id: str
+    repair_order_id: str
+    cause: str
+    root_cause_resource: JsonDict  # a TMF656 ResourceRef: the link or the PoP
+    repaired_at: datetime
 
 
 def _date_time(day: date) -> str:
@@ -442,3 +485,172 @@ class SimulatedNetwork:
             attempt=row.attempt,
             detail=str(simulation["detail"]),
         )
+
+    # ----- link status (3.6.1) ----------------------------------------------------------
+
+    def link_status(self, session: Session, *, site_id: str) -> list[LinkStatus]:
+        now = self.now()
+        rows = session.execute(
+            select(NetworkLinkRow, NetworkPopRow)
+            .outerjoin(NetworkPopRow, NetworkPopRow.id == NetworkLinkRow.pop_id)
+            .where(NetworkLinkRow.site_id == site_id)
+            .order_by(NetworkLinkRow.id)
+        ).all()
+        answers = []
+        for link, pop in rows:
+            state: LinkState
+            fault: JsonDict | None = {"id": link.id, "@referredType": "AccessLink"}
+            if pop is not None and pop.status == "down":
+                state, detail = "down", f"point of presence {pop.id} ({pop.name}) is down"
+                fault = {"id": pop.id, "@referredType": "PointOfPresence"}
+            elif link.status == "down":
+                state, detail = "down", f"access link {link.id} is down"
+            elif link.status == "degraded":
+                state, detail = "degraded", f"access link {link.id} is degraded"
+            else:
+                state, detail, fault = "up", f"access link {link.id} is up", None
+            answers.append(LinkStatus(link.id, site_id, link.pop_id, state, detail, now, fault))
+        return answers
+
+    # ----- repairs (3.6.2) --------------------------------------------------------------
+
+    def request_repair(self, session: Session, *, problem: JsonDict) -> RepairOrder:
+        problem_id = str(problem["id"])
+        key = f"repair/{problem_id}"
+        order_id = service_order_id(key)
+        existing = session.get(NetworkServiceOrderRow, order_id)
+        if existing is not None:
+            return self._repair_order(existing)
+        draw = self._random("repair", problem_id)
+        hours = draw.randint(*REPAIR_HOURS)
+        resource = next(
+            (
+                {"id": str(r["id"]), "@referredType": str(r.get("@referredType") or "Resource")}
+                for r in problem.get("affectedResource") or []
+                if isinstance(r, dict) and r.get("id")
+            ),
+            None,
+        )
+        causes = (
+            POP_CAUSES
+            if resource and resource["@referredType"] == "PointOfPresence"
+            else LINK_CAUSES
+        )
+        cause = draw.choice(causes)
+        now = self.now()
+        expected = now + timedelta(hours=hours)
+        body: JsonDict = {
+            "id": order_id,
+            "@type": REPAIR_TYPE,
+            "@baseType": "ServiceOrder",
+            "externalId": key,
+            "description": f"Repair for service problem {problem_id}: "
+            f"{problem.get('description') or 'fault reported by the CRM'}",
+            "state": "inProgress",
+            "orderDate": iso(now),
+            "startDate": iso(now),
+            "expectedCompletionDate": iso(expected),
+            "externalReference": [{"name": problem_id, "externalReferenceType": "ServiceProblem"}],
+            "serviceOrderItem": [
+                {
+                    "id": "1",
+                    "action": "modify",
+                    "state": "inProgress",
+                    "service": {
+                        "serviceType": "repair",
+                        "supportingResource": [resource] if resource else [],
+                    },
+                }
+            ],
+            "note": [
+                {
+                    "date": iso(now),
+                    "author": "network",
+                    "text": f"field service dispatched; repair expected within {hours} h",
+                }
+            ],
+            "simulation": {
+                "kind": "repair",
+                "problemId": problem_id,
+                "cause": cause,
+                "resource": resource,
+                "repairHours": hours,
+            },
+        }
+        row = NetworkServiceOrderRow(
+            id=order_id,
+            at_type=REPAIR_TYPE,
+            name=key[:200],
+            status="inProgress",
+            owner_customer_id=None,
+            body=body,
+            version=1,
+            attempt=1,
+            ready_at=now + timedelta(seconds=hours / 24 * self.day_seconds),
+        )
+        session.add(row)
+        session.flush()
+        return self._repair_order(row)
+
+    def _repair_order(self, row: NetworkServiceOrderRow) -> RepairOrder:
+        body: JsonDict = row.body
+        return RepairOrder(
+            id=row.id,
+            problem_id=str(body["simulation"]["problemId"]),
+            state=body["state"],
+            expected_resolution=datetime.fromisoformat(body["expectedCompletionDate"]),
+            detail=str(body["note"][-1]["text"]),
+        )
+
+    def repairs_done(self, session: Session) -> list[RepairReport]:
+        """The repairs whose time has come: each is completed, its link or point of
+        presence is up again, and its report returned for the CRM (once)."""
+        now = self.now()
+        rows = session.scalars(
+            select(NetworkServiceOrderRow)
+            .where(
+                NetworkServiceOrderRow.at_type == REPAIR_TYPE,
+                NetworkServiceOrderRow.status == "inProgress",
+                NetworkServiceOrderRow.ready_at <= now,
+            )
+            .order_by(NetworkServiceOrderRow.ready_at, NetworkServiceOrderRow.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        reports = []
+        for row in rows:
+            body = copy.deepcopy(row.body)
+            simulation = body["simulation"]
+            resource = simulation.get("resource") or {}
+            self._restore(session, resource)
+            body["state"] = "completed"
+            body["completionDate"] = iso(now)
+            body["serviceOrderItem"][0]["state"] = "completed"
+            body["note"].append(
+                {"date": iso(now), "author": "network", "text": f"repaired: {simulation['cause']}"}
+            )
+            row.body = body
+            row.status = "completed"
+            row.version += 1
+            row.updated_at = now
+            reports.append(
+                RepairReport(
+                    problem_id=str(simulation["problemId"]),
+                    repair_order_id=row.id,
+                    cause=str(simulation["cause"]),
+                    root_cause_resource=dict(resource),
+                    repaired_at=now,
+                )
+            )
+        return reports
+
+    def _restore(self, session: Session, resource: JsonDict) -> None:
+        if not resource.get("id"):
+            return  # the problem named no resource (an SLA violation's cause)
+        if resource.get("@referredType") == "PointOfPresence":
+            pop = session.get(NetworkPopRow, resource.get("id"))
+            if pop is not None:
+                pop.status = "up"
+            return
+        link = session.get(NetworkLinkRow, resource.get("id"))
+        if link is not None:
+            link.status = "up"

@@ -26,19 +26,20 @@ from sqlalchemy import case, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
-from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.network.models import NetworkLinkRow
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
-from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+from etomcrm.problem_handling.service import (
+    OPEN_PROBLEM_STATES,
+    SERVICE_PROBLEM_KIND,
+    report_problem,
+)
 from etomcrm.problem_handling.tickets import open_ticket
 from etomcrm.security.service import SYSTEM
 
 FLAP_THRESHOLD = 3
 CORRELATION_LOCK = 3_6_1_0  # advisory lock id of 3.6.1 correlation
 HOLD_DOWN = timedelta(minutes=2)
-# A resolved problem waits for its customers' confirmation: it still covers its cause.
-OPEN_PROBLEM_STATES = ("acknowledged", "pending", "held", "inProgress", "resolved")
 CLOSED_TICKET_STATES = ("closed", "cancelled", "rejected")
 
 
@@ -137,7 +138,7 @@ def correlate(session: Session, *, since: datetime, now: datetime) -> Correlatio
         problem = _open_problem(session, key, decision, group, hit)
         result.problems.append(problem["id"])
         products = [link.product_id for link in hit if link.product_id]
-        report_problem(session, problem, products, group.first_raised.isoformat())
+        problem = report_problem(session, problem, products, group.first_raised.isoformat())
         for customer_id, products in _by_customer(hit).items():
             ticket = _open_ticket(session, problem, decision, customer_id, products, now)
             result.tickets.append(ticket["id"])
@@ -214,32 +215,6 @@ def _open_problem(
     }
     body, _, _ = resources.create(session, SERVICE_PROBLEM_KIND, SYSTEM, payload)
     return body
-
-
-def report_problem(
-    session: Session,
-    problem: JsonDict,
-    products: Sequence[str],
-    since: str,
-    to: Sequence[str] = ("network", "qos_sla"),
-) -> None:
-    """3.6.2 Report Customer Problem (eTOM 1.1.1.6.2): the network side is asked to
-    repair (or find the cause), and SLA management learns which products are affected
-    since when."""
-    emit_event(
-        session,
-        api="internal",
-        event_type="ServiceProblemReportedEvent",
-        resource_type="ServiceProblem",
-        resource_id=problem["id"],
-        owner_customer_id=None,
-        event={
-            "serviceProblem": {"id": problem["id"]},
-            "to": list(to),
-            "affectedProduct": sorted(set(products)),
-            "since": since,
-        },
-    )
 
 
 def _open_ticket(

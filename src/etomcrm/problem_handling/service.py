@@ -13,30 +13,48 @@ Only staff see it (support, SLA management, admin); a customer's ticket referenc
   ``correlationKey`` extension attribute, the first affected resource, the first
   affected service, so the correlation step (3.6.1) finds an open problem by what it
   is about in one indexed query.
+- 3.6.2 :func:`report_problem` asks the network side for the repair through the port:
+  the repair order is listed in ``relatedEntity`` (role ``repairOrder``) and the
+  network's estimate is the extension ``expectedResolutionDate`` (TMF656 has none),
+  which the tickets linked to the problem take over.
+- The network side answers through the same entry a real OSS uses: a PATCH to
+  ``resolved`` with ``rootCauseResource`` and the cause in ``statusChangeReason``
+  (:func:`report_repair` for the simulator). Every move to ``resolved`` records
+  :class:`~etomcrm.problem_handling.events.ServiceProblemRepaired`, which wakes the
+  problem's flow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import SERVICE_PROBLEM, JsonDict
 from etomcrm.db import utcnow
+from etomcrm.network.port import get_network
+from etomcrm.problem_handling.events import ServiceProblemRepaired, ServiceProblemReported
 from etomcrm.problem_handling.models import ServiceProblemRow
-from etomcrm.security.service import Principal, Role
+from etomcrm.security.service import SYSTEM, Principal, Role
 
 PROBLEM_STAFF = frozenset({Role.ADMIN, Role.SUPPORT, Role.SLA_MANAGER})
 
+# The network side as the CRM knows it when it reports a repair (a real OSS comes with
+# its own API key).
+NETWORK_SIDE = Principal(id="network", name="network side", role=Role.SUPPORT)
+
 # TMF656: like a ticket's, without customer confirmation; closed, rejected and
-# cancelled are final, a resolved problem that comes back is worked again.
+# cancelled are final, a resolved problem that comes back is worked again. The network
+# may repair a fault before anyone took its problem up (acknowledged -> resolved).
 PROBLEM_TRANSITIONS: dict[str, frozenset[str]] = {
-    "acknowledged": frozenset({"inProgress", "rejected", "cancelled"}),
+    "acknowledged": frozenset({"inProgress", "resolved", "rejected", "cancelled"}),
     "inProgress": frozenset({"pending", "held", "resolved", "cancelled"}),
     "pending": frozenset({"inProgress", "cancelled"}),
     "held": frozenset({"inProgress", "cancelled"}),
@@ -46,6 +64,8 @@ PROBLEM_TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 INITIAL_STATES = frozenset({"acknowledged"})
+# A resolved problem waits for its customers' confirmation: it still covers its cause.
+OPEN_PROBLEM_STATES = ("acknowledged", "pending", "held", "inProgress", "resolved")
 IMPACT_FACTORS = ("critical", "high", "medium", "low")
 PRIORITY_RANGE = (1, 10)
 CORRELATION_KEY = "correlationKey"
@@ -104,6 +124,7 @@ class ServiceProblemKind(ResourceKind):
             body["trackingRecord"].append(_track(after, principal, now))
             if after == "resolved":
                 body["resolutionDate"] = now
+                record(session, ServiceProblemRepaired(str(body["id"])))
 
     def after_save(
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
@@ -134,5 +155,72 @@ SERVICE_PROBLEM_KIND = ServiceProblemKind(
     write_roles=PROBLEM_STAFF,
     customer_owned=False,
     refs=(RefSpec("troubleTicket[]", "troubleTicket"),),
-    extensions={"correlationKey": resources.TEXT},
+    extensions={"correlationKey": resources.TEXT, "expectedResolutionDate": resources.INSTANT},
 )
+
+
+def report_problem(
+    session: Session,
+    problem: JsonDict,
+    products: Sequence[str],
+    since: str,
+    to: Sequence[str] = ("network", "qos_sla"),
+) -> JsonDict:
+    """3.6.2 Report Customer Problem (eTOM 1.1.1.6.2): the network side is asked to
+    repair (its repair order and estimate are written on the problem), and SLA
+    management learns which products are affected since when. Returns the problem."""
+    if "network" in to:
+        repair = get_network().request_repair(session, problem=problem)
+        at = iso(utcnow())
+        problem, _ = resources.patch(
+            session,
+            SERVICE_PROBLEM_KIND,
+            SYSTEM,
+            str(problem["id"]),
+            {
+                "relatedEntity": [
+                    *(problem.get("relatedEntity") or []),
+                    {"id": repair.id, "role": "repairOrder", "@referredType": "ServiceOrder"},
+                ],
+                "expectedResolutionDate": iso(repair.expected_resolution),
+                "note": [
+                    *(problem.get("note") or []),
+                    {
+                        "author": "network",
+                        "date": at,
+                        "text": f"repair requested (order {repair.id}): {repair.detail}",
+                    },
+                ],
+            },
+        )
+    if "qos_sla" in to:
+        record(
+            session,
+            ServiceProblemReported(str(problem["id"]), tuple(sorted(set(products))), since),
+        )
+    return problem
+
+
+def report_repair(
+    session: Session,
+    problem_id: str,
+    *,
+    cause: str,
+    root_cause_resource: JsonDict | None,
+    principal: Principal = NETWORK_SIDE,
+) -> JsonDict:
+    """3.6.2 Report Customer Problem (eTOM 1.1.1.6.2), the answer: the network side
+    repaired the fault. The same change as its TMF656 PATCH (``resolved``, the root
+    cause); a problem resolved or ended already is left as it is."""
+    row = session.get(ServiceProblemRow, problem_id)
+    if row is None or row.status not in ("acknowledged", "inProgress", "pending", "held"):
+        return dict(row.body) if row is not None else {}
+    changes: JsonDict = {"status": "resolved", "statusChangeReason": f"repaired: {cause}"}
+    if root_cause_resource:
+        changes["rootCauseResource"] = [root_cause_resource]
+    if row.status in ("pending", "held"):
+        resources.patch(
+            session, SERVICE_PROBLEM_KIND, principal, problem_id, {"status": "inProgress"}
+        )
+    body, _ = resources.patch(session, SERVICE_PROBLEM_KIND, principal, problem_id, changes)
+    return body

@@ -18,7 +18,14 @@ How a ticket is shaped:
   ``slaTier``, ``responseDueDate`` (TMF621 has none for response) and the document's
   ``expectedResolutionDate``; ``respondedDate`` once staff took the ticket up;
   ``slaWarning`` and ``escalation`` list what was warned and escalated (once each
-  per target); ``reopenCount`` counts rejected resolutions.
+  per target); ``reopenCount`` counts rejected resolutions. ``resolutionDueDate`` is
+  the resolution target; ``expectedResolutionDate`` is the same, unless the ticket was
+  linked to a service problem with the network's estimate, which it takes over.
+- 3.6.1: a new ticket naming a site or product is isolated when it is opened
+  (:mod:`etomcrm.problem_handling.isolation`): linked to the open service problem on
+  its site, or diagnosed against the network, with the result in ``diagnosis``
+  (``linkStatus``, ``checkedAt``, ``detail``, ``serviceProblem``,
+  ``expectedResolutionDate``) and a note.
 - The clock stops while the ticket waits for the customer: the intervals spent in
   ``pending`` (waiting for information from the customer) and in ``resolved``
   (waiting for the customer to confirm). While it waits no due time runs, so the due
@@ -48,6 +55,7 @@ from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.customer_interface.service import CustomerOwnedKind, customer_of
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.problem_handling.events import TicketEnded
+from etomcrm.problem_handling.isolation import attach_ticket, isolate_problem
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
@@ -116,7 +124,14 @@ RESPONSE, RESOLUTION = "response", "resolution"
 # How long before a target runs out the team (and the customer, on the ticket) is warned.
 WARNING_HORIZON = timedelta(minutes=30)
 # The server's bookkeeping on a ticket: only etomcrm itself (SYSTEM) writes it.
-SERVER_KEPT = ("creationDate", "escalation", "slaWarning", "reopenCount", "respondedDate")
+SERVER_KEPT = (
+    "creationDate",
+    "escalation",
+    "slaWarning",
+    "reopenCount",
+    "respondedDate",
+    "diagnosis",
+)
 
 # The moment service functions run "now" at; the API path leaves it unset (the clock).
 _CLOCK = ServiceClock("ticket_now")
@@ -227,7 +242,11 @@ def _recompute_due(session: Session, body: JsonDict, now: datetime) -> None:
     start = datetime.fromisoformat(body["creationDate"])
     pauses, _ = waiting_intervals(body.get("statusChange") or [], now)
     body["responseDueDate"] = iso(terms.calendar.add(start, response, pauses))
-    body["expectedResolutionDate"] = iso(terms.calendar.add(start, resolution, pauses))
+    body["resolutionDueDate"] = iso(terms.calendar.add(start, resolution, pauses))
+    # A ticket linked to a service problem is told the network's estimate (3.6.1); the
+    # resolution target it is warned and escalated on stays the SLA's.
+    estimate = (body.get("diagnosis") or {}).get("expectedResolutionDate")
+    body["expectedResolutionDate"] = estimate or body["resolutionDueDate"]
 
 
 def _due_columns(body: JsonDict, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -240,7 +259,9 @@ def _due_columns(body: JsonDict, now: datetime) -> tuple[datetime | None, dateti
         response = datetime.fromisoformat(body["responseDueDate"])
     resolution = None
     if not _has(body, "escalation", RESOLUTION):
-        resolution = datetime.fromisoformat(body["expectedResolutionDate"])
+        resolution = datetime.fromisoformat(
+            body.get("resolutionDueDate") or body["expectedResolutionDate"]
+        )
     return response, resolution
 
 
@@ -309,8 +330,11 @@ class TroubleTicketKind(CustomerOwnedKind):
             reason = f"received from {principal.name}"
             body["statusChangeReason"] = reason
         body["statusChange"] = [_status_entry("acknowledged", reason, now)]
-        for attribute in ("escalation", "slaWarning", "reopenCount", "respondedDate"):
+        for attribute in ("escalation", "slaWarning", "reopenCount", "respondedDate", "diagnosis"):
             body.pop(attribute, None)
+        customer_id = principal.customer_id if principal.is_customer else customer_of(body)
+        if customer_id is not None:
+            isolate_problem(session, body, customer_id, now)
         _recompute_due(session, body, now)
 
     def _check_customer_change(self, old: JsonDict, body: JsonDict) -> None:
@@ -341,6 +365,8 @@ class TroubleTicketKind(CustomerOwnedKind):
             .execution_options(synchronize_session=False)
         )
         history = body.get("statusChange") or []
+        if len(history) == 1 and body.get("diagnosis"):
+            attach_ticket(session, body)
         if history and history[-1].get("status") in FINAL:
             _ended(session, body, owner, history[-1]["status"])
         if owner is None:
@@ -392,6 +418,8 @@ TROUBLE_TICKET_KIND = TroubleTicketKind(
     extensions={
         "slaTier": resources.TEXT,
         "responseDueDate": resources.INSTANT,
+        "resolutionDueDate": resources.INSTANT,
+        "diagnosis": resources.OBJECT,
         "respondedDate": resources.INSTANT,
         "slaWarning": resources.LIST,
         "escalation": resources.LIST,

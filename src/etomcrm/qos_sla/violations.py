@@ -27,9 +27,8 @@ from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.db import utcnow
 from etomcrm.order_handling.models import ProductRow
-from etomcrm.problem_handling.correlation import report_problem
 from etomcrm.problem_handling.models import TroubleTicketRow
-from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
+from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND, report_problem
 from etomcrm.problem_handling.tickets import FINAL, TROUBLE_TICKET_KIND, open_ticket
 from etomcrm.qos_sla import sla
 from etomcrm.qos_sla.assessment import Assessment
@@ -280,7 +279,6 @@ def _raise_problem(
 ) -> JsonDict:
     """A TMF656 service problem for the network side to find the violation's cause;
     SLA management is its originator."""
-
     payload: JsonDict = {
         "category": "qos",
         "priority": 2,

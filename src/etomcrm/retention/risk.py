@@ -30,8 +30,9 @@ Bad-debt risk from the customer's latest ``creditProfile`` entry (3.5.2): its
 assessment the risk is 50: not known to be good or bad.
 
 Levels: low below 40, medium from 40, high from 70. When the churn level becomes high
-(the customer's previous assessment was not high, or there was none), a
-``CustomerRiskRaisedEvent`` (internal) tells the account team.
+(the customer's previous assessment was not high, or there was none), the domain event
+``CustomerRiskRaised`` is recorded; its handler gives the account manager a retention
+task with the next best offer (:mod:`etomcrm.retention.tasks`).
 """
 
 from __future__ import annotations
@@ -44,14 +45,15 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
+from etomcrm.core.bus import record
 from etomcrm.core.clock import ServiceClock, iso
 from etomcrm.core.errors import InvalidRequest, NotFound
-from etomcrm.core.events import emit_event
 from etomcrm.core.resources import ResourceKind
 from etomcrm.core.tmf_schemas import RISK_MANAGEMENT, JsonDict
 from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.qos_sla.models import SlaViolationRow
+from etomcrm.retention.events import CustomerRiskRaised
 from etomcrm.retention.models import PartyRoleRiskAssessmentRow
 from etomcrm.retention.satisfaction import DETRACTOR_TO, PROMOTER_FROM, SURVEY_TYPE
 from etomcrm.security.service import Principal, Role
@@ -448,26 +450,9 @@ class PartyRoleRiskAssessmentKind(ResourceKind):
     ) -> None:
         churn = _scores_of(body)[CHURN]
         before = (body.get("previousAssessment") or {}).get(f"{CHURN}Level")
-        if churn["level"] != HIGH or before == HIGH:
+        if churn["level"] != HIGH or before == HIGH or owner is None:
             return
-        emit_event(
-            session,
-            api="internal",
-            event_type="CustomerRiskRaisedEvent",
-            resource_type=self.type_name,
-            resource_id=body["id"],
-            owner_customer_id=owner,
-            event={
-                "partyRoleRiskAssessment": {"id": body["id"], "href": f"{self.path}/{body['id']}"},
-                "customer": body["partyRole"],
-                "risk": CHURN,
-                "score": churn["score"],
-                "level": HIGH,
-                "previousLevel": before,
-                "reason": body["reason"],
-                "trigger": body["trigger"],
-            },
-        )
+        record(session, CustomerRiskRaised(customer_id=owner, assessment_id=str(body["id"])))
 
 
 PARTY_ROLE_RISK_ASSESSMENT_KIND = PartyRoleRiskAssessmentKind(
@@ -500,7 +485,7 @@ def assess_customer_risk(
     it as a TMF696 partyRoleRiskAssessment and return it; ``reason`` says why it ran.
 
     Staff of the assessing roles (or SYSTEM) only; NotFound for an unknown customer.
-    The account team hears of a churn risk that became high (``CustomerRiskRaisedEvent``).
+    A churn risk that became high records ``CustomerRiskRaised`` (a retention task).
     """
     payload: JsonDict = {
         "partyRole": {"id": customer_id, "@referredType": "Customer"},

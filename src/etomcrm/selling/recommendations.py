@@ -2,20 +2,36 @@
 
 A ``queryProductRecommendation`` names a customer (``relatedParty``); posting it
 answers it at once (``state`` ``done``) with ``recommendationItem[]`` computed from the
-customer's active TMF637 products. The rules, per product:
+customer's active TMF637 products, grouped by site (``place[0].id``), and from the facts
+etomcrm holds about each site:
 
-1. **Gold SLA** (priority 1): ``ticketsLast90Days`` ≥ 3 on a site whose ``slaLevel`` is
-   not Gold: frequent faults are cheaper for the customer with a 4 h time to repair.
-2. **Higher bandwidth** (priority 2): ``monthlyVolumeGB`` is 80 % or more of
-   ``includedVolumeGB`` and ``bandwidthMbit`` is below the top tier: the next tier of
-   :data:`BANDWIDTH_TIERS` before the site runs into usage charges or congestion.
-3. **Managed router** (priority 3): ``managedRouter`` is false (the customer runs its
-   own router), or ``routerAgeMonths`` is 60 or more (end of support).
+- **tickets**: the customer's TMF621 trouble tickets opened in the last 90 days that
+  name the site or one of its products in ``relatedEntity`` (each ticket once per site);
+- **traffic**: the site's measured volume (bytes in and out of the network's
+  performance data) in the last calendar month (Europe/Berlin), in GB of 10^9 bytes;
+- **access**: the site's access product (the one with a bandwidth: its offering's
+  ``bandwidth`` and ``includedVolumeGB``, else the product's ``bandwidthMbit`` and
+  ``includedVolumeGB`` characteristics);
+- **router**: the site's managed router products (offering or product named
+  "Managed router") and their age from ``startDate``;
+- **SLA**: the best of the site's SLA products ("SLA Gold", "SLA Silver") and ``slaLevel``
+  characteristics.
 
-Characteristics are TMF637 ``productCharacteristic`` entries. Each item proposes a
-product (by value) at the same place, related to the product it upgrades, with the
-reason in its ``description`` and in the characteristic ``recommendationReason``; the
-item names the catalog offering when one of the names in :data:`OFFERING_NAMES` exists.
+The rules, per site:
+
+1. **Gold SLA** (priority 1): 3 or more tickets on a site whose SLA is not Gold:
+   frequent faults are cheaper for the customer with a 4 h time to repair.
+2. **Higher bandwidth** (priority 2): last month's traffic is 80 % or more of the
+   access's included volume and a higher tier of :data:`BANDWIDTH_TIERS` exists: the
+   next tier before the site runs into usage charges or congestion.
+3. **Managed router** (priority 3): an access without a managed router at the site (the
+   customer runs its own), or a router 60 months old or more (end of support).
+
+All facts for a customer are read in a fixed number of queries, however many products
+and sites it has. Each item proposes a product (by value) at the site, related to the
+product it upgrades, with the reason in its ``description`` and in the characteristic
+``recommendationReason``; the item names the catalog offering when one of the names in
+:data:`OFFERING_NAMES` exists.
 
 A query is answered once and does not change afterwards: post a new one for fresh
 recommendations. TMF680 has no update operation; the served document adds an empty
@@ -26,11 +42,13 @@ change is refused.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductOfferingRow
@@ -40,7 +58,10 @@ from etomcrm.core.json_filters import document_path_equals
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, RECOMMENDATION, JsonDict, TmfDocument
 from etomcrm.customer_interface.models import CustomerRow
+from etomcrm.db import utcnow
+from etomcrm.network.models import NetworkMeasurementRow
 from etomcrm.order_handling.models import ProductRow
+from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.security.service import Principal, Role
 from etomcrm.selling.models import RecommendationRow
 
@@ -48,6 +69,9 @@ BANDWIDTH_TIERS = (10, 100, 1000)
 VOLUME_THRESHOLD = Decimal("0.8")
 TICKET_THRESHOLD = 3
 ROUTER_END_OF_SUPPORT_MONTHS = 60
+RECENT_TICKETS = timedelta(days=90)
+BYTES_PER_GB = Decimal(10**9)
+BUSINESS_ZONE = ZoneInfo("Europe/Berlin")
 GOLD = "Gold"
 OFFERING_NAMES = {
     "gold": "SLA Gold",
@@ -92,11 +116,52 @@ def _number(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def _site_name(product: JsonDict) -> str:
+def _site_of(product: JsonDict) -> tuple[str, str] | None:
+    """The product's site: (id, name)."""
     for place in product.get("place") or []:
-        if isinstance(place, dict) and place.get("name"):
-            return str(place["name"])
-    return str(product.get("name") or product["id"])
+        if isinstance(place, dict) and place.get("id"):
+            return str(place["id"]), str(place.get("name") or place["id"])
+    return None
+
+
+def _offering_values(offering: JsonDict) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for use in offering.get("prodSpecCharValueUse") or []:
+        if not isinstance(use, dict) or not isinstance(use.get("name"), str):
+            continue
+        options = [
+            v for v in use.get("productSpecCharacteristicValue") or [] if isinstance(v, dict)
+        ]
+        chosen = [v for v in options if v.get("isDefault")] or options
+        if chosen:
+            values[use["name"]] = chosen[0].get("value")
+    return values
+
+
+def _months_between(start: datetime, end: datetime) -> int:
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return months - (1 if end.day < start.day else 0)
+
+
+@dataclass
+class _Site:
+    """What etomcrm knows about one site of the customer."""
+
+    id: str
+    name: str
+    products: list[JsonDict] = field(default_factory=list)
+    access: JsonDict | None = None
+    bandwidth: Decimal | None = None
+    included_gb: Decimal | None = None
+    routers: list[tuple[JsonDict, int | None]] = field(default_factory=list)  # (product, age)
+    sla: str = "none"
+    tickets: int = 0
+    volume_gb: Decimal | None = None
+
+    @property
+    def anchor(self) -> JsonDict:
+        """The product a proposal upgrades: the access, else the site's first product."""
+        return self.access or self.products[0]
 
 
 @dataclass(frozen=True)
@@ -107,28 +172,140 @@ class _Proposal:
     reason: str
     product: JsonDict
     characteristics: tuple[tuple[str, Any], ...] = ()
+    # How strongly the facts speak for it (tickets, share of the volume, router age):
+    # within a priority the strongest comes first.
+    weight: Decimal = Decimal(0)
 
 
-def _proposals(product: JsonDict) -> list[_Proposal]:
+def _sla_rank(name: str) -> int:
+    lowered = name.lower()
+    return 2 if "gold" in lowered else 1 if "silver" in lowered else 0
+
+
+def _last_month(now: datetime) -> tuple[datetime, datetime]:
+    local = now.astimezone(BUSINESS_ZONE)
+    this_month = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    previous = (this_month - timedelta(days=1)).replace(day=1)
+    return previous.astimezone(UTC), this_month.astimezone(UTC)
+
+
+def _sites(
+    session: Session, products: list[JsonDict], customer_id: str, now: datetime
+) -> list[_Site]:
+    """The customer's sites with their facts: four queries, whatever the numbers."""
+    sites: dict[str, _Site] = {}
+    for product in products:
+        found = _site_of(product)
+        if found is not None:
+            sites.setdefault(found[0], _Site(*found)).products.append(product)
+    if not sites:
+        return []
+    offering_ids = {
+        str(p["productOffering"]["id"])
+        for p in products
+        if isinstance(p.get("productOffering"), dict) and p["productOffering"].get("id")
+    }
+    offerings = {
+        row.id: (row.name or "", _offering_values(row.body))
+        for row in session.scalars(
+            select(ProductOfferingRow).where(ProductOfferingRow.id.in_(offering_ids))
+        )
+    }
+    for site in sites.values():
+        for product in site.products:
+            _classify(site, product, offerings, now)
+    _count_tickets(session, customer_id, sites, now)
+    start, end = _last_month(now)
+    volumes = session.execute(
+        select(
+            NetworkMeasurementRow.site_id,
+            func.sum(NetworkMeasurementRow.bytes_in + NetworkMeasurementRow.bytes_out),
+        )
+        .where(
+            NetworkMeasurementRow.site_id.in_(sites),
+            NetworkMeasurementRow.at >= start,
+            NetworkMeasurementRow.at < end,
+        )
+        .group_by(NetworkMeasurementRow.site_id)
+    )
+    for site_id, total in volumes:
+        if total:
+            sites[site_id].volume_gb = (Decimal(int(total)) / BYTES_PER_GB).quantize(Decimal(1))
+    return sorted(sites.values(), key=lambda s: s.id)
+
+
+def _classify(
+    site: _Site, product: JsonDict, offerings: dict[str, tuple[str, dict[str, Any]]], now: datetime
+) -> None:
+    offering = product.get("productOffering") or {}
+    offering_name, offered = offerings.get(str(offering.get("id")), ("", {}))
     values = _characteristics(product)
-    site = _site_name(product)
+    name = offering_name or str(product.get("name") or "")
+    sla = str(values.get("slaLevel") or "")
+    if name.lower().startswith("sla "):
+        sla = name
+    if sla and _sla_rank(sla) >= _sla_rank(site.sla) and sla.lower() != "none":
+        site.sla = sla.removeprefix("SLA ").strip() or sla
+    if name == OFFERING_NAMES["router"]:
+        started = _instant(product.get("startDate"))
+        site.routers.append((product, _months_between(started, now) if started else None))
+        return
+    bandwidth = _number(offered.get("bandwidth")) or _number(values.get("bandwidthMbit"))
+    if bandwidth is not None and (site.bandwidth is None or bandwidth > site.bandwidth):
+        site.access, site.bandwidth = product, bandwidth
+        site.included_gb = _number(offered.get("includedVolumeGB")) or _number(
+            values.get("includedVolumeGB")
+        )
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _count_tickets(
+    session: Session, customer_id: str, sites: dict[str, _Site], now: datetime
+) -> None:
+    site_of_product = {str(p["id"]): s.id for s in sites.values() for p in s.products}
+    bodies = session.scalars(
+        select(TroubleTicketRow.body).where(
+            TroubleTicketRow.owner_customer_id == customer_id,
+            TroubleTicketRow.created_at >= now - RECENT_TICKETS,
+            TroubleTicketRow.created_at <= now,
+        )
+    )
+    for body in bodies:
+        named: set[str] = set()
+        for entity in body.get("relatedEntity") or []:
+            if not isinstance(entity, dict):
+                continue
+            if entity.get("@referredType") == "GeographicSite" and entity.get("id") in sites:
+                named.add(str(entity["id"]))
+            elif entity.get("@referredType") == "Product" and entity.get("id") in site_of_product:
+                named.add(site_of_product[str(entity["id"])])
+        for site_id in named:
+            sites[site_id].tickets += 1
+
+
+def _proposals(site: _Site) -> list[_Proposal]:
     found: list[_Proposal] = []
-    tickets = _number(values.get("ticketsLast90Days"))
-    sla = str(values.get("slaLevel") or "none")
-    if tickets is not None and tickets >= TICKET_THRESHOLD and sla.lower() != GOLD.lower():
+    if site.tickets >= TICKET_THRESHOLD and site.sla.lower() != GOLD.lower():
         found.append(
             _Proposal(
                 1,
                 "gold",
                 "SLA Gold",
-                f"{site} had {tickets} trouble tickets in the last 90 days on SLA {sla}; "
-                "Gold repairs within 4 hours at 99.9 % availability",
-                product,
+                f"{site.name} had {site.tickets} trouble tickets in the last 90 days on SLA "
+                f"{site.sla}; Gold repairs within 4 hours at 99.9 % availability",
+                site.anchor,
                 (("slaLevel", GOLD),),
+                Decimal(site.tickets),
             )
         )
-    used, included = _number(values.get("monthlyVolumeGB")), _number(values.get("includedVolumeGB"))
-    bandwidth = _number(values.get("bandwidthMbit"))
+    used, included, bandwidth = site.volume_gb, site.included_gb, site.bandwidth
     if used is not None and included and bandwidth is not None:
         share = used / included
         higher = [tier for tier in BANDWIDTH_TIERS if tier > bandwidth]
@@ -139,23 +316,41 @@ def _proposals(product: JsonDict) -> list[_Proposal]:
                     2,
                     f"bandwidth{higher[0]}",
                     f"Site access {higher[0]} Mbit/s",
-                    f"{site} used {used} GB of its {included} GB included volume last month "
-                    f"({percent} %) at {bandwidth} Mbit/s; {higher[0]} Mbit/s avoids "
+                    f"{site.name} used {used} GB of its {included} GB included volume last "
+                    f"month ({percent} %) at {bandwidth} Mbit/s; {higher[0]} Mbit/s avoids "
                     "congestion and usage charges",
-                    product,
+                    site.anchor,
                     (("bandwidthMbit", higher[0]),),
+                    share,
                 )
             )
-    age = _number(values.get("routerAgeMonths"))
-    if values.get("managedRouter") is False or (
-        age is not None and age >= ROUTER_END_OF_SUPPORT_MONTHS
-    ):
-        why = (
-            f"{site} runs its own router, outside monitoring and the SLA's time to repair"
-            if values.get("managedRouter") is False
-            else f"the router at {site} is {age} months old and out of vendor support"
+    old = [
+        (p, age)
+        for p, age in site.routers
+        if age is not None and age >= ROUTER_END_OF_SUPPORT_MONTHS
+    ]
+    if site.access is not None and not site.routers:
+        found.append(
+            _Proposal(
+                3,
+                "router",
+                "Managed router",
+                f"{site.name} runs its own router, outside monitoring and the SLA's time to repair",
+                site.anchor,
+            )
         )
-        found.append(_Proposal(3, "router", "Managed router", why, product))
+    elif old:
+        router, age = old[0]
+        found.append(
+            _Proposal(
+                3,
+                "router",
+                "Managed router",
+                f"the router at {site.name} is {age} months old and out of vendor support",
+                router,
+                weight=Decimal(age or 0),
+            )
+        )
     return found
 
 
@@ -189,8 +384,12 @@ def _item(number: int, proposal: _Proposal, offerings: dict[str, JsonDict]) -> J
     return item
 
 
-def recommendation_items(session: Session, customer_id: str) -> list[JsonDict]:
-    """The recommendations of the rules above for a customer's active products."""
+def recommendation_items(
+    session: Session, customer_id: str, *, now: datetime | None = None
+) -> list[JsonDict]:
+    """The recommendations of the rules above for a customer's active products, in a
+    fixed number of queries."""
+    now = now or utcnow()
     # Owned by the customer, or naming it as relatedParty: inventory written by the house
     # (system principal) may carry the customer only in the document.
     named = document_path_equals(
@@ -214,7 +413,8 @@ def recommendation_items(session: Session, customer_id: str) -> list[JsonDict]:
         if body.get("status") == "active"
     ]
     proposals = sorted(
-        (p for product in products for p in _proposals(product)), key=lambda p: p.priority
+        (p for site in _sites(session, products, customer_id, now) for p in _proposals(site)),
+        key=lambda p: (p.priority, -p.weight),
     )
     if not proposals:
         return []
@@ -285,15 +485,24 @@ QUERY_PRODUCT_RECOMMENDATION_KIND = RecommendationKind(
 )
 
 
-def recommend_for_customer(session: Session, principal: Principal, customer_id: str) -> JsonDict:
+def recommend_for_customer(
+    session: Session, principal: Principal, customer_id: str, *, idempotency_key: str | None = None
+) -> JsonDict:
     """3.4.5 Cross/Up Selling (eTOM 1.1.1.4.5): recommend what fits the installed base.
 
     Records and returns an answered TMF680 ``queryProductRecommendation`` for the
-    customer (a customer may ask for its own).
+    customer (a customer may ask for its own); with ``idempotency_key``, asking again
+    returns the first answer.
     """
     payload: JsonDict = {
         "relatedParty": {"id": customer_id, "@referredType": "Customer", "role": "customer"},
         "instantSyncRecommendation": True,
     }
-    body, _, _ = resources.create(session, QUERY_PRODUCT_RECOMMENDATION_KIND, principal, payload)
+    body, _, _ = resources.create(
+        session,
+        QUERY_PRODUCT_RECOMMENDATION_KIND,
+        principal,
+        payload,
+        idempotency_key=idempotency_key,
+    )
     return body
