@@ -41,8 +41,8 @@ from etomcrm.flows import engine
 from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
 from etomcrm.network.models import NetworkServiceOrderRow
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
+from etomcrm.retention.recommendations import recommendation_items
 from etomcrm.security.service import SYSTEM, Principal, Role
-from etomcrm.selling.recommendations import recommendation_items
 
 JsonDict = dict[str, Any]
 

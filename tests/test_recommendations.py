@@ -13,8 +13,8 @@ from etomcrm.core.clock import iso
 from etomcrm.db import session_scope, utcnow
 from etomcrm.network.models import NetworkMeasurementRow
 from etomcrm.order_handling.service import PRODUCT_KIND
+from etomcrm.retention.recommendations import _last_month, recommend_for_customer
 from etomcrm.security.service import SYSTEM
-from etomcrm.selling.recommendations import _last_month, recommend_for_customer
 from tests.conftest import TokenFactory
 from tests.factories import CATALOG, customer, post, site
 

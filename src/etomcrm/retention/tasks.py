@@ -25,8 +25,8 @@ from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.retention.models import PartyRoleRiskAssessmentRow
+from etomcrm.retention.recommendations import recommend_for_customer
 from etomcrm.security.service import SYSTEM, Role
-from etomcrm.selling.recommendations import recommend_for_customer
 
 RETENTION_TASK_TYPE = "RetentionTask"
 RETENTION_QUEUE = Role.SALES

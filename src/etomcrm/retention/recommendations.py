@@ -1,4 +1,6 @@
-"""3.4.5 Cross/up-selling: TMF680 product recommendations from the installed base.
+"""3.4.5 Cross/up-selling and 3.9.4's next best offer: TMF680 product recommendations
+from the installed base. (It lives in retention, above the areas whose facts it reads:
+products, tickets, measured traffic.)
 
 A ``queryProductRecommendation`` names a customer (``relatedParty``); posting it
 answers it at once (``state`` ``done``) with ``recommendationItem[]`` computed from the
