@@ -43,9 +43,11 @@ from etomcrm.problem_handling.events import (
     AlarmCleared,
     ServiceProblemRaisedForTicket,
     ServiceProblemRepaired,
+    ServiceProblemReported,
     TicketEnded,
 )
 from etomcrm.qos_sla import api_kinds as qos_sla_kinds
+from etomcrm.qos_sla import handlers as qos_sla_handlers
 from etomcrm.qos_sla.events import SlaCreditOwed, ViolationRecorded
 from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.retention import handlers as retention_handlers
@@ -116,7 +118,8 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     ViolationRecorded: [handlers.start_violation_flow],
     SlaCreditOwed: [billing_work_list.credit_to_work_list],
     ServiceProblemRaisedForTicket: [handlers.start_flow_of_ticket_problem],
-    ServiceProblemRepaired: [handlers.wake_repaired_problem],
+    ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
+    ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
 }
 

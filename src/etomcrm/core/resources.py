@@ -475,6 +475,12 @@ def _filter_clause(kind: ResourceKind, dialect: str, attribute: str, values: lis
     return or_(*clauses)
 
 
+def where_attribute(session: Session, kind: ResourceKind, attribute: str, value: str) -> Any:
+    """The clause a list filter ``?attribute=value`` applies, for a service's own query."""
+    dialect = session.get_bind().dialect.name
+    return _filter_clause(kind, dialect, attribute, [value])
+
+
 def list_statements(
     kind: ResourceKind,
     principal: Principal,

@@ -73,7 +73,11 @@ class TmfDocument:
         """
         update = copy.deepcopy(self.definitions.get(f"{resource}_Update", {"type": "object"}))
         update.pop("required", None)
-        must_stay = set(self.required(resource)) | set(self.required(f"{resource}_Create"))
+        create = f"{resource}_Create"
+        # TMF623 v2 has no Sla_Create: its resources are made by the provider only.
+        must_stay = set(self.required(resource)) | set(
+            self.required(create) if create in self.definitions else ()
+        )
         props = update.get("properties", {})
         for name, schema in list(props.items()):
             if name not in must_stay:

@@ -83,6 +83,8 @@ SLA_KIND = SlaKind(
         "slaSpecification": resources.OBJECT,
         "serviceCalendar": resources.OBJECT,
         "penaltyRule": resources.TEXT,
+        # The service problems that put the SLA at risk until repaired (3.6.2 → 3.7).
+        "atRisk": resources.LIST,
     },
 )
 SLA_VIOLATION_KIND = SlaKind(
