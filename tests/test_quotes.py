@@ -25,6 +25,7 @@ from etomcrm.selling.quotes import (
 from tests.conftest import TokenFactory
 from tests.factories import CATALOG, customer, post, site
 from tests.quote_helpers import MANAGER, QUOTES, SALES, Bmw, action, draft, educate, load_bmw
+from tests.test_fulfillment_flow import complete_contract_data
 
 
 @pytest.fixture
@@ -260,6 +261,7 @@ def test_customer_accepts_only_after_education_and_the_flow_is_told(
     woken: list[tuple[str, str]] = []
     monkeypatch.setattr(signals, "quote_decided", lambda q, s: woken.append((q, s)))
     quote = _approved(bmw)
+    complete_contract_data(client, auth("admin"), bmw.customer_id)
     bmw_user = auth("customer", customer_id=bmw.customer_id)
     # when BMW accepts before anyone explained the effort and risks
     response = client.patch(f"{QUOTES}/{quote['id']}", json={"state": "accepted"}, headers=bmw_user)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from etomcrm.core.bus import BUS, DomainEvent
+from etomcrm.customer_interface.events import CustomerTerminated
+from etomcrm.order_handling.handlers import disconnect_terminated_customer
 
 _lock = threading.Lock()
 _done = False
@@ -19,6 +21,10 @@ _done = False
 # Event type → the handlers acting on it, in order. A handler does its work in its own
 # transaction or starts or signals a flow (DESIGN.md section 3, "Events").
 EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {}
+
+# ----- customer life cycle (3.9.1) -----------------------------------------------------
+EVENT_HANDLERS[CustomerTerminated] = [disconnect_terminated_customer]
+# ----- end customer life cycle ---------------------------------------------------------
 
 
 def bootstrap() -> None:

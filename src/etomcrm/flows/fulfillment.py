@@ -24,6 +24,7 @@ from dbos import DBOS, SetWorkflowID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from etomcrm.core.errors import TmfError
 from etomcrm.core.models import AuditRecord
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.service import customer_of
@@ -57,6 +58,19 @@ def presale_workflow_id(request_id: str) -> str:
 
 StepResult = tuple[JsonDict, list[Task]]
 STEPS: dict[str, Callable[..., StepResult]] = {}
+# The process a step serves, for the record of its failure (a step's tasks name their
+# seed numbers only when it succeeds).
+STEP_SEEDS = {
+    "accept_order_step": "3.5.3",
+    "issue_order_step": "3.5.3",
+    "track_order_step": "3.5.4",
+    "complete_order_step": "3.5.5",
+    "survey_step": "3.9.5",
+    "presale_open_step": "3.2.2",
+    "presale_decided_step": "3.4.3",
+    "presale_reminder_step": "3.4.3",
+    "presale_lapsed_step": "3.4.1",
+}
 
 
 def step(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
@@ -119,13 +133,46 @@ def _durable_step(workflow_id: str, key: str, name: str, *args: Any) -> JsonDict
 
 
 class DurableRunner:
-    """Steps checkpointed by DBOS; waits survive restarts."""
+    """Steps checkpointed by DBOS; waits survive restarts.
 
-    def __init__(self) -> None:
+    A runner that knows its flow (``flow`` and ``case_id``) records a step that fails:
+    the flow's processFlow shows the failure and waits for a retry.
+    """
+
+    def __init__(self, flow: str | None = None, case_id: str | None = None) -> None:
         self.workflow_id = str(DBOS.workflow_id)
+        self.flow = flow
+        self.case_id = case_id
 
     def step(self, key: str, name: str, *args: Any) -> JsonDict:
-        return _durable_step(self.workflow_id, key, name, *args)
+        try:
+            return _durable_step(self.workflow_id, key, name, *args)
+        except Exception as error:
+            self.record_failure(error, key, name)
+            raise
+
+    def record_failure(self, error: Exception, key: str | None, name: str | None) -> None:
+        """In a transaction of its own (the step's rolled back); never raises, so the
+        error the flow fails with stays the one reported. A replay finds it recorded."""
+        if self.flow is None:
+            return
+        reason = (
+            error.message if isinstance(error, TmfError) else f"{type(error).__name__}: {error}"
+        )
+        try:
+            with session_scope() as session:
+                seed = STEP_SEEDS.get(name or "") or recorder.last_seed(session, self.workflow_id)
+                recorder.fail_flow(
+                    session,
+                    self.workflow_id,
+                    flow=self.flow,
+                    case_id=self.case_id or self.workflow_id,
+                    reason=reason,
+                    step=key,
+                    seed=seed,
+                )
+        except Exception:
+            log.exception("could not record the failure of flow %s", self.workflow_id)
 
     def sleep_until(self, moment: datetime) -> None:
         # Always a recorded DBOS sleep (DBOS skips a sleep of zero without recording
@@ -212,6 +259,14 @@ def accept_order_step(session: Session, workflow_id: str, order_id: str) -> Step
         description=f"Ordering: {order.get('description') or order_id}",
     )
     acceptance = orders.accept_order(session, order_id)
+    if orders.is_disconnect(order):
+        return {"accepted": True}, [
+            Task(
+                "3.5.3",
+                "Accept and issue orders",
+                f"disconnect order accepted: {len(order['productOrderItem'])} product(s) to end",
+            )
+        ]
     data_ok = not any(not r.startswith("credit refused") for r in acceptance.reasons)
     tasks = [
         Task(
@@ -264,7 +319,20 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
     order = orders.load_order(session, order_id)
     customer_id = customer_of(order)
     latest = max((s.expected_completion_date for s in statuses), default=None)
-    if customer_id:
+    disconnect = orders.is_disconnect(order)
+    if customer_id and disconnect:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/confirmed",
+            "Your services are being disconnected",
+            f"As our relationship ends, we are ceasing your services at {len(statuses)} "
+            "site(s)"
+            + (f"; all will be disconnected by {latest.isoformat()}" if latest else "")
+            + ".",
+            order_id,
+        )
+    elif customer_id:
         _inform(
             session,
             customer_id,
@@ -282,7 +350,8 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
             Task(
                 "3.5.3",
                 "Accept and issue orders",
-                f"{len(statuses)} service order(s) sent to the network",
+                f"{len(statuses)} service order(s) sent to the network"
+                + (" to cease the sites" if disconnect else ""),
             ),
             Task("3.2.2", "Handle customer requests", "order confirmation sent to the customer"),
         ],
@@ -355,6 +424,9 @@ def post_ordering_flow(run: Runner, order_id: str) -> str:
     monitoring started, relationship established (3.9.1), customer informed,
     satisfaction checked (3.9.5)."""
     completed = run.step("complete", "complete_order_step", order_id)
+    if completed.get("disconnect"):
+        # Nothing new to survey a leaving customer on.
+        return str(completed["state"])
     run.step("survey", "survey_step", order_id)
     return str(completed["state"])
 
@@ -374,6 +446,8 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
     )
     recorder.finish_flow(session, ordering_workflow_id(order_id), "completed")
     completion = orders.complete_order(session, order_id)
+    if orders.is_disconnect(order):
+        return _disconnect_completed(session, workflow_id, order_id, customer_id, completion)
     tasks = [
         Task(
             "3.5.5",
@@ -405,6 +479,52 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
             Task("3.2.2", "Handle customer requests", "customer told the service is active")
         )
     return {"state": completion.state, "products": len(completion.products)}, tasks
+
+
+def _disconnect_completed(
+    session: Session,
+    workflow_id: str,
+    order_id: str,
+    customer_id: str | None,
+    completion: orders.Completion,
+) -> StepResult:
+    """3.9.1: the leaving customer's products are terminated; billing stops charging
+    them; the customer is told. No SLA to monitor, no survey."""
+    tasks = [
+        Task(
+            "3.5.5",
+            "Complete order",
+            f"disconnect {completion.state}: {len(completion.terminated)} product(s) "
+            f"terminated, {completion.activated_sites} site(s) ceased, "
+            f"{completion.failed_sites} not ceased",
+        ),
+        Task("3.8", "Billing and collections", "billing told to stop charging the ended products"),
+        Task(
+            "3.9.1",
+            "Terminate the customer relationship",
+            "the customer's products are disconnected",
+        ),
+    ]
+    if customer_id:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/completed",
+            "Your services are disconnected",
+            f"{completion.activated_sites} site(s) are disconnected and "
+            f"{len(completion.terminated)} product(s) ended; no further charges are made "
+            "for them.",
+            order_id,
+        )
+        tasks.append(
+            Task("3.2.2", "Handle customer requests", "customer told the services are ended")
+        )
+    recorder.finish_flow(session, workflow_id, "completed")
+    return {
+        "state": completion.state,
+        "products": len(completion.terminated),
+        "disconnect": True,
+    }, tasks
 
 
 @step
@@ -690,8 +810,16 @@ def _same_quote(body: JsonDict, quote_id: str) -> bool:
 
 
 def _durable(flow: Callable[..., str]) -> Callable[..., str]:
+    name = flow.__name__.removesuffix("_flow").replace("_", "-")
+
     def workflow(*args: Any) -> str:
-        return flow(DurableRunner(), *args)
+        run = DurableRunner(name, str(args[0]) if args else None)
+        try:
+            return flow(run, *args)
+        except Exception as error:
+            # A step's failure is recorded already; this catches the flow's own.
+            run.record_failure(error, None, None)
+            raise
 
     workflow.__name__ = flow.__name__
     workflow.__qualname__ = flow.__qualname__
