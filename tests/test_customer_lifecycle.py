@@ -220,3 +220,29 @@ def test_terminating_a_customer_disconnects_its_active_products(
 def _all_flows_completed(client: TestClient, headers: dict[str, str]) -> bool:
     flows = client.get(PROCESS_FLOWS, headers=headers).json()
     return bool(flows) and {f["state"] for f in flows} == {"completed"}
+
+
+def test_terminating_a_customer_cancels_its_orders_not_yet_in_service(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a customer whose order is acknowledged but not yet worked on
+    bootstrap()
+    admin = auth("admin")
+    leaving = contractable_customer(client, admin)
+    place = site(client, admin, leaving["id"])
+    order = post(
+        client,
+        f"{ORDERING}/productOrder",
+        order_body(leaving["id"], access_offering(client, admin), [place["id"]]),
+        admin,
+    )
+    # when the customer is terminated
+    assert _status(client, admin, leaving["id"], "terminated") == 200
+    # then the order is cancelled, saying why, and no disconnect order is placed (it has
+    # no products yet)
+    cancelled = client.get(f"{ORDERING}/productOrder/{order['id']}", headers=admin).json()
+    assert cancelled["state"] == "cancelled"
+    assert "customer relationship ended" in cancelled["cancellationReason"]
+    assert [o["id"] for o in client.get(f"{ORDERING}/productOrder", headers=admin).json()] == [
+        order["id"]
+    ]

@@ -267,15 +267,23 @@ def accept_order_step(session: Session, workflow_id: str, order_id: str) -> Step
                 f"disconnect order accepted: {len(order['productOrderItem'])} product(s) to end",
             )
         ]
-    data_ok = not any(not r.startswith("credit refused") for r in acceptance.reasons)
-    tasks = [
+    data_ok = not any(
+        not r.startswith("credit refused") and r != acceptance.relationship_ended
+        for r in acceptance.reasons
+    )
+    tasks: list[Task] = []
+    if acceptance.relationship_ended is not None:
+        tasks.append(
+            Task("3.9.1", "Establish the customer relationship", acceptance.relationship_ended)
+        )
+    tasks.append(
         Task(
             "3.4.4",
             "Acquire customer data",
             "contract data complete" if data_ok else "contract data missing",
-        ),
-    ]
-    if data_ok:
+        )
+    )
+    if data_ok and acceptance.relationship_ended is None:
         tasks.append(
             Task(
                 "3.5.2",

@@ -336,7 +336,8 @@ def flows_of_case(session: Session, case_id: str) -> list[FlowTrace]:
         FlowTrace(
             workflow_id=flow.id,
             flow=flow.flow,
-            state=flow.status or "",
+            # The trace names a failure for what it is (TMF701's state is hold).
+            state="failed" if flow.body.get("failed") else flow.status or "",
             case_id=flow.case_id,
             lines=by_flow.get(flow.id, []),
         )

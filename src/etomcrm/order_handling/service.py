@@ -401,6 +401,8 @@ class Acceptance:
     reasons: list[str] = field(default_factory=list)
     credit_outcome: str = "accept"
     deposit: str = "0"
+    # Why the customer cannot buy at all (its relationship ended), if so.
+    relationship_ended: str | None = None
 
 
 def accept_order(session: Session, order_id: str) -> Acceptance:
@@ -417,10 +419,12 @@ def accept_order(session: Session, order_id: str) -> Acceptance:
         save_order(session, order, {"state": "inProgress"})
         return Acceptance(accepted=True, credit_outcome="notAssessed")
     reasons = _missing_contract_data(session, customer_id)
+    ended: str | None = None
     try:
         refuse_if_relationship_ended(session, customer_id, "order new products")
-    except Conflict as ended:
-        reasons.insert(0, ended.message)
+    except Conflict as refusal:
+        ended = refusal.message
+        reasons.insert(0, ended)
     outcome, deposit = "accept", Decimal(0)
     if not reasons:
         from etomcrm.selling.credit import assess_credit
@@ -442,7 +446,9 @@ def accept_order(session: Session, order_id: str) -> Acceptance:
                 "productOrderItem": [{**i, "state": "rejected"} for i in order["productOrderItem"]],
             },
         )
-        return Acceptance(accepted=False, reasons=reasons, credit_outcome=outcome)
+        return Acceptance(
+            accepted=False, reasons=reasons, credit_outcome=outcome, relationship_ended=ended
+        )
     notes = list(order.get("note", []))
     if outcome == "acceptWithDeposit":
         notes.append(
@@ -704,8 +710,13 @@ def complete_order(session: Session, order_id: str) -> Completion:
         return Completion(order["state"], list(products), 0, 0)
     customer_id = customer_of(order)
     now = utcnow()
-    done = [i for i in order["productOrderItem"] if i["state"] == "completed"]
-    failed = [i for i in order["productOrderItem"] if i["state"] != "completed"]
+    # A product without a site has nothing for the network to cease: ending it is done.
+    done = [
+        i
+        for i in order["productOrderItem"]
+        if i["state"] == "completed" or (i.get("action") == "delete" and site_of(i) is None)
+    ]
+    failed = [i for i in order["productOrderItem"] if i not in done]
     product_ids = []
     ended: list[str] = []
     for item in done:
