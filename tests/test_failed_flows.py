@@ -95,6 +95,10 @@ def test_a_failed_flow_is_on_record_and_on_the_work_list_and_completes_when_retr
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(NetworkServiceOrderRow)) == 0
     assert engine.workflow_state(flow_id) == "ERROR"
+    # and the case's trace shows the flow failed, with the reason
+    trace = CliRunner().invoke(cli, ["trace", order["id"]], terminal_width=200)
+    assert trace.exit_code == 0, trace.output
+    assert f"{flow_id} (failed)" in trace.output and "Flow failed" in trace.output
 
     # and it is on the order manager's work list of failed flows, alone
     manager = auth("order_manager")
