@@ -246,3 +246,62 @@ def test_terminating_a_customer_cancels_its_orders_not_yet_in_service(
     assert [o["id"] for o in client.get(f"{ORDERING}/productOrder", headers=admin).json()] == [
         order["id"]
     ]
+
+
+def test_a_disconnect_order_names_active_products_of_its_customer_once(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a terminated customer that still has an active product at a site
+    admin = auth("admin")
+    leaving = contractable_customer(client, admin)
+    place = site(client, admin, leaving["id"])
+    offering = access_offering(client, admin)
+    product = post(
+        client,
+        f"{INVENTORY}/product",
+        {
+            "name": offering["name"],
+            "status": "active",
+            "productOffering": {"id": offering["id"], "name": offering["name"]},
+            "place": [{"id": place["id"], "@referredType": "GeographicSite", "role": "site"}],
+            "relatedParty": [{"id": leaving["id"], "@referredType": "Customer"}],
+        },
+        admin,
+    )
+    assert _status(client, admin, leaving["id"], "terminated") == 200
+
+    def disconnect(product_id: str) -> Any:
+        return client.post(
+            f"{ORDERING}/productOrder",
+            json={
+                "relatedParty": [{"id": leaving["id"], "@referredType": "Customer"}],
+                "productOrderItem": [
+                    {"id": "1", "action": "delete", "product": {"id": product_id}}
+                ],
+            },
+            headers=admin,
+        )
+
+    # when the order manager orders the product's disconnection
+    placed = disconnect(product["id"])
+    # then it is acknowledged (ending products needs no live relationship), the item
+    # carrying the product's site and offering for the network
+    assert placed.status_code == 201, placed.text
+    item = placed.json()["productOrderItem"][0]
+    assert item["product"]["place"][0]["id"] == place["id"]
+    assert item["productOffering"]["id"] == offering["id"]
+    # and the same product is not disconnected twice, nor an unknown one at all
+    twice = disconnect(product["id"])
+    assert twice.status_code == 409 and "being disconnected" in twice.json()["message"]
+    unknown = disconnect("no-such-product")
+    assert unknown.status_code == 422 and "has no product" in unknown.json()["message"]
+    # and an action other than add or delete is refused, saying what to do instead
+    response = client.post(
+        f"{ORDERING}/productOrder",
+        json={
+            "relatedParty": [{"id": leaving["id"], "@referredType": "Customer"}],
+            "productOrderItem": [{"id": "1", "action": "modify", "product": {"id": "x"}}],
+        },
+        headers=admin,
+    )
+    assert response.status_code == 400 and "'delete'" in response.json()["message"]

@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
 from etomcrm.core.clock import iso
-from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
+from etomcrm.core.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    UnknownReference,
+)
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
@@ -177,7 +183,7 @@ def _check_disconnect_item(session: Session, customer_id: str, item: JsonDict) -
         )
     row = session.get(ProductRow, str(product_id))
     if row is None or row.owner_customer_id != customer_id:
-        raise InvalidRequest(
+        raise UnknownReference(
             f"productOrderItem {item['id']}: customer {customer_id} has no product {product_id}"
         )
     if row.status != "active":
@@ -763,9 +769,9 @@ def complete_order(session: Session, order_id: str) -> Completion:
             },
         )
     starts = (
-        (("BillingStartEvent", "billing"), ("SlaMonitoringStartEvent", "qos_sla"))
-        if product_ids
-        else ()
+        ()
+        if is_disconnect(order)
+        else (("BillingStartEvent", "billing"), ("SlaMonitoringStartEvent", "qos_sla"))
     )
     for event_type, audience in starts:
         emit_event(
