@@ -334,8 +334,7 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
             customer_id,
             f"{workflow_id}/confirmed",
             "Your services are being disconnected",
-            f"As our relationship ends, we are ceasing your services at {len(statuses)} "
-            "site(s)"
+            f"We are ceasing the services to be ended at {len(statuses)} site(s)"
             + (f"; all will be disconnected by {latest.isoformat()}" if latest else "")
             + ".",
             order_id,
