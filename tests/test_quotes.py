@@ -25,6 +25,7 @@ from etomcrm.selling.quotes import (
 from tests.conftest import Handled, TokenFactory
 from tests.factories import CATALOG, customer, post, site
 from tests.quote_helpers import MANAGER, QUOTES, SALES, Bmw, action, draft, educate, load_bmw
+from tests.test_fulfillment_flow import complete_contract_data
 
 
 @pytest.fixture
@@ -259,6 +260,7 @@ def test_customer_accepts_only_after_education_and_the_flow_is_told(
 ) -> None:
     decided: list[QuoteDecided] = handled(QuoteDecided)
     quote = _approved(bmw)
+    complete_contract_data(client, auth("admin"), bmw.customer_id)
     bmw_user = auth("customer", customer_id=bmw.customer_id)
     # when BMW accepts before anyone explained the effort and risks
     response = client.patch(f"{QUOTES}/{quote['id']}", json={"state": "accepted"}, headers=bmw_user)

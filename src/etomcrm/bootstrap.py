@@ -27,16 +27,25 @@ from etomcrm.core.bus import BUS, DomainEvent
 from etomcrm.core.resources import ResourceKind
 from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.customer_interface.communication import deliver_messages
-from etomcrm.customer_interface.events import SellingRequestLogged
+from etomcrm.customer_interface.events import CustomerTerminated, SellingRequestLogged
 from etomcrm.customer_interface.requests import route_selling_requests_to
 from etomcrm.flows import api_kinds as flows_kinds
-from etomcrm.flows import assurance, engine, fulfillment, handlers, qos, sla_violation
-from etomcrm.flows.framework import register_flow
+from etomcrm.flows import (
+    assurance,
+    engine,
+    failures,
+    fulfillment,
+    handlers,
+    qos,
+    sla_violation,
+)
+from etomcrm.flows.framework import STEP_SEEDS, register_flow
 from etomcrm.marketing import api_kinds as marketing_kinds
 from etomcrm.network import api_kinds as network_kinds
 from etomcrm.network.port import set_default_network
 from etomcrm.network.simulator import SimulatedNetwork
 from etomcrm.order_handling import api_kinds as order_handling_kinds
+from etomcrm.order_handling import handlers as order_handlers
 from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
 from etomcrm.problem_handling import api_kinds as problem_handling_kinds
 from etomcrm.problem_handling.events import (
@@ -121,6 +130,7 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
+    CustomerTerminated: [order_handlers.disconnect_terminated_customer],
 }
 
 # What a serving or worker process delivers in the background besides hub events.
@@ -138,8 +148,10 @@ def bootstrap() -> None:
             return
         for kind in KINDS:
             ResourceKind.register(kind)
+        STEP_SEEDS.update(fulfillment.STEP_SEEDS)
         for name, flow in FLOWS.items():
             register_flow(name, flow)
+        engine.ON_LAUNCH[:] = [failures.sweep_failed_flows]
         for name, workflow, crontab in SCHEDULES:
             engine.register_schedule(name, workflow, crontab)
         route_selling_requests_to(prospects.open_lead)

@@ -23,21 +23,26 @@ from etomcrm.db import session_scope
 from etomcrm.demo import assurance_story, story
 from etomcrm.demo.scenario import run_demo
 from etomcrm.flows import engine
+from etomcrm.flows.failures import failed_flows, retry_flow
 from etomcrm.flows.fulfillment import sweep_unstarted_flows
 from etomcrm.flows.recorder import flows_of_case
 from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
 from etomcrm.migrate import upgrade
-from etomcrm.security.service import create_api_key, create_user, revoke_api_key
+from etomcrm.security.service import Principal, Role, create_api_key, create_user, revoke_api_key
 
 app = typer.Typer(help="etomcrm: CRM for telecom and IT service providers.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for machine clients.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff and portal users.", no_args_is_help=True)
 hub_app = typer.Typer(help="TMF hub event delivery.", no_args_is_help=True)
+flow_app = typer.Typer(
+    help="The durable flows: failed ones listed and retried.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(user_app, name="user")
 app.add_typer(hub_app, name="hub")
+app.add_typer(flow_app, name="flow")
 console = Console()
 
 
@@ -175,6 +180,38 @@ def print_traces(traces: list[Any]) -> None:
                 line.outcome,
             )
         console.print(table)
+
+
+@flow_app.command("failed")
+def flow_failed() -> None:
+    """List the failed flows (the staff work list), with the reason each failed."""
+
+    with session_scope(readonly=True) as session:
+        rows = failed_flows(session)
+    console.print(f"{len(rows)} failed flow(s)")
+    # One flow per line, unwrapped: ids and reasons are copied into `flow retry`.
+    for flow_id, flow, case, failed_at, step, reason in rows:
+        console.print(
+            f"{flow_id}  {flow}  case {case}  failed {failed_at} at step {step or '-'}: {reason}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+
+
+@flow_app.command("retry")
+def flow_retry(
+    process_flow_id: str,
+    actor: Annotated[str, typer.Option(help="Who retries (recorded on the flow)")] = "cli",
+) -> None:
+    """Retry a failed flow from the step that failed, once its cause is fixed. A worker
+    (or the service) runs it."""
+
+    try:
+        retry_flow(Principal(id=actor, name=actor, role=Role.ADMIN), process_flow_id)
+    except TmfError as error:
+        _fail(error)
+    console.print(f"process flow {process_flow_id} retried: active again")
 
 
 @apikey_app.command("create")

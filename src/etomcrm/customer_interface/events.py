@@ -14,3 +14,11 @@ class SellingRequestLogged(DomainEvent):
     request_id: str
     customer_id: str
     owner: str
+
+
+@dataclass(frozen=True)
+class CustomerTerminated(DomainEvent):
+    """3.9.1: the relationship with the customer ended (its status became terminated);
+    what it still has in service is to be disconnected."""
+
+    customer_id: str

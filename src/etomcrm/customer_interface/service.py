@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
+from etomcrm.core.bus import record
 from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
 from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import (
@@ -22,6 +23,7 @@ from etomcrm.core.tmf_schemas import (
     PARTY_INTERACTION,
     JsonDict,
 )
+from etomcrm.customer_interface.events import CustomerTerminated
 from etomcrm.customer_interface.models import (
     CustomerRow,
     GeographicSiteRow,
@@ -51,6 +53,8 @@ CUSTOMER_TRANSITIONS: dict[str, frozenset[str]] = {
     "terminated": frozenset(),
 }
 INITIAL_CUSTOMER_STATES = frozenset({"prospect", "active"})
+# Statuses in which the relationship has ended (or is ending): nothing new is sold.
+ENDED_CUSTOMER_STATES = frozenset({"terminated"})
 # What a customer may change about itself through the portal or its API key.
 CUSTOMER_SELF_SERVICE = frozenset({"contactMedium", "relatedParty", "characteristic"})
 
@@ -63,6 +67,19 @@ def _customer_ref_ids(body: JsonDict) -> list[str]:
         and p.get("@referredType") == "Customer"
         and isinstance(p.get("id"), str)
     ]
+
+
+def refuse_if_relationship_ended(session: Session, customer_id: str, what: str) -> None:
+    """3.9.1 Establish and Terminate Customer Relationship (eTOM 1.1.1.9.1): nothing new
+    is sold to a customer whose relationship has ended; ``what`` names the refused act
+    (e.g. "order new products")."""
+    status = session.scalar(select(CustomerRow.status).where(CustomerRow.id == customer_id))
+    if status in ENDED_CUSTOMER_STATES:
+        raise Conflict(
+            f"customer {customer_id} is {status}: it cannot {what}; a returning customer "
+            "is registered as a new customer (status prospect)",
+            reason="Customer relationship ended",
+        )
 
 
 def customer_of(body: JsonDict) -> str | None:
@@ -123,6 +140,9 @@ class CustomerKind(ResourceKind):
             states.check_transition(
                 "customer status", CUSTOMER_TRANSITIONS, str(before), str(after)
             )
+            if after in ENDED_CUSTOMER_STATES:
+                # Its active products are disconnected by whoever handles the event.
+                record(session, CustomerTerminated(str(body["id"])))
 
     def after_save(
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None

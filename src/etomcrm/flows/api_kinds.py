@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
@@ -21,9 +22,10 @@ from etomcrm.api.tmf import (
 from etomcrm.config import get_settings
 from etomcrm.core import resources
 from etomcrm.core.errors import NotFound
-from etomcrm.core.resources import READ, ResourceKind
+from etomcrm.core.resources import INSTANT, NUMBER, READ, TEXT, ResourceKind, render
 from etomcrm.core.tmf_schemas import PROCESS_FLOW
 from etomcrm.db import session_scope
+from etomcrm.flows import failures
 from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
 from etomcrm.security.service import STAFF_ROLES
 
@@ -38,6 +40,14 @@ PROCESS_FLOW_KIND = ResourceKind(
     status_attribute="state",
     name_attribute="processFlowSpecification",
     writable=False,
+    # the staff work list of failed flows: processFlow?failed=true (see flows.failures)
+    extensions={
+        "failed": {"type": "boolean"},
+        "failureReason": TEXT,
+        "failedStep": TEXT,
+        "failedAt": INSTANT,
+        "retries": NUMBER,
+    },
 )
 # Served under its process flow, not at a path of its own.
 TASK_FLOW_KIND = ResourceKind(
@@ -147,6 +157,27 @@ def retrieve_task_flow(processFlowId: str, id: str, request: Request) -> Respons
         raise NotFound(f"no taskFlow {id} in processFlow {processFlowId}")
     base = str(request.base_url).rstrip("/")
     return Response(orjson.dumps(_task(body, base, processFlowId)), 200, media_type=_JSON)
+
+
+@router.post(
+    PROCESS_FLOW_KIND.path + "/{id}/retry",
+    operation_id="retryProcessFlow",
+    summary="Retry a failed process flow from the step that failed, once its cause is fixed",
+    tags=["processFlow"],
+    responses={
+        200: {
+            "description": "The process flow, active again",
+            "content": {_JSON: {"schema": PROCESS_FLOW.ref("ProcessFlow")}},
+        },
+        **error_responses(PROCESS_FLOW),
+    },
+    openapi_extra={"parameters": [ID_PARAMETER]},
+)
+async def retry_process_flow(id: str, request: Request) -> Response:
+    principal = current_principal(request)
+    body = await run_in_threadpool(failures.retry_flow, principal, id)
+    base = str(request.base_url).rstrip("/")
+    return Response(orjson.dumps(render(PROCESS_FLOW_KIND, body, base)), 200, media_type=_JSON)
 
 
 ROUTERS: list[APIRouter] = [router]

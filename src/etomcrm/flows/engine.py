@@ -36,6 +36,11 @@ _client_for: str | None = None
 SCHEDULES: list[tuple[str, Callable[..., Any], str]] = []
 
 
+# What a process does once it runs flows (wired by the composition root): e.g. mark the
+# flows that failed while no one could record it (a crash).
+ON_LAUNCH: list[Callable[[], Any]] = []
+
+
 def register_schedule(name: str, workflow: Callable[..., Any], crontab: str) -> None:
     if all(existing != name for existing, _, _ in SCHEDULES):
         SCHEDULES.append((name, workflow, crontab))
@@ -119,6 +124,11 @@ def launch(
                 ]
             )
         _launched_for = url
+    for sweep in ON_LAUNCH:
+        try:
+            sweep()
+        except Exception:
+            logging.getLogger(__name__).exception("%s failed at launch", sweep.__name__)
 
 
 def shutdown() -> None:
@@ -165,6 +175,39 @@ def send(workflow_id: str, message: Any, topic: str) -> None:
         DBOS.send(workflow_id, message, topic)
     else:
         client().send(workflow_id, message, topic)
+
+
+def _api() -> Any:
+    """DBOS itself where this process runs flows, else the client: the same calls."""
+    return DBOS if is_running() else client()
+
+
+def failed_workflows() -> list[tuple[str, str]]:
+    """(workflow id, error) of every flow run that ended in an error."""
+    return [
+        (w.workflow_id, str(w.error) if w.error is not None else "the flow raised an error")
+        for w in _api().list_workflows(status="ERROR", load_input=False)
+    ]
+
+
+def workflow_state(workflow_id: str) -> str | None:
+    """DBOS's status of a flow run (PENDING, ERROR, SUCCESS, ...), None if unknown."""
+    found = _api().list_workflows(workflow_ids=[workflow_id], load_input=False, load_output=False)
+    return str(found[0].status) if found else None
+
+
+def rewind_to_failure(workflow_id: str) -> int:
+    """Run a failed flow again from the step that failed, under the same id (DBOS
+    ``rewind_workflow``): the steps before it keep their checkpoints (the messages the
+    flow received, the time it slept), the failed step and what follows run anew on the
+    flow queue. Returns the step number it resumes at."""
+    api = _api()
+    steps = api.list_workflow_steps(workflow_id)
+    failed = [s["function_id"] for s in steps if s["error"] is not None]
+    # Without a failed step the flow's own code raised after its last step.
+    start = failed[0] if failed else max((s["function_id"] for s in steps), default=0) + 1
+    api.rewind_workflow(workflow_id, start_step=max(start, 1), queue_name=QUEUE_NAME)
+    return int(start)
 
 
 def _registered(workflow_name: str) -> Any:

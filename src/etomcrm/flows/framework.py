@@ -13,6 +13,7 @@ record and repeats nothing.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from dbos import DBOS, SetWorkflowID
 
+from etomcrm.core.errors import TmfError
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import session_scope, utcnow
 from etomcrm.flows import recorder
@@ -28,6 +30,7 @@ from etomcrm.flows.recorder import Task
 
 __all__ = [
     "PLAIN_FLOWS",
+    "STEP_SEEDS",
     "WORKFLOWS",
     "DurableRunner",
     "PlainRunner",
@@ -41,9 +44,14 @@ __all__ = [
     "when",
 ]
 
+log = logging.getLogger(__name__)
+
 # Flow name → the flow as a plain function, and as the DBOS workflow that runs it.
 PLAIN_FLOWS: dict[str, Callable[..., str]] = {}
 WORKFLOWS: dict[str, Callable[..., str]] = {}
+# Step name → the process it serves, for the record of its failure (a step's tasks name
+# their seed numbers only when it succeeds); the composition root fills it.
+STEP_SEEDS: dict[str, str] = {}
 
 
 def register_flow(name: str, flow: Callable[..., str]) -> Callable[..., str]:
@@ -119,13 +127,46 @@ def _durable_step(workflow_id: str, key: str, name: str, *args: Any) -> JsonDict
 
 
 class DurableRunner:
-    """Steps checkpointed by DBOS; waits survive restarts."""
+    """Steps checkpointed by DBOS; waits survive restarts.
 
-    def __init__(self) -> None:
+    A runner that knows its flow (``flow`` and ``case_id``) records a step that fails:
+    the flow's processFlow shows the failure and waits for a retry.
+    """
+
+    def __init__(self, flow: str | None = None, case_id: str | None = None) -> None:
         self.workflow_id = str(DBOS.workflow_id)
+        self.flow = flow
+        self.case_id = case_id
 
     def step(self, key: str, name: str, *args: Any) -> JsonDict:
-        return _durable_step(self.workflow_id, key, name, *args)
+        try:
+            return _durable_step(self.workflow_id, key, name, *args)
+        except Exception as error:
+            self.record_failure(error, key, name)
+            raise
+
+    def record_failure(self, error: Exception, key: str | None, name: str | None) -> None:
+        """In a transaction of its own (the step's rolled back); never raises, so the
+        error the flow fails with stays the one reported. A replay finds it recorded."""
+        if self.flow is None:
+            return
+        reason = (
+            error.message if isinstance(error, TmfError) else f"{type(error).__name__}: {error}"
+        )
+        try:
+            with session_scope() as session:
+                seed = STEP_SEEDS.get(name or "") or recorder.last_seed(session, self.workflow_id)
+                recorder.fail_flow(
+                    session,
+                    self.workflow_id,
+                    flow=self.flow,
+                    case_id=self.case_id or self.workflow_id,
+                    reason=reason,
+                    step=key,
+                    seed=seed,
+                )
+        except Exception:
+            log.exception("could not record the failure of flow %s", self.workflow_id)
 
     def sleep_until(self, moment: datetime) -> None:
         # Always a recorded DBOS sleep (DBOS skips a sleep of zero without recording
@@ -168,8 +209,17 @@ def when(value: str | None) -> datetime | None:
 
 
 def durable(flow: Callable[..., str]) -> Callable[..., str]:
+    """``flow`` as a DBOS workflow's body: a durable runner, and its failure recorded."""
+    name = flow.__name__.removesuffix("_flow").replace("_", "-")
+
     def workflow(*args: Any) -> str:
-        return flow(DurableRunner(), *args)
+        run = DurableRunner(name, str(args[0]) if args else None)
+        try:
+            return flow(run, *args)
+        except Exception as error:
+            # A step's failure is recorded already; this catches the flow's own.
+            run.record_failure(error, None, None)
+            raise
 
     workflow.__name__ = flow.__name__
     workflow.__qualname__ = flow.__qualname__

@@ -59,6 +59,21 @@ def presale_workflow_id(request_id: str) -> str:
     return f"presale-{request_id}"
 
 
+# The process a step serves, for the record of its failure (a step's tasks name their
+# seed numbers only when it succeeds).
+STEP_SEEDS = {
+    "accept_order_step": "3.5.3",
+    "issue_order_step": "3.5.3",
+    "track_order_step": "3.5.4",
+    "complete_order_step": "3.5.5",
+    "survey_step": "3.9.5",
+    "presale_open_step": "3.2.2",
+    "presale_decided_step": "3.4.3",
+    "presale_reminder_step": "3.4.3",
+    "presale_lapsed_step": "3.4.1",
+}
+
+
 # ----- Ordering ------------------------------------------------------------------------
 
 
@@ -104,15 +119,31 @@ def accept_order_step(session: Session, workflow_id: str, order_id: str) -> Step
         description=f"Ordering: {order.get('description') or order_id}",
     )
     acceptance = orders.accept_order(session, order_id)
-    data_ok = not any(not r.startswith("credit refused") for r in acceptance.reasons)
-    tasks = [
+    if orders.is_disconnect(order):
+        return {"accepted": True}, [
+            Task(
+                "3.5.3",
+                "Accept and issue orders",
+                f"disconnect order accepted: {len(order['productOrderItem'])} product(s) to end",
+            )
+        ]
+    data_ok = not any(
+        not r.startswith("credit refused") and r != acceptance.relationship_ended
+        for r in acceptance.reasons
+    )
+    tasks: list[Task] = []
+    if acceptance.relationship_ended is not None:
+        tasks.append(
+            Task("3.9.1", "Establish the customer relationship", acceptance.relationship_ended)
+        )
+    tasks.append(
         Task(
             "3.4.4",
             "Acquire customer data",
             "contract data complete" if data_ok else "contract data missing",
-        ),
-    ]
-    if data_ok:
+        )
+    )
+    if data_ok and acceptance.relationship_ended is None:
         tasks.append(
             Task(
                 "3.5.2",
@@ -156,7 +187,19 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
     order = orders.load_order(session, order_id)
     customer_id = customer_of(order)
     latest = max((s.expected_completion_date for s in statuses), default=None)
-    if customer_id:
+    disconnect = orders.is_disconnect(order)
+    if customer_id and disconnect:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/confirmed",
+            "Your services are being disconnected",
+            f"We are ceasing the services to be ended at {len(statuses)} site(s)"
+            + (f"; all will be disconnected by {latest.isoformat()}" if latest else "")
+            + ".",
+            order_id,
+        )
+    elif customer_id:
         _inform(
             session,
             customer_id,
@@ -174,7 +217,8 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
             Task(
                 "3.5.3",
                 "Accept and issue orders",
-                f"{len(statuses)} service order(s) sent to the network",
+                f"{len(statuses)} service order(s) sent to the network"
+                + (" to cease the sites" if disconnect else ""),
             ),
             Task("3.2.2", "Handle customer requests", "order confirmation sent to the customer"),
         ],
@@ -247,6 +291,9 @@ def post_ordering_flow(run: Runner, order_id: str) -> str:
     monitoring started, relationship established (3.9.1), customer informed,
     satisfaction checked (3.9.5)."""
     completed = run.step("complete", "complete_order_step", order_id)
+    if completed.get("disconnect"):
+        # Nothing new to survey a leaving customer on.
+        return str(completed["state"])
     run.step("survey", "survey_step", order_id)
     return str(completed["state"])
 
@@ -266,6 +313,8 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
     )
     recorder.finish_flow(session, ordering_workflow_id(order_id), "completed")
     completion = orders.complete_order(session, order_id)
+    if orders.is_disconnect(order):
+        return _disconnect_completed(session, workflow_id, order_id, customer_id, completion)
     tasks = [
         Task(
             "3.5.5",
@@ -297,6 +346,52 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
             Task("3.2.2", "Handle customer requests", "customer told the service is active")
         )
     return {"state": completion.state, "products": len(completion.products)}, tasks
+
+
+def _disconnect_completed(
+    session: Session,
+    workflow_id: str,
+    order_id: str,
+    customer_id: str | None,
+    completion: orders.Completion,
+) -> StepResult:
+    """3.9.1: the leaving customer's products are terminated; billing stops charging
+    them; the customer is told. No SLA to monitor, no survey."""
+    tasks = [
+        Task(
+            "3.5.5",
+            "Complete order",
+            f"disconnect {completion.state}: {len(completion.terminated)} product(s) "
+            f"terminated, {completion.activated_sites} site(s) ceased, "
+            f"{completion.failed_sites} not ceased",
+        ),
+        Task("3.8", "Billing and collections", "billing told to stop charging the ended products"),
+        Task(
+            "3.9.1",
+            "Terminate the customer relationship",
+            "the customer's products are disconnected",
+        ),
+    ]
+    if customer_id:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/completed",
+            "Your services are disconnected",
+            f"{completion.activated_sites} site(s) are disconnected and "
+            f"{len(completion.terminated)} product(s) ended; no further charges are made "
+            "for them.",
+            order_id,
+        )
+        tasks.append(
+            Task("3.2.2", "Handle customer requests", "customer told the services are ended")
+        )
+    recorder.finish_flow(session, workflow_id, "completed")
+    return {
+        "state": completion.state,
+        "products": len(completion.terminated),
+        "disconnect": True,
+    }, tasks
 
 
 @step

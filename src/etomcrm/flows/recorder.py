@@ -17,6 +17,7 @@ from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.clock import iso
+from etomcrm.core.errors import Conflict, NotFound
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import utcnow
 from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
@@ -89,6 +90,106 @@ def finish_flow(session: Session, workflow_id: str, state: str = "completed") ->
     row.body = {**row.body, "state": state}
     row.version += 1
     row.updated_at = utcnow()
+
+
+# TMF701 has no failed state: a failed flow is on hold (stopped until someone acts) and
+# says so in these attributes, which the staff work list filters on
+# (processFlow?failed=true).
+FAILED_STATE = "hold"
+FAILURE_ATTRIBUTES = ("failureReason", "failedStep", "failedAt")
+
+
+def fail_flow(
+    session: Session,
+    workflow_id: str,
+    *,
+    flow: str,
+    case_id: str,
+    reason: str,
+    step: str | None,
+    seed: str,
+) -> bool:
+    """Mark the flow failed with the reason and record the failure as a task; a flow
+    that failed before its first step is opened to say so. False when it is marked
+    failed already (a replay of the same failure)."""
+    row = session.get(ProcessFlowRow, workflow_id)
+    if row is None:
+        start_flow(
+            session,
+            workflow_id=workflow_id,
+            flow=flow,
+            case_id=case_id,
+            case_type="Unknown",
+            customer_id=None,
+            description=f"{flow}: failed before its first step",
+        )
+        row = session.get(ProcessFlowRow, workflow_id)
+        assert row is not None
+    if row.body.get("failed"):
+        return False
+    now = utcnow()
+    retries = int(row.body.get("retries", 0))
+    row.status = FAILED_STATE
+    row.body = {
+        **row.body,
+        "state": FAILED_STATE,
+        "failed": True,
+        "failureReason": reason,
+        "failedStep": step or "",
+        "failedAt": iso(now),
+    }
+    row.version += 1
+    row.updated_at = now
+    key = f"failed-{retries}"
+    if session.get(TaskFlowRow, task_id(workflow_id, key)) is None:
+        where = f"at step {step}" if step else "after its last step"
+        record_task(
+            session, workflow_id, key, Task(seed, "Flow failed", f"failed {where}: {reason}")
+        )
+    return True
+
+
+def last_seed(session: Session, workflow_id: str) -> str:
+    """The seed number of the flow's latest recorded step ("" before its first)."""
+    return (
+        session.scalar(
+            select(TaskFlowRow.seed_number)
+            .where(TaskFlowRow.process_flow_id == workflow_id)
+            .order_by(TaskFlowRow.seq.desc())
+            .limit(1)
+        )
+        or ""
+    )
+
+
+def retry_flow(session: Session, workflow_id: str, actor: str) -> JsonDict:
+    """Put a failed flow back to active, on record with who retried it after what."""
+    row = session.get(ProcessFlowRow, workflow_id)
+    if row is None:
+        raise NotFound(f"no processFlow with id {workflow_id}")
+    if not row.body.get("failed"):
+        raise Conflict(
+            f"processFlow {workflow_id} is {row.status}, not failed: only a failed flow is retried"
+        )
+    retries = int(row.body.get("retries", 0)) + 1
+    reason = str(row.body.get("failureReason", ""))
+    body = {k: v for k, v in row.body.items() if k not in FAILURE_ATTRIBUTES}
+    row.body = {**body, "state": "active", "failed": False, "retries": retries}
+    row.status = "active"
+    row.version += 1
+    row.updated_at = utcnow()
+    seed = session.scalar(
+        select(TaskFlowRow.seed_number).where(
+            TaskFlowRow.id == task_id(workflow_id, f"failed-{retries - 1}")
+        )
+    )
+    record_task(
+        session,
+        workflow_id,
+        f"retried-{retries}",
+        Task(seed or "", "Flow retried", f"retried after: {reason}", actor=actor),
+    )
+    return dict(row.body)
 
 
 def relate(session: Session, workflow_id: str, entity: JsonDict) -> None:
@@ -235,7 +336,8 @@ def flows_of_case(session: Session, case_id: str) -> list[FlowTrace]:
         FlowTrace(
             workflow_id=flow.id,
             flow=flow.flow,
-            state=flow.status or "",
+            # The trace names a failure for what it is (TMF701's state is hold).
+            state="failed" if flow.body.get("failed") else flow.status or "",
             case_id=flow.case_id,
             lines=by_flow.get(flow.id, []),
         )

@@ -30,6 +30,7 @@ ServiceOrderState = Literal["inProgress", "completed", "failed"]
 # An access link as the network sees it: up, degraded (up but losing quality, or one
 # of several paths down), down, or unknown (the network has no such link).
 LinkState = Literal["up", "degraded", "down", "unknown"]
+ServiceOrderAction = Literal["add", "delete"]
 # Lead times and expected dates are business dates where the sites are.
 BUSINESS_TIMEZONE = ZoneInfo("Europe/Berlin")
 # Service order ids derive from the sender's key under this namespace, so the same key
@@ -50,6 +51,12 @@ def start_of_business_date(day: date) -> datetime:
 def service_order_id(key: str) -> str:
     """The network's id of the service order sent with ``key``."""
     return str(uuid.uuid5(SERVICE_ORDER_NAMESPACE, key))
+
+
+class ServiceOrderRefused(Exception):
+    """The network did not take a service order (TMF641 answered with an error): unlike
+    an activation that fails, nothing was started, and sending it again will not help
+    until someone fixes the cause the message names."""
 
 
 @dataclass(frozen=True)
@@ -131,11 +138,14 @@ class NetworkPort(Protocol):
         site_id: str,
         offering_id: str,
         attempt: int = 1,
+        action: ServiceOrderAction = "add",
     ) -> ServiceOrderStatus:
         """Send a service order; the same ``key`` again returns the same order.
 
-        Works in the caller's session and never commits: the order is sent exactly when
-        the caller's transaction commits. A retry after a failure uses a new key.
+        ``action`` "add" builds the site's service, "delete" ceases it. Works in the
+        caller's session and never commits: the order is sent exactly when the caller's
+        transaction commits. A retry after a failure uses a new key. Raises
+        :class:`ServiceOrderRefused` when the network does not take the order at all.
         """
         ...
 

@@ -40,7 +40,7 @@ import copy
 import hashlib
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -60,6 +60,8 @@ from etomcrm.network.port import (
     LinkState,
     LinkStatus,
     RepairOrder,
+    ServiceOrderAction,
+    ServiceOrderRefused,
     ServiceOrderState,
     ServiceOrderStatus,
     SiteQualification,
@@ -73,9 +75,13 @@ from etomcrm.network.port import (
 # - "special_build": serviceable only after a special build;
 # - "late": its service orders run late (every attempt);
 # - "fail": its first service order fails, retries go through on time;
-# - "on_time": serviceable, no special build, every service order on time.
+# - "on_time": serviceable, no special build, every service order on time;
+# - "refuse": the network refuses every service order for the site outright (its
+#   address is not in the network's inventory) until the override is lifted.
 # Any of them but "unserviceable" makes the site serviceable.
-Override = Literal["unserviceable", "special_build", "late", "fail", "on_time"]
+Override = Literal["unserviceable", "special_build", "late", "fail", "on_time", "refuse"]
+# Ceasing a site's service takes this many days (no build, no delay, no failure).
+CEASE_DAYS = 1
 Outcome = Literal["onTime", "late", "failed"]
 
 FIBRE_SHARE = 0.7
@@ -124,6 +130,12 @@ class RepairReport:
     cause: str
     root_cause_resource: JsonDict  # a TMF656 ResourceRef: the link or the PoP
     repaired_at: datetime
+
+
+def _service_state(action: str, state: str) -> str:
+    if state != "completed":
+        return "designed"
+    return "terminated" if action == "delete" else "active"
 
 
 def _date_time(day: date) -> str:
@@ -312,17 +324,30 @@ class SimulatedNetwork:
         site_id: str,
         offering_id: str,
         attempt: int = 1,
+        action: ServiceOrderAction = "add",
     ) -> ServiceOrderStatus:
         order_id = service_order_id(key)
         existing = session.get(NetworkServiceOrderRow, order_id, with_for_update=True)
         if existing is not None:
             return self._advance(existing)
+        if self.overrides.get(site_id) == "refuse":
+            raise ServiceOrderRefused(
+                f"the network refused the service order {key} for site {site_id}: the "
+                "site's address is not in the network inventory; have network operations "
+                "register the site, then retry"
+            )
         now = self.now()
         site_row = session.get(GeographicSiteRow, site_id)
         site = site_row.body if site_row is not None else {"id": site_id}
         qualification = self.qualify(session, site=site, offering_id=offering_id)
         outcome, delay_days, fail_share, detail = self._outcome(key, site_id, attempt)
         lead = qualification.lead_time_days
+        if action == "delete":
+            # Ceasing a service needs no build: it is done on the day planned.
+            qualification = replace(
+                qualification, serviceable=True, special_build=False, reason="cease the service"
+            )
+            outcome, detail, lead = "onTime", "on schedule", CEASE_DAYS
         expected = business_date(now) + timedelta(days=lead)
         state: ServiceOrderState = "inProgress"
         if not qualification.serviceable:
@@ -352,7 +377,8 @@ class SimulatedNetwork:
             "@type": "SimulatedServiceOrder",
             "@baseType": "ServiceOrder",
             "externalId": key,
-            "description": f"Site {site_id}: activate product offering {offering_id} "
+            "description": f"Site {site_id}: "
+            f"{'cease' if action == 'delete' else 'activate'} product offering {offering_id} "
             f"(attempt {attempt})",
             "state": state,
             "orderDate": iso(now),
@@ -373,11 +399,11 @@ class SimulatedNetwork:
             "serviceOrderItem": [
                 {
                     "id": "1",
-                    "action": "add",
+                    "action": action,
                     "state": state,
                     "service": {
                         "serviceType": "siteAccess",
-                        "state": "active" if state == "completed" else "designed",
+                        "state": _service_state(action, state),
                         "place": [
                             {
                                 "id": site_id,
@@ -461,8 +487,9 @@ class SimulatedNetwork:
             simulation["phase"] = "done"
             simulation["detail"] = "completed"
             body["completionDate"] = iso(row.ready_at)
-            body["serviceOrderItem"][0]["service"]["state"] = "active"
-            text = "service active at the site"
+            ceased = body["serviceOrderItem"][0].get("action") == "delete"
+            body["serviceOrderItem"][0]["service"]["state"] = "terminated" if ceased else "active"
+            text = "service ceased at the site" if ceased else "service active at the site"
         body["state"] = state
         body["serviceOrderItem"][0]["state"] = state
         body.setdefault("note", []).append({"date": iso(now), "author": "network", "text": text})

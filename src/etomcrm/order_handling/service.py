@@ -21,12 +21,23 @@ from etomcrm.catalog.models import ProductOfferingRow
 from etomcrm.core import resources, states
 from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
-from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
+from etomcrm.core.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    UnknownReference,
+)
 from etomcrm.core.events import emit_event
 from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
 from etomcrm.customer_interface.models import CustomerRow
-from etomcrm.customer_interface.service import CUSTOMER_KIND, CustomerOwnedKind, customer_of
+from etomcrm.customer_interface.service import (
+    CUSTOMER_KIND,
+    CustomerOwnedKind,
+    customer_of,
+    refuse_if_relationship_ended,
+)
 from etomcrm.db import utcnow
 from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
 from etomcrm.order_handling.models import CancelProductOrderRow, ProductOrderRow, ProductRow
@@ -58,6 +69,7 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 FINAL_STATES = frozenset(s for s, moves in ORDER_TRANSITIONS.items() if not moves)
 # What staff may set by hand; the rest follows from what the network reports.
 STAFF_SETTABLE = frozenset({"pending", "held", "inProgress"})
+ORDERABLE_ACTIONS = frozenset({"add", "delete"})
 # The order flow waits in these until staff resume or cancel the order.
 WAITING_STATES = frozenset({"pending", "held", "assessingCancellation"})
 MAX_ACTIVATION_ATTEMPTS = 3
@@ -129,12 +141,20 @@ class ProductOrderKind(ResourceKind):
             if item["id"] in seen:
                 raise InvalidRequest(f"productOrderItem id {item['id']!r} is used twice")
             seen.add(item["id"])
-            if item.get("action", "add") != "add":
+            action = item.setdefault("action", "add")
+            if action not in ORDERABLE_ACTIONS:
                 raise InvalidRequest(
-                    f"productOrderItem {item['id']}: only action 'add' is supported so far; "
-                    "changes to installed products are ordered as new products"
+                    f"productOrderItem {item['id']}: action {action!r} is not supported; "
+                    "order new products with 'add' and end installed ones with 'delete' "
+                    "(a change is a delete of the old product and an add of the new one)"
                 )
+            if action == "delete":
+                _check_disconnect_item(session, customer_id, item)
             item["state"] = "acknowledged"
+        if is_disconnect(body):
+            # Ending what a customer has needs neither contract data nor a live relationship.
+            return
+        refuse_if_relationship_ended(session, customer_id, "order new products")
         missing = _missing_contract_data(session, customer_id)
         if missing:
             raise Conflict(
@@ -150,6 +170,61 @@ class ProductOrderKind(ResourceKind):
         elif body.get("state") in ("inProgress", "cancelled") and principal is not SYSTEM:
             # Staff resumed a held order: wake its flow rather than let it sleep on.
             record(session, OrderReleased(order_id))
+
+
+def is_disconnect(order: JsonDict) -> bool:
+    """An order that only ends installed products (every item's action is delete)."""
+    items = order.get("productOrderItem") or []
+    return bool(items) and all(i.get("action") == "delete" for i in items)
+
+
+def _check_disconnect_item(session: Session, customer_id: str, item: JsonDict) -> None:
+    """A delete item names an active product of the order's customer; its site and
+    offering are the product's, so the network knows what to cease where."""
+    product_id = (item.get("product") or {}).get("id")
+    if not product_id:
+        raise InvalidRequest(
+            f"productOrderItem {item['id']}: a delete item names the product to end "
+            '(product: {"id": ...})'
+        )
+    row = session.get(ProductRow, str(product_id))
+    if row is None or row.owner_customer_id != customer_id:
+        raise UnknownReference(
+            f"productOrderItem {item['id']}: customer {customer_id} has no product {product_id}"
+        )
+    if row.status != "active":
+        raise Conflict(
+            f"productOrderItem {item['id']}: product {product_id} is {row.status!r}; "
+            "only an active product is disconnected"
+        )
+    if str(product_id) in products_being_disconnected(session, customer_id):
+        raise Conflict(
+            f"productOrderItem {item['id']}: product {product_id} is being disconnected "
+            "by an open order already"
+        )
+    product = row.body
+    item["product"] = {
+        **item["product"],
+        **{k: product[k] for k in ("place",) if product.get(k)},
+    }
+    if product.get("productOffering"):
+        item["productOffering"] = product["productOffering"]
+
+
+def products_being_disconnected(session: Session, customer_id: str) -> set[str]:
+    """The customer's products that an open order (not in a final state) ends."""
+    bodies = session.scalars(
+        select(ProductOrderRow.body).where(
+            ProductOrderRow.owner_customer_id == customer_id,
+            ProductOrderRow.status.not_in(FINAL_STATES),
+        )
+    )
+    return {
+        str((item.get("product") or {}).get("id"))
+        for body in bodies
+        for item in body.get("productOrderItem", [])
+        if item.get("action") == "delete"
+    }
 
 
 def _missing_contract_data(session: Session, customer_id: str) -> list[str]:
@@ -333,6 +408,8 @@ class Acceptance:
     reasons: list[str] = field(default_factory=list)
     credit_outcome: str = "accept"
     deposit: str = "0"
+    # Why the customer cannot buy at all (its relationship ended), if so.
+    relationship_ended: str | None = None
 
 
 def accept_order(session: Session, order_id: str) -> Acceptance:
@@ -344,7 +421,17 @@ def accept_order(session: Session, order_id: str) -> Acceptance:
         return Acceptance(accepted=order["state"] not in ("rejected", "cancelled"))
     customer_id = customer_of(order)
     assert customer_id is not None
+    if is_disconnect(order):
+        # Ending products needs no contract data and no credit.
+        save_order(session, order, {"state": "inProgress"})
+        return Acceptance(accepted=True, credit_outcome="notAssessed")
     reasons = _missing_contract_data(session, customer_id)
+    ended: str | None = None
+    try:
+        refuse_if_relationship_ended(session, customer_id, "order new products")
+    except Conflict as refusal:
+        ended = refusal.message
+        reasons.insert(0, ended)
     outcome, deposit = "accept", Decimal(0)
     if not reasons:
         decision = assess_credit(session, SYSTEM, customer_id, order_value=order_value(order))
@@ -364,7 +451,9 @@ def accept_order(session: Session, order_id: str) -> Acceptance:
                 "productOrderItem": [{**i, "state": "rejected"} for i in order["productOrderItem"]],
             },
         )
-        return Acceptance(accepted=False, reasons=reasons, credit_outcome=outcome)
+        return Acceptance(
+            accepted=False, reasons=reasons, credit_outcome=outcome, relationship_ended=ended
+        )
     notes = list(order.get("note", []))
     if outcome == "acceptWithDeposit":
         notes.append(
@@ -382,6 +471,12 @@ def order_sites(order: JsonDict) -> dict[str, list[JsonDict]]:
         if site is not None:
             sites.setdefault(site, []).append(item)
     return sites
+
+
+def site_action(items: list[JsonDict]) -> str:
+    """What the network is asked to do at a site: cease it when every item there ends a
+    product, else build it."""
+    return "delete" if all(i.get("action") == "delete" for i in items) else "add"
 
 
 def _access_offerings(session: Session, order: JsonDict) -> set[str]:
@@ -425,6 +520,7 @@ def issue_service_orders(session: Session, order_id: str, network: Any) -> list[
             site_id=site_id,
             offering_id=_activation_offering(items, access),
             attempt=1,
+            action=site_action(items),
         )
         statuses.append(status)
         expected[site_id] = status.expected_completion_date
@@ -523,6 +619,7 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
                     site_id=site_id,
                     offering_id=_activation_offering(items, access),
                     attempt=attempt + 1,
+                    action=site_action(items),
                 )
                 progress.retried.append(site_id)
                 progress.open_sites += 1
@@ -588,6 +685,8 @@ class Completion:
     products: list[str]
     activated_sites: int
     failed_sites: int
+    # Products a disconnect ended (terminated in the inventory).
+    terminated: list[str] = field(default_factory=list)
 
 
 def complete_order(session: Session, order_id: str) -> Completion:
@@ -601,10 +700,19 @@ def complete_order(session: Session, order_id: str) -> Completion:
         return Completion(order["state"], list(products), 0, 0)
     customer_id = customer_of(order)
     now = utcnow()
-    done = [i for i in order["productOrderItem"] if i["state"] == "completed"]
-    failed = [i for i in order["productOrderItem"] if i["state"] != "completed"]
+    # A product without a site has nothing for the network to cease: ending it is done.
+    done = [
+        i
+        for i in order["productOrderItem"]
+        if i["state"] == "completed" or (i.get("action") == "delete" and site_of(i) is None)
+    ]
+    failed = [i for i in order["productOrderItem"] if i not in done]
     product_ids = []
+    ended: list[str] = []
     for item in done:
+        if item.get("action") == "delete":
+            ended.append(_end_product(session, order_id, item, now))
+            continue
         payload: JsonDict = {
             "name": f"{item['productOffering'].get('name', item['productOffering']['id'])}",
             "status": "active",
@@ -629,10 +737,27 @@ def complete_order(session: Session, order_id: str) -> Completion:
     state = "completed" if not failed else ("partial" if done else "failed")
     save_order(session, order, {"state": state, "completionDate": iso(now)})
     sites = {site_of(i) for i in done} - {None}
-    for event_type, audience in (
-        ("BillingStartEvent", "billing"),
-        ("SlaMonitoringStartEvent", "qos_sla"),
-    ):
+    if ended:
+        emit_event(
+            session,
+            api="internal",
+            event_type="BillingStopEvent",
+            resource_type="ProductOrder",
+            resource_id=order_id,
+            owner_customer_id=customer_id,
+            event={
+                "productOrder": {"id": order_id},
+                "product": [{"id": p} for p in ended],
+                "for": "billing",
+                "stopDate": iso(now),
+            },
+        )
+    starts = (
+        ()
+        if is_disconnect(order)
+        else (("BillingStartEvent", "billing"), ("SlaMonitoringStartEvent", "qos_sla"))
+    )
+    for event_type, audience in starts:
         emit_event(
             session,
             api="internal",
@@ -648,8 +773,39 @@ def complete_order(session: Session, order_id: str) -> Completion:
             },
         )
     return Completion(
-        state, product_ids, len(sites), len({site_of(i) for i in failed if site_of(i)})
+        state,
+        product_ids,
+        len(sites),
+        len({site_of(i) for i in failed if site_of(i)}),
+        ended,
     )
+
+
+def _end_product(session: Session, order_id: str, item: JsonDict, at: datetime) -> str:
+    """A disconnected item's product leaves service: terminated in the inventory."""
+    product_id = str(item["product"]["id"])
+    current, _ = resources.get(session, PRODUCT_KIND, SYSTEM, product_id)
+    if current.get("status") == "terminated":
+        return product_id
+    resources.patch(
+        session,
+        PRODUCT_KIND,
+        SYSTEM,
+        product_id,
+        {
+            "status": "terminated",
+            "terminationDate": iso(at),
+            "productOrderItem": [
+                *(current.get("productOrderItem") or []),
+                {
+                    "productOrderId": order_id,
+                    "orderItemId": item["id"],
+                    "orderItemAction": "delete",
+                },
+            ],
+        },
+    )
+    return product_id
 
 
 def establish_relationship(session: Session, customer_id: str) -> bool:

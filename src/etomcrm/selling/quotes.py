@@ -75,9 +75,10 @@ from etomcrm.core.errors import (
 from etomcrm.core.resources import READ, UPDATE, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import QUOTE, JsonDict
 from etomcrm.customer_interface.models import GeographicSiteRow, PartyInteractionRow
-from etomcrm.customer_interface.service import customer_of
+from etomcrm.customer_interface.service import customer_of, refuse_if_relationship_ended
 from etomcrm.db import utcnow
 from etomcrm.security.service import Principal, Role
+from etomcrm.selling.customer_data import missing_contract_data
 from etomcrm.selling.events import QuoteDecided
 from etomcrm.selling.models import QuoteRow
 
@@ -685,6 +686,7 @@ class QuoteKind(ResourceKind):
                     f"quote {body['id']} (lead times, installation effort, site prerequisites, "
                     "risks); record the education before the quote can be accepted"
                 )
+            _check_customer_can_contract(session, body)
         if after in DECIDED_STATES:
             body["effectiveQuoteCompletionDate"] = now
             for item in body.get("quoteItem", []) or []:
@@ -698,6 +700,21 @@ class QuoteKind(ResourceKind):
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
     ) -> None:
         """Nothing beyond the quote itself changes."""
+
+
+def _check_customer_can_contract(session: Session, quote: JsonDict) -> None:
+    """An accepted quote becomes an order at once: refuse the acceptance now, saying
+    what to do, rather than let the order fail behind the customer's back."""
+    customer_id = customer_of(quote)
+    assert customer_id is not None  # every stored quote has one
+    refuse_if_relationship_ended(session, customer_id, "accept a quote")
+    missing = missing_contract_data(session, customer_id)
+    if missing:
+        raise Conflict(
+            f"quote {quote['id']} cannot be accepted yet: the customer's data is not "
+            "complete enough to contract (3.4.4): " + " ".join(missing),
+            reason="Customer data incomplete",
+        )
 
 
 def _approve(principal: Principal, authorization: JsonDict, now: str) -> None:
