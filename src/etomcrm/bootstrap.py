@@ -12,13 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 from etomcrm.core.bus import BUS, DomainEvent
+from etomcrm.flows.handlers import wake_post_ordering_on_acceptance
+from etomcrm.order_handling.events import OrderAccepted
 
 _lock = threading.Lock()
 _done = False
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
 # transaction or starts or signals a flow (DESIGN.md section 3, "Events").
-EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {}
+EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
+    # ----- 3.5.5 order completion (the customer's acceptance) -----------------------
+    # ProductsActivated (order_handling.events) awaits the billing work list's handler.
+    OrderAccepted: [wake_post_ordering_on_acceptance],
+    # ----- end of 3.5.5 order completion ------------------------------------------------
+}
 
 
 def bootstrap() -> None:
