@@ -392,14 +392,6 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
     completion = orders.complete_order(session, order_id)
     # The SLAs in the completion's own transaction: a replayed step makes none twice.
     slas = sla_service.start_sla_monitoring(session, completion.access_products)
-    tasks = [
-        Task(
-            "3.5.5",
-            "Complete order",
-            f"order {completion.state}: {len(completion.products)} product(s) active, "
-            f"{completion.activated_sites} site(s) active, {completion.failed_sites} failed",
-        ),
-    ]
     materials = []
     if completion.materials_installed:
         materials.append(f"{completion.materials_installed} unit(s) of material taken from stock")
@@ -415,8 +407,15 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
             f"{reorder['name']} below its minimum: reorder of "
             f"{reorder['quantity'].get('amount')} raised"
         )
-    if materials:
-        tasks.append(Task("3.5.5", "Complete order", "; ".join(materials)))
+    tasks = [
+        Task(
+            "3.5.5",
+            "Complete order",
+            f"order {completion.state}: {len(completion.products)} product(s) active, "
+            f"{completion.activated_sites} site(s) active, {completion.failed_sites} failed"
+            + "".join(f"; {m}" for m in materials),
+        ),
+    ]
     if completion.products:
         tasks.append(
             Task(
@@ -500,7 +499,7 @@ def acceptance_step(session: Session, workflow_id: str, order_id: str, look: int
     wait = (acceptance.due - now).total_seconds() if acceptance.due and not accepted else 0.0
     return (
         {"accepted": accepted, "wait_seconds": max(wait, 0.001)},
-        [Task("3.5.5", "Complete order", outcome)],
+        [Task("3.5.5", "Complete order: the customer's acceptance", outcome)],
     )
 
 
