@@ -37,10 +37,11 @@ from etomcrm.catalog.models import ProductOfferingRow, ProductStockRow
 from etomcrm.catalog.service import PRODUCT_STOCK_KIND, quantity_amount
 from etomcrm.core import resources
 from etomcrm.core.clock import iso
+from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import utcnow
-from etomcrm.security.service import SYSTEM, Role
+from etomcrm.security.service import SYSTEM, Principal, Role
 
 AVAILABLE, RESERVED = "available", "reserved"
 REORDER_RAISED = "raised"
@@ -266,3 +267,21 @@ def release(session: Session, *, order_id: str, item_ids: list[str]) -> StockMov
         )
         move.released += amount
     return move
+
+
+def receive_stock(
+    session: Session, principal: Principal, stock_id: str, quantity: Decimal
+) -> JsonDict:
+    """3.1 Support & Readiness (eTOM 1.1.1.1), goods received: ``quantity`` units arrive
+    at a warehouse stock; a reorder raised on it is marked received."""
+    if quantity <= 0:
+        raise InvalidRequest(f"a delivery brings at least one unit, not {quantity}")
+    row = session.get(ProductStockRow, stock_id)
+    if row is None or row.status != AVAILABLE:
+        raise NotFound(f"no warehouse productStock (status available) with id {stock_id}")
+    changes: JsonDict = {"productStockLevel": _quantity(level_of(row.body) + quantity, row.body)}
+    reorder = row.body.get("reorder") or {}
+    if reorder.get("state") == REORDER_RAISED:
+        changes["reorder"] = {**reorder, "state": "received", "receivedDate": iso(utcnow())}
+    body, _ = resources.patch(session, PRODUCT_STOCK_KIND, principal, stock_id, changes)
+    return body

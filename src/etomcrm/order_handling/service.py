@@ -889,6 +889,21 @@ def complete_order(session: Session, order_id: str) -> Completion:
     )
 
 
+def accept_delivery(
+    session: Session, principal: Principal, order_id: str, note: str | None = None
+) -> JsonDict:
+    """3.5.5 Complete Order (eTOM 1.1.1.5.5), the customer's reaction: the customer (or
+    staff on its behalf) accepts what a completed order delivered; the same as
+    ``PATCH productOrder/{id}`` with ``{"customerAcceptance": {"state": "accepted"}}``."""
+    acceptance: JsonDict = {"state": ACCEPTED}
+    if note:
+        acceptance["note"] = note
+    body, _ = resources.patch(
+        session, PRODUCT_ORDER_KIND, principal, order_id, {ACCEPTANCE: acceptance}
+    )
+    return body
+
+
 @dataclass(frozen=True)
 class CustomerAcceptance:
     """Where the customer's acceptance of a completed order stands."""
