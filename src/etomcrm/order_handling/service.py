@@ -187,6 +187,10 @@ def _accept_explicitly(
     staff on its behalf) accepts a completed order."""
     current = old.get(ACCEPTANCE) or {}
     wanted = body.get(ACCEPTANCE) or {}
+    if not isinstance(wanted, dict):
+        raise InvalidRequest(
+            f'{ACCEPTANCE} is an object: {{"state": "accepted", "note": "..."}} accepts the order'
+        )
     if current.get("state") in (ACCEPTED, DEEMED_ACCEPTED):
         raise Conflict(
             f"order {old['id']} is {current['state']} since {current.get('date')}: an "
