@@ -6,16 +6,19 @@ customer's acceptance, given or deemed, before the satisfaction survey."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from etomcrm.bootstrap import bootstrap
+from etomcrm.catalog.stock import receive_stock
 from etomcrm.core.bus import BUS
 from etomcrm.db import session_scope
 from etomcrm.order_handling import service as orders
 from etomcrm.order_handling.events import ProductsActivated
 from etomcrm.qos_sla.service import establish_slas
+from etomcrm.security.service import SYSTEM
 from tests import factories
 from tests.conftest import TokenFactory
 from tests.polling import flow_in_state, until
@@ -422,3 +425,37 @@ def survey_of(
         headers=headers,
     ).json()
     return surveys[0] if surveys else None
+
+
+def test_a_stock_counted_below_its_minimum_raises_one_reorder_until_it_is_received(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given twelve routers in stock, minimum ten, reorder thirty
+    admin, manager = auth("admin"), auth("order_manager")
+    warehouse = catalog(client, admin, routers=12, minimum=10, reorder=30)["warehouse"]["id"]
+    counted = {**manager, **MERGE}
+
+    def count(amount: int) -> dict[str, Any]:
+        response = client.patch(
+            f"{STOCK}/{warehouse}",
+            json={"productStockLevel": {"amount": amount, "units": "unit"}},
+            headers=counted,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    # when a count finds ten (not below the minimum), then nine, then eight
+    assert "reorder" not in count(10)
+    raised = count(9)["reorder"]
+    still = count(8)["reorder"]
+    # then one reorder of thirty is raised, at the crossing, and on the work list
+    assert (raised["state"], raised["quantity"]["amount"]) == ("raised", 30)
+    assert still == raised
+    listed = client.get(STOCK, params={"reorder.state": "raised"}, headers=manager).json()
+    assert [s["id"] for s in listed] == [warehouse]
+    # and when the delivery is booked, the reorder is received and off the work list
+    with session_scope() as session:
+        received = receive_stock(session, SYSTEM, warehouse, Decimal(30))
+    assert received["productStockLevel"]["amount"] == 38
+    assert received["reorder"]["state"] == "received"
+    assert client.get(STOCK, params={"reorder.state": "raised"}, headers=manager).json() == []

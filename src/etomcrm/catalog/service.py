@@ -26,9 +26,12 @@ from etomcrm.catalog.models import (
     ProductStockRow,
 )
 from etomcrm.core import resources
+from etomcrm.core.clock import iso
 from etomcrm.core.errors import Conflict, InvalidRequest, NotFound, UnknownReference
+from etomcrm.core.events import emit_event
 from etomcrm.core.resources import READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_CATALOG, STOCK, JsonDict
+from etomcrm.db import utcnow
 from etomcrm.security.service import Principal, Role
 
 CATALOG_WRITERS = frozenset({Role.ADMIN, Role.MARKETING})
@@ -294,9 +297,14 @@ PRODUCT_OFFERING_PRICE_KIND = ResourceKind(
 )
 
 
+REORDER_RAISED = "raised"
+
+
 @dataclass
 class ProductStockKind(ResourceKind):
-    """TMF687 productStock: a level is never negative."""
+    """TMF687 productStock: a level is never negative, and a warehouse stock that falls
+    below its ``minStockLevel`` raises a reorder of its ``reorderQuantity`` (the
+    ``reorder`` extension), once per fall, whatever took it there."""
 
     def before_save(
         self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
@@ -308,6 +316,37 @@ class ProductStockKind(ResourceKind):
                     f"{quantity_amount(body[attribute])}: a stock level is never negative; "
                     "count the stock and correct it, or wait for the replenishment"
                 )
+        if old is not None and body.get("productStockStatusType") == "available":
+            self._reorder_below_minimum(session, body, old)
+
+    def _reorder_below_minimum(self, session: Session, body: JsonDict, old: JsonDict) -> None:
+        minimum = body.get("minStockLevel")
+        before = quantity_amount(old.get("productStockLevel"))
+        after = quantity_amount(body.get("productStockLevel"))
+        if minimum is None or not before >= quantity_amount(minimum) > after:
+            return
+        if body.get("reorder") != old.get("reorder"):
+            return  # the caller decides on the reorder itself
+        reorder: JsonDict = {
+            "state": REORDER_RAISED,
+            "raisedDate": iso(utcnow()),
+            "reason": f"stock fell to {after} below the minimum of {quantity_amount(minimum)}",
+            "quantity": body.get("reorderQuantity") or minimum,
+        }
+        body["reorder"] = reorder
+        emit_event(
+            session,
+            api="internal",
+            event_type="ProductStockReorderEvent",
+            resource_type="ProductStock",
+            resource_id=str(body["id"]),
+            owner_customer_id=None,
+            event={
+                "productStock": {"id": body["id"], "name": body.get("name")},
+                "reorder": reorder,
+                "notify": Role.ORDER_MANAGER.value,
+            },
+        )
 
 
 PRODUCT_STOCK_KIND = ProductStockKind(

@@ -16,10 +16,12 @@ How the stock reads (every figure is a TMF687 ``productStock`` in the API):
   reserved record is deleted, and the router lives on as the customer's product. Not
   installed (the order or the item is cancelled, or the site failed for good), it goes
   back to the warehouse stock it came from.
-- Below ``minStockLevel``: when taking material out brings a warehouse stock from at
-  least its minimum to below it, a reorder of ``reorderQuantity`` is raised on that
-  stock (the ``reorder`` extension, ``state`` ``raised``), once per such crossing.
-  The order manager's work list: ``GET /productStock?reorder.state=raised``.
+- Below ``minStockLevel``: when a change brings a warehouse stock from at least its
+  minimum to below it (an allotment, an installation, a count booked through the API),
+  a reorder of ``reorderQuantity`` is raised on that stock (the ``reorder`` extension,
+  ``state`` ``raised``), once per such crossing; :func:`receive_stock` (or a PATCH of
+  ``reorder.state``) marks it received. The order manager's work list:
+  ``GET /productStock?reorder.state=raised``.
 
 A stock never goes below zero: an allotment takes what there is (the rest waits for
 replenishment), and a change that would make a level negative is refused with 409.
@@ -34,17 +36,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductOfferingRow, ProductStockRow
-from etomcrm.catalog.service import PRODUCT_STOCK_KIND, quantity_amount
+from etomcrm.catalog.service import PRODUCT_STOCK_KIND, REORDER_RAISED, quantity_amount
 from etomcrm.core import resources
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
-from etomcrm.core.events import emit_event
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import utcnow
-from etomcrm.security.service import SYSTEM, Principal, Role
+from etomcrm.security.service import SYSTEM, Principal
 
 AVAILABLE, RESERVED = "available", "reserved"
-REORDER_RAISED = "raised"
 
 
 def level_of(body: JsonDict) -> Decimal:
@@ -125,36 +125,19 @@ class StockMove:
 
 
 def _take(session: Session, stock: ProductStockRow, amount: Decimal, move: StockMove) -> None:
-    """Take ``amount`` (at most the level) out of a warehouse stock; raise its reorder
-    when this takes it below the minimum."""
-    body = dict(stock.body)
-    before = level_of(body)
-    after = before - amount
-    changes: JsonDict = {"productStockLevel": _quantity(after, body)}
-    minimum = body.get("minStockLevel")
-    if minimum is not None and before >= quantity_amount(minimum) > after:
-        reorder: JsonDict = {
-            "state": REORDER_RAISED,
-            "raisedDate": iso(utcnow()),
-            "reason": f"stock fell to {after} below the minimum of {quantity_amount(minimum)}",
-            "quantity": body.get("reorderQuantity") or _quantity(quantity_amount(minimum), body),
-        }
-        changes["reorder"] = reorder
+    """Take ``amount`` (at most the level) out of a warehouse stock; the stock raises
+    its reorder when this takes it below the minimum."""
+    before = stock.body.get("reorder")
+    body, _ = resources.patch(
+        session,
+        PRODUCT_STOCK_KIND,
+        SYSTEM,
+        stock.id,
+        {"productStockLevel": _quantity(level_of(stock.body) - amount, stock.body)},
+    )
+    reorder = body.get("reorder")
+    if reorder != before and isinstance(reorder, dict) and reorder.get("state") == REORDER_RAISED:
         move.reorders.append({"id": stock.id, "name": stock.name, **reorder})
-        emit_event(
-            session,
-            api="internal",
-            event_type="ProductStockReorderEvent",
-            resource_type="ProductStock",
-            resource_id=stock.id,
-            owner_customer_id=None,
-            event={
-                "productStock": {"id": stock.id, "name": stock.name},
-                "reorder": reorder,
-                "notify": Role.ORDER_MANAGER.value,
-            },
-        )
-    resources.patch(session, PRODUCT_STOCK_KIND, SYSTEM, stock.id, changes)
 
 
 def reserve(
