@@ -17,7 +17,7 @@ from etomcrm.core.bus import BUS
 from etomcrm.db import session_scope
 from etomcrm.order_handling import service as orders
 from etomcrm.order_handling.events import ProductsActivated
-from etomcrm.qos_sla.service import establish_slas
+from etomcrm.qos_sla.service import establish_slas, start_sla_monitoring
 from etomcrm.security.service import SYSTEM
 from tests import factories
 from tests.conftest import TokenFactory
@@ -255,9 +255,13 @@ def test_completion_makes_one_sla_per_access_product_and_takes_the_routers_from_
     assert [r["reorder"]["raisedDate"] for r in again] == [reorders[0]["reorder"]["raisedDate"]]
     assert len(client.get(SLAS, headers=manager).json()) == 4
 
-    # and the monthly QoS run's safety net finds nothing left to make
+    # and the monthly QoS run's safety net finds nothing left to make, and monitoring
+    # started again (a completion step replayed after a crash) makes no second SLA
     with session_scope() as session:
         assert establish_slas(session) == 0
+        replayed = start_sla_monitoring(session, sorted(access))
+    assert {s["id"] for s in replayed} == {s["id"] for s in slas}
+    assert len(client.get(SLAS, headers=manager).json()) == 4
 
     for done in (order, second):
         accept(client, manager, done["id"])
