@@ -83,3 +83,14 @@ def interaction(client: TestClient, headers: dict[str, str], customer_id: str) -
         },
         headers,
     )
+
+
+def accept_delivery(client: TestClient, headers: dict[str, str], order_id: str) -> None:
+    """3.5.5: the customer (or staff for it) accepts what a completed order delivered, so
+    its post-ordering flow goes on to the survey and ends."""
+    response = client.patch(
+        f"/tmf-api/productOrderingManagement/v4/productOrder/{order_id}",
+        json={"customerAcceptance": {"state": "accepted"}},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text

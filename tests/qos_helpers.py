@@ -16,6 +16,7 @@ from etomcrm.qos_sla.service import establish_sla
 from tests.factories import customer
 
 SPEC = "/tmf-api/productCatalogManagement/v4/productSpecification"
+OFFERINGS = "/tmf-api/productCatalogManagement/v4/productOffering"
 PRODUCTS = "/tmf-api/productInventory/v4/product"
 TICKETS = "/tmf-api/troubleTicket/v4/troubleTicket"
 
@@ -45,12 +46,38 @@ def sla_level(
     assert response.status_code == 201, response.text
 
 
+def access_offering(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    """A site access offering (it carries a bandwidth): what an SLA is monitored on."""
+    response = client.post(
+        OFFERINGS,
+        json={
+            "name": "Site access 100 Mbit/s",
+            "lifecycleStatus": "Launched",
+            "prodSpecCharValueUse": [
+                {"name": "bandwidth", "productSpecCharacteristicValue": [{"value": 100}]}
+            ],
+        },
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
 def product(
-    client: TestClient, headers: dict[str, str], customer_id: str, level: str = "SLA Gold"
+    client: TestClient,
+    headers: dict[str, str],
+    customer_id: str,
+    level: str = "SLA Gold",
+    offering: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """An active product sold with the SLA ``level``; of ``offering`` when given."""
+    extra: dict[str, Any] = {}
+    if offering is not None:
+        extra["productOffering"] = {"id": offering["id"], "name": offering["name"]}
     response = client.post(
         PRODUCTS,
         json={
+            **extra,
             "name": "Extranet access",
             "status": "active",
             "productCharacteristic": [{"name": "slaLevel", "value": level}],

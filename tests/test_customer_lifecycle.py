@@ -14,7 +14,7 @@ from etomcrm.db import session_scope
 from etomcrm.flows.models import TaskFlowRow
 from etomcrm.network.models import NetworkServiceOrderRow
 from tests.conftest import TokenFactory
-from tests.factories import CUSTOMER, PARTY, customer, organization, post, site
+from tests.factories import CUSTOMER, PARTY, accept_delivery, customer, organization, post, site
 from tests.polling import PROCESS_FLOWS, until
 from tests.quote_helpers import QUOTES, action, draft, educate, load_bmw
 from tests.test_fulfillment_flow import (
@@ -162,6 +162,7 @@ def test_terminating_a_customer_disconnects_its_active_products(
         f"{INVENTORY}/product", params={"relatedParty.id": leaving["id"]}, headers=admin
     ).json()
     assert {p["status"] for p in products} == {"active"} and len(products) == 2
+    accept_delivery(client, admin, order["id"])
     assert until(lambda: _all_flows_completed(client, admin), seconds=120)
 
     # when sales terminates the customer

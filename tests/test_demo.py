@@ -15,6 +15,7 @@ from rich.console import Console
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from etomcrm.catalog.models import ProductStockRow
 from etomcrm.catalog.service import (
     PRODUCT_OFFERING_KIND,
     PRODUCT_OFFERING_PRICE_KIND,
@@ -41,6 +42,7 @@ from etomcrm.flows import engine
 from etomcrm.flows.models import ProcessFlowRow, TaskFlowRow
 from etomcrm.network.models import NetworkServiceOrderRow
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
+from etomcrm.qos_sla.models import SlaRow
 from etomcrm.retention.recommendations import recommendation_items
 from etomcrm.security.service import SYSTEM, Principal, Role
 
@@ -291,6 +293,15 @@ def test_cli_demo_tells_the_story_end_to_end_and_a_second_run_changes_nothing(
     assert summary.order_state == "completed"
     assert summary.sites_active == summary.sites_ordered
     assert summary.products_active == 4 * summary.sites_ordered  # access, router, install, SLA
+    # one SLA per site's access (none for routers, installations or the SLA items), and
+    # every router installed came out of the stock, none below zero, none still promised
+    with session_scope() as session:
+        sla_names = list(session.scalars(select(SlaRow.name)))
+        stocks = list(session.scalars(select(ProductStockRow.body)))
+    assert len(sla_names) == summary.sites_active
+    assert all(" for Site access " in str(name) for name in sla_names), sla_names
+    assert [s for s in stocks if s["productStockStatusType"] == "reserved"] == []
+    assert all(s["productStockLevel"]["amount"] >= 0 for s in stocks)
     assert len(summary.late) == 3 and summary.jeopardy_notes == 3
     assert summary.retried == ["BMW Autohaus Feldhaus Köln"] and summary.given_up == []
     assert len(summary.lead_times) == summary.sites_ordered

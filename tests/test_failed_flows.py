@@ -122,6 +122,7 @@ def test_a_failed_flow_is_on_record_and_on_the_work_list_and_completes_when_retr
     # then the order completes, one service order per site, and the flow with it
     done = wait_for_state(client, manager, order["id"], {"completed", "partial", "failed"})
     assert done["state"] == "completed", done
+    factories.accept_delivery(client, manager, order["id"])
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(NetworkServiceOrderRow)) == 2
     flow = until(
@@ -171,6 +172,7 @@ def test_staff_retry_a_failed_flow_from_the_command_line_and_a_customer_cannot(
     # then the order completes, and the retry is on record with who did it
     done = wait_for_state(client, admin, order["id"], {"completed", "partial", "failed"})
     assert done["state"] == "completed", done
+    factories.accept_delivery(client, admin, order["id"])
     tasks = client.get(f"{PROCESS_FLOWS}/{flow_id}/taskFlow", headers=admin).json()
     retry = next(t for t in tasks if t["taskFlowSpecification"].endswith("Flow retried"))
     assert {"name": "actor", "value": "ops-olga"} in retry["characteristic"]
@@ -214,6 +216,7 @@ def test_a_flow_found_failed_at_start_is_marked_failed(
     assert client.post(f"{PROCESS_FLOWS}/{flow_id}/retry", headers=admin).status_code == 200
     done = wait_for_state(client, admin, order["id"], {"completed", "partial", "failed"})
     assert done["state"] == "completed", done
+    factories.accept_delivery(client, admin, order["id"])
     assert until(
         lambda: (
             client.get(f"{PROCESS_FLOWS}/{flow_id}", headers=admin).json()["state"] == "completed"

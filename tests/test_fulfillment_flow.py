@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from etomcrm.bootstrap import bootstrap
 from etomcrm.cli import app as cli
 from etomcrm.core import resources
 from etomcrm.customer_interface.models import CommunicationMessageRow
@@ -19,7 +20,7 @@ from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
 from etomcrm.security.service import SYSTEM
 from tests import factories
 from tests.conftest import TokenFactory
-from tests.polling import until
+from tests.polling import flow_in_state, until
 
 ORDERING = "/tmf-api/productOrderingManagement/v4"
 INVENTORY = "/tmf-api/productInventory/v4"
@@ -127,6 +128,7 @@ def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_re
 ) -> None:
     # given a customer whose data is complete, three sites: one on time, one late, one
     # whose first activation fails
+    bootstrap()
     admin = auth("admin")
     customer = contractable_customer(client, admin)
     sites = [
@@ -192,7 +194,15 @@ def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_re
     assert subjects.count("Your order is confirmed") == 1
 
     # and every step is on record with its seed number (TMF701 and the trace command); the
-    # order is completed one step before post-ordering sends its survey and ends
+    # order is completed, the customer accepts it, and post-ordering sends its survey and
+    # ends
+    assert order["customerAcceptance"]["state"] == "awaiting"
+    accepted = client.patch(
+        f"{ORDERING}/productOrder/{order_id}",
+        json={"customerAcceptance": {"state": "accepted"}},
+        headers=auth("customer", customer_id=customer["id"]),
+    )
+    assert accepted.status_code == 200, accepted.text
     until(
         lambda: (
             {f["state"] for f in client.get(f"{FLOWS}/processFlow", headers=manager).json()}
@@ -435,6 +445,7 @@ def test_a_held_order_waits_for_the_order_manager_and_completes_when_resumed(
             special_build_rate=0,
         )
     )
+    bootstrap()
     try:
         admin, manager = auth("admin"), auth("order_manager")
         customer = contractable_customer(client, admin)
@@ -473,5 +484,14 @@ def test_a_held_order_waits_for_the_order_manager_and_completes_when_resumed(
         assert resumed.status_code == 200, resumed.text
         done = wait_for_state(client, manager, order["id"], {"completed", "partial", "failed"})
         assert done["state"] == "completed"
+        # (the order manager records the customer's acceptance, given by phone)
+        accepted = client.patch(
+            f"{ORDERING}/productOrder/{order['id']}",
+            json={"customerAcceptance": {"state": "accepted", "note": "by phone"}},
+            headers=manager,
+        )
+        assert accepted.status_code == 200, accepted.text
+        flow_id = f"post-ordering-{order['id']}"
+        assert until(lambda: flow_in_state(client, manager, flow_id, "completed"))
     finally:
         use_network(None)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from etomcrm.bootstrap import bootstrap
 from etomcrm.cli import app as cli
 from tests import factories
 from tests.conftest import TokenFactory
@@ -29,6 +30,7 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
     client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
 ) -> None:
     # given BMW (contract data complete) and its sites in the catalog's world
+    bootstrap()
     bmw = load_bmw()
     admin, anna, bernd = auth("admin"), auth("sales"), auth("sales")
     complete_contract_data(client, admin, bmw.customer_id)
@@ -130,6 +132,13 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
     placed = until(order, seconds=180)
     assert placed is not None, client.get(f"{ORDERING}/productOrder", headers=admin).json()
     assert len(placed["productOrderItem"]) == 3
+    # (and BMW accepts what was delivered, 3.5.5)
+    accepted_order = client.patch(
+        f"{ORDERING}/productOrder/{placed['id']}",
+        json={"customerAcceptance": {"state": "accepted"}},
+        headers=bmw_user,
+    )
+    assert accepted_order.status_code == 200, accepted_order.text
 
     def surveyed() -> bool:
         flows = client.get(f"{FLOWS}/processFlow", headers=admin).json()

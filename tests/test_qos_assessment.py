@@ -19,6 +19,7 @@ from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from tests.conftest import TokenFactory
 from tests.factories import customer
 from tests.qos_helpers import (
+    access_offering,
     link,
     maintenance,
     measure,
@@ -48,20 +49,25 @@ def _by_metric(results: list[assessment.Assessment]) -> dict[str, assessment.Ass
 def test_an_sla_is_made_once_per_product_from_its_level(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
-    # given an active Gold product of BMW and one of another customer
+    # given an active Gold access product of BMW and one of another customer, and a
+    # Gold product that is no access (an installation, say)
     bmw = customer(client, admin)
     other = customer(client, admin, "Audi AG")
     sla_level(client, admin)
-    mine = product(client, admin, bmw["id"])
-    product(client, admin, other["id"])
-    # when SLAs are established, twice
+    access = access_offering(client, admin)
+    mine = product(client, admin, bmw["id"], offering=access)
+    product(client, admin, other["id"], offering=access)
+    installation = product(client, admin, bmw["id"])
+    # when the monthly run's safety net establishes SLAs, twice
     with session_scope() as session:
         made = service.establish_slas(session)
     with session_scope() as session:
         again = service.establish_slas(session)
         first = service.establish_sla(session, mine["id"])
-    # then each product has one SLA with the level's figures and the default loss bound
+    # then each access product has one SLA with the level's figures and the default loss
+    # bound, and the other product none
     assert (made, again) == (2, 0)
+    assert client.get(SLA, params={"product.id": installation["id"]}, headers=admin).json() == []
     rules = {r["id"]: (r["operator"], r["referenceValue"], r["unit"]) for r in first["rule"]}
     assert rules == {
         "availability": (">=", "99.5", "%"),
@@ -178,11 +184,14 @@ def test_the_assessment_takes_the_same_queries_for_3_or_30_products(
     bmw = customer(client, admin)
     sla_level(client, admin)
     sla_level(client, admin, OFFICE, service_hours="Mon-Fri 08:00-18:00")
+    access = access_offering(client, admin)
 
     def products(n: int) -> list[str]:
         ids = []
         for number in range(n):
-            sold = product(client, admin, bmw["id"], level=(OFFICE, "SLA Gold")[number % 2])
+            sold = product(
+                client, admin, bmw["id"], level=(OFFICE, "SLA Gold")[number % 2], offering=access
+            )
             measure(link(bmw["id"], sold["id"]), NOVEMBER, 3)
             repaired_ticket(
                 bmw["id"],
@@ -362,8 +371,9 @@ def test_latency_and_loss_count_business_hours_only_on_a_business_hours_sla(
     bmw = customer(client, admin)
     sla_level(client, admin)
     sla_level(client, admin, OFFICE, service_hours="Mon-Fri 08:00-18:00")
-    always = product(client, admin, bmw["id"])["id"]
-    office = product(client, admin, bmw["id"], level=OFFICE)["id"]
+    access = access_offering(client, admin)
+    always = product(client, admin, bmw["id"], offering=access)["id"]
+    office = product(client, admin, bmw["id"], level=OFFICE, offering=access)["id"]
     with session_scope() as session:
         service.establish_slas(session)
     for sold in (always, office):

@@ -12,7 +12,7 @@ from etomcrm.db import session_scope
 from etomcrm.qos_sla import assessment, service, violations
 from tests.conftest import TokenFactory
 from tests.factories import customer
-from tests.qos_helpers import link, measure, product, repaired_ticket, sla_level
+from tests.qos_helpers import access_offering, link, measure, product, repaired_ticket, sla_level
 
 REPORT = "/tmf-api/slaManagement/v2/qosReport"
 OCTOBER = datetime(2026, 9, 30, 22, tzinfo=UTC)  # 745 hours in Berlin
@@ -30,8 +30,9 @@ def test_the_report_gives_each_site_its_figures_as_data_and_pdf(
     # Augsburg always up
     bmw = customer(client, admin)
     sla_level(client, admin)
-    munich = product(client, admin, bmw["id"])
-    augsburg = product(client, admin, bmw["id"])
+    access = access_offering(client, admin)
+    munich = product(client, admin, bmw["id"], offering=access)
+    augsburg = product(client, admin, bmw["id"], offering=access)
     with session_scope() as session:
         service.establish_slas(session)
     down = link(bmw["id"], munich["id"], site_id="munich")

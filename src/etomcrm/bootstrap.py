@@ -46,7 +46,13 @@ from etomcrm.network.port import set_default_network
 from etomcrm.network.simulator import SimulatedNetwork
 from etomcrm.order_handling import api_kinds as order_handling_kinds
 from etomcrm.order_handling import handlers as order_handlers
-from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
+from etomcrm.order_handling.events import (
+    OrderAccepted,
+    OrderAcknowledged,
+    OrderReleased,
+    ProductsActivated,
+    ProductsEnded,
+)
 from etomcrm.problem_handling import api_kinds as problem_handling_kinds
 from etomcrm.problem_handling.events import (
     AlarmCleared,
@@ -122,6 +128,9 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     QuoteDecided: [handlers.wake_presale],
     OrderAcknowledged: [handlers.start_ordering],
     OrderReleased: [handlers.wake_ordering],
+    OrderAccepted: [handlers.wake_post_ordering_on_acceptance],
+    ProductsActivated: [billing_work_list.charging_to_work_list],
+    ProductsEnded: [billing_work_list.charging_stop_to_work_list],
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
     ViolationRecorded: [handlers.start_violation_flow],

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     # 3.6.4: a resolved ticket the customer does not answer closes after this long.
     ticket_silence_seconds: float = 3 * 24 * 3600.0
+    # 3.5.5: a completed order the customer neither accepts nor objects to is deemed
+    # accepted this many business days after its completion.
+    order_acceptance_business_days: int = 5
 
 
 @lru_cache

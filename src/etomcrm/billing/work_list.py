@@ -16,6 +16,7 @@ from etomcrm.core import resources
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.db import session_scope
+from etomcrm.order_handling.events import ProductsActivated, ProductsEnded
 from etomcrm.qos_sla.events import SlaCreditOwed
 from etomcrm.security.service import SYSTEM, Role
 
@@ -65,4 +66,61 @@ def credit_to_work_list(event: SlaCreditOwed) -> None:
                 "customer's next bill."
             ),
             items=items,
+        )
+
+
+def _customer_item(customer_id: str) -> JsonDict:
+    return {"id": customer_id, "@referredType": "Customer", "role": "customer"}
+
+
+def charging_to_work_list(event: ProductsActivated) -> None:
+    """3.5.5 → 3.8.2: the products an order activated are to be charged from their
+    activation (one-time charges once, recurring ones from that date)."""
+    charges = [
+        f"{p.offering_name or p.offering_id}: "
+        + ", ".join(
+            f"{c.amount} {c.currency} {c.price_type}"
+            + (f"/{c.recurring_charge_period}" if c.recurring_charge_period else "")
+            for c in p.charges
+        )
+        for p in event.products
+        if p.charges
+    ]
+    with session_scope() as session:
+        hand_over(
+            session,
+            key=f"charging-start/{event.order_id}",
+            reason=f"Start charging {len(event.products)} product(s) of order {event.order_id}",
+            description=(
+                f"Active since {event.activated_at.isoformat()}: "
+                + ("; ".join(charges) if charges else "no prices on the order")
+            ),
+            items=[
+                {"id": event.order_id, "@referredType": "ProductOrder", "role": "order"},
+                _customer_item(event.customer_id),
+                *(
+                    {"id": p.product_id, "@referredType": "Product", "role": "product"}
+                    for p in event.products
+                ),
+            ],
+        )
+
+
+def charging_stop_to_work_list(event: ProductsEnded) -> None:
+    """3.9.1 → 3.8.2: the products a disconnect ended are no longer charged after their
+    end (the final bill)."""
+    with session_scope() as session:
+        hand_over(
+            session,
+            key=f"charging-stop/{event.order_id}",
+            reason=f"Stop charging {len(event.product_ids)} product(s) of order {event.order_id}",
+            description=f"Ended {event.ended_at.isoformat()}: charge up to that day, no further.",
+            items=[
+                {"id": event.order_id, "@referredType": "ProductOrder", "role": "order"},
+                _customer_item(event.customer_id),
+                *(
+                    {"id": p, "@referredType": "Product", "role": "product"}
+                    for p in event.product_ids
+                ),
+            ],
         )

@@ -25,9 +25,12 @@ from etomcrm.catalog.models import (
     ProductSpecificationRow,
     ProductStockRow,
 )
-from etomcrm.core.errors import InvalidRequest, NotFound, UnknownReference
+from etomcrm.core import resources
+from etomcrm.core.clock import iso
+from etomcrm.core.errors import Conflict, InvalidRequest, NotFound, UnknownReference
 from etomcrm.core.resources import READ, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_CATALOG, STOCK, JsonDict
+from etomcrm.db import utcnow
 from etomcrm.security.service import Principal, Role
 
 CATALOG_WRITERS = frozenset({Role.ADMIN, Role.MARKETING})
@@ -138,6 +141,55 @@ def sla_levels(session: Session) -> list[SlaLevel]:
     return [sla_level(session, spec_id) for spec_id in ids]
 
 
+def quantity_amount(quantity: Any) -> Decimal:
+    """The amount of a TMF Quantity (0 when there is none)."""
+    if not isinstance(quantity, dict):
+        return Decimal(0)
+    return Decimal(str(quantity.get("amount", 0)))
+
+
+ACCESS_CHARACTERISTIC = "bandwidth"
+
+
+def access_offering_ids(session: Session, offering_ids: set[str]) -> set[str]:
+    """The offerings among ``offering_ids`` that are a site's access: they carry a
+    bandwidth, in their own characteristic values or in their product
+    specification's characteristics. Routers, installation, traffic and SLA levels
+    carry none."""
+    if not offering_ids:
+        return set()
+    rows = session.execute(
+        select(ProductOfferingRow.id, ProductOfferingRow.body).where(
+            ProductOfferingRow.id.in_(offering_ids)
+        )
+    ).all()
+    access: set[str] = set()
+    spec_of: dict[str, str] = {}
+    for offering_id, body in rows:
+        uses = body.get("prodSpecCharValueUse", []) or []
+        if any(isinstance(u, dict) and u.get("name") == ACCESS_CHARACTERISTIC for u in uses):
+            access.add(offering_id)
+        elif isinstance(body.get("productSpecification"), dict):
+            spec_id = body["productSpecification"].get("id")
+            if isinstance(spec_id, str):
+                spec_of[offering_id] = spec_id
+    if spec_of:
+        with_bandwidth = {
+            spec_id
+            for spec_id, spec in session.execute(
+                select(ProductSpecificationRow.id, ProductSpecificationRow.body).where(
+                    ProductSpecificationRow.id.in_(set(spec_of.values()))
+                )
+            )
+            if any(
+                isinstance(c, dict) and c.get("name") == ACCESS_CHARACTERISTIC
+                for c in spec.get("productSpecCharacteristic", []) or []
+            )
+        }
+        access |= {o for o, s in spec_of.items() if s in with_bandwidth}
+    return access
+
+
 @dataclass(frozen=True)
 class MaterialAvailability:
     """How many of a material are in stock and when more can be had."""
@@ -242,7 +294,49 @@ PRODUCT_OFFERING_PRICE_KIND = ResourceKind(
     ),
     status_attribute="lifecycleStatus",
 )
-PRODUCT_STOCK_KIND = ResourceKind(
+
+
+REORDER_RAISED = "raised"
+
+
+@dataclass
+class ProductStockKind(ResourceKind):
+    """TMF687 productStock: a level is never negative, and a warehouse stock that falls
+    below its ``minStockLevel`` raises a reorder of its ``reorderQuantity`` (the
+    ``reorder`` extension), once per fall, whatever took it there."""
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        for attribute in ("productStockLevel", "minStockLevel", "reorderQuantity"):
+            if attribute in body and quantity_amount(body[attribute]) < 0:
+                raise Conflict(
+                    f"{attribute}.amount of productStock {body.get('id')} would be "
+                    f"{quantity_amount(body[attribute])}: a stock level is never negative; "
+                    "count the stock and correct it, or wait for the replenishment"
+                )
+        if old is not None and body.get("productStockStatusType") == "available":
+            self._reorder_below_minimum(session, body, old)
+
+    def _reorder_below_minimum(self, session: Session, body: JsonDict, old: JsonDict) -> None:
+        minimum = body.get("minStockLevel")
+        before = quantity_amount(old.get("productStockLevel"))
+        after = quantity_amount(body.get("productStockLevel"))
+        if minimum is None or not before >= quantity_amount(minimum) > after:
+            return
+        if body.get("reorder") != old.get("reorder"):
+            return  # the caller decides on the reorder itself
+        reorder: JsonDict = {
+            "state": REORDER_RAISED,
+            "raisedDate": iso(utcnow()),
+            "reason": f"stock fell to {after} below the minimum of {quantity_amount(minimum)}",
+            "quantity": body.get("reorderQuantity") or minimum,
+        }
+        # The order manager's work list: productStock?reorder.state=raised
+        body["reorder"] = reorder
+
+
+PRODUCT_STOCK_KIND = ProductStockKind(
     name="productStock",
     type_name="ProductStock",
     doc=STOCK,
@@ -255,4 +349,7 @@ PRODUCT_STOCK_KIND = ResourceKind(
         RefSpec("relatedParty[]"),
     ),
     status_attribute="productStockStatusType",
+    # reorder: the order manager's work list (reorder.state=raised); reservedFor: the
+    # order item and site an allotment is for (reservedFor.productOrder.id=...).
+    extensions={"reorder": resources.OBJECT, "reservedFor": resources.OBJECT},
 )

@@ -57,7 +57,6 @@ from etomcrm.problem_handling.tickets import change_status, confirm_resolution
 from etomcrm.qos_sla.assessment import assess, period_bounds
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from etomcrm.qos_sla.report import qos_report, qos_report_pdf
-from etomcrm.qos_sla.service import establish_slas
 from etomcrm.qos_sla.violations import evaluate
 from etomcrm.security.service import Principal, Role
 
@@ -241,8 +240,6 @@ def _month(plan: Plan, summary: AssuranceSummary) -> None:
             summary.measure_seconds = time.monotonic() - began
         else:
             summary.measurements = int(measured)
-    with session_scope() as session:
-        establish_slas(session)
     with session_scope() as session:
         results = assess(session, period=plan.period, now=utcnow())
         evaluate(session, results)

@@ -27,7 +27,9 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from etomcrm.catalog.models import ProductOfferingRow
+from etomcrm.bootstrap import bootstrap
+from etomcrm.catalog.models import ProductOfferingRow, ProductStockRow
+from etomcrm.catalog.stock import receive_stock
 from etomcrm.core import resources
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import (
@@ -38,7 +40,7 @@ from etomcrm.customer_interface.models import (
 )
 from etomcrm.customer_interface.requests import handle_customer_request
 from etomcrm.db import session_scope
-from etomcrm.demo.scenario import CUSTOMER_NAME
+from etomcrm.demo.scenario import CUSTOMER_NAME, STOCKS
 from etomcrm.flows import engine
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import FlowTrace, flows_of_case
@@ -54,7 +56,7 @@ from etomcrm.network.models import NetworkServiceOrderRow
 from etomcrm.network.port import use_network
 from etomcrm.network.simulator import Override, SimulatedNetwork
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
-from etomcrm.order_handling.service import site_of
+from etomcrm.order_handling.service import accept_delivery, site_of
 from etomcrm.retention.satisfaction import SURVEY_TYPE, answer_survey
 from etomcrm.security.service import Principal, Role
 from etomcrm.selling.customer_data import complete_customer_data, missing_contract_data
@@ -83,6 +85,7 @@ BERND = Principal(id="staff-bernd-huber", name="Bernd Huber", role=Role.SALES)
 OLAF = Principal(id="staff-olaf-berger", name="Olaf Berger", role=Role.ORDER_MANAGER)
 MIA = Principal(id="staff-mia-wagner", name="Mia Wagner", role=Role.MARKETING)
 
+ROUTER_STOCK_NAME = next(s.name for s in STOCKS if s.specification == "router")
 BROCHURE_NAME = "Dealer extranet brochure 2026"
 CAMPAIGN_NAME = "One extranet for the BMW dealer network"
 REQUEST_SUBJECT = "Extranet access at all our dealer and supplier sites"
@@ -453,7 +456,31 @@ def _negotiate(case: Case) -> None:
             )
     if quote.get("state") == "approved":
         with session_scope() as session:
+            _routers_delivered(session, quote)
             accept_quote(session, katrin(case.customer_id), case.quote_id)
+
+
+def _routers_delivered(session: Session, quote: JsonDict) -> None:
+    """Olaf saw the quote's sites waiting for routers and had a reorder delivered before
+    BMW signed: it is booked into the warehouse stock, so every site gets its router."""
+    waiting = sum(
+        1
+        for item in quote.get("quoteItem", []) or []
+        for c in (item.get("product") or {}).get("productCharacteristic", []) or []
+        if c.get("name") == "materialAvailability" and c.get("value") == "replenishment"
+    )
+    if not waiting:
+        return
+    warehouse = session.scalar(
+        select(ProductStockRow)
+        .where(ProductStockRow.status == "available", ProductStockRow.name == ROUTER_STOCK_NAME)
+        .limit(1)
+    )
+    if warehouse is None:
+        return
+    per_delivery = int((warehouse.body.get("reorderQuantity") or {}).get("amount") or waiting)
+    deliveries = -(-waiting // per_delivery)  # whole reorder quantities, rounded up
+    receive_stock(session, OLAF, warehouse.id, Decimal(deliveries * per_delivery))
 
 
 def _fulfilment(case: Case, timeout: float) -> None:
@@ -471,6 +498,20 @@ def _fulfilment(case: Case, timeout: float) -> None:
             raise StoryStalled(f"order {case.order_id} was {order['state']}: {notes}")
         return _flow_state(session, "post-ordering", case.order_id) == "completed" or None
 
+    def delivered(session: Session) -> JsonDict | None:
+        completed(session)  # stops the story, saying why, if the order was rejected
+        order = _order(session, case.customer_id, case.quote_id) or {}
+        return order if order.get("customerAcceptance") or order.get("state") == "failed" else None
+
+    order = _wait(f"order {case.order_id} to be delivered", delivered, timeout)
+    if (order.get("customerAcceptance") or {}).get("state") == "awaiting":
+        with session_scope() as session:
+            accept_delivery(
+                session,
+                katrin(case.customer_id),
+                case.order_id,
+                note="All dealers are online; we accept the delivery.",
+            )
     _wait(f"the post-ordering flow of order {case.order_id} to complete", completed, timeout)
     with session_scope() as session:
         survey = _survey(session, case.customer_id, case.order_id)
@@ -520,6 +561,7 @@ def tell(timeout: float = FLOW_TIMEOUT_SECONDS) -> Case:
     if told is not None:
         return told
     case = Case(customer_id=customer_id)
+    bootstrap()  # the customer's acceptance wakes the post-ordering flow through the bus
     launched_here = not engine.is_running()
     use_network(network(customer_id))
     try:

@@ -21,6 +21,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from etomcrm.config import get_settings
+from etomcrm.core.clock import iso
 from etomcrm.core.models import AuditRecord
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.communication import inform_customer
@@ -28,12 +30,13 @@ from etomcrm.customer_interface.models import GeographicSiteRow, PartyInteractio
 from etomcrm.customer_interface.service import customer_of
 from etomcrm.db import session_scope, utcnow
 from etomcrm.flows import engine, recorder
-from etomcrm.flows.framework import PlainRunner, Runner, StepResult, step, when
+from etomcrm.flows.framework import PlainRunner, Runner, StepResult, look_until, step, when
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import Task
-from etomcrm.network.port import get_network
+from etomcrm.network.port import business_date, get_network
 from etomcrm.order_handling import service as orders
 from etomcrm.order_handling.models import ProductOrderRow
+from etomcrm.qos_sla import service as sla_service
 from etomcrm.retention.satisfaction import send_survey
 from etomcrm.security.service import SYSTEM
 from etomcrm.selling import prospects
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 QUOTE_REMINDER_SECONDS = 7 * 24 * 3600.0
 QUOTE_REMINDERS = 8
 HELD_ORDER_RECHECK_SECONDS = 24 * 3600.0
+# The post-ordering flow waits on this topic for the customer's acceptance.
+ACCEPTANCE_TOPIC = "acceptance"
 
 
 def ordering_workflow_id(order_id: str) -> str:
@@ -287,13 +292,24 @@ def track_order_step(session: Session, workflow_id: str, order_id: str, look: in
 
 
 def post_ordering_flow(run: Runner, order_id: str) -> str:
-    """Sites active → order completed (3.5.5), products active, billing and SLA
-    monitoring started, relationship established (3.9.1), customer informed,
-    satisfaction checked (3.9.5)."""
+    """Sites active → order completed (3.5.5): products active, materials out of stock,
+    SLA monitoring started, billing handed the products, relationship established
+    (3.9.1), customer informed → the customer's acceptance, given or deemed after the
+    acceptance period (3.5.5) → satisfaction checked (3.9.5)."""
     completed = run.step("complete", "complete_order_step", order_id)
     if completed.get("disconnect"):
         # Nothing new to survey a leaving customer on.
         return str(completed["state"])
+    if completed.get("acceptance_due"):
+        look_until(
+            run,
+            "acceptance",
+            "acceptance_step",
+            order_id,
+            done=lambda result: bool(result["accepted"]),
+            topic=ACCEPTANCE_TOPIC,
+            wait_seconds=lambda result: float(result["wait_seconds"]),
+        )
     run.step("survey", "survey_step", order_id)
     return str(completed["state"])
 
@@ -315,18 +331,56 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
     completion = orders.complete_order(session, order_id)
     if orders.is_disconnect(order):
         return _disconnect_completed(session, workflow_id, order_id, customer_id, completion)
+    # The SLAs in the completion's own transaction: a replayed step makes none twice.
+    slas = sla_service.start_sla_monitoring(session, completion.access_products)
+    materials = []
+    if completion.materials_installed:
+        materials.append(f"{completion.materials_installed} unit(s) of material taken from stock")
+    if completion.materials_released:
+        materials.append(f"{completion.materials_released} unit(s) returned to stock")
+    if completion.materials_short:
+        materials.append(
+            f"{completion.materials_short} unit(s) installed beyond the stock: order in "
+            "jeopardy until the stock is counted"
+        )
+    for reorder in completion.reorders:
+        materials.append(
+            f"{reorder['name']} below its minimum: reorder of "
+            f"{reorder['quantity'].get('amount')} raised"
+        )
     tasks = [
         Task(
             "3.5.5",
             "Complete order",
             f"order {completion.state}: {len(completion.products)} product(s) active, "
-            f"{completion.activated_sites} site(s) active, {completion.failed_sites} failed",
+            f"{completion.activated_sites} site(s) active, {completion.failed_sites} failed"
+            + "".join(f"; {m}" for m in materials),
         ),
-        Task("3.8", "Billing and collections", "billing told to start charging the new products"),
-        Task("3.7", "QoS/SLA management", "SLA monitoring told to start for the new products"),
     ]
+    if completion.products:
+        tasks.append(
+            Task(
+                "3.8",
+                "Billing and collections",
+                f"charging start handed to billing: {len(completion.products)} product(s) on "
+                "the billing work list",
+            )
+        )
+    if slas:
+        tasks.append(
+            Task(
+                "3.7",
+                "QoS/SLA management",
+                f"SLA monitoring started: {len(slas)} SLA(s), one per access product ("
+                + ", ".join(sorted({str(s["slaSpecification"]["name"]) for s in slas}))
+                + ")",
+            )
+        )
+    elif completion.access_products:
+        tasks.append(Task("3.7", "QoS/SLA management", "no SLA level sold: no SLA to monitor"))
     if customer_id and orders.establish_relationship(session, customer_id):
         tasks.append(Task("3.9.1", "Establish the customer relationship", "customer is now active"))
+    due = completion.acceptance_due
     if customer_id:
         _inform(
             session,
@@ -339,13 +393,55 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
                 if completion.failed_sites
                 else ""
             )
-            + ". Billing starts today.",
+            + ". Billing starts today."
+            + (
+                " Please confirm that you accept the delivery (in the portal, or with "
+                f'{orders.ACCEPTANCE}.state "accepted" on the order), or tell us what is '
+                f"missing; without your word it counts as accepted on "
+                f"{business_date(due).isoformat()}."
+                if due is not None
+                else ""
+            ),
             order_id,
         )
         tasks.append(
             Task("3.2.2", "Handle customer requests", "customer told the service is active")
         )
-    return {"state": completion.state, "products": len(completion.products)}, tasks
+    return (
+        {
+            "state": completion.state,
+            "products": len(completion.products),
+            "acceptance_due": iso(due) if due is not None else None,
+        },
+        tasks,
+    )
+
+
+@step
+def acceptance_step(session: Session, workflow_id: str, order_id: str, look: int) -> StepResult:
+    now = utcnow()
+    acceptance = orders.settle_acceptance(session, order_id, now)
+    if acceptance.state == orders.ACCEPTED and acceptance.date is not None:
+        outcome = f"customer accepted the order on {iso(acceptance.date)}" + (
+            f" (recorded by {acceptance.by})" if acceptance.by else ""
+        )
+    elif acceptance.state == orders.DEEMED_ACCEPTED and acceptance.date is not None:
+        outcome = (
+            f"deemed accepted on {iso(acceptance.date)}: no objection within "
+            f"{get_settings().order_acceptance_business_days} business days"
+        )
+    elif acceptance.state is None:
+        outcome = "nothing delivered to accept"
+    else:
+        outcome = "awaiting the customer's acceptance until " + (
+            iso(acceptance.due) if acceptance.due else "further notice"
+        )
+    accepted = acceptance.state != orders.AWAITING
+    wait = (acceptance.due - now).total_seconds() if acceptance.due and not accepted else 0.0
+    return (
+        {"accepted": accepted, "wait_seconds": max(wait, 0.001)},
+        [Task("3.5.5", "Complete order: the customer's acceptance", outcome)],
+    )
 
 
 def _disconnect_completed(

@@ -16,10 +16,15 @@ from etomcrm.customer_interface.events import SellingRequestLogged
 from etomcrm.db import session_scope
 from etomcrm.flows import engine
 from etomcrm.flows.assurance import problem_workflow_id, start_problem_flow
-from etomcrm.flows.fulfillment import ordering_workflow_id, presale_workflow_id
+from etomcrm.flows.fulfillment import (
+    ACCEPTANCE_TOPIC,
+    ordering_workflow_id,
+    post_ordering_workflow_id,
+    presale_workflow_id,
+)
 from etomcrm.flows.recorder import open_presale_flow_of_customer
 from etomcrm.flows.sla_violation import violation_workflow_id
-from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
+from etomcrm.order_handling.events import OrderAccepted, OrderAcknowledged, OrderReleased
 from etomcrm.problem_handling.events import (
     AlarmCleared,
     ServiceProblemRaisedForTicket,
@@ -110,3 +115,9 @@ def wake_repaired_problem(event: ServiceProblemRepaired) -> None:
     """3.6.2: the network reported the repair; the problem's flow looks again now. A
     problem without a flow (raised by SLA management, by staff) has nobody to wake."""
     engine.send(problem_workflow_id(event.problem_id), "repaired", "problem")
+
+
+def wake_post_ordering_on_acceptance(event: OrderAccepted) -> None:
+    """3.5.5: the customer accepted its order; the post-ordering flow waiting for that
+    goes on (to the satisfaction survey) now rather than at the end of the period."""
+    engine.send(post_ordering_workflow_id(event.order_id), "accepted", ACCEPTANCE_TOPIC)

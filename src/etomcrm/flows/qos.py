@@ -76,6 +76,7 @@ def assess_period_step(session: Session, workflow_id: str, period: str) -> StepR
         customer_id=None,
         description=f"QoS for {period}",
     )
+    # Completion makes the SLAs; this only catches access products completed without.
     established = service.establish_slas(session)
     results = assessment.assess(session, period=period, now=utcnow())
     recorded = violations.evaluate(session, results)
@@ -96,8 +97,13 @@ def assess_period_step(session: Session, workflow_id: str, period: str) -> StepR
         Task(
             "3.7.1",
             "Assess QoS performance",
-            f"{len({a.product_id for a in results})} product(s) assessed for {period} "
-            f"({established} new SLA(s)); {len(missed)} target(s) missed",
+            f"{len({a.product_id for a in results})} product(s) assessed for {period}; "
+            f"{len(missed)} target(s) missed"
+            + (
+                f" ({established} SLA(s) made for access products completed without one)"
+                if established
+                else ""
+            ),
         ),
         Task(
             "3.7.2",

@@ -10,26 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from holidays.countries.germany import Germany
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from etomcrm.catalog.models import ProductOfferingRow
+from etomcrm.catalog import stock
+from etomcrm.catalog.service import access_offering_ids
+from etomcrm.config import get_settings
 from etomcrm.core import resources, states
 from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import (
     Conflict,
+    Forbidden,
     IllegalTransition,
     InvalidRequest,
     NotFound,
     UnknownReference,
 )
-from etomcrm.core.events import emit_event
-from etomcrm.core.resources import CREATE, READ, RefSpec, ResourceKind
+from etomcrm.core.resources import CREATE, READ, UPDATE, RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import PRODUCT_INVENTORY, PRODUCT_ORDERING, JsonDict
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.customer_interface.service import (
@@ -39,7 +43,15 @@ from etomcrm.customer_interface.service import (
     refuse_if_relationship_ended,
 )
 from etomcrm.db import utcnow
-from etomcrm.order_handling.events import OrderAcknowledged, OrderReleased
+from etomcrm.order_handling.events import (
+    ActivatedProduct,
+    ChargeLine,
+    OrderAccepted,
+    OrderAcknowledged,
+    OrderReleased,
+    ProductsActivated,
+    ProductsEnded,
+)
 from etomcrm.order_handling.models import CancelProductOrderRow, ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 from etomcrm.selling.credit import assess_credit
@@ -74,6 +86,13 @@ ORDERABLE_ACTIONS = frozenset({"add", "delete"})
 WAITING_STATES = frozenset({"pending", "held", "assessingCancellation"})
 MAX_ACTIVATION_ATTEMPTS = 3
 ORDER_WRITERS = frozenset({Role.ADMIN, Role.SALES, Role.ORDER_MANAGER})
+# 3.5.5 the customer's acceptance of a completed order (extension attribute of TMF622
+# productOrder): state awaiting → accepted (PATCH by the customer, or by staff on its
+# behalf) or deemedAccepted (the acceptance period passed without objection).
+ACCEPTANCE = "customerAcceptance"
+AWAITING, ACCEPTED, DEEMED_ACCEPTED = "awaiting", "accepted", "deemedAccepted"
+ACCEPTANCE_TIMEZONE = ZoneInfo("Europe/Berlin")
+ACCEPTANCE_HOLIDAY_STATE = "BY"  # the provider's business days: Bavaria's holidays are off
 
 
 def site_of(item: JsonDict) -> str | None:
@@ -105,6 +124,20 @@ class ProductOrderKind(ResourceKind):
         if old is None:
             self._on_create(session, principal, body)
             return
+        if principal.is_customer:
+            changed = sorted(
+                k
+                for k in set(old) | set(body)
+                if old.get(k) != body.get(k) and k not in (ACCEPTANCE, "lastUpdate")
+            )
+            if changed:
+                raise Forbidden(
+                    f"a customer may only accept its completed order ({ACCEPTANCE}), not "
+                    f"change {', '.join(changed)}; ask the order manager, or cancel the "
+                    "order (cancelProductOrder)"
+                )
+        if principal is not SYSTEM and old.get(ACCEPTANCE) != body.get(ACCEPTANCE):
+            _accept_explicitly(session, principal, body, old)
         before, after = old.get("state"), body.get("state")
         if before != after:
             check_transition("productOrder", str(before), str(after))
@@ -227,6 +260,57 @@ def products_being_disconnected(session: Session, customer_id: str) -> set[str]:
     }
 
 
+def _accept_explicitly(
+    session: Session, principal: Principal, body: JsonDict, old: JsonDict
+) -> None:
+    """3.5.5 Complete Order (eTOM 1.1.1.5.5), the customer's reaction: the customer (or
+    staff on its behalf) accepts a completed order."""
+    current = old.get(ACCEPTANCE) or {}
+    wanted = body.get(ACCEPTANCE) or {}
+    if not isinstance(wanted, dict):
+        raise InvalidRequest(
+            f'{ACCEPTANCE} is an object: {{"state": "accepted", "note": "..."}} accepts the order'
+        )
+    if current.get("state") in (ACCEPTED, DEEMED_ACCEPTED):
+        raise Conflict(
+            f"order {old['id']} is {current['state']} since {current.get('date')}: an "
+            "acceptance is recorded once; report a fault as a trouble ticket"
+        )
+    if current.get("state") != AWAITING:
+        raise Conflict(
+            f"order {old['id']} is {old.get('state')}: an order is accepted once it is "
+            f"completed (or partial), when its {ACCEPTANCE}.state is {AWAITING!r}"
+        )
+    if wanted.get("state") != ACCEPTED:
+        raise InvalidRequest(
+            f'to accept the order set {ACCEPTANCE}.state to "accepted" (with an optional '
+            f"note); {wanted.get('state')!r} is not a decision the customer records here: "
+            "to object, open a trouble ticket on the product"
+        )
+    now = utcnow()
+    accepted: JsonDict = {
+        **current,
+        "state": ACCEPTED,
+        "date": iso(now),
+        "by": {"name": principal.name, "role": principal.role.value},
+    }
+    if isinstance(wanted.get("note"), str) and wanted["note"].strip():
+        accepted["note"] = wanted["note"].strip()
+    body[ACCEPTANCE] = accepted
+    customer_id = customer_of(old)
+    assert customer_id is not None  # every stored order names its customer
+    record(
+        session,
+        OrderAccepted(
+            order_id=str(old["id"]),
+            customer_id=customer_id,
+            accepted_at=now,
+            deemed=False,
+            by=principal.name,
+        ),
+    )
+
+
 def _missing_contract_data(session: Session, customer_id: str) -> list[str]:
     """3.4.4's check: what the customer record still lacks to contract."""
     return list(missing_contract_data(session, customer_id))
@@ -257,7 +341,8 @@ PRODUCT_ORDER_KIND = ProductOrderKind(
     doc=PRODUCT_ORDERING,
     row=ProductOrderRow,
     write_roles=ORDER_WRITERS,
-    customer_operations=frozenset({READ, CREATE}),
+    # a customer updates only its acceptance (customerAcceptance) of a completed order
+    customer_operations=frozenset({READ, CREATE, UPDATE}),
     refs=(
         RefSpec("relatedParty[]"),
         RefSpec("quote[]", "quote"),
@@ -266,8 +351,9 @@ PRODUCT_ORDER_KIND = ProductOrderKind(
     ),
     status_attribute="state",
     name_attribute="description",
-    # the order manager's work list: productOrder?inJeopardy=true
-    extensions={"inJeopardy": {"type": "boolean"}},
+    # the order manager's work list: productOrder?inJeopardy=true; the orders awaiting
+    # the customer's acceptance: productOrder?customerAcceptance.state=awaiting
+    extensions={"inJeopardy": {"type": "boolean"}, ACCEPTANCE: resources.OBJECT},
 )
 CANCEL_PRODUCT_ORDER_KIND = CancelProductOrderKind(
     name="cancelProductOrder",
@@ -459,6 +545,16 @@ def accept_order(session: Session, order_id: str) -> Acceptance:
         notes.append(
             {"text": f"Credit granted against a deposit of {deposit:.2f} EUR", "author": "etomcrm"}
         )
+    short = allot_materials(session, order)
+    if short:
+        notes.append(
+            {
+                "text": "Material not in stock, waiting for replenishment: "
+                + "; ".join(f"item {item_id}: {amount}" for item_id, amount in short.items()),
+                "author": "etomcrm",
+                "date": iso(utcnow()),
+            }
+        )
     save_order(session, order, {"state": "inProgress", "note": notes})
     return Acceptance(accepted=True, credit_outcome=outcome, deposit=f"{deposit:.2f}")
 
@@ -482,16 +578,48 @@ def site_action(items: list[JsonDict]) -> str:
 def _access_offerings(session: Session, order: JsonDict) -> set[str]:
     """The order's offerings that are network access (they carry a bandwidth): what the
     network builds a site for. Routers, installation and SLAs ride along."""
+    return access_offering_ids(
+        session, {str(i["productOffering"]["id"]) for i in order["productOrderItem"]}
+    )
 
-    ids = {str(i["productOffering"]["id"]) for i in order["productOrderItem"]}
-    access = set()
-    for offering_id, body in session.execute(
-        select(ProductOfferingRow.id, ProductOfferingRow.body).where(ProductOfferingRow.id.in_(ids))
-    ):
-        uses = body.get("prodSpecCharValueUse", []) or []
-        if any(isinstance(u, dict) and u.get("name") == "bandwidth" for u in uses):
-            access.add(offering_id)
-    return access
+
+def _materials(session: Session, order: JsonDict) -> dict[str, str]:
+    """offering id → stocked specification id, for the order's material items."""
+    return stock.stocked_materials(
+        session, {str(i["productOffering"]["id"]) for i in order["productOrderItem"]}
+    )
+
+
+def _site_ref(item: JsonDict) -> JsonDict | None:
+    for place in (item.get("product") or {}).get("place", []) or []:
+        if isinstance(place, dict) and place.get("id"):
+            return {k: place[k] for k in ("id", "name", "@referredType") if k in place}
+    return None
+
+
+def allot_materials(session: Session, order: JsonDict) -> dict[str, Decimal]:
+    """3.5.3 Accept and Issue Orders (eTOM 1.1.1.5.3), materials: the stock of each
+    material item (the managed router) is allotted to its item and site when the order
+    is accepted, so no later quote offers it again. Returns item id → what the stock
+    could not give (those wait for replenishment)."""
+    materials = _materials(session, order)
+    short: dict[str, Decimal] = {}
+    for item in order["productOrderItem"]:
+        spec_id = materials.get(str(item["productOffering"]["id"]))
+        if spec_id is None:
+            continue
+        move = stock.reserve(
+            session,
+            order_id=str(order["id"]),
+            item_id=str(item["id"]),
+            specification_id=spec_id,
+            quantity=Decimal(str(item.get("quantity", 1))),
+            site=_site_ref(item),
+            customer_id=customer_of(order),
+        )
+        if move.short:
+            short[str(item["id"])] = move.short
+    return short
 
 
 def _activation_offering(items: list[JsonDict], access: set[str]) -> str:
@@ -687,11 +815,56 @@ class Completion:
     failed_sites: int
     # Products a disconnect ended (terminated in the inventory).
     terminated: list[str] = field(default_factory=list)
+    # the products that are a site's access: what an SLA is monitored on
+    access_products: list[str] = field(default_factory=list)
+    materials_installed: Decimal = Decimal(0)
+    materials_released: Decimal = Decimal(0)
+    # installed, yet the stock did not hold them: the stock count needs correcting
+    materials_short: Decimal = Decimal(0)
+    reorders: list[JsonDict] = field(default_factory=list)
+    acceptance_due: datetime | None = None
+
+
+def acceptance_due(completed_at: datetime, business_days: int) -> datetime:
+    """The moment a completed order is deemed accepted: ``business_days`` working days
+    (Monday to Friday, not a public holiday in Bavaria) after ``completed_at``, at the
+    same time of day in Berlin."""
+    local = completed_at.astimezone(ACCEPTANCE_TIMEZONE)
+    day, left = local.date(), business_days
+    closed = Germany(subdiv=ACCEPTANCE_HOLIDAY_STATE)
+    while left > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in closed:
+            left -= 1
+    return datetime.combine(day, local.timetz()).astimezone(UTC)
+
+
+def _charges(item: JsonDict) -> tuple[ChargeLine, ...]:
+    lines = []
+    for price in item.get("itemPrice", []) or []:
+        amount = (price.get("price") or {}).get("dutyFreeAmount") or (price.get("price") or {}).get(
+            "taxIncludedAmount"
+        )
+        if not isinstance(amount, dict):
+            continue
+        lines.append(
+            ChargeLine(
+                name=price.get("name"),
+                price_type=str(price.get("priceType", "recurring")),
+                recurring_charge_period=price.get("recurringChargePeriod"),
+                amount=Decimal(str(amount.get("value", 0))),
+                currency=str(amount.get("unit", "EUR")),
+            )
+        )
+    return tuple(lines)
 
 
 def complete_order(session: Session, order_id: str) -> Completion:
     """3.5.5 Complete Order (eTOM 1.1.1.5.5): activated items become active products in
-    the customer's inventory; billing and SLA monitoring are told to start."""
+    the customer's inventory; the materials they installed leave the stock and those
+    of failed items go back to it; billing is handed the products to charge
+    (``ProductsActivated``); the customer's acceptance is awaited until the acceptance
+    period ends."""
     order = load_order(session, order_id)
     if order["state"] in ("completed", "partial", "failed"):
         products = session.scalars(
@@ -699,6 +872,7 @@ def complete_order(session: Session, order_id: str) -> Completion:
         ).all()
         return Completion(order["state"], list(products), 0, 0)
     customer_id = customer_of(order)
+    assert customer_id is not None  # every stored order names its customer
     now = utcnow()
     # A product without a site has nothing for the network to cease: ending it is done.
     done = [
@@ -707,8 +881,14 @@ def complete_order(session: Session, order_id: str) -> Completion:
         if i["state"] == "completed" or (i.get("action") == "delete" and site_of(i) is None)
     ]
     failed = [i for i in order["productOrderItem"] if i not in done]
+    access = _access_offerings(session, order)
+    materials = _materials(session, order)
     product_ids = []
     ended: list[str] = []
+    activated: list[ActivatedProduct] = []
+    access_products: list[str] = []
+    installed = short = Decimal(0)
+    reorders: list[JsonDict] = []
     for item in done:
         if item.get("action") == "delete":
             ended.append(_end_product(session, order_id, item, now))
@@ -734,50 +914,77 @@ def complete_order(session: Session, order_id: str) -> Completion:
             payload["productPrice"] = item["itemPrice"]
         body, _, _ = resources.create(session, PRODUCT_KIND, SYSTEM, payload)
         product_ids.append(body["id"])
+        offering_id = str(item["productOffering"]["id"])
+        if offering_id in access:
+            access_products.append(body["id"])
+        activated.append(
+            ActivatedProduct(
+                product_id=body["id"],
+                order_item_id=str(item["id"]),
+                offering_id=offering_id,
+                offering_name=item["productOffering"].get("name"),
+                site_id=site_of(item),
+                charges=_charges(item),
+            )
+        )
+        if offering_id in materials:
+            move = stock.consume(
+                session,
+                order_id=order_id,
+                item_id=str(item["id"]),
+                specification_id=materials[offering_id],
+                quantity=Decimal(str(item.get("quantity", 1))),
+            )
+            installed += move.consumed
+            short += move.short
+            reorders += move.reorders
+    released = stock.release(
+        session, order_id=order_id, item_ids=[str(i["id"]) for i in failed]
+    ).released
     state = "completed" if not failed else ("partial" if done else "failed")
-    save_order(session, order, {"state": state, "completionDate": iso(now)})
-    sites = {site_of(i) for i in done} - {None}
+    changes: JsonDict = {"state": state, "completionDate": iso(now)}
+    due = None
+    if activated:
+        due = acceptance_due(now, get_settings().order_acceptance_business_days)
+        changes[ACCEPTANCE] = {"state": AWAITING, "dueDate": iso(due)}
+    if short:
+        changes["inJeopardy"] = True
+        changes["note"] = [
+            *order.get("note", []),
+            {
+                "text": f"Material shortfall: {short} unit(s) installed that the stock did not "
+                "hold; count the warehouse and correct the productStock",
+                "author": "etomcrm",
+                "date": iso(now),
+            },
+        ]
+    save_order(session, order, changes)
+    if activated:
+        record(
+            session,
+            ProductsActivated(
+                order_id=order_id,
+                customer_id=customer_id,
+                billing_account_id=(order.get("billingAccount") or {}).get("id"),
+                activated_at=now,
+                products=tuple(activated),
+            ),
+        )
     if ended:
-        emit_event(
-            session,
-            api="internal",
-            event_type="BillingStopEvent",
-            resource_type="ProductOrder",
-            resource_id=order_id,
-            owner_customer_id=customer_id,
-            event={
-                "productOrder": {"id": order_id},
-                "product": [{"id": p} for p in ended],
-                "for": "billing",
-                "stopDate": iso(now),
-            },
-        )
-    starts = (
-        ()
-        if is_disconnect(order)
-        else (("BillingStartEvent", "billing"), ("SlaMonitoringStartEvent", "qos_sla"))
-    )
-    for event_type, audience in starts:
-        emit_event(
-            session,
-            api="internal",
-            event_type=event_type,
-            resource_type="ProductOrder",
-            resource_id=order_id,
-            owner_customer_id=customer_id,
-            event={
-                "productOrder": {"id": order_id},
-                "product": [{"id": p} for p in product_ids],
-                "for": audience,
-                "startDate": iso(now),
-            },
-        )
+        record(session, ProductsEnded(order_id, customer_id, now, tuple(ended)))
+    sites = {site_of(i) for i in done} - {None}
     return Completion(
         state,
         product_ids,
         len(sites),
         len({site_of(i) for i in failed if site_of(i)}),
-        ended,
+        terminated=ended,
+        access_products=access_products,
+        materials_installed=installed,
+        materials_released=released,
+        materials_short=short,
+        reorders=reorders,
+        acceptance_due=due,
     )
 
 
@@ -806,6 +1013,67 @@ def _end_product(session: Session, order_id: str, item: JsonDict, at: datetime) 
         },
     )
     return product_id
+
+
+def accept_delivery(
+    session: Session, principal: Principal, order_id: str, note: str | None = None
+) -> JsonDict:
+    """3.5.5 Complete Order (eTOM 1.1.1.5.5), the customer's reaction: the customer (or
+    staff on its behalf) accepts what a completed order delivered; the same as
+    ``PATCH productOrder/{id}`` with ``{"customerAcceptance": {"state": "accepted"}}``."""
+    acceptance: JsonDict = {"state": ACCEPTED}
+    if note:
+        acceptance["note"] = note
+    body, _ = resources.patch(
+        session, PRODUCT_ORDER_KIND, principal, order_id, {ACCEPTANCE: acceptance}
+    )
+    return body
+
+
+@dataclass(frozen=True)
+class CustomerAcceptance:
+    """Where the customer's acceptance of a completed order stands."""
+
+    state: str | None  # awaiting, accepted, deemedAccepted; None: nothing to accept
+    date: datetime | None = None  # when accepted or deemed accepted
+    due: datetime | None = None
+    by: str | None = None
+
+
+def settle_acceptance(session: Session, order_id: str, now: datetime) -> CustomerAcceptance:
+    """3.5.5 Complete Order (eTOM 1.1.1.5.5), the customer's reaction: the acceptance
+    of a completed order as it stands at ``now``; when the acceptance period has passed
+    without the customer's word, the order is deemed accepted at the period's end."""
+    order = load_order(session, order_id)
+    acceptance = order.get(ACCEPTANCE) or {}
+    state = acceptance.get("state")
+    due = datetime.fromisoformat(acceptance["dueDate"]) if acceptance.get("dueDate") else None
+    if state == AWAITING and due is not None and now >= due:
+        customer_id = customer_of(order)
+        assert customer_id is not None
+        save_order(
+            session,
+            order,
+            {
+                ACCEPTANCE: {
+                    **acceptance,
+                    "state": DEEMED_ACCEPTED,
+                    "date": iso(due),
+                    "reason": "no objection within "
+                    f"{get_settings().order_acceptance_business_days} business days",
+                }
+            },
+        )
+        record(
+            session,
+            OrderAccepted(
+                order_id=order_id, customer_id=customer_id, accepted_at=due, deemed=True, by=None
+            ),
+        )
+        return CustomerAcceptance(DEEMED_ACCEPTED, due, due)
+    when = datetime.fromisoformat(acceptance["date"]) if acceptance.get("date") else None
+    by = (acceptance.get("by") or {}).get("name")
+    return CustomerAcceptance(state, when, due, by)
 
 
 def establish_relationship(session: Session, customer_id: str) -> bool:
@@ -855,6 +1123,9 @@ def decide_cancellation(session: Session, principal: Principal, request: JsonDic
             "cancellationReason": reason,
             "productOrderItem": [{**i, "state": "cancelled"} for i in order["productOrderItem"]],
         },
+    )
+    stock.release(
+        session, order_id=order_id, item_ids=[str(i["id"]) for i in order["productOrderItem"]]
     )
     request["state"] = "done"
     request["effectiveCancellationDate"] = now

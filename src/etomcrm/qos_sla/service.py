@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductSpecificationRow
-from etomcrm.catalog.service import sla_level
+from etomcrm.catalog.service import access_offering_ids, sla_level
 from etomcrm.core import resources
 from etomcrm.core.calendar import BusinessCalendar, calendar_for
 from etomcrm.core.clock import iso
@@ -258,24 +258,60 @@ def _rule(metric: str, unit: str, value: Decimal, operator: str, rule: str) -> J
     }
 
 
-def establish_slas(session: Session) -> int:
-    """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1), set-up: an SLA for every active
-    product that has an SLA level and no SLA yet; returns how many were made."""
+def sla_level_of(product: JsonDict) -> str | None:
+    """The SLA level a product was sold with (its ``slaLevel``), None when none."""
+    name = _characteristics(product.get("productCharacteristic")).get("slaLevel")
+    return name if isinstance(name, str) and name and name != "none" else None
 
-    missing = session.scalars(
-        select(ProductRow.id)
+
+def start_sla_monitoring(session: Session, access_product_ids: list[str]) -> list[JsonDict]:
+    """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1), set-up at order completion: one
+    TMF623 SLA for each of the given access products sold with an SLA level (the
+    others have nothing to monitor). Returns the SLAs, made now or before: a step
+    replayed after a crash finds the first ones and makes no second."""
+    if not access_product_ids:
+        return []
+    levelled = [
+        product_id
+        for product_id, body in session.execute(
+            select(ProductRow.id, ProductRow.body)
+            .where(ProductRow.id.in_(access_product_ids))
+            .order_by(ProductRow.id)
+        )
+        if sla_level_of(body) is not None
+    ]
+    return [establish_sla(session, product_id) for product_id in levelled]
+
+
+def establish_slas(session: Session) -> int:
+    """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1), safety net of the monthly run: an
+    SLA for every active access product sold with an SLA level that has none yet (one
+    completed before completion made SLAs, or whose level was added to the catalog
+    since); returns how many were made. Order completion makes them
+    (:func:`start_sla_monitoring`), so this normally makes none. Installation,
+    routers, traffic and the SLA items themselves are never monitored."""
+    missing = session.execute(
+        select(ProductRow.id, ProductRow.body)
         .where(ProductRow.status == "active")
         .where(
             ProductRow.id.not_in(select(SlaRow.product_id).where(SlaRow.product_id.is_not(None)))
         )
         .order_by(ProductRow.id)
     ).all()
+    offering_of = {
+        product_id: str((body.get("productOffering") or {}).get("id"))
+        for product_id, body in missing
+        if sla_level_of(body) is not None and (body.get("productOffering") or {}).get("id")
+    }
+    access = access_offering_ids(session, set(offering_of.values()))
     made = 0
-    for product_id in missing:
+    for product_id, offering_id in offering_of.items():
+        if offering_id not in access:
+            continue
         try:
             establish_sla(session, product_id)
         except InvalidRequest:
-            continue  # sold without an SLA level: nothing to monitor
+            continue  # a level the catalog does not hold: nothing to monitor against
         made += 1
     return made
 
