@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from etomcrm.core.bus import BUS, DomainEvent
+from etomcrm.flows import handlers as flow_handlers
+from etomcrm.problem_handling.events import AlarmCleared
 
 _lock = threading.Lock()
 _done = False
@@ -19,6 +21,10 @@ _done = False
 # Event type → the handlers acting on it, in order. A handler does its work in its own
 # transaction or starts or signals a flow (DESIGN.md section 3, "Events").
 EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {}
+
+# ----- network feed (alarms from a real or simulated OSS) -----------------------------
+EVENT_HANDLERS[AlarmCleared] = [flow_handlers.wake_problem_flows_on_clear]
+# ----- end network feed ---------------------------------------------------------------
 
 
 def bootstrap() -> None:

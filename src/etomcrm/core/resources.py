@@ -127,6 +127,11 @@ class ResourceKind:
     def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
         """Refuse a delete that would leave others dangling."""
 
+    def row_columns(self, session: Session, body: JsonDict) -> dict[str, Any]:
+        """Columns of a new row beyond the shared ones, for a kind whose queries need
+        more (an alarm: the object it is about); may also replace the row's ``id``."""
+        return {}
+
     # ----- shared machinery ------------------------------------------------------------
 
     @property
@@ -360,9 +365,8 @@ def create(
     kind.before_save(session, principal, body, None)
     check_references(session, kind, principal, body)
     owner = kind.owner_for(session, principal, body, None)
-    row = kind.row(
-        id=body["id"], owner_customer_id=owner, body=body, version=1, **_columns(kind, body)
-    )
+    columns = {"id": body["id"], **_columns(kind, body), **kind.row_columns(session, body)}
+    row = kind.row(owner_customer_id=owner, body=body, version=1, **columns)
     session.add(row)
     kind.after_save(session, principal, body, owner)
     _forget_totals_on_commit(session, kind)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
 from etomcrm.core.clock import iso
-from etomcrm.core.errors import InvalidRequest
+from etomcrm.core.errors import Forbidden, InvalidRequest
 from etomcrm.core.resources import RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import SERVICE_PROBLEM, JsonDict
 from etomcrm.db import utcnow
@@ -32,6 +32,9 @@ from etomcrm.problem_handling.models import ServiceProblemRow
 from etomcrm.security.service import Principal, Role
 
 PROBLEM_STAFF = frozenset({Role.ADMIN, Role.SUPPORT, Role.SLA_MANAGER})
+# The network side reads the problems addressed to it and reports on them (PATCH);
+# opening and deleting them stays etomcrm's.
+PROBLEM_WORKERS = PROBLEM_STAFF | {Role.NETWORK}
 
 # TMF656: like a ticket's, without customer confirmation; closed, rejected and
 # cancelled are final, a resolved problem that comes back is worked again.
@@ -89,6 +92,12 @@ class ServiceProblemKind(ResourceKind):
             )
         now = _iso_now()
         if old is None:
+            if principal.is_network:
+                raise Forbidden(
+                    "the network side reports alarms (POST .../alarmManagement/v4/alarm); "
+                    "etomcrm opens the service problems from them, and the network reads "
+                    "and updates them"
+                )
             status = body.setdefault("status", "acknowledged")
             if status not in INITIAL_STATES:
                 raise InvalidRequest(f"a new service problem is acknowledged, not {status!r}")
@@ -104,6 +113,10 @@ class ServiceProblemKind(ResourceKind):
             body["trackingRecord"].append(_track(after, principal, now))
             if after == "resolved":
                 body["resolutionDate"] = now
+
+    def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
+        if principal.is_network:
+            raise Forbidden("the network side may not delete service problems")
 
     def after_save(
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
@@ -130,8 +143,8 @@ SERVICE_PROBLEM_KIND = ServiceProblemKind(
     type_name="ServiceProblem",
     doc=SERVICE_PROBLEM,
     row=ServiceProblemRow,
-    read_roles=PROBLEM_STAFF,
-    write_roles=PROBLEM_STAFF,
+    read_roles=PROBLEM_WORKERS,
+    write_roles=PROBLEM_WORKERS,
     customer_owned=False,
     refs=(RefSpec("troubleTicket[]", "troubleTicket"),),
     extensions={"correlationKey": resources.TEXT},
