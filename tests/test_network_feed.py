@@ -4,15 +4,21 @@ the simulated network's do."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from etomcrm.db import session_scope, utcnow
+from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
+from etomcrm.network.scenario import LinkFailure, Scenario
+from etomcrm.network.telemetry import generate_measurements
 from etomcrm.problem_handling.correlation import correlate
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow
+from etomcrm.qos_sla.feed import feed_measurements, feed_simulated
+from etomcrm.qos_sla.models import SlaViolationRow
+from etomcrm.security.service import SYSTEM
 from tests.conftest import TokenFactory
 from tests.qos_helpers import TICKETS, monitored_product
 
@@ -20,6 +26,7 @@ ALARMS = "/tmf-api/alarmManagement/v4/alarm"
 PROBLEMS = "/tmf-api/serviceProblemManagement/v4/serviceProblem"
 CUSTOMERS = "/tmf-api/customerManagement/v4/customer"
 BATCH = "/etomcrm/v1/performance/measurementBatch"
+NOVEMBER = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Berlin
 
 
 def _link_down(link_id: str, raised: datetime) -> dict[str, Any]:
@@ -189,3 +196,226 @@ def test_only_the_network_role_reports_alarms_and_it_reads_nothing_else(
         == 403
     )
     assert client.delete(f"{ALARMS}/{created['id']}", headers=network).status_code == 403
+
+
+# ----- performance data -----------------------------------------------------------------
+
+
+def _measured(
+    link_id: str, end: datetime, count: int, *, availability: float = 0.0, prefix: str = "oss"
+) -> list[dict[str, Any]]:
+    """``count`` five-minute measurements of a link ending at ``end``, as an OSS posts
+    them."""
+    first = end - timedelta(minutes=5 * count)
+    return [
+        {
+            "id": f"{prefix}-{link_id}-{n}",
+            "linkId": link_id,
+            "intervalStart": (first + timedelta(minutes=5 * n)).isoformat(),
+            "intervalSeconds": 300,
+            "availability": availability,
+            "latencyMs": 0.0 if availability == 0 else 12.5,
+            "lossPercent": 100.0 if availability == 0 else 0.02,
+            "bytesIn": 0 if availability == 0 else 1_250_000,
+            "bytesOut": 0 if availability == 0 else 400_000,
+        }
+        for n in range(count)
+    ]
+
+
+def _five_minutes_ago() -> datetime:
+    now = utcnow()
+    return now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(
+        minutes=5
+    )
+
+
+def _stored() -> tuple[int, int]:
+    """(measurements, SLA violations) in the database."""
+    with session_scope() as session:
+        return (
+            int(session.scalar(select(func.count()).select_from(NetworkMeasurementRow)) or 0),
+            int(session.scalar(select(func.count()).select_from(SlaViolationRow)) or 0),
+        )
+
+
+def test_a_batch_that_breaks_the_sla_records_a_violation_and_is_stored_once(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a product under a 99.5 % round-the-clock SLA (at most 223 minutes down in
+    # any month), on one access link
+    admin, network = auth("admin"), auth("network")
+    _, _, link_id = monitored_product(client, admin)
+
+    # when the OSS posts the last 24 hours of the link: down all the time (at least
+    # twelve hours of them fall in one month)
+    batch = {"measurement": _measured(link_id, _five_minutes_ago(), 288)}
+    first = client.post(BATCH, json=batch, headers=network)
+
+    # then every measurement is stored and the SLA violation is recorded at once
+    assert first.status_code == 201, first.text
+    answer = first.json()
+    assert (answer["received"], answer["accepted"], answer["duplicates"]) == (288, 288, 0)
+    assert answer["violationsRecorded"] == 1
+    assert _stored() == (288, 1)
+    violations = client.get("/tmf-api/slaManagement/v2/slaViolation", headers=admin).json()
+    assert [str(v["id"]) for v in violations] == [answer["slaViolation"][0]["id"]]
+
+    # when the OSS posts the same batch again (a retry after a lost answer)
+    again = client.post(BATCH, json=batch, headers=network)
+
+    # then nothing new is stored, and the answer says so
+    assert again.status_code == 201, again.text
+    repeated = again.json()
+    assert (repeated["received"], repeated["accepted"], repeated["duplicates"]) == (288, 0, 288)
+    assert repeated["violationsRecorded"] == 0
+    assert _stored() == (288, 1)
+
+    # when one of those ids comes again with other values
+    changed = _measured(link_id, _five_minutes_ago(), 288, availability=1.0)[:3]
+    conflict = client.post(BATCH, json={"measurement": changed}, headers=network)
+    # then the batch is refused naming the ids, and nothing is stored
+    assert conflict.status_code == 409, conflict.text
+    assert f"oss-{link_id}-0" in conflict.json()["message"]
+    assert _stored() == (288, 1)
+
+
+def test_a_retried_post_with_an_idempotency_key_gets_the_first_answer(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    admin, network = auth("admin"), auth("network")
+    _, _, link_id = monitored_product(client, admin)
+    batch = {"measurement": _measured(link_id, _five_minutes_ago(), 12, availability=1.0)}
+    key = {**network, "Idempotency-Key": "oss-batch-0815"}
+
+    first = client.post(BATCH, json=batch, headers=key)
+    replay = client.post(BATCH, json=batch, headers=key)
+
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json() and first.json()["accepted"] == 12
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    other = {"measurement": batch["measurement"][:1]}
+    assert client.post(BATCH, json=other, headers=key).status_code == 409
+    assert _stored() == (12, 0)
+
+
+def test_a_bad_batch_is_refused_whole_naming_its_rows(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a monitored link, and a batch whose rows 1 to 3 are wrong
+    admin, network = auth("admin"), auth("network")
+    _, _, link_id = monitored_product(client, admin)
+    rows = _measured(link_id, _five_minutes_ago(), 5, availability=1.0)
+    rows[1]["linkId"] = "no-such-link"
+    rows[2]["lossPercent"] = -0.5
+    rows[3]["intervalStart"] = (utcnow() + timedelta(hours=1)).isoformat()
+
+    # when it is posted
+    response = client.post(BATCH, json={"measurement": rows}, headers=network)
+
+    # then it is refused, each wrong row named with what is wrong, and nothing stored
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert "measurement[1]: linkId 'no-such-link' is no access link etomcrm knows" in message
+    assert "measurement[2]: lossPercent runs from 0 to 100, not -0.5" in message
+    assert "measurement[3]: the interval ends at" in message and "after now" in message
+    assert "measurement[0]" not in message and "measurement[4]" not in message
+    assert _stored() == (0, 0)
+
+    # and an unknown link alone is an unknown reference (422)
+    alone = client.post(BATCH, json={"measurement": rows[1:2]}, headers=network)
+    assert alone.status_code == 422 and "measurement[0]" in alone.json()["message"]
+    # and a missing value, a wrong shape, or too many rows are refused before any lookup
+    no_bytes = {k: v for k, v in rows[0].items() if k != "bytesOut"}
+    both = {**rows[0], "upSeconds": 300}
+    for body, words in (
+        ({"measurement": [no_bytes]}, "measurement[0]: missing bytesOut"),
+        ({"measurement": [both]}, "availability or upSeconds"),
+        ({"rows": rows}, '{"measurement": ['),
+        ({"measurement": rows * 401}, "at most 2000 measurements, this one 2005"),
+    ):
+        refused = client.post(BATCH, json=body, headers=network)
+        assert refused.status_code == 400 and words in refused.json()["message"], refused.text
+    assert _stored() == (0, 0)
+
+
+def test_only_the_network_and_admin_post_measurements(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    admin, network = auth("admin"), auth("network")
+    bmw, _, link_id = monitored_product(client, admin)
+    batch = {"measurement": _measured(link_id, _five_minutes_ago(), 1, availability=1.0)}
+    for role in ("sales", "support", "sla_manager", "analyst"):
+        refused = client.post(BATCH, json=batch, headers=auth(role))
+        assert refused.status_code == 403 and "network" in refused.json()["message"]
+    portal = auth("customer", customer_id=bmw["id"])
+    assert client.post(BATCH, json=batch, headers=portal).status_code == 403
+    assert client.post(BATCH, json=batch, headers=admin).status_code == 201
+    # and the network's key opens no other API
+    assert client.get("/tmf-api/productInventory/v4/product", headers=network).status_code == 403
+    assert client.get(BATCH, headers=network).status_code == 405
+
+
+def test_downtime_trending_below_the_target_warns_the_customer_once(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a monitored product, and two hours down in the first 217 hours of November
+    # (99.08 % so far against 99.5 %, but not yet a certain miss)
+    admin = auth("admin")
+    _, product_id, link_id = monitored_product(client, admin)
+    now = NOVEMBER + timedelta(hours=217)
+    down = [
+        {
+            "measurement_id": f"oss-{n}",
+            "link_id": link_id,
+            "at": NOVEMBER + timedelta(hours=5, minutes=5 * n),
+            "interval_seconds": 300,
+            "availability": 0.0,
+            "latency_ms": 0.0,
+            "loss_percent": 100.0,
+            "bytes_in": 0,
+            "bytes_out": 0,
+        }
+        for n in range(24)
+    ]
+    # when the network delivers it, in two batches, as of that moment
+    with session_scope() as session:
+        first = feed_measurements(session, SYSTEM, down[:12], now=now)
+    with session_scope() as session:
+        second = feed_measurements(session, SYSTEM, down[12:], now=now)
+    # then the first batch is not yet a trend, the second warns, once; nothing violated
+    assert (first.warnings, second.warnings) == ([], [product_id])
+    assert first.violations == second.violations == []
+    with session_scope() as session:
+        again = feed_measurements(session, SYSTEM, down, now=now)
+    assert (again.accepted, again.duplicates, again.warnings) == (0, 24, [])
+
+
+def test_the_simulated_network_delivers_through_the_same_entry(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a monitored link that the simulated network takes down for five hours
+    admin = auth("admin")
+    _, _, link_id = monitored_product(client, admin)
+    start = NOVEMBER + timedelta(days=2)
+    scenario = Scenario(failures=[LinkFailure(link_id, start, start + timedelta(hours=5))])
+    # when the simulator measures that day twice
+    written = []
+    for _ in range(2):
+        with session_scope() as session:
+            link = session.get(NetworkLinkRow, link_id)
+            assert link is not None
+            written.append(
+                generate_measurements(
+                    session,
+                    links=[link],
+                    start=start - timedelta(hours=1),
+                    end=start + timedelta(hours=23),
+                    seed=7,
+                    scenario=scenario,
+                    feed=feed_simulated,
+                )
+            )
+    # then the day is stored once, and its downtime broke the SLA as it arrived
+    assert written == [288, 0]
+    assert _stored() == (288, 1)

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 import etomcrm
+from etomcrm.api import network_feed
 from etomcrm.api.conventions import (
     SECURITY_SCHEMES,
     RefuseNul,
@@ -120,6 +121,8 @@ def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = N
     for area in AREAS:
         for area_router in area.ROUTERS:
             app.include_router(area_router)
+    for feed_router in network_feed.ROUTERS:
+        app.include_router(feed_router)
     _add_auth_routes(app)
 
     def openapi() -> dict[str, Any]:

@@ -408,6 +408,48 @@ def _replay(
     return previous.response_body, 1, True
 
 
+def previous_answer(
+    session: Session, principal: Principal, idempotency_key: str, path: str, payload: Any
+) -> IdempotencyRecord | None:
+    """The first answer to a POST (not a resource create) retried with the same
+    ``Idempotency-Key``; a different request under the key is refused."""
+    previous = session.get(IdempotencyRecord, (principal.id, idempotency_key))
+    if previous is not None and (
+        previous.request_path != path or previous.request_hash != _request_hash(payload)
+    ):
+        raise Conflict(
+            "this Idempotency-Key was used before with a different request; "
+            "use a new key for a new request"
+        )
+    return previous
+
+
+def remember_answer(
+    session: Session,
+    principal: Principal,
+    idempotency_key: str,
+    path: str,
+    payload: Any,
+    answer: JsonDict,
+    *,
+    status_code: int,
+    answer_type: str,
+) -> None:
+    """Keep the answer to a POST so that :func:`previous_answer` replays it."""
+    session.add(
+        IdempotencyRecord(
+            principal_id=principal.id,
+            key=idempotency_key,
+            request_path=path,
+            request_hash=_request_hash(payload),
+            status_code=status_code,
+            response_body=answer,
+            resource_type=answer_type,
+            resource_id=str(answer.get("id", "")),
+        )
+    )
+
+
 def _load(
     session: Session,
     kind: ResourceKind,

@@ -49,6 +49,7 @@ from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.problem_handling.correlation import HOLD_DOWN
 from etomcrm.problem_handling.models import ServiceProblemRow, TroubleTicketRow
 from etomcrm.qos_sla.assessment import assess, period_bounds
+from etomcrm.qos_sla.feed import feed_simulated
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from etomcrm.qos_sla.report import qos_report, qos_report_pdf
 from etomcrm.qos_sla.service import establish_slas
@@ -231,6 +232,7 @@ def _month(plan: Plan, summary: AssuranceSummary) -> None:
                 interval=INTERVAL,
                 seed=SEED,
                 scenario=scenario,
+                feed=feed_simulated,
             )
             summary.measure_seconds = time.monotonic() - began
         else:
