@@ -7,10 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from etomcrm.bootstrap import bootstrap
+from etomcrm.config import get_settings
 from etomcrm.db import session_scope, utcnow
+from etomcrm.flows import assurance
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.network.scenario import LinkFailure, Scenario
 from etomcrm.network.telemetry import generate_measurements
@@ -20,6 +24,7 @@ from etomcrm.qos_sla.feed import feed_measurements, feed_simulated
 from etomcrm.qos_sla.models import SlaViolationRow
 from etomcrm.security.service import SYSTEM
 from tests.conftest import TokenFactory
+from tests.polling import until
 from tests.qos_helpers import TICKETS, monitored_product
 
 ALARMS = "/tmf-api/alarmManagement/v4/alarm"
@@ -196,6 +201,37 @@ def test_only_the_network_role_reports_alarms_and_it_reads_nothing_else(
         == 403
     )
     assert client.delete(f"{ALARMS}/{created['id']}", headers=network).status_code == 403
+
+
+def test_a_clear_through_the_api_wakes_the_problem_flow(
+    client: TestClient, auth: TokenFactory, flows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the event handlers wired, a one-second silence period, and a problem flow
+    # working a link's outage that the OSS reported (the flow looks again by the clock
+    # only every 15 minutes)
+    bootstrap()
+    monkeypatch.setenv("ETOMCRM_TICKET_SILENCE_SECONDS", "1")
+    get_settings.cache_clear()
+    admin, network = auth("admin"), auth("network")
+    bmw, _, link_id = monitored_product(client, admin)
+    alarm = client.post(ALARMS, json=_link_down(link_id, utcnow()), headers=network).json()
+    now = utcnow()
+    assert len(assurance.detect(now - timedelta(minutes=5), now + timedelta(minutes=3))) == 1
+
+    def tickets(status: str) -> list[dict[str, Any]]:
+        listed = client.get(TICKETS, params={"relatedParty.id": bmw["id"]}, headers=admin)
+        return [t for t in listed.json() if t["status"] == status]
+
+    assert until(lambda: tickets("inProgress"))
+
+    # when the OSS clears the alarm through the API
+    cleared = client.patch(f"{ALARMS}/{alarm['id']}", json={"state": "cleared"}, headers=network)
+    assert cleared.status_code == 200, cleared.text
+
+    # then the flow, woken, resolves the customer's ticket now, and closes it after the
+    # silence period
+    assert until(lambda: tickets("resolved") or tickets("closed"))
+    assert until(lambda: tickets("closed"))
 
 
 # ----- performance data -----------------------------------------------------------------
