@@ -15,7 +15,7 @@ from etomcrm.bootstrap import bootstrap
 from etomcrm.config import get_settings
 from etomcrm.db import session_scope, utcnow
 from etomcrm.flows import assurance
-from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
+from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow, NetworkPopRow
 from etomcrm.network.scenario import LinkFailure, Scenario
 from etomcrm.network.telemetry import generate_measurements
 from etomcrm.problem_handling.correlation import correlate
@@ -123,6 +123,48 @@ def test_an_alarm_from_the_oss_opens_a_problem_and_a_ticket_and_is_updated_and_c
     assert _correlate_after_hold_down() == []
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(ServiceProblemRow)) == 1
+
+
+def test_a_pop_outage_from_the_oss_is_one_problem_with_its_link_alarms_part_of_it(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a customer's product on an access link of point of presence pop-1
+    admin, network = auth("admin"), auth("network")
+    bmw, _, link_id = monitored_product(client, admin)
+    with session_scope() as session:
+        session.add(NetworkPopRow(id="pop-1", name="Munich 1", region="BY", status="up"))
+    raised = utcnow().replace(microsecond=0)
+
+    # when the OSS reports the PoP without power, then the loss of signal on the link,
+    # and a router alarm that names the PoP's alarm as its parent
+    pop_alarm = {
+        **_link_down("pop-1", raised),
+        "alarmType": "environmentalAlarm",
+        "perceivedSeverity": "critical",
+        "probableCause": "powerProblem",
+        "alarmedObjectType": "PointOfPresence",
+    }
+    pop = client.post(ALARMS, json=pop_alarm, headers=network)
+    assert pop.status_code == 201, pop.text
+    link = client.post(ALARMS, json=_link_down(link_id, raised), headers=network)
+    router = {
+        **_link_down("core-router-7", raised),
+        "alarmedObjectType": "Router",
+        "parentAlarm": [{"id": str(pop.json()["id"])}],
+    }
+    child = client.post(ALARMS, json=router, headers=network)
+
+    # then all three are the PoP's outage
+    with session_scope() as session:
+        keys = {
+            session.get(AlarmRow, str(r.json()["id"])).correlation_key  # type: ignore[union-attr]
+            for r in (pop, link, child)
+        }
+    assert keys == {"pop:pop-1"}
+    # and correlation opens one problem, with one ticket for the customer
+    (problem_id,) = _correlate_after_hold_down()
+    tickets = client.get(TICKETS, params={"relatedParty.id": bmw["id"]}, headers=admin).json()
+    assert len(tickets) == 1 and problem_id in str(tickets[0]["relatedEntity"])
 
 
 def test_a_pop_and_a_site_correlate_by_their_ids_and_bad_alarms_are_refused(

@@ -24,8 +24,10 @@
   ``@referredType``/``@type``) and ``alarmedObject.id``: an ``AccessLink`` (also
   ``NetworkLink``) correlates as ``link:<id>``, a ``PointOfPresence`` as
   ``pop:<id>``, a ``GeographicSite`` as its access link; without a type the id is
-  looked up as a link, a PoP, then a site. Other objects (a core router) are kept
-  for the operators but correlate into nothing (:func:`correlation_target`).
+  looked up as a link, a PoP, then a site. A link alarm while its PoP has an open
+  alarm, or one naming a ``parentAlarm``, joins that cause. Other objects (a core
+  router) are kept for the operators but correlate into nothing
+  (:func:`correlation_target`).
 """
 
 from __future__ import annotations
@@ -296,7 +298,11 @@ def _object_type(body: JsonDict) -> str | None:
 def correlation_target(session: Session, body: JsonDict) -> tuple[str, str | None]:
     """The alarmed object's id and the correlation key it stands for (``link:<id>``,
     ``pop:<id>``; see the module docstring), or None for objects etomcrm does not
-    model. A link, PoP or site etomcrm does not know is refused, naming the id."""
+    model. A link, PoP or site etomcrm does not know is refused, naming the id.
+
+    As the simulator reports a PoP outage, an alarm on a link whose PoP has an open
+    alarm is part of that outage (``pop:<id>``), not a fault of its own; so is an
+    alarm naming a ``parentAlarm`` etomcrm holds (its key)."""
     alarmed = body.get("alarmedObject")
     object_id = alarmed.get("id") if isinstance(alarmed, dict) else None
     if not isinstance(object_id, str) or not object_id.strip():
@@ -305,26 +311,47 @@ def correlation_target(session: Session, body: JsonDict) -> tuple[str, str | Non
             'presence or a site, e.g. {"alarmedObjectType": "AccessLink", '
             '"alarmedObject": {"id": "<link id>"}}'
         )
+    parents = [str(p["id"]) for p in body.get("parentAlarm") or [] if isinstance(p, dict)]
+    if parents:
+        key = session.scalar(
+            select(AlarmRow.correlation_key)
+            .where(AlarmRow.id.in_(parents), AlarmRow.correlation_key.is_not(None))
+            .limit(1)
+        )
+        if key is None:
+            raise InvalidRequest(
+                f"parentAlarm {', '.join(parents)}: no alarm of a known cause has this id "
+                "here; name the parent by the id etomcrm gave it, or leave parentAlarm out"
+            )
+        return object_id, key
     kind = _object_type(body)
     if kind is not None and kind not in LINK_TYPES | POP_TYPES | SITE_TYPES:
         return object_id, None  # not modelled here: kept for the operators, not correlated
     link = session.get(NetworkLinkRow, object_id) if kind is None or kind in LINK_TYPES else None
-    if link is not None:
-        return object_id, f"link:{object_id}"
-    pop = session.get(NetworkPopRow, object_id) if kind is None or kind in POP_TYPES else None
+    pop = None
+    if link is None:
+        pop = session.get(NetworkPopRow, object_id) if kind is None or kind in POP_TYPES else None
     if pop is not None:
         return object_id, f"pop:{object_id}"
-    if kind is None or kind in SITE_TYPES:
-        links = sorted(
-            session.scalars(select(NetworkLinkRow.id).where(NetworkLinkRow.site_id == object_id))
-        )
-        if len(links) == 1:
-            return object_id, f"link:{links[0]}"
-        if links:
+    if link is None and (kind is None or kind in SITE_TYPES):
+        links = session.scalars(
+            select(NetworkLinkRow).where(NetworkLinkRow.site_id == object_id)
+        ).all()
+        if len(links) > 1:
             raise InvalidRequest(
-                f"site {object_id} has {len(links)} access links ({', '.join(links)}): name "
-                'the failed one (alarmedObjectType "AccessLink", alarmedObject.id)'
+                f"site {object_id} has {len(links)} access links "
+                f"({', '.join(sorted(x.id for x in links))}): name the failed one "
+                '(alarmedObjectType "AccessLink", alarmedObject.id)'
             )
+        link = links[0] if links else None
+    if link is not None:
+        pop_key = f"pop:{link.pop_id}"
+        pop_down = session.scalar(
+            select(AlarmRow.id)
+            .where(AlarmRow.correlation_key == pop_key, AlarmRow.status != CLEARED)
+            .limit(1)
+        )
+        return object_id, pop_key if pop_down else f"link:{link.id}"
     if kind in LINK_TYPES:
         what = "access link"
     elif kind in POP_TYPES:
