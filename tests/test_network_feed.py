@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from etomcrm.bootstrap import bootstrap
+from etomcrm.cli import app as cli
 from etomcrm.config import get_settings
 from etomcrm.db import session_scope, utcnow
 from etomcrm.flows import assurance
@@ -208,6 +210,21 @@ def test_a_pop_and_a_site_correlate_by_their_ids_and_bad_alarms_are_refused(
         refused = client.post(ALARMS, json=bad, headers=network)
         assert refused.status_code == 400, refused.text
         assert words in refused.json()["message"]
+
+
+def test_the_cli_creates_a_network_key_and_no_network_user(client: TestClient) -> None:
+    # when an API key with the network role is created with the CLI
+    result = CliRunner().invoke(cli, ["apikey", "create", "acme-oss", "--role", "network"])
+    # then its token reads alarms, and nothing of the customers
+    assert result.exit_code == 0, result.output
+    token = {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
+    assert client.get(ALARMS, headers=token).status_code == 200
+    assert client.get(CUSTOMERS, headers=token).status_code == 403
+    # and the network role is no user who signs in with a password
+    refused = CliRunner().invoke(
+        cli, ["user", "create", "oss", "--role", "network"], input="a-long-password\n" * 2
+    )
+    assert refused.exit_code != 0 and "API key" in refused.output
 
 
 def test_only_the_network_role_reports_alarms_and_it_reads_nothing_else(
