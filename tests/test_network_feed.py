@@ -32,6 +32,7 @@ from tests.qos_helpers import TICKETS, monitored_product
 ALARMS = "/tmf-api/alarmManagement/v4/alarm"
 PROBLEMS = "/tmf-api/serviceProblemManagement/v4/serviceProblem"
 CUSTOMERS = "/tmf-api/customerManagement/v4/customer"
+SERVICE_ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 BATCH = "/etomcrm/v1/performance/measurementBatch"
 NOVEMBER = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Berlin
 
@@ -244,6 +245,7 @@ def test_only_the_network_role_reports_alarms_and_it_reads_nothing_else(
     # the network reads alarms and service problems, not customers or tickets
     assert client.get(ALARMS, headers=network).status_code == 200
     assert client.get(PROBLEMS, headers=network).status_code == 200
+    assert client.get(SERVICE_ORDERS, headers=network).status_code == 200
     assert client.get(CUSTOMERS, headers=network).status_code == 403
     assert client.get(TICKETS, headers=network).status_code == 403
     # operators still acknowledge what the network raised
@@ -403,6 +405,7 @@ def test_a_bad_batch_is_refused_whole_naming_its_rows(
     rows = _measured(link_id, _five_minutes_ago(), 5, availability=1.0)
     rows[1]["linkId"] = "no-such-link"
     rows[2]["lossPercent"] = -0.5
+    rows[2]["bytesOut"] = 2**64 - 1
     rows[3]["intervalStart"] = (utcnow() + timedelta(hours=1)).isoformat()
 
     # when it is posted
@@ -413,6 +416,7 @@ def test_a_bad_batch_is_refused_whole_naming_its_rows(
     message = response.json()["message"]
     assert "measurement[1]: linkId 'no-such-link' is no access link etomcrm knows" in message
     assert "measurement[2]: lossPercent runs from 0 to 100, not -0.5" in message
+    assert f"measurement[2]: bytesOut runs from 0 to {2**63 - 1}, not " in message
     assert "measurement[3]: the interval ends at" in message and "after now" in message
     assert "measurement[0]" not in message and "measurement[4]" not in message
     assert _stored() == (0, 0)

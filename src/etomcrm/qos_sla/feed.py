@@ -43,6 +43,7 @@ FEEDERS = frozenset({Role.NETWORK, Role.ADMIN})
 ANSWER_TYPE = "MeasurementBatchResult"
 MAX_BATCH = 2_000  # measurements per batch: about half of the API's body size limit
 MAX_ERRORS = 10  # refused rows named in one answer
+MAX_BYTES = 2**63 - 1  # what a BIGINT column holds
 # The zone SLA months are counted in (business calendars are local, DESIGN.md 3).
 CALENDAR_ZONE = ZoneInfo("Europe/Berlin")
 # An interval ending this far ahead of our clock is the sender's clock skew.
@@ -198,11 +199,11 @@ def _row(index: int, item: Mapping[str, Any], problems: _Problems) -> dict[str, 
         "at": at,
         "interval_seconds": seconds,
         "availability": availability,
-        **{
-            column: int(value) if column.startswith("bytes") else value
-            for column, value in numbers.items()
-            if value is not None
-        },
+        "latency_ms": numbers["latency_ms"],
+        "loss_percent": numbers["loss_percent"],
+        # counters are whole: kept exact, not through a float
+        "bytes_in": int(item["bytesIn"]),
+        "bytes_out": int(item["bytesOut"]),
     }
 
 
@@ -281,8 +282,8 @@ def _check_values(index: int, row: Mapping[str, Any], now: datetime, problems: _
     if not 0.0 <= row["loss_percent"] <= 100.0:
         problems.add(index, f"lossPercent runs from 0 to 100, not {row['loss_percent']}")
     for column, name in (("bytes_in", "bytesIn"), ("bytes_out", "bytesOut")):
-        if row[column] < 0:
-            problems.add(index, f"{name} must not be negative, not {row[column]}")
+        if not 0 <= row[column] <= MAX_BYTES:
+            problems.add(index, f"{name} runs from 0 to {MAX_BYTES}, not {row[column]}")
 
 
 def _same(row: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
