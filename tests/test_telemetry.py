@@ -23,6 +23,7 @@ from etomcrm.network.scenario import (
 )
 from etomcrm.network.telemetry import generate_measurements, outages_for
 from etomcrm.problem_handling.models import AlarmRow
+from etomcrm.qos_sla.feed import feed_simulated
 
 MONDAY = datetime(2026, 6, 1, tzinfo=UTC)  # a Monday
 FIVE = timedelta(minutes=5)
@@ -80,19 +81,34 @@ def test_a_day_of_measurements_has_one_row_per_interval_in_range_and_is_repeatab
     # when a day is generated twice with the same seed (the second time into a clean table)
     with session_scope() as session:
         count = generate_measurements(
-            session, links=links("l1", "l2"), start=MONDAY, end=MONDAY + timedelta(days=1), seed=5
+            session,
+            feed=feed_simulated,
+            links=links("l1", "l2"),
+            start=MONDAY,
+            end=MONDAY + timedelta(days=1),
+            seed=5,
         )
     first = measurements("l1")
     both = links("l1", "l2")
     with session_scope() as session:
         session.query(NetworkMeasurementRow).delete()
         generate_measurements(
-            session, links=both, start=MONDAY, end=MONDAY + timedelta(days=1), seed=5
+            session,
+            feed=feed_simulated,
+            links=both,
+            start=MONDAY,
+            end=MONDAY + timedelta(days=1),
+            seed=5,
         )
     again = measurements("l1")
     with session_scope() as session:
         generate_measurements(
-            session, links=links("l1"), start=MONDAY, end=MONDAY + timedelta(hours=1), seed=6
+            session,
+            feed=feed_simulated,
+            links=links("l1"),
+            start=MONDAY,
+            end=MONDAY + timedelta(hours=1),
+            seed=6,
         )
     other_seed = measurements("l1")[1:13]
     # then 288 rows per link, the same values each time, different with another seed
@@ -115,7 +131,12 @@ def test_a_window_generated_alone_matches_the_same_window_of_a_whole_day(db_url:
     make_links({"pop-a": [("l1", "c1")]})
     with session_scope() as session:
         generate_measurements(
-            session, links=links("l1"), start=MONDAY, end=MONDAY + timedelta(days=1), seed=5
+            session,
+            feed=feed_simulated,
+            links=links("l1"),
+            start=MONDAY,
+            end=MONDAY + timedelta(days=1),
+            seed=5,
         )
     day = measurements("l1")
     one = links("l1")
@@ -123,6 +144,7 @@ def test_a_window_generated_alone_matches_the_same_window_of_a_whole_day(db_url:
         session.query(NetworkMeasurementRow).delete()
         generate_measurements(
             session,
+            feed=feed_simulated,
             links=one,
             start=MONDAY + timedelta(hours=10),
             end=MONDAY + timedelta(hours=11),
@@ -144,6 +166,7 @@ def test_a_failure_shows_as_downtime_after_rising_latency_and_reads_back_exactly
     with session_scope() as session:
         generate_measurements(
             session,
+            feed=feed_simulated,
             links=links("l1"),
             start=MONDAY + timedelta(hours=9),
             end=MONDAY + timedelta(hours=11),
@@ -177,6 +200,7 @@ def test_a_pop_outage_hits_every_link_of_the_pop_and_nothing_else(db_url: str) -
         scenario = Scenario(pop_outages=[outage]).with_links(session)
         generate_measurements(
             session,
+            feed=feed_simulated,
             links=rows,
             start=MONDAY,
             end=MONDAY + timedelta(hours=6),
@@ -216,6 +240,7 @@ def test_flapping_and_maintenance_are_downtime_but_only_flaps_raise_alarms(db_ur
         scenario = Scenario(flapping=[flap], maintenance=[work]).with_links(session)
         generate_measurements(
             session,
+            feed=feed_simulated,
             links=rows,
             start=MONDAY,
             end=MONDAY + timedelta(hours=3),

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from etomcrm.api import contract as contract_api
 from etomcrm.api import marketing as marketing_api
+from etomcrm.api import network_feed as network_feed_api
 from etomcrm.api import network_view as network_view_api
 from etomcrm.api import quotes as quotes_api
 from etomcrm.api import requests as requests_api
@@ -99,6 +100,7 @@ ROUTERS: list[APIRouter] = [
     contract_api.router,
     *flows_kinds.ROUTERS,
     retention_api.router,
+    network_feed_api.router,
     *problem_handling_kinds.ROUTERS,
     *qos_sla_kinds.ROUTERS,
 ]

@@ -221,7 +221,7 @@ def apikey_create(
         str,
         typer.Option(
             help="admin, sales, order_manager, support, sla_manager, billing, marketing, "
-            "analyst or customer"
+            "analyst, customer, or network (the OSS feeding alarms and performance data)"
         ),
     ],
     customer: Annotated[

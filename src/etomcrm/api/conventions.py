@@ -13,12 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etomcrm.config import get_settings
 from etomcrm.core.errors import (
+    Forbidden,
     InvalidRequest,
     PayloadTooLarge,
     TmfError,
     Unauthorized,
     UnsupportedMediaType,
 )
+from etomcrm.core.tmf_schemas import ALARM, SERVICE_ORDERING, SERVICE_PROBLEM
 from etomcrm.db import session_scope
 from etomcrm.security import service as security
 from etomcrm.security.service import Principal
@@ -30,6 +32,22 @@ ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 500)
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key or a login token"}
 }
+
+
+# etomcrm's own API for performance data (no TMF document is at hand for it).
+PERFORMANCE_FEED_BASE = "/etomcrm/v1/performance"
+# Where a network (OSS) principal may go: a system account that feeds alarms and
+# performance data and works what is addressed to the network side. It is kept out of
+# every other API here, whatever that API's own role checks would let a non-customer do.
+NETWORK_PATHS = tuple(
+    base + "/"
+    for base in (
+        ALARM.base_path,
+        SERVICE_PROBLEM.base_path,
+        SERVICE_ORDERING.base_path,
+        PERFORMANCE_FEED_BASE,
+    )
+)
 
 
 def json_response(
@@ -53,11 +71,16 @@ def current_principal(request: Request) -> Principal:
     token = token.strip() if scheme.lower() == "bearer" else ""
     if not token:
         raise Unauthorized("send 'Authorization: Bearer <token>' (an API key or a login token)")
-    cached = security.cached_principal(token)
-    if cached is not None:
-        return cached
-    with session_scope() as session:
-        return security.authenticate(session, token)
+    principal = security.cached_principal(token)
+    if principal is None:
+        with session_scope() as session:
+            principal = security.authenticate(session, token)
+    if principal.is_network and not request.url.path.startswith(NETWORK_PATHS):
+        raise Forbidden(
+            "the network role feeds alarms and performance data and works service problems "
+            "and service orders; it may not use " + request.url.path
+        )
+    return principal
 
 
 def _reject_nul(node: Any) -> None:

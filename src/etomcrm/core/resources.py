@@ -135,6 +135,11 @@ class ResourceKind:
     def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
         """Refuse a delete that would leave others dangling."""
 
+    def row_columns(self, session: Session, body: JsonDict) -> dict[str, Any]:
+        """Columns of a new row beyond the shared ones, for a kind whose queries need
+        more (an alarm: the object it is about); may also replace the row's ``id``."""
+        return {}
+
     # ----- shared machinery ------------------------------------------------------------
 
     @property
@@ -368,9 +373,8 @@ def create(
     kind.before_save(session, principal, body, None)
     check_references(session, kind, principal, body)
     owner = kind.owner_for(session, principal, body, None)
-    row = kind.row(
-        id=body["id"], owner_customer_id=owner, body=body, version=1, **_columns(kind, body)
-    )
+    columns = {"id": body["id"], **_columns(kind, body), **kind.row_columns(session, body)}
+    row = kind.row(owner_customer_id=owner, body=body, version=1, **columns)
     session.add(row)
     kind.after_save(session, principal, body, owner)
     _forget_totals_on_commit(session, kind)
@@ -410,6 +414,48 @@ def _replay(
             "use a new key for a new request"
         )
     return previous.response_body, 1, True
+
+
+def previous_answer(
+    session: Session, principal: Principal, idempotency_key: str, path: str, payload: Any
+) -> IdempotencyRecord | None:
+    """The first answer to a POST (not a resource create) retried with the same
+    ``Idempotency-Key``; a different request under the key is refused."""
+    previous = session.get(IdempotencyRecord, (principal.id, idempotency_key))
+    if previous is not None and (
+        previous.request_path != path or previous.request_hash != _request_hash(payload)
+    ):
+        raise Conflict(
+            "this Idempotency-Key was used before with a different request; "
+            "use a new key for a new request"
+        )
+    return previous
+
+
+def remember_answer(
+    session: Session,
+    principal: Principal,
+    idempotency_key: str,
+    path: str,
+    payload: Any,
+    answer: JsonDict,
+    *,
+    status_code: int,
+    answer_type: str,
+) -> None:
+    """Keep the answer to a POST so that :func:`previous_answer` replays it."""
+    session.add(
+        IdempotencyRecord(
+            principal_id=principal.id,
+            key=idempotency_key,
+            request_path=path,
+            request_hash=_request_hash(payload),
+            status_code=status_code,
+            response_body=answer,
+            resource_type=answer_type,
+            resource_id=str(answer.get("id", "")),
+        )
+    )
 
 
 def _load(

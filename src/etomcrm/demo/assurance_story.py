@@ -55,6 +55,7 @@ from etomcrm.problem_handling.models import ServiceProblemRow, TroubleTicketRow
 from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND
 from etomcrm.problem_handling.tickets import change_status, confirm_resolution
 from etomcrm.qos_sla.assessment import assess, period_bounds
+from etomcrm.qos_sla.feed import feed_simulated
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaViolationRow
 from etomcrm.qos_sla.report import qos_report, qos_report_pdf
 from etomcrm.qos_sla.violations import evaluate
@@ -236,6 +237,7 @@ def _month(plan: Plan, summary: AssuranceSummary) -> None:
                 interval=INTERVAL,
                 seed=SEED,
                 scenario=scenario,
+                feed=feed_simulated,
             )
             summary.measure_seconds = time.monotonic() - began
         else:

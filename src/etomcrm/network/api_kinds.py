@@ -8,14 +8,15 @@ from etomcrm.core import resources
 from etomcrm.core.resources import ResourceKind
 from etomcrm.core.tmf_schemas import SERVICE_ORDERING
 from etomcrm.network.models import NetworkServiceOrderRow
-from etomcrm.security.service import STAFF_ROLES
+from etomcrm.security.service import STAFF_ROLES, Role
 
 SERVICE_ORDER_KIND = ResourceKind(
     name="serviceOrder",
     type_name="ServiceOrder",
     doc=SERVICE_ORDERING,
     row=NetworkServiceOrderRow,
-    read_roles=STAFF_ROLES,
+    # the network side reads what it was sent
+    read_roles=STAFF_ROLES | {Role.NETWORK},
     write_roles=frozenset(),
     status_attribute="state",
     name_attribute="externalId",

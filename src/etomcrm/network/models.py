@@ -67,10 +67,13 @@ class NetworkMeasurementRow(Base):
     loss_percent: Mapped[float] = mapped_column(Float)
     bytes_in: Mapped[int] = mapped_column(BigInteger)
     bytes_out: Mapped[int] = mapped_column(BigInteger)
+    # The sender's id of the measurement: a measurement sent again is stored once.
+    measurement_id: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index("ix_network_measurement_link_at", "link_id", "at"),
         Index("ix_network_measurement_site_at", "site_id", "at"),
+        Index("ux_network_measurement_measurement_id", "measurement_id", unique=True),
     )
 
 

@@ -16,17 +16,23 @@ whichever window a call asks for: each link's draws come per UTC day):
   availability; outbound is a per-site 25 to 60 % of inbound.
 
 :func:`outages_for` reads downtime back from the rows (see there).
+
+The rows enter etomcrm through the same entry as a real OSS's performance data
+(``feed``: :func:`etomcrm.qos_sla.feed.feed_simulated`, the service function behind
+``POST /etomcrm/v1/performance/measurementBatch``), with ids of their own
+(``sim-<seed>-<link>-<epoch>``), so generating a period again stores nothing twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.errors import InvalidRequest
@@ -35,8 +41,11 @@ from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.network.scenario import Scenario
 
 BERLIN = ZoneInfo("Europe/Berlin")
-CHUNK = 10_000
+CHUNK = 2_000  # rows per delivery: the performance feed's batch limit
 DAY = timedelta(days=1)
+# How measured rows enter etomcrm: (session, rows, the network's now) -> rows stored.
+# Given by the caller, so that the network side does not call up into QoS management.
+MeasurementFeed = Callable[[Session, list[dict[str, Any]], datetime], int]
 
 
 def _rng(seed: int, purpose: str, identity: str) -> random.Random:
@@ -74,10 +83,12 @@ def generate_measurements(
     interval: timedelta = timedelta(minutes=5),
     seed: int,
     scenario: Scenario | None = None,
+    feed: MeasurementFeed,
 ) -> int:
-    """Write one measurement per link per interval in [start, end) with bulk inserts
-    of plain dicts (no ORM object per row); returns the rows written. ``start`` is
-    aligned down to the interval, so runs over adjoining periods fit together."""
+    """Deliver one measurement per link per interval in [start, end) through ``feed``
+    in batches of plain dicts (no ORM object per row), measured as of ``end``; returns
+    the rows stored. ``start`` is aligned down to the interval, so runs over adjoining
+    periods fit together."""
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidRequest("start and end must be timezone-aware (UTC)")
     step = int(interval.total_seconds())
@@ -134,6 +145,7 @@ def generate_measurements(
                 latency, loss = 0.0, 100.0
             rows.append(
                 {
+                    "measurement_id": f"sim-{seed}-{link.id}-{int(slot.timestamp())}",
                     "link_id": link.id,
                     "site_id": link.site_id,
                     "at": slot,
@@ -146,12 +158,10 @@ def generate_measurements(
                 }
             )
             if len(rows) >= CHUNK:
-                session.execute(insert(NetworkMeasurementRow), rows)
-                written += len(rows)
+                written += feed(session, rows, end)
                 rows = []
     if rows:
-        session.execute(insert(NetworkMeasurementRow), rows)
-        written += len(rows)
+        written += feed(session, rows, end)
     return written
 
 

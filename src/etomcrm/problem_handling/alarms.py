@@ -17,6 +17,17 @@
 - ``correlation_key`` (column) says what the fault is about for correlation into
   service problems (a point of presence, a link); ``alarmed_object_id`` is the
   alarmed object's id.
+- A real OSS (a principal with the ``network`` role) reports through the API what the
+  simulator reports through :func:`raise_alarm`: ``POST .../alarm`` with a TMF642
+  ``Alarm_Create`` body raises, ``PATCH`` updates (severity) and clears (``state:
+  cleared``). The alarmed object is named by ``alarmedObjectType`` (or the object's
+  ``@referredType``/``@type``) and ``alarmedObject.id``: an ``AccessLink`` (also
+  ``NetworkLink``) correlates as ``link:<id>``, a ``PointOfPresence`` as
+  ``pop:<id>``, a ``GeographicSite`` as its access link; without a type the id is
+  looked up as a link, a PoP, then a site. A link alarm while its PoP has an open
+  alarm, or one naming a ``parentAlarm``, joins that cause. Other objects (a core
+  router) are kept for the operators but correlate into nothing
+  (:func:`correlation_target`).
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -38,12 +49,15 @@ from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest
 from etomcrm.core.resources import ResourceKind, validate_against
 from etomcrm.core.tmf_schemas import ALARM, JsonDict
 from etomcrm.db import new_id, utcnow
+from etomcrm.network.models import NetworkLinkRow, NetworkPopRow
 from etomcrm.problem_handling.events import AlarmCleared
 from etomcrm.problem_handling.models import AlarmRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
 ALARM_OPERATORS = frozenset({Role.ADMIN, Role.SUPPORT, Role.SLA_MANAGER})
-ALARM_READERS = ALARM_OPERATORS | {Role.ANALYST}
+ALARM_READERS = ALARM_OPERATORS | {Role.ANALYST, Role.NETWORK}
+# Operators acknowledge and clear; the network side raises, updates and clears.
+ALARM_WRITERS = ALARM_OPERATORS | {Role.NETWORK}
 
 RAISED, UPDATED, CLEARED = "raised", "updated", "cleared"
 ALARM_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -75,6 +89,37 @@ OPERATOR_EDITABLE = frozenset(
     }
 )
 NETWORK_SYSTEM = "etomcrm-network"
+# What the network side may change on an alarm it raised: what it says about the fault,
+# and its clearing. Acknowledging, comments and escalation stay the operators'; what
+# identifies the alarm (object, cause, raise time, source) never changes.
+NETWORK_EDITABLE = frozenset(
+    {
+        "perceivedSeverity",
+        "specificProblem",
+        "alarmDetails",
+        "proposedRepairedActions",
+        "serviceAffecting",
+        "crossedThresholdInformation",
+        "plannedOutageIndicator",
+        "affectedService",
+        "correlatedAlarm",
+        "isRootCause",
+        "parentAlarm",
+        "state",
+        "alarmChangedTime",
+        "alarmReportingTime",
+        "alarmClearedTime",
+        "clearSystemId",
+        "clearUserId",
+    }
+)
+# How an OSS names what an alarm is about (alarmedObjectType), and the correlation key
+# prefix each stands for; a site stands for its access link.
+LINK_TYPES = frozenset({"AccessLink", "NetworkLink"})
+POP_TYPES = frozenset({"PointOfPresence"})
+SITE_TYPES = frozenset({"GeographicSite"})
+# A raise time this far ahead of our clock is the sender's clock skew, not the future.
+CLOCK_SKEW = timedelta(minutes=1)
 
 _counter = itertools.count(secrets.randbelow(1 << 22))
 
@@ -102,12 +147,17 @@ class AlarmKind(ResourceKind):
         self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
     ) -> None:
         if old is None:
-            raise Forbidden(
-                "alarms are reported by the network side, not created through the API; "
-                "acknowledge them (PATCH ackState or POST ackAlarms) or clear them "
-                "(POST clearAlarms)"
-            )
-        if principal is not SYSTEM:
+            if not principal.is_network:
+                raise Forbidden(
+                    "alarms are reported by the network side (an API key with the role "
+                    "network), not by staff; acknowledge them (PATCH ackState or POST "
+                    "ackAlarms) or clear them (POST clearAlarms)"
+                )
+            _check_new_alarm(body)
+            return
+        if principal.is_network:
+            _network_change(old, body)
+        elif principal is not SYSTEM:
             changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)}
             refused = sorted(changed - OPERATOR_EDITABLE - {"id"})
             if refused:
@@ -132,18 +182,186 @@ class AlarmKind(ResourceKind):
                 body.setdefault("alarmClearedTime", now)
                 if body.get("clearUserId") == old.get("clearUserId"):
                     body["clearUserId"] = principal.name
-                body.setdefault("clearSystemId", "etomcrm")
+                clearer = old.get("sourceSystemId") if principal.is_network else "etomcrm"
+                body.setdefault("clearSystemId", clearer)
+                _tell_cleared(session, body)
         if body.get("perceivedSeverity") is not None:
             _check_enum("perceivedSeverity", str(body["perceivedSeverity"]), SEVERITIES)
         if body != old:
             body["alarmChangedTime"] = now
 
+    def row_columns(self, session: Session, body: JsonDict) -> dict[str, Any]:
+        object_id, key = correlation_target(session, body)
+        return {"id": str(body["id"]), "alarmed_object_id": object_id[:200], "correlation_key": key}
+
     def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
+        if principal.is_network:
+            raise Forbidden("the network side clears alarms; deleting them is the operators'")
         if body.get("state") != CLEARED:
             raise Conflict(
                 f"alarm {body['id']} is {body.get('state')!r}; only a cleared alarm may be "
                 "deleted (clear it first)"
             )
+
+
+def _instant(name: str, value: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidRequest(
+            f"{name} must be an ISO 8601 instant such as 2026-11-24T09:00:00Z, not {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name} needs a time zone (Z or +01:00), not {value!r}")
+    return moment
+
+
+def _check_new_alarm(body: JsonDict) -> None:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1), input: a network system
+    reports a fault through the API. What it says is checked as :func:`raise_alarm`
+    checks the simulator's; the server sets the id and what only etomcrm knows."""
+    if body.get("state") != RAISED:
+        raise InvalidRequest(
+            f"a new alarm is reported with state 'raised', not {body.get('state')!r}; "
+            "update or clear it afterwards with PATCH .../alarm/{id}"
+        )
+    _check_enum("alarmType", str(body.get("alarmType")), ALARM_TYPES)
+    _check_enum("perceivedSeverity", str(body.get("perceivedSeverity")), SEVERITIES[:-1])
+    raised = _instant("alarmRaisedTime", body.get("alarmRaisedTime"))
+    now = utcnow()
+    if raised > now + CLOCK_SKEW:
+        raise InvalidRequest(
+            f"alarmRaisedTime {body['alarmRaisedTime']} is in the future (it is {iso(now)} "
+            "here); check the sending system's clock"
+        )
+    refused = sorted(k for k in ("ackState", "ackUserId", "ackSystemId") if k in body)
+    if refused:
+        raise InvalidRequest(
+            f"a new alarm is unacknowledged: leave out {', '.join(refused)} (operators "
+            "acknowledge alarms in etomcrm)"
+        )
+    body["id"] = new_alarm_id()
+    body["ackState"] = UNACKNOWLEDGED
+    body.setdefault("alarmReportingTime", iso(now))
+    body.setdefault("alarmChangedTime", body["alarmRaisedTime"])
+    body.setdefault("serviceAffecting", body["perceivedSeverity"] in ("critical", "major"))
+
+
+def _network_change(old: JsonDict, body: JsonDict) -> None:
+    """3.6.1 Isolate Customer Problem (eTOM 1.1.1.6.1), input: the network side changes
+    an alarm it raised (as :func:`update_alarm` and :func:`clear_alarm` do for the
+    simulator): a new severity makes the alarm ``updated``; ``state: cleared`` (or the
+    severity ``cleared``) clears it."""
+    if old.get("state") == CLEARED:
+        raise Conflict(
+            f"alarm {old['id']} was cleared at {old.get('alarmClearedTime')}; a cleared alarm "
+            "does not change: raise a new alarm if the fault is back"
+        )
+    changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)}
+    refused = sorted(changed - NETWORK_EDITABLE)
+    if refused:
+        raise Forbidden(
+            f"the network side may not change {', '.join(refused)} of an alarm: what "
+            "identifies it is fixed and acknowledging is the operators'; it changes only "
+            f"{', '.join(sorted(NETWORK_EDITABLE))}"
+        )
+    if body.get("perceivedSeverity") == CLEARED:
+        body["state"] = CLEARED
+    elif body.get("state") == RAISED and changed - {"alarmReportingTime"}:
+        body["state"] = UPDATED
+
+
+def _tell_cleared(session: Session, body: JsonDict) -> None:
+    row = session.get(AlarmRow, str(body["id"]))  # loaded (and locked) by the patch
+    key = row.correlation_key if row is not None else None
+    told = {e.correlation_key for e in recorded(session) if isinstance(e, AlarmCleared)}
+    if key and key not in told:
+        # The problem flow of this cause looks again: was that its last alarm? (Once
+        # per cause and transaction, however many of its alarms clear in it.)
+        record(session, AlarmCleared(alarm_id=str(body["id"]), correlation_key=key))
+
+
+def _object_type(body: JsonDict) -> str | None:
+    alarmed = body.get("alarmedObject") or {}
+    for candidate in (
+        body.get("alarmedObjectType"),
+        alarmed.get("@referredType"),
+        alarmed.get("@type"),
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def correlation_target(session: Session, body: JsonDict) -> tuple[str, str | None]:
+    """The alarmed object's id and the correlation key it stands for (``link:<id>``,
+    ``pop:<id>``; see the module docstring), or None for objects etomcrm does not
+    model. A link, PoP or site etomcrm does not know is refused, naming the id.
+
+    As the simulator reports a PoP outage, an alarm on a link whose PoP has an open
+    alarm is part of that outage (``pop:<id>``), not a fault of its own; so is an
+    alarm naming a ``parentAlarm`` etomcrm holds (its key)."""
+    alarmed = body.get("alarmedObject")
+    object_id = alarmed.get("id") if isinstance(alarmed, dict) else None
+    if not isinstance(object_id, str) or not object_id.strip():
+        raise InvalidRequest(
+            "alarmedObject.id names what the alarm is about: an access link, a point of "
+            'presence or a site, e.g. {"alarmedObjectType": "AccessLink", '
+            '"alarmedObject": {"id": "<link id>"}}'
+        )
+    parents = [str(p["id"]) for p in body.get("parentAlarm") or [] if isinstance(p, dict)]
+    if parents:
+        key = session.scalar(
+            select(AlarmRow.correlation_key)
+            .where(AlarmRow.id.in_(parents), AlarmRow.correlation_key.is_not(None))
+            .limit(1)
+        )
+        if key is None:
+            raise InvalidRequest(
+                f"parentAlarm {', '.join(parents)}: no alarm of a known cause has this id "
+                "here; name the parent by the id etomcrm gave it, or leave parentAlarm out"
+            )
+        return object_id, key
+    kind = _object_type(body)
+    if kind is not None and kind not in LINK_TYPES | POP_TYPES | SITE_TYPES:
+        return object_id, None  # not modelled here: kept for the operators, not correlated
+    link = session.get(NetworkLinkRow, object_id) if kind is None or kind in LINK_TYPES else None
+    pop = None
+    if link is None:
+        pop = session.get(NetworkPopRow, object_id) if kind is None or kind in POP_TYPES else None
+    if pop is not None:
+        return object_id, f"pop:{object_id}"
+    if link is None and (kind is None or kind in SITE_TYPES):
+        links = session.scalars(
+            select(NetworkLinkRow).where(NetworkLinkRow.site_id == object_id)
+        ).all()
+        if len(links) > 1:
+            raise InvalidRequest(
+                f"site {object_id} has {len(links)} access links "
+                f"({', '.join(sorted(x.id for x in links))}): name the failed one "
+                '(alarmedObjectType "AccessLink", alarmedObject.id)'
+            )
+        link = links[0] if links else None
+    if link is not None:
+        pop_key = f"pop:{link.pop_id}"
+        pop_down = session.scalar(
+            select(AlarmRow.id)
+            .where(AlarmRow.correlation_key == pop_key, AlarmRow.status != CLEARED)
+            .limit(1)
+        )
+        return object_id, pop_key if pop_down else f"link:{link.id}"
+    if kind in LINK_TYPES:
+        what = "access link"
+    elif kind in POP_TYPES:
+        what = "point of presence"
+    elif kind in SITE_TYPES:
+        what = "site with an access link"
+    else:
+        what = "access link, point of presence or site"
+    raise InvalidRequest(
+        f"alarmedObject.id {object_id!r}: no {what} with this id is known to etomcrm; name "
+        "links, points of presence and sites by the ids of etomcrm's network inventory"
+    )
 
 
 ALARM_KIND = AlarmKind(
@@ -152,7 +370,7 @@ ALARM_KIND = AlarmKind(
     doc=ALARM,
     row=AlarmRow,
     read_roles=ALARM_READERS,
-    write_roles=ALARM_OPERATORS,
+    write_roles=ALARM_WRITERS,
     customer_owned=False,
     status_attribute="state",
     name_attribute=None,
@@ -246,11 +464,6 @@ def clear_alarm(session: Session, alarm_id: str, *, cleared_at: datetime) -> Jso
         str(alarm_id),
         {"state": CLEARED, "alarmClearedTime": iso(cleared_at), "clearSystemId": NETWORK_SYSTEM},
     )
-    key = row.correlation_key if row is not None else None
-    if key and AlarmCleared(key) not in recorded(session):
-        # The problem flow of this cause looks again: was that its last alarm? (Once
-        # per cause and transaction, however many of its alarms clear in it.)
-        record(session, AlarmCleared(key))
     return body
 
 

@@ -9,8 +9,10 @@ from etomcrm.core.bus import DomainEvent
 
 @dataclass(frozen=True)
 class AlarmCleared(DomainEvent):
-    """The network cleared an alarm of this cause (its correlation key)."""
+    """The network cleared an alarm of this cause (``link:<id>``, ``pop:<id>``): the
+    problem flows of the cause look again whether their repair is done."""
 
+    alarm_id: str
     correlation_key: str
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from etomcrm.core import resources, states
 from etomcrm.core.bus import record
 from etomcrm.core.clock import iso
-from etomcrm.core.errors import InvalidRequest
+from etomcrm.core.errors import Forbidden, InvalidRequest
 from etomcrm.core.resources import RefSpec, ResourceKind
 from etomcrm.core.tmf_schemas import SERVICE_PROBLEM, JsonDict
 from etomcrm.db import utcnow
@@ -45,6 +45,9 @@ from etomcrm.problem_handling.models import ServiceProblemRow
 from etomcrm.security.service import SYSTEM, Principal, Role
 
 PROBLEM_STAFF = frozenset({Role.ADMIN, Role.SUPPORT, Role.SLA_MANAGER})
+# The network side reads the problems addressed to it and reports on them (PATCH);
+# opening and deleting them stays etomcrm's.
+PROBLEM_WORKERS = PROBLEM_STAFF | {Role.NETWORK}
 
 # The network side as the CRM knows it when it reports a repair (a real OSS comes with
 # its own API key).
@@ -109,6 +112,12 @@ class ServiceProblemKind(ResourceKind):
             )
         now = _iso_now()
         if old is None:
+            if principal.is_network:
+                raise Forbidden(
+                    "the network side reports alarms (POST .../alarmManagement/v4/alarm); "
+                    "etomcrm opens the service problems from them, and the network reads "
+                    "and updates them"
+                )
             status = body.setdefault("status", "acknowledged")
             if status not in INITIAL_STATES:
                 raise InvalidRequest(f"a new service problem is acknowledged, not {status!r}")
@@ -125,6 +134,10 @@ class ServiceProblemKind(ResourceKind):
             if after == "resolved":
                 body["resolutionDate"] = now
                 record(session, ServiceProblemRepaired(str(body["id"])))
+
+    def before_delete(self, session: Session, principal: Principal, body: JsonDict) -> None:
+        if principal.is_network:
+            raise Forbidden("the network side may not delete service problems")
 
     def after_save(
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
@@ -151,8 +164,8 @@ SERVICE_PROBLEM_KIND = ServiceProblemKind(
     type_name="ServiceProblem",
     doc=SERVICE_PROBLEM,
     row=ServiceProblemRow,
-    read_roles=PROBLEM_STAFF,
-    write_roles=PROBLEM_STAFF,
+    read_roles=PROBLEM_WORKERS,
+    write_roles=PROBLEM_WORKERS,
     customer_owned=False,
     refs=(RefSpec("troubleTicket[]", "troubleTicket"),),
     extensions={"correlationKey": resources.TEXT, "expectedResolutionDate": resources.INSTANT},

@@ -36,9 +36,12 @@ class Role(StrEnum):
     MARKETING = "marketing"
     ANALYST = "analyst"
     CUSTOMER = "customer"
+    # The provider's OSS as a system account: it feeds alarms and performance data and
+    # works the service problems and orders addressed to the network side, nothing more.
+    NETWORK = "network"
 
 
-STAFF_ROLES = frozenset(Role) - {Role.CUSTOMER}
+STAFF_ROLES = frozenset(Role) - {Role.CUSTOMER, Role.NETWORK}
 # Who sells: owns leads, opportunities and quotes (3.4).
 SELLERS = frozenset({Role.ADMIN, Role.SALES, Role.MARKETING})
 
@@ -55,6 +58,10 @@ class Principal:
     @property
     def is_customer(self) -> bool:
         return self.role is Role.CUSTOMER
+
+    @property
+    def is_network(self) -> bool:
+        return self.role is Role.NETWORK
 
 
 SYSTEM = Principal(id="system", name="system", role=Role.ADMIN)
@@ -114,6 +121,11 @@ def create_user(
 ) -> UserAccount:
     parsed = _parse_role(role)
     _check_customer_scope(session, parsed, customer_id)
+    if parsed is Role.NETWORK:
+        raise InvalidRequest(
+            "the network role is a system account: create an API key for it "
+            "(etomcrm apikey create --role network)"
+        )
     if len(password) < 12:
         raise InvalidRequest("a password needs at least 12 characters")
     user = UserAccount(
