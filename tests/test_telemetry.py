@@ -19,9 +19,9 @@ from etomcrm.network.scenario import (
     Scenario,
     alarm_storm,
     alarms_for,
-    emit_alarms,
 )
 from etomcrm.network.telemetry import generate_measurements, outages_for
+from etomcrm.problem_handling.alarms import emit_alarms
 from etomcrm.problem_handling.models import AlarmRow
 from etomcrm.qos_sla.feed import feed_simulated
 

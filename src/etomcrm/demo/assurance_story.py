@@ -46,10 +46,10 @@ from etomcrm.network.models import (
     NetworkMeasurementRow,
 )
 from etomcrm.network.scenario import LinkFailure, Maintenance, PopOutage, Scenario, alarms_for
-from etomcrm.network.scenario import emit_alarms as emit
 from etomcrm.network.telemetry import generate_measurements
 from etomcrm.network_view.topology import build_topology
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
+from etomcrm.problem_handling.alarms import emit_alarms as emit
 from etomcrm.problem_handling.correlation import HOLD_DOWN
 from etomcrm.problem_handling.models import ServiceProblemRow, TroubleTicketRow
 from etomcrm.problem_handling.service import SERVICE_PROBLEM_KIND

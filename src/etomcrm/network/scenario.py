@@ -2,8 +2,8 @@
 
 A :class:`Scenario` lists events; the measurements (:mod:`etomcrm.network.telemetry`)
 show them as downtime, and :func:`alarms_for` turns them into alarm events that
-:func:`emit_alarms` reports through problem handling (``raise_alarm``,
-``update_alarm``, ``clear_alarm``):
+:func:`etomcrm.problem_handling.alarms.emit_alarms` reports through problem handling
+(``raise_alarm``, ``update_alarm``, ``clear_alarm``):
 
 - :class:`Flapping`: a link goes down for ``down`` and up for ``up``, over and over,
   ``flaps`` times. Each flap raises a ``linkDown`` alarm (major) and clears it when the
@@ -24,7 +24,7 @@ show them as downtime, and :func:`alarms_for` turns them into alarm events that
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -278,7 +278,7 @@ def alarms_for(scenario: Scenario) -> list[AlarmEvent]:
     )
 
 
-def _set_status(session: Session, event: AlarmEvent, status: str) -> None:
+def set_status(session: Session, event: AlarmEvent, status: str) -> None:
     if event.probable_cause == "thresholdCrossed":
         return
     row: NetworkPopRow | NetworkLinkRow | None
@@ -288,69 +288,6 @@ def _set_status(session: Session, event: AlarmEvent, status: str) -> None:
         row = session.get(NetworkLinkRow, event.alarmed_object_id)
     if row is not None:
         row.status = status
-
-
-def emit_alarms(
-    session: Session, events: Iterable[AlarmEvent], *, until: datetime | None = None
-) -> int:
-    """Report alarm events through problem handling, in order; with ``until`` only
-    those up to that moment (a caller's clock). Links and PoPs take the status the
-    alarms say (down while a ``linkDown``, ``lossOfSignal`` or ``powerProblem`` is
-    open). An update or clear whose raise was reported by an earlier call finds the
-    open alarm by its object, cause and correlation key. Returns the events reported."""
-    from etomcrm.problem_handling.alarms import clear_alarm, raise_alarm, update_alarm
-    from etomcrm.problem_handling.models import AlarmRow
-
-    alarm_ids: dict[str, str] = {}
-    reported = 0
-    for event in events:
-        if until is not None and event.at > until:
-            continue
-        if event.action == "raise":
-            body = raise_alarm(
-                session,
-                alarmed_object_id=event.alarmed_object_id,
-                alarm_type=event.alarm_type,
-                perceived_severity=event.perceived_severity,
-                probable_cause=event.probable_cause,
-                specific_problem=event.specific_problem,
-                raised_at=event.at,
-                correlation_key=event.correlation_key,
-                alarmed_object_type=event.alarmed_object_type,
-            )
-            alarm_ids[event.handle] = str(body["id"])
-            _set_status(session, event, "down")
-        else:
-            alarm_id = alarm_ids.get(event.handle)
-            if alarm_id is None:
-                session.flush()
-                candidates = session.scalars(
-                    select(AlarmRow)
-                    .where(
-                        AlarmRow.alarmed_object_id == event.alarmed_object_id,
-                        AlarmRow.correlation_key == event.correlation_key,
-                        AlarmRow.status != "cleared",
-                    )
-                    .order_by(AlarmRow.id)
-                ).all()
-                matching = [
-                    r for r in candidates if r.body.get("probableCause") == event.probable_cause
-                ]
-                if not matching:
-                    continue  # cleared already, or raised before this network kept alarms
-                alarm_id = matching[0].id
-            if event.action == "update":
-                update_alarm(
-                    session,
-                    alarm_id,
-                    perceived_severity=event.perceived_severity,
-                    changed_at=event.at,
-                )
-            else:
-                clear_alarm(session, alarm_id, cleared_at=event.at)
-                _set_status(session, event, "up")
-        reported += 1
-    return reported
 
 
 @dataclass
@@ -390,8 +327,8 @@ def alarm_storm(
     """A storm of exactly ``total_alarms`` raised alarms: the PoP's outage from
     ``start`` (one PoP alarm and one per link on it) and the rest as flaps shared out
     over ``flapping_links`` as evenly as they go (the first links one flap more when it
-    does not divide). Nothing is written; report it with ``emit_alarms(session,
-    storm.events)``."""
+    does not divide). Nothing is written; report it with
+    ``problem_handling.alarms.emit_alarms(session, storm.events)``."""
     if not flapping_links:
         raise InvalidRequest("an alarm storm needs at least one flapping link")
     scenario = Scenario(pop_outages=[PopOutage(pop_id, start, start + outage)])

@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,7 @@ from etomcrm.core.resources import ResourceKind, validate_against
 from etomcrm.core.tmf_schemas import ALARM, JsonDict
 from etomcrm.db import new_id, utcnow
 from etomcrm.network.models import NetworkLinkRow, NetworkPopRow
+from etomcrm.network.scenario import AlarmEvent, set_status
 from etomcrm.problem_handling.events import AlarmCleared
 from etomcrm.problem_handling.models import AlarmRow
 from etomcrm.security.service import SYSTEM, Principal, Role
@@ -572,3 +574,63 @@ def clear_alarms(
         "state": "done",
         "clearedAlarm": cleared,
     }
+
+
+def emit_alarms(
+    session: Session, events: Iterable[AlarmEvent], *, until: datetime | None = None
+) -> int:
+    """3.6.1 input: the simulated network's alarm events reported, in order; with ``until`` only
+    those up to that moment (a caller's clock). Links and PoPs take the status the
+    alarms say (down while a ``linkDown``, ``lossOfSignal`` or ``powerProblem`` is
+    open). An update or clear whose raise was reported by an earlier call finds the
+    open alarm by its object, cause and correlation key. Returns the events reported."""
+    alarm_ids: dict[str, str] = {}
+    reported = 0
+    for event in events:
+        if until is not None and event.at > until:
+            continue
+        if event.action == "raise":
+            body = raise_alarm(
+                session,
+                alarmed_object_id=event.alarmed_object_id,
+                alarm_type=event.alarm_type,
+                perceived_severity=event.perceived_severity,
+                probable_cause=event.probable_cause,
+                specific_problem=event.specific_problem,
+                raised_at=event.at,
+                correlation_key=event.correlation_key,
+                alarmed_object_type=event.alarmed_object_type,
+            )
+            alarm_ids[event.handle] = str(body["id"])
+            set_status(session, event, "down")
+        else:
+            alarm_id = alarm_ids.get(event.handle)
+            if alarm_id is None:
+                session.flush()
+                candidates = session.scalars(
+                    select(AlarmRow)
+                    .where(
+                        AlarmRow.alarmed_object_id == event.alarmed_object_id,
+                        AlarmRow.correlation_key == event.correlation_key,
+                        AlarmRow.status != "cleared",
+                    )
+                    .order_by(AlarmRow.id)
+                ).all()
+                matching = [
+                    r for r in candidates if r.body.get("probableCause") == event.probable_cause
+                ]
+                if not matching:
+                    continue  # cleared already, or raised before this network kept alarms
+                alarm_id = matching[0].id
+            if event.action == "update":
+                update_alarm(
+                    session,
+                    alarm_id,
+                    perceived_severity=event.perceived_severity,
+                    changed_at=event.at,
+                )
+            else:
+                clear_alarm(session, alarm_id, cleared_at=event.at)
+                set_status(session, event, "up")
+        reported += 1
+    return reported
