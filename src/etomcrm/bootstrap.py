@@ -18,6 +18,9 @@ from etomcrm.api import contract as contract_api
 from etomcrm.api import marketing as marketing_api
 from etomcrm.api import network_feed as network_feed_api
 from etomcrm.api import network_view as network_view_api
+from etomcrm.api import problem_handling as problem_handling_api
+from etomcrm.api import process_flows as process_flows_api
+from etomcrm.api import qos_sla as qos_sla_api
 from etomcrm.api import quotes as quotes_api
 from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
@@ -98,11 +101,11 @@ ROUTERS: list[APIRouter] = [
     marketing_api.router,
     quotes_api.router,
     contract_api.router,
-    *flows_kinds.ROUTERS,
+    process_flows_api.router,
     retention_api.router,
     network_feed_api.router,
-    *problem_handling_kinds.ROUTERS,
-    *qos_sla_kinds.ROUTERS,
+    problem_handling_api.router,
+    qos_sla_api.router,
 ]
 
 # The end-to-end flows (DESIGN.md section 2), by the names they are started with.
