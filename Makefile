@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/etomcrm db upgrade
 	$(BIN)/etomcrm demo
 
-# Every test, each on SQLite and on PostgreSQL, then lint and types.
+# Every test, each on SQLite and on PostgreSQL, then lint, types and the layers.
 test: install
 	./scripts/ensure-postgres.sh
 	$(BIN)/pytest -n 2 --dist loadgroup
@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 serve: install
 	$(BIN)/etomcrm serve --workers 2

@@ -1,5 +1,4 @@
-"""What this area serves over HTTP: resource kinds (TMF conventions applied by
-``api.tmf``) and routers for operations beyond create/read/patch/delete."""
+"""The TMF resource kinds this area serves (the API applies the TMF conventions)."""
 
 from __future__ import annotations
 
