@@ -16,22 +16,12 @@ from etomcrm.core.bus import BUS, DomainEvent, record
 from etomcrm.core.models import AuditRecord
 from etomcrm.db import session_scope
 from tests.conftest import Handled
+from tests.test_after_commit import _audit
 
 
 @dataclass(frozen=True)
 class SomethingHappened(DomainEvent):
     what: str
-
-
-def _audit(actor: str) -> AuditRecord:
-    return AuditRecord(
-        actor=actor,
-        actor_role="admin",
-        action="create",
-        resource_type="Test",
-        resource_id="1",
-        changes={},
-    )
 
 
 def test_an_event_is_handed_on_after_the_commit_and_dropped_on_rollback(

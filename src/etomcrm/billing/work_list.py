@@ -69,8 +69,12 @@ def credit_to_work_list(event: SlaCreditOwed) -> None:
         )
 
 
-def _customer_item(customer_id: str) -> JsonDict:
-    return {"id": customer_id, "@referredType": "Customer", "role": "customer"}
+def _order_items(order_id: str, customer_id: str, product_ids: list[str]) -> list[JsonDict]:
+    return [
+        {"id": order_id, "@referredType": "ProductOrder", "role": "order"},
+        {"id": customer_id, "@referredType": "Customer", "role": "customer"},
+        *({"id": p, "@referredType": "Product", "role": "product"} for p in product_ids),
+    ]
 
 
 def charging_to_work_list(event: ProductsActivated) -> None:
@@ -95,14 +99,9 @@ def charging_to_work_list(event: ProductsActivated) -> None:
                 f"Active since {event.activated_at.isoformat()}: "
                 + ("; ".join(charges) if charges else "no prices on the order")
             ),
-            items=[
-                {"id": event.order_id, "@referredType": "ProductOrder", "role": "order"},
-                _customer_item(event.customer_id),
-                *(
-                    {"id": p.product_id, "@referredType": "Product", "role": "product"}
-                    for p in event.products
-                ),
-            ],
+            items=_order_items(
+                event.order_id, event.customer_id, [p.product_id for p in event.products]
+            ),
         )
 
 
@@ -115,12 +114,5 @@ def charging_stop_to_work_list(event: ProductsEnded) -> None:
             key=f"charging-stop/{event.order_id}",
             reason=f"Stop charging {len(event.product_ids)} product(s) of order {event.order_id}",
             description=f"Ended {event.ended_at.isoformat()}: charge up to that day, no further.",
-            items=[
-                {"id": event.order_id, "@referredType": "ProductOrder", "role": "order"},
-                _customer_item(event.customer_id),
-                *(
-                    {"id": p, "@referredType": "Product", "role": "product"}
-                    for p in event.product_ids
-                ),
-            ],
+            items=_order_items(event.order_id, event.customer_id, list(event.product_ids)),
         )

@@ -46,6 +46,25 @@ SLA_CHARACTERISTICS = {
 LEAD_TIME_CHARACTERISTIC = "replenishmentLeadTimeDays"
 
 
+def characteristic_values(items: Any) -> dict[str, Any]:
+    """name -> value of product characteristics or the chosen (default, else first)
+    value of specification characteristics."""
+    values: dict[str, Any] = {}
+    for item in items or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        if "value" in item:
+            values[item["name"]] = item["value"]
+            continue
+        options = [
+            v for v in item.get("productSpecCharacteristicValue") or [] if isinstance(v, dict)
+        ]
+        chosen = [v for v in options if v.get("isDefault")] or options
+        if chosen:
+            values[item["name"]] = chosen[0].get("value")
+    return values
+
+
 def _first_value(characteristic: JsonDict) -> Any:
     values = characteristic.get("productSpecCharacteristicValue") or []
     defaults = [v for v in values if isinstance(v, dict) and v.get("isDefault")]

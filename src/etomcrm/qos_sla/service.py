@@ -25,13 +25,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductSpecificationRow
-from etomcrm.catalog.service import access_offering_ids, sla_level
+from etomcrm.catalog.service import access_offering_ids, characteristic_values, sla_level
 from etomcrm.core import resources
 from etomcrm.core.calendar import BusinessCalendar, calendar_for
 from etomcrm.core.clock import iso
@@ -148,25 +147,6 @@ def terms_of(row: SlaRow) -> SlaTerms:
     )
 
 
-def _characteristics(items: Any) -> dict[str, Any]:
-    """name -> value of product characteristics or the chosen (default, else first)
-    value of specification characteristics."""
-    values: dict[str, Any] = {}
-    for item in items or []:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            continue
-        if "value" in item:
-            values[item["name"]] = item["value"]
-            continue
-        options = [
-            v for v in item.get("productSpecCharacteristicValue") or [] if isinstance(v, dict)
-        ]
-        chosen = [v for v in options if v.get("isDefault")] or options
-        if chosen:
-            values[item["name"]] = chosen[0].get("value")
-    return values
-
-
 def establish_sla(session: Session, product_id: str) -> JsonDict:
     """3.7.1 Assess QoS Performance (eTOM 1.1.1.7.1), set-up: the TMF623 SLA of an
     active product, from the catalog SLA level its ``slaLevel`` characteristic names.
@@ -182,7 +162,7 @@ def establish_sla(session: Session, product_id: str) -> JsonDict:
     product = session.get(ProductRow, product_id)
     if product is None:
         raise NotFound(f"no product with id {product_id}")
-    level_name = _characteristics(product.body.get("productCharacteristic")).get("slaLevel")
+    level_name = characteristic_values(product.body.get("productCharacteristic")).get("slaLevel")
     if not isinstance(level_name, str) or not level_name:
         raise InvalidRequest(
             f"product {product_id} has no slaLevel characteristic naming the catalog SLA "
@@ -200,7 +180,7 @@ def establish_sla(session: Session, product_id: str) -> JsonDict:
             "does not hold as an SlaSpecification"
         )
     level = sla_level(session, spec.id)
-    figures = _characteristics(spec.body.get("productSpecCharacteristic"))
+    figures = characteristic_values(spec.body.get("productSpecCharacteristic"))
     loss_bound = Decimal(str(figures.get("lossBoundPercent") or DEFAULT_LOSS_BOUND_PERCENT))
     service_calendar = {
         name: figures[name] for name in CALENDAR_CHARACTERISTICS if figures.get(name) is not None
@@ -260,7 +240,7 @@ def _rule(metric: str, unit: str, value: Decimal, operator: str, rule: str) -> J
 
 def sla_level_of(product: JsonDict) -> str | None:
     """The SLA level a product was sold with (its ``slaLevel``), None when none."""
-    name = _characteristics(product.get("productCharacteristic")).get("slaLevel")
+    name = characteristic_values(product.get("productCharacteristic")).get("slaLevel")
     return name if isinstance(name, str) and name and name != "none" else None
 
 

@@ -54,6 +54,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from etomcrm.catalog.models import ProductOfferingRow
+from etomcrm.catalog.service import characteristic_values
 from etomcrm.core import resources
 from etomcrm.core.errors import Conflict, InvalidRequest, NotFound
 from etomcrm.core.json_filters import document_path_equals
@@ -127,17 +128,7 @@ def _site_of(product: JsonDict) -> tuple[str, str] | None:
 
 
 def _offering_values(offering: JsonDict) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for use in offering.get("prodSpecCharValueUse") or []:
-        if not isinstance(use, dict) or not isinstance(use.get("name"), str):
-            continue
-        options = [
-            v for v in use.get("productSpecCharacteristicValue") or [] if isinstance(v, dict)
-        ]
-        chosen = [v for v in options if v.get("isDefault")] or options
-        if chosen:
-            values[use["name"]] = chosen[0].get("value")
-    return values
+    return characteristic_values(offering.get("prodSpecCharValueUse"))
 
 
 def _months_between(start: datetime, end: datetime) -> int:
