@@ -14,7 +14,16 @@ from etomcrm.db import session_scope
 from etomcrm.flows.models import TaskFlowRow
 from etomcrm.network.models import NetworkServiceOrderRow
 from tests.conftest import TokenFactory
-from tests.factories import CUSTOMER, PARTY, accept_delivery, customer, organization, post, site
+from tests.factories import (
+    CUSTOMER,
+    INTERACTION,
+    PARTY,
+    accept_delivery,
+    customer,
+    organization,
+    post,
+    site,
+)
 from tests.polling import PROCESS_FLOWS, until
 from tests.quote_helpers import QUOTES, action, draft, educate, load_bmw
 from tests.test_fulfillment_flow import (
@@ -216,6 +225,12 @@ def test_terminating_a_customer_disconnects_its_active_products(
     assert "3.5.5" in seeds and "3.9.1" in seeds
     assert not seeds & {"3.7", "3.9.5"}
     assert "Your services are disconnected" in subjects
+    # and billing's work list says to stop charging the ended products, once
+    handed = client.get(
+        f"{INTERACTION}/partyInteraction", params={"routedTo": "billing"}, headers=admin
+    ).json()
+    stops = [t for t in handed if t["reason"].startswith("Stop charging")]
+    assert [t["reason"] for t in stops] == [f"Stop charging 2 product(s) of order {done['id']}"]
 
 
 def _all_flows_completed(client: TestClient, headers: dict[str, str]) -> bool:
