@@ -185,8 +185,59 @@ def reset(url: str) -> None:
         )
 
 
+FEED = "/etomcrm/v1/performance/measurementBatch"
+
+
+def api_bodies(work: list[list[dict[str, Any]]]) -> list[bytes]:
+    """The same rows as a network system posts them (one measurementBatch per batch),
+    serialised before the clock starts."""
+    import orjson
+
+    return [
+        orjson.dumps(
+            {
+                "measurement": [
+                    {
+                        "id": f"bench-{r['link_id']}-{int(r['at'].timestamp())}",
+                        "linkId": r["link_id"],
+                        "intervalStart": r["at"].isoformat().replace("+00:00", "Z"),
+                        "intervalSeconds": r["interval_seconds"],
+                        "availability": r["availability"],
+                        "latencyMs": r["latency_ms"],
+                        "lossPercent": r["loss_percent"],
+                        "bytesIn": r["bytes_in"],
+                        "bytesOut": r["bytes_out"],
+                    }
+                    for r in batch
+                ]
+            }
+        )
+        for batch in work
+    ]
+
+
+def api_client(url: str) -> tuple[Any, dict[str, str]]:
+    """The whole HTTP stack in this process, and a network system's API key."""
+    from fastapi.testclient import TestClient
+
+    from etomcrm.bootstrap import create_app
+    from etomcrm.db import session_scope
+    from etomcrm.security.service import create_api_key
+
+    with session_scope(url) as session:
+        _, token = create_api_key(session, "bench-oss", "network")
+    client = TestClient(create_app(deliver_events=False, run_flows=False))
+    return client, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
 def run(
-    url: str, variant: str, work: list[list[dict[str, Any]]], breaking_row: int, *, paced: bool
+    url: str,
+    variant: str,
+    work: list[list[dict[str, Any]]],
+    breaking_row: int,
+    *,
+    paced: bool,
+    api: tuple[Any, dict[str, str], list[bytes]] | None = None,
 ) -> dict[str, Any]:
     from sqlalchemy import insert
 
@@ -207,13 +258,21 @@ def run(
             if pause > 0:
                 time.sleep(pause)
         arrived = time.perf_counter()
-        with session_scope(url) as session:
-            if variant == "plain":
-                session.execute(insert(NetworkMeasurementRow), batch)
-            else:
-                result = ingest_measurements(session, batch)
-                violations += len(result.violations)
-        if number == breaking_batch and variant == "assessed":
+        if variant == "api":
+            assert api is not None
+            client, headers, bodies = api
+            response = client.post(FEED, content=bodies[number], headers=headers)
+            if response.status_code != 201:
+                raise RuntimeError(f"{FEED} answered {response.status_code}: {response.text}")
+            violations += int(response.json()["violationsRecorded"])
+        else:
+            with session_scope(url) as session:
+                if variant == "plain":
+                    session.execute(insert(NetworkMeasurementRow), batch)
+                else:
+                    result = ingest_measurements(session, batch)
+                    violations += len(result.violations)
+        if number == breaking_batch and variant in ("assessed", "api"):
             latency = time.perf_counter() - arrived
     elapsed = time.perf_counter() - began
     rows = sum(len(b) for b in work)
@@ -249,18 +308,25 @@ def bench(db: str, rounds: int) -> dict[str, Any]:
     work, breaking_row = batches(links)
     log(f"{db}: {sum(len(b) for b in work)} measurements in batches of {BATCH}")
     out: dict[str, Any] = {"db": db, "rounds": []}
+    client, headers = api_client(url)
+    api = (client, headers, api_bodies(work))
     for number in range(rounds):
-        order = ["plain", "assessed"] if number % 2 == 0 else ["assessed", "plain"]
-        results = {v: run(url, v, work, breaking_row, paced=False) for v in order}
+        order = ["plain", "assessed", "api"] if number % 2 == 0 else ["api", "assessed", "plain"]
+        results = {v: run(url, v, work, breaking_row, paced=False, api=api) for v in order}
         paced = run(url, "assessed", work, breaking_row, paced=True)
         ratio = results["assessed"]["rows_per_second"] / results["plain"]["rows_per_second"]
+        api_ratio = results["api"]["rows_per_second"] / results["plain"]["rows_per_second"]
         log(
             f"  round {number + 1}: plain {results['plain']['rows_per_second']:.0f}/s, "
             f"assessed {results['assessed']['rows_per_second']:.0f}/s, ratio {ratio:.2f}; "
+            f"through the API {results['api']['rows_per_second']:.0f}/s, "
+            f"ratio {api_ratio:.2f}; "
             f"paced at {RATE}/s: {paced['rows_per_second']:.0f}/s, breaking batch "
             f"{paced['breaking_batch_seconds']} s, violations {paced['violations']}"
         )
-        out["rounds"].append({**results, "paced": paced, "ratio": round(ratio, 3)})
+        out["rounds"].append(
+            {**results, "paced": paced, "ratio": round(ratio, 3), "api_ratio": round(api_ratio, 3)}
+        )
     ratios = [r["ratio"] for r in out["rounds"]]
     latencies = [r["paced"]["breaking_batch_seconds"] for r in out["rounds"]]
     out["median_ratio"] = statistics.median(ratios)
@@ -271,6 +337,11 @@ def bench(db: str, rounds: int) -> dict[str, Any]:
     out["median_assessed_rows_per_second"] = statistics.median(
         r["assessed"]["rows_per_second"] for r in out["rounds"]
     )
+    out["median_api_rows_per_second"] = statistics.median(
+        r["api"]["rows_per_second"] for r in out["rounds"]
+    )
+    out["median_api_ratio"] = statistics.median(r["api_ratio"] for r in out["rounds"])
+    client.close()
     if db == "postgresql":
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
@@ -289,7 +360,8 @@ def main() -> None:
         target = RESULTS / f"ingest-{stamp}-{db}.json"
         target.write_text(json.dumps(result, indent=2))
         log(
-            f"{db}: median ratio {result['median_ratio']:.2f}, breaking batch "
+            f"{db}: median ratio {result['median_ratio']:.2f}, through the API "
+            f"{result['median_api_ratio']:.2f}, breaking batch "
             f"{result['median_breaking_batch_seconds']} s; wrote {target.relative_to(ROOT)}"
         )
 
