@@ -469,7 +469,7 @@ def test_a_request_becomes_active_sites_whose_outage_and_lost_sla_reach_support_
     client: TestClient, auth: TokenFactory, flows: None
 ) -> None:
     # given an empty system: admin builds the catalog, sales the customer and its sites
-    headers = {role: auth(role) for role in ("admin", "sales", "billing", "network", "support")}
+    headers = {role: auth(role) for role in ("admin", "sales", "billing", "network")}
     catalog = build_catalog(client, headers["admin"])
     bmw, sites = new_customer(client, headers["sales"])
     headers["portal"] = auth("customer", customer_id=bmw["id"])
