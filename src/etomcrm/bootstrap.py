@@ -48,6 +48,7 @@ from etomcrm.marketing import api_kinds as marketing_kinds
 from etomcrm.network import api_kinds as network_kinds
 from etomcrm.network.port import set_default_network
 from etomcrm.network.simulator import SimulatedNetwork
+from etomcrm.network_view import handlers as network_view_handlers
 from etomcrm.order_handling import api_kinds as order_handling_kinds
 from etomcrm.order_handling import handlers as order_handlers
 from etomcrm.order_handling.events import (
@@ -134,7 +135,11 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     OrderAcknowledged: [handlers.start_ordering],
     OrderReleased: [handlers.wake_ordering],
     OrderAccepted: [handlers.wake_post_ordering_on_acceptance],
-    ProductsActivated: [billing_work_list.charging_to_work_list],
+    ProductsActivated: [
+        billing_work_list.charging_to_work_list,
+        # A completed order's sites get their access links in the network inventory.
+        network_view_handlers.links_for_activated_products,
+    ],
     ProductsEnded: [billing_work_list.charging_stop_to_work_list],
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
