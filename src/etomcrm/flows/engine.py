@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
+from dbos._error import DBOSNonExistentWorkflowError
 
 import etomcrm
 from etomcrm.config import get_settings
@@ -169,12 +170,17 @@ def enqueue(workflow_name: str, workflow_id: str, *args: Any) -> None:
     )
 
 
-def send(workflow_id: str, message: Any, topic: str) -> None:
-    """Wake a flow waiting in ``DBOS.recv(topic)``."""
-    if is_running():
-        DBOS.send(workflow_id, message, topic)
-    else:
-        client().send(workflow_id, message, topic)
+def send(workflow_id: str, message: Any, topic: str) -> bool:
+    """Wake a flow waiting in ``DBOS.recv(topic)``. False when no flow runs under that
+    id (a service problem staff or SLA management raised has none): nobody to wake."""
+    try:
+        if is_running():
+            DBOS.send(workflow_id, message, topic)
+        else:
+            client().send(workflow_id, message, topic)
+    except DBOSNonExistentWorkflowError:
+        return False
+    return True
 
 
 def _api() -> Any:
