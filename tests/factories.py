@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -94,3 +95,19 @@ def accept_delivery(client: TestClient, headers: dict[str, str], order_id: str) 
         headers=headers,
     )
     assert response.status_code == 200, response.text
+
+
+def link_down_alarm(link_id: str, raised: datetime) -> dict[str, Any]:
+    """The alarm a real OSS sends when an access link goes down (TMF642 Alarm_Create)."""
+    return {
+        "externalAlarmId": "oss-77812",
+        "alarmType": "communicationsAlarm",
+        "perceivedSeverity": "major",
+        "probableCause": "linkDown",
+        "specificProblem": "LOS on the access port towards the customer site",
+        "alarmedObjectType": "AccessLink",
+        "alarmedObject": {"id": link_id},
+        "sourceSystemId": "acme-oss",
+        "state": "raised",
+        "alarmRaisedTime": raised.isoformat().replace("+00:00", "Z"),
+    }

@@ -26,6 +26,7 @@ from etomcrm.qos_sla.feed import feed_measurements, feed_simulated
 from etomcrm.qos_sla.models import SlaViolationRow
 from etomcrm.security.service import SYSTEM
 from tests.conftest import TokenFactory
+from tests.factories import link_down_alarm
 from tests.polling import until
 from tests.qos_helpers import TICKETS, monitored_product
 
@@ -35,22 +36,6 @@ CUSTOMERS = "/tmf-api/customerManagement/v4/customer"
 SERVICE_ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 BATCH = "/etomcrm/v1/performance/measurementBatch"
 NOVEMBER = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Berlin
-
-
-def _link_down(link_id: str, raised: datetime) -> dict[str, Any]:
-    """The alarm a real OSS sends when an access link goes down (TMF642 Alarm_Create)."""
-    return {
-        "externalAlarmId": "oss-77812",
-        "alarmType": "communicationsAlarm",
-        "perceivedSeverity": "major",
-        "probableCause": "linkDown",
-        "specificProblem": "LOS on the access port towards the customer site",
-        "alarmedObjectType": "AccessLink",
-        "alarmedObject": {"id": link_id},
-        "sourceSystemId": "acme-oss",
-        "state": "raised",
-        "alarmRaisedTime": raised.isoformat().replace("+00:00", "Z"),
-    }
 
 
 def _correlate_after_hold_down() -> list[str]:
@@ -71,7 +56,7 @@ def test_an_alarm_from_the_oss_opens_a_problem_and_a_ticket_and_is_updated_and_c
 
     # when the OSS reports the link down
     raised = utcnow().replace(microsecond=0)
-    response = client.post(ALARMS, json=_link_down(link_id, raised), headers=network)
+    response = client.post(ALARMS, json=link_down_alarm(link_id, raised), headers=network)
 
     # then the alarm is stored as raised and unacknowledged, with a TMF642 integer id
     assert response.status_code == 201, response.text
@@ -141,7 +126,7 @@ def test_a_pop_outage_from_the_oss_is_one_problem_with_its_link_alarms_part_of_i
     # when the OSS reports the PoP without power, then the loss of signal on the link,
     # and a router alarm that names the PoP's alarm as its parent
     pop_alarm = {
-        **_link_down("pop-1", raised),
+        **link_down_alarm("pop-1", raised),
         "alarmType": "environmentalAlarm",
         "perceivedSeverity": "critical",
         "probableCause": "powerProblem",
@@ -149,9 +134,9 @@ def test_a_pop_outage_from_the_oss_is_one_problem_with_its_link_alarms_part_of_i
     }
     pop = client.post(ALARMS, json=pop_alarm, headers=network)
     assert pop.status_code == 201, pop.text
-    link = client.post(ALARMS, json=_link_down(link_id, raised), headers=network)
+    link = client.post(ALARMS, json=link_down_alarm(link_id, raised), headers=network)
     router = {
-        **_link_down("core-router-7", raised),
+        **link_down_alarm("core-router-7", raised),
         "alarmedObjectType": "Router",
         "parentAlarm": [{"id": str(pop.json()["id"])}],
     }
@@ -177,7 +162,7 @@ def test_a_pop_and_a_site_correlate_by_their_ids_and_bad_alarms_are_refused(
     admin, network = auth("admin"), auth("network")
     _, _, link_id = monitored_product(client, admin)
     raised = utcnow().replace(microsecond=0)
-    alarm = _link_down(link_id, raised)
+    alarm = link_down_alarm(link_id, raised)
 
     # when the OSS names the site instead of the link
     by_site = {**alarm, "alarmedObjectType": "GeographicSite", "alarmedObject": {"id": "site-1"}}
@@ -233,7 +218,7 @@ def test_only_the_network_role_reports_alarms_and_it_reads_nothing_else(
 ) -> None:
     admin, network = auth("admin"), auth("network")
     bmw, _, link_id = monitored_product(client, admin)
-    alarm = _link_down(link_id, utcnow())
+    alarm = link_down_alarm(link_id, utcnow())
     # a customer, sales, support and admin may not report alarms
     for headers in (
         auth("customer", customer_id=bmw["id"]),
@@ -275,7 +260,7 @@ def test_a_clear_through_the_api_wakes_the_problem_flow(
     get_settings.cache_clear()
     admin, network = auth("admin"), auth("network")
     bmw, _, link_id = monitored_product(client, admin)
-    alarm = client.post(ALARMS, json=_link_down(link_id, utcnow()), headers=network).json()
+    alarm = client.post(ALARMS, json=link_down_alarm(link_id, utcnow()), headers=network).json()
     now = utcnow()
     assert len(assurance.detect(now - timedelta(minutes=5), now + timedelta(minutes=3))) == 1
 

@@ -328,18 +328,7 @@ def raise_alarm(
     raised = utcnow().replace(microsecond=0)
     posted = client.post(
         ALARMS,
-        json={
-            "externalAlarmId": "oss-77812",
-            "alarmType": "communicationsAlarm",
-            "perceivedSeverity": "major",
-            "probableCause": "linkDown",
-            "specificProblem": "LOS on the access port towards the customer site",
-            "alarmedObjectType": "AccessLink",
-            "alarmedObject": {"id": link_id},
-            "sourceSystemId": "acme-oss",
-            "state": "raised",
-            "alarmRaisedTime": raised.isoformat().replace("+00:00", "Z"),
-        },
+        json=factories.link_down_alarm(link_id, raised),
         headers=network,
     )
     assert posted.status_code == 201, posted.text
