@@ -131,3 +131,50 @@ def test_a_limit_granted_after_review_replaces_the_score_based_one() -> None:
     assert cut.outcome == "acceptWithDeposit" and cut.deposit == Decimal("50000.00")
     # without it, the same order is refused
     assert decide(order, Decimal(0), 0, 1000).outcome == "reject"
+
+
+def test_a_customer_cannot_write_its_own_credit_facts(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given a customer refused for six late payments, as billing staff recorded them
+    admin = auth("admin")
+    bmw = customer(client, admin)
+    _profile(client, admin, bmw["id"], latePaymentsLast12Months=6, creditScore=300)
+    assert _assess(client, admin, bmw["id"], "40000").json()["outcome"] == "reject"
+    own = auth("customer", customer_id=bmw["id"])
+
+    # when the customer, with its own token, rewrites the facts, or drops them
+    rewritten = client.patch(
+        f"{CUSTOMER}/customer/{bmw['id']}",
+        json={
+            "characteristic": [
+                {"name": "latePaymentsLast12Months", "value": 0},
+                {"name": "creditScore", "value": 900},
+                {"name": "approvedCreditLimit", "value": 1000000},
+            ]
+        },
+        headers=own,
+    )
+    dropped = client.patch(
+        f"{CUSTOMER}/customer/{bmw['id']}",
+        json={"characteristic": [{"name": "preferredLanguage", "value": "de"}]},
+        headers=own,
+    )
+
+    # then both are refused, naming the facts, and the order is still refused
+    assert rewritten.status_code == 403
+    message = rewritten.json()["message"]
+    assert all(
+        n in message for n in ("approvedCreditLimit", "creditScore", "latePaymentsLast12Months")
+    )
+    assert dropped.status_code == 403
+    assert _assess(client, admin, bmw["id"], "40000").json()["outcome"] == "reject"
+
+    # and a characteristic of its own it may add, keeping the provider's facts as they are
+    kept = client.get(f"{CUSTOMER}/customer/{bmw['id']}", headers=own).json()["characteristic"]
+    added = client.patch(
+        f"{CUSTOMER}/customer/{bmw['id']}",
+        json={"characteristic": [*kept, {"name": "preferredLanguage", "value": "de"}]},
+        headers=own,
+    )
+    assert added.status_code == 200, added.text

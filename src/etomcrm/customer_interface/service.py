@@ -8,6 +8,7 @@ about itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -57,6 +58,19 @@ INITIAL_CUSTOMER_STATES = frozenset({"prospect", "active"})
 ENDED_CUSTOMER_STATES = frozenset({"terminated"})
 # What a customer may change about itself through the portal or its API key.
 CUSTOMER_SELF_SERVICE = frozenset({"contactMedium", "relatedParty", "characteristic"})
+# Characteristics the provider decides (the credit assessment, 3.5.2, reads them): a
+# customer's own token never writes them, however it sends its characteristic list.
+PROVIDER_FACTS = frozenset(
+    {"creditScore", "approvedCreditLimit", "openBalance", "latePaymentsLast12Months"}
+)
+
+
+def _facts(body: JsonDict) -> dict[str, Any]:
+    return {
+        str(c["name"]): c.get("value")
+        for c in body.get("characteristic") or []
+        if isinstance(c, dict) and c.get("name") in PROVIDER_FACTS
+    }
 
 
 def _customer_ref_ids(body: JsonDict) -> list[str]:
@@ -134,6 +148,18 @@ class CustomerKind(ResourceKind):
                 raise Forbidden(
                     f"a customer may change only {', '.join(sorted(CUSTOMER_SELF_SERVICE))} "
                     f"of itself, not {', '.join(refused)}"
+                )
+            before_facts, after_facts = _facts(old), _facts(body)
+            touched = sorted(
+                n
+                for n in set(before_facts) | set(after_facts)
+                if before_facts.get(n) != after_facts.get(n)
+            )
+            if touched:
+                raise Forbidden(
+                    f"{', '.join(touched)} are the provider's credit facts: a customer "
+                    "cannot set or remove them (send your characteristic list with them "
+                    "unchanged)"
                 )
         before, after = old.get("status"), body.get("status")
         if before != after:
