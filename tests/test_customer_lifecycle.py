@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from etomcrm.bootstrap import bootstrap
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.flows.models import TaskFlowRow
@@ -154,7 +153,6 @@ def test_terminating_a_customer_disconnects_its_active_products(
     client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
 ) -> None:
     # given a customer with two sites in service (its order ran to active products)
-    bootstrap()
     admin = auth("admin")
     leaving = contractable_customer(client, admin)
     sites = [site(client, admin, leaving["id"], city) for city in ("Ulm", "Hof")]
@@ -242,7 +240,6 @@ def test_terminating_a_customer_cancels_its_orders_not_yet_in_service(
     client: TestClient, auth: TokenFactory
 ) -> None:
     # given a customer whose order is acknowledged but not yet worked on
-    bootstrap()
     admin = auth("admin")
     leaving = contractable_customer(client, admin)
     place = site(client, admin, leaving["id"])

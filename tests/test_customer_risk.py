@@ -11,7 +11,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from etomcrm.bootstrap import bootstrap
 from etomcrm.core import resources
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.db import session_scope, utcnow
@@ -118,7 +117,6 @@ def test_a_fresh_customer_is_a_low_churn_risk_and_a_middle_bad_debt_risk(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
     # given a new customer with no history, and another customer
-    bootstrap()
     bmw = customer(client, admin)
     audi = customer(client, admin, "Audi AG")
     sales, support = auth("sales"), auth("support")
@@ -177,7 +175,6 @@ def test_a_fresh_customer_is_a_low_churn_risk_and_a_middle_bad_debt_risk(
 def test_a_credit_assessment_sets_the_bad_debt_risk(
     client: TestClient, admin: dict[str, str]
 ) -> None:
-    bootstrap()
     # given a customer whose credit was assessed with 3 late payments (rating 5)
     bmw = customer(client, admin)
     response = client.patch(
@@ -203,7 +200,6 @@ def test_a_credit_assessment_sets_the_bad_debt_risk(
 def test_violations_escalations_reopenings_and_a_detractor_make_a_high_churn_risk(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
-    bootstrap()
     bmw = customer(client, admin)
     # given a ticket escalated (its targets missed)
     _ticket(bmw["id"], "Augsburg offline")
@@ -389,7 +385,6 @@ def test_a_churn_risk_that_becomes_high_gives_the_account_manager_one_retention_
 ) -> None:
     # given BMW, whose account manager is Anna Berger, with a Silver site that had three
     # tickets, and four detractors' survey answers
-    bootstrap()
     anna = post(client, f"{PARTY}/individual", {"givenName": "Anna", "familyName": "Berger"}, admin)
     bmw = customer(client, admin)
     updated = client.patch(

@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from etomcrm.bootstrap import bootstrap
 from etomcrm.cli import app as cli
 from etomcrm.core import resources
 from etomcrm.customer_interface.models import CommunicationMessageRow
@@ -128,7 +127,6 @@ def test_an_order_runs_to_active_products_with_delays_announced_and_a_failure_re
 ) -> None:
     # given a customer whose data is complete, three sites: one on time, one late, one
     # whose first activation fails
-    bootstrap()
     admin = auth("admin")
     customer = contractable_customer(client, admin)
     sites = [
@@ -445,7 +443,6 @@ def test_a_held_order_waits_for_the_order_manager_and_completes_when_resumed(
             special_build_rate=0,
         )
     )
-    bootstrap()
     try:
         admin, manager = auth("admin"), auth("order_manager")
         customer = contractable_customer(client, admin)

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from etomcrm.bootstrap import bootstrap
 from etomcrm.cli import app as cli
 from etomcrm.config import get_settings
 from etomcrm.db import session_scope, utcnow
@@ -255,7 +254,6 @@ def test_a_clear_through_the_api_wakes_the_problem_flow(
     # given the event handlers wired, a one-second silence period, and a problem flow
     # working a link's outage that the OSS reported (the flow looks again by the clock
     # only every 15 minutes)
-    bootstrap()
     monkeypatch.setenv("ETOMCRM_TICKET_SILENCE_SECONDS", "1")
     get_settings.cache_clear()
     admin, network = auth("admin"), auth("network")

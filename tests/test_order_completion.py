@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from etomcrm.bootstrap import bootstrap
 from etomcrm.catalog.stock import receive_stock
 from etomcrm.core.bus import BUS
 from etomcrm.db import session_scope
@@ -185,6 +184,17 @@ def place_and_complete(
     return order
 
 
+def one_site_completed(
+    client: TestClient, admin: dict[str, str], manager: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A contractable customer whose one-site order completed: (customer, order)."""
+    offerings = catalog(client, admin, routers=5, minimum=1, reorder=5)
+    customer = contractable_customer(client, admin)
+    site = factories.site(client, admin, customer["id"])
+    order = place_and_complete(client, manager, order_for(customer["id"], offerings, [site["id"]]))
+    return customer, order
+
+
 def accept(client: TestClient, headers: dict[str, str], order_id: str) -> dict[str, Any]:
     response = client.patch(
         f"{ORDERING}/productOrder/{order_id}",
@@ -198,7 +208,6 @@ def accept(client: TestClient, headers: dict[str, str], order_id: str) -> dict[s
 def test_completion_makes_one_sla_per_access_product_and_takes_the_routers_from_stock(
     client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
 ) -> None:
-    bootstrap()
     activated: list[ProductsActivated] = []
     BUS.subscribe(ProductsActivated, activated.append)
     # given five routers in stock (minimum three, reorder ten) and a customer with three
@@ -320,13 +329,9 @@ def test_a_cancelled_order_gives_its_routers_back_and_a_stock_never_goes_negativ
 def test_the_customer_accepts_the_completed_order_before_the_survey(
     client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
 ) -> None:
-    bootstrap()
     # given a completed order awaiting the customer's acceptance
     admin, manager = auth("admin"), auth("order_manager")
-    offerings = catalog(client, admin, routers=5, minimum=1, reorder=5)
-    customer = contractable_customer(client, admin)
-    site = factories.site(client, admin, customer["id"])
-    order = place_and_complete(client, manager, order_for(customer["id"], offerings, [site["id"]]))
+    customer, order = one_site_completed(client, admin, manager)
     acceptance = order["customerAcceptance"]
     assert acceptance["state"] == "awaiting"
     completed_at = datetime.fromisoformat(order["completionDate"])
@@ -378,13 +383,9 @@ def test_the_customer_accepts_the_completed_order_before_the_survey(
 def test_an_order_not_objected_to_is_deemed_accepted_at_the_end_of_the_period(
     client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
 ) -> None:
-    bootstrap()
     # given a completed order awaiting acceptance until its due date
     admin, manager = auth("admin"), auth("order_manager")
-    offerings = catalog(client, admin, routers=5, minimum=1, reorder=5)
-    customer = contractable_customer(client, admin)
-    site = factories.site(client, admin, customer["id"])
-    order = place_and_complete(client, manager, order_for(customer["id"], offerings, [site["id"]]))
+    customer, order = one_site_completed(client, admin, manager)
     due = datetime.fromisoformat(order["customerAcceptance"]["dueDate"])
     flow_id = f"post-ordering-{order['id']}"
     # when the order is looked at a second before the period ends, nothing changes

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from etomcrm.bootstrap import bootstrap
 from etomcrm.cli import app as cli
 from tests import factories
 from tests.conftest import TokenFactory
@@ -30,7 +29,6 @@ def test_a_request_becomes_an_order_through_feasibility_education_and_a_negotiat
     client: TestClient, auth: TokenFactory, flows: None, network: dict[str, Any]
 ) -> None:
     # given BMW (contract data complete) and its sites in the catalog's world
-    bootstrap()
     bmw = load_bmw()
     admin, anna, bernd = auth("admin"), auth("sales"), auth("sales")
     complete_contract_data(client, admin, bmw.customer_id)

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from etomcrm.bootstrap import bootstrap
 from etomcrm.db import session_scope
 from etomcrm.flows import assurance
 from etomcrm.network.models import NetworkLinkRow, NetworkPopRow, NetworkServiceOrderRow
@@ -184,7 +183,6 @@ def test_the_network_reports_the_repair_and_the_problem_flow_resolves_the_ticket
     client: TestClient, admin: dict[str, str], auth: TokenFactory, flows: None
 ) -> None:
     # given the event handlers wired, and a customer's ticket on a site whose link is down
-    bootstrap()
     _, site_id, link_id, portal = _customer_with_site(client, admin, auth, link="down")
     ticket = client.post(TT, json=_ticket_about(site_id), headers=portal).json()
     problem_id = ticket["diagnosis"]["serviceProblem"]["id"]
