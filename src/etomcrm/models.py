@@ -1,5 +1,6 @@
 """Every table of etomcrm, imported so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from etomcrm.billing import models as billing_models
 from etomcrm.catalog import models as catalog_models
 from etomcrm.core import models as core_models
 from etomcrm.customer_interface import models as customer_interface_models
@@ -17,6 +18,7 @@ from etomcrm.selling import models as selling_models
 metadata = Base.metadata
 
 __all__ = [
+    "billing_models",
     "catalog_models",
     "core_models",
     "customer_interface_models",

@@ -201,3 +201,19 @@ SLA_MANAGEMENT = TmfDocument.load(
 RISK_MANAGEMENT = TmfDocument.load(
     "TMF696", "TMF696-RiskManagement-v4.0.0.swagger.json", "/tmf-api/riskManagement/v4"
 )
+ACCOUNT = TmfDocument.load(
+    "TMF666", "TMF666-Account-v4.0.0.swagger.json", "/tmf-api/accountManagement/v4"
+)
+PAYMENT_METHOD = TmfDocument.load(
+    "TMF670", "TMF670-PaymentMethod-v4.0.0.swagger.json", "/tmf-api/paymentMethod/v4"
+)
+USAGE = TmfDocument.load(
+    "TMF635", "TMF635-Usage-v4.0.0.swagger.json", "/tmf-api/usageManagement/v4"
+)
+CUSTOMER_BILL = TmfDocument.load(
+    "TMF678", "TMF678-Customer_Bill-v4.0.0.swagger.json", "/tmf-api/customerBillManagement/v4"
+)
+# The official document's basePath is "/paymentManagement/v4/"; served under /tmf-api.
+PAYMENT = TmfDocument.load(
+    "TMF676", "TMF676-Payment-v4.0.0.swagger.json", "/tmf-api/paymentManagement/v4"
+)
