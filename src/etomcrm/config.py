@@ -66,6 +66,29 @@ class Settings(BaseSettings):
     # accepted this many business days after its completion.
     order_acceptance_business_days: int = 5
 
+    # Billing & Collections (3.8). The provider as it appears on every invoice (§14 UStG)
+    # and as the creditor of SEPA direct debits; the demo's provider is fictitious.
+    provider_name: str = "Extranet Services GmbH"
+    provider_street: str = "Leopoldstraße 180"
+    provider_post_code: str = "80804"
+    provider_city: str = "München"
+    provider_country: str = "DE"
+    provider_vat_id: str = "DE129273398"
+    provider_tax_number: str = "143/123/45678"
+    provider_register: str = "Amtsgericht München HRB 123456"
+    provider_iban: str = "DE89370400440532013000"
+    provider_bic: str = "COBADEFFXXX"
+    provider_bank: str = "Commerzbank"
+    provider_creditor_id: str = "DE98ZZZ09999999999"
+    provider_email: str = "billing@extranet-services.example"
+    # Invoice series: numbers "{prefix}-{year}-{n:06d}", credit notes their own series.
+    invoice_prefix: str = "RE"
+    credit_note_prefix: str = "GS"
+    vat_rate_percent: str = "19"
+    payment_terms_days: int = 14
+    # Credit notes above this (EUR, net) need a second person's approval (four eyes).
+    credit_note_approval_eur: str = "500"
+
 
 @lru_cache
 def get_settings() -> Settings:
