@@ -17,6 +17,7 @@ from etomcrm.core.errors import (
     InvalidRequest,
     PayloadTooLarge,
     TmfError,
+    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -132,6 +133,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TmfError)
     async def _tmf(request: Request, exc: TmfError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -160,6 +163,28 @@ def install_error_handlers(app: FastAPI) -> None:
         error = TmfError("an internal error occurred; it has been logged")
         error.status, error.code, error.reason = 500, "INTERNAL_ERROR", "Internal error"
         return error_response(error)
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no content sniffing of an error body or a document
+    into something a browser would run."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class RefuseNul:
