@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from etomcrm.config import get_settings
 from etomcrm.core.events import deliver_due, http_poster, subscription_matches
 from etomcrm.core.models import EventDelivery
 from etomcrm.db import session_scope, utcnow
@@ -52,10 +53,14 @@ class Listener:
 
 
 @pytest.fixture
-def listener() -> Iterator[Listener]:
+def listener(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Listener]:
+    # The test listener is on loopback: allowed as the provider's own internal listener.
+    monkeypatch.setenv("ETOMCRM_HUB_INTERNAL_TARGETS", '["127.0.0.0/8"]')
+    get_settings.cache_clear()
     running = Listener()
     yield running
     running.close()
+    get_settings.cache_clear()
 
 
 def _deliver() -> tuple[int, int]:
@@ -108,20 +113,83 @@ def test_a_listener_that_is_down_loses_nothing(
     listener.up = False
     customer(client, admin, "A")
     customer(client, admin, "B")
-    assert _deliver() == (0, 2)
-    # then the failures are recorded and retried later, with growing back-off
+    assert _deliver() == (0, 1)
+    # then the failure of the first is recorded and retried later, with growing back-off,
+    # and the second waits behind it untried (a listener hears events in order)
     with session_scope() as session:
-        rows = session.scalars(select(EventDelivery)).all()
-        assert all(r.attempts == 1 and r.last_error == "listener answered HTTP 503" for r in rows)
-        assert all(r.next_attempt_at > utcnow() for r in rows)
+        first, second = session.scalars(select(EventDelivery).order_by(EventDelivery.event_id))
+        assert first.attempts == 1 and first.last_error == "listener answered HTTP 503"
+        assert first.next_attempt_at > utcnow()
+        assert second.attempts == 0 and second.lease_owner is None
     assert _deliver() == (0, 0)  # not due yet
     _make_due()
-    assert _deliver() == (0, 2)
-    # when it comes back, every event arrives
+    assert _deliver() == (0, 1)
+    # when it comes back, every event arrives, in the order they happened
     listener.up = True
     _make_due()
     assert _deliver() == (2, 0)
-    assert sorted(body["event"]["customer"]["name"] for _, body in listener.received) == ["A", "B"]
+    assert [body["event"]["customer"]["name"] for _, body in listener.received] == ["A", "B"]
+
+
+def test_after_an_outage_a_listener_hears_its_events_in_order(
+    client: TestClient, admin: dict[str, str], listener: Listener
+) -> None:
+    client.post(f"{CUSTOMER}/hub", json={"callback": listener.url}, headers=admin)
+    # given twelve changes while the listener is down, each retried at its own time
+    listener.up = False
+    names = [f"Dealer {n:02d}" for n in range(12)]
+    for name in names:
+        customer(client, admin, name)
+    for _ in range(3):
+        _deliver()
+        _make_due()
+    # when it is back, deliveries in small batches bring them in the order they happened
+    listener.up = True
+    while _deliver() != (0, 0):
+        _make_due()
+    creates = [
+        body["event"]["customer"]["name"]
+        for _, body in listener.received
+        if body["eventType"] == "CustomerCreateEvent"
+    ]
+    assert creates == names
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/listener",
+        "http://localhost:5432/",
+        "http://[::1]:8080/x",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://192.168.1.1/",
+        "http://0.0.0.0:9/",
+    ],
+)
+def test_a_listener_inside_the_providers_network_is_refused(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory, callback: str
+) -> None:
+    answer = client.post(f"{CUSTOMER}/hub", json={"callback": callback}, headers=admin)
+    assert answer.status_code == 400, answer.text
+    assert "etomcrm will not call" in answer.json()["message"]
+
+
+def test_an_allowed_internal_listener_that_moved_inside_is_not_called(
+    client: TestClient, admin: dict[str, str], listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a listener registered while its address was allowed
+    client.post(f"{CUSTOMER}/hub", json={"callback": listener.url}, headers=admin)
+    customer(client, admin, "A")
+    # when the allowance is withdrawn before delivery (as a name resolving elsewhere would)
+    monkeypatch.setenv("ETOMCRM_HUB_INTERNAL_TARGETS", "[]")
+    get_settings.cache_clear()
+    # then nothing is sent and the delivery records why
+    assert _deliver() == (0, 1)
+    assert listener.received == []
+    with session_scope() as session:
+        error = session.scalars(select(EventDelivery.last_error)).one()
+    assert error is not None and error.startswith("not sent: ")
 
 
 def test_query_filters_what_a_listener_hears(
@@ -194,7 +262,6 @@ def test_the_service_delivers_events_by_itself(
     import time
 
     from etomcrm.bootstrap import create_app
-    from etomcrm.config import get_settings
 
     monkeypatch.setenv("ETOMCRM_HUB_DELIVERY_INTERVAL_SECONDS", "0.05")
     get_settings.cache_clear()

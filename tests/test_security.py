@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -12,9 +13,9 @@ from typer.testing import CliRunner
 from etomcrm.bootstrap import KINDS as API_KINDS
 from etomcrm.cli import app as cli
 from etomcrm.core.models import AuditRecord
-from etomcrm.db import session_scope
+from etomcrm.db import session_scope, utcnow
 from etomcrm.security.models import ApiKey, UserAccount
-from etomcrm.security.service import create_user
+from etomcrm.security.service import _signing_secret, create_user
 from tests.conftest import TokenFactory
 from tests.factories import (
     CATALOG,
@@ -124,6 +125,18 @@ def test_tampered_login_token_is_refused(client: TestClient) -> None:
         ).status_code
         == 401
     )
+
+
+def test_a_login_token_without_an_expiry_is_refused(client: TestClient) -> None:
+    # given a token signed with the installation's own secret, but without "exp"
+    with session_scope() as session:
+        user = create_user(session, "anna.sales", "correct horse battery", "sales")
+        claims = {"sub": user.id, "name": "anna.sales", "role": "sales", "iat": utcnow()}
+        forever = jwt.encode(claims, _signing_secret(session), algorithm="HS256")
+    # when it is used, it is refused, naming what it lacks
+    answer = client.get(f"{CUSTOMER}/customer", headers={"Authorization": f"Bearer {forever}"})
+    assert answer.status_code == 401
+    assert "'exp'" in answer.json()["message"]
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     hub_delivery_interval_seconds: float = 1.0
     hub_delivery_enabled: bool = True
     hub_max_backoff_seconds: float = 600.0
+    # Internal hosts or networks (CIDR) hub listeners may be at; none by default
+    # (core/callbacks.py). E.g. ETOMCRM_HUB_INTERNAL_TARGETS='["10.20.0.0/16"]'.
+    hub_internal_targets: list[str] = []
 
     # Messages to customers (TMF681) go through a channel; the default writes each one
     # as an RFC 5322 file into this directory. With an SMTP URL they are mailed instead.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -52,19 +53,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_id_lock = threading.Lock()
+_last: tuple[int, int] = (0, 0)
+_RANDOM_BITS = 74  # what uuid7 leaves beside the time, version and variant
+
+
 def new_id() -> str:
     """A UUID whose first 48 bits are the time in ms, so ids sort in creation order.
 
     Lists page by id; time order keeps new rows at the end and the B-tree append-only.
+    Within one process ids strictly increase, even within one millisecond (RFC 9562's
+    monotonic random): hub events are delivered to a listener in the order of theirs.
     """
+    global _last
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(secrets.token_bytes(10), "big")
-    value = (ms << 80) | rand
+    # Half the random range, so that counting up within a millisecond never overflows.
+    rand = int.from_bytes(secrets.token_bytes(10), "big") >> (80 - _RANDOM_BITS + 1)
+    with _id_lock:
+        if (ms, rand) <= _last:
+            ms, rand = _last[0], _last[1] + 1
+        _last = (ms, rand)
     # Version 7 and RFC 4122 variant bits, as uuid7 lays them out.
-    value &= ~(0xF << 76)
-    value |= 0x7 << 76
-    value &= ~(0x3 << 62)
-    value |= 0x2 << 62
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0x2 << 62) | (rand & (2**62 - 1))
     return str(uuid.UUID(int=value))
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
+from etomcrm.core import callbacks
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.models import EventDelivery, HubSubscription, OutboxEvent
@@ -119,6 +120,9 @@ def register_listener(
     parts = urlsplit(callback)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidRequest(f"callback must be an absolute http(s) URL, not {callback!r}")
+    refused = callbacks.refusal(callback, unresolved_ok=True)
+    if refused:
+        raise InvalidRequest(f"etomcrm will not call {callback!r}: {refused}")
     if query:
         parse_qs(query.lstrip("?"), strict_parsing=False)
     subscription = HubSubscription(
@@ -163,23 +167,38 @@ def deliver_due(
 ) -> tuple[int, int]:
     """Send the deliveries that are due; returns (delivered, failed).
 
+    A listener hears its events in the order they happened: its oldest undelivered
+    event goes first, and while that one waits for a retry the later ones wait behind
+    it (a listener that was down gets 5, 6, 7, ... after the outage, not 5, 12, 18).
     ``post(url, payload)`` returns the HTTP status, or raises on a network error.
     """
     settings = get_settings()
     worker = new_id()
     now = utcnow()
     with session_scope(url) as session:
-        due = (
-            select(EventDelivery.id)
-            .where(
-                EventDelivery.delivered_at.is_(None),
-                EventDelivery.next_attempt_at <= now,
-                or_(EventDelivery.lease_until.is_(None), EventDelivery.lease_until < now),
+        # Each listener's backlog in event order; a listener whose head is leased by
+        # another worker or not yet due is skipped whole.
+        pending = session.execute(
+            select(
+                EventDelivery.id,
+                EventDelivery.subscription_id,
+                EventDelivery.next_attempt_at,
+                EventDelivery.lease_until,
             )
-            .order_by(EventDelivery.next_attempt_at)
-            .limit(batch)
-        )
-        ids = list(session.scalars(due))
+            .where(EventDelivery.delivered_at.is_(None))
+            .order_by(EventDelivery.subscription_id, EventDelivery.event_id)
+            .limit(batch * 20)
+        ).all()
+        ids: list[str] = []
+        heads: set[str] = set()
+        for delivery_id, subscription_id, next_attempt_at, lease_until in pending:
+            if subscription_id not in heads:
+                heads.add(subscription_id)
+                if next_attempt_at > now or (lease_until is not None and lease_until >= now):
+                    heads.add(f"blocked:{subscription_id}")
+            if f"blocked:{subscription_id}" in heads or len(ids) >= batch:
+                continue
+            ids.append(delivery_id)
         if not ids:
             return 0, 0
         session.execute(
@@ -197,6 +216,7 @@ def deliver_due(
             select(
                 EventDelivery.id,
                 EventDelivery.attempts,
+                EventDelivery.subscription_id,
                 HubSubscription.callback,
                 OutboxEvent.event_type,
                 OutboxEvent.payload,
@@ -204,20 +224,41 @@ def deliver_due(
             .join(HubSubscription, HubSubscription.id == EventDelivery.subscription_id)
             .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
             .where(EventDelivery.lease_owner == worker)
+            .order_by(EventDelivery.subscription_id, EventDelivery.event_id)
         ).all()
     results: list[tuple[str, int, str | None]] = []
-    for delivery_id, attempts, callback, event_type, payload in claimed:
+    skipped: list[str] = []
+    stopped: set[str] = set()
+    refusals: dict[str, str | None] = {}
+    for delivery_id, attempts, subscription_id, callback, event_type, payload in claimed:
+        if subscription_id in stopped:
+            # Behind a failed event of the same listener: not tried, not counted.
+            skipped.append(delivery_id)
+            continue
+        if callback not in refusals:
+            refusals[callback] = callbacks.refusal(callback)
         error: str | None = None
-        try:
-            status = post(listener_url(callback, event_type), payload)
-            if not 200 <= status < 300:
-                error = f"listener answered HTTP {status}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        if refusals[callback]:
+            error = f"not sent: {refusals[callback]}"
+        else:
+            try:
+                status = post(listener_url(callback, event_type), payload)
+                if not 200 <= status < 300:
+                    error = f"listener answered HTTP {status}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            stopped.add(subscription_id)
         results.append((delivery_id, attempts + 1, error))
     delivered = failed = 0
     with session_scope(url) as session:
         done = utcnow()
+        if skipped:
+            session.execute(
+                update(EventDelivery)
+                .where(EventDelivery.id.in_(skipped))
+                .values(lease_owner=None, lease_until=None)
+            )
         for delivery_id, attempts, error in results:
             values: JsonDict = {
                 "attempts": attempts,

@@ -271,9 +271,18 @@ def _api_key_principal(session: Session, token: str) -> Principal:
 
 def _login_principal(session: Session, token: str) -> Principal | None:
     try:
-        claims = jwt.decode(token, _signing_secret(session), algorithms=["HS256"])
+        # A token without an expiry would be good forever: every claim etomcrm issues
+        # must be there.
+        claims = jwt.decode(
+            token,
+            _signing_secret(session),
+            algorithms=["HS256"],
+            options={"require": ["exp", "iat", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the login token has expired; sign in again") from None
+    except jwt.MissingRequiredClaimError as missing:
+        raise Unauthorized(f"the login token lacks the {missing.claim!r} claim") from None
     except jwt.InvalidTokenError:
         return None
     user = session.get(UserAccount, claims.get("sub"))
