@@ -106,6 +106,11 @@ def test_a_pop_outage_runs_from_alarm_to_closed_tickets(
         assert seed in trace.output
     by_ticket = CliRunner().invoke(cli, ["trace", resolved[0]["id"]], terminal_width=200)
     assert by_ticket.output == trace.output
+    # and by the flow id the trace itself prints
+    workflow_id = assurance.problem_workflow_id(problem_id)
+    assert workflow_id in trace.output
+    by_flow = CliRunner().invoke(cli, ["trace", workflow_id], terminal_width=200)
+    assert by_flow.output == trace.output
     outcomes = [
         c["value"]
         for t in client.get(f"{flow_url}/taskFlow", headers=admin).json()

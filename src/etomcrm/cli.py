@@ -27,7 +27,7 @@ from etomcrm.flows.failures import failed_flows, retry_flow
 from etomcrm.flows.fulfillment import sweep_unstarted_flows
 from etomcrm.flows.recorder import flows_of_case
 from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
-from etomcrm.migrate import upgrade
+from etomcrm.migrate import schema_problem, upgrade
 from etomcrm.security.service import (
     Principal,
     Role,
@@ -37,7 +37,14 @@ from etomcrm.security.service import (
     unlock_user,
 )
 
-app = typer.Typer(help="etomcrm: CRM for telecom and IT service providers.", no_args_is_help=True)
+HELP = (
+    "etomcrm: CRM for telecom and IT service providers.\n\n"
+    "The database is ETOMCRM_DATABASE_URL (default: etomcrm.db, SQLite, in the current "
+    "directory; e.g. postgresql+psycopg://user@host/db). Run 'etomcrm db upgrade' once "
+    "before the other commands ('demo', 'serve' and 'worker' do it themselves). Every "
+    "setting is an ETOMCRM_* environment variable (README, 'Configuration')."
+)
+app = typer.Typer(help=HELP, no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for machine clients.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff and portal users.", no_args_is_help=True)
@@ -53,10 +60,18 @@ app.add_typer(flow_app, name="flow")
 console = Console()
 
 
+# Commands that bring the schema up to date themselves.
+UPGRADING = frozenset({"db", "demo", "serve", "worker"})
+
+
 @app.callback()
-def _wire() -> None:
-    """etomcrm: CRM for telecom and IT service providers."""
+def _wire(ctx: typer.Context) -> None:
     bootstrap.bootstrap()
+    if ctx.invoked_subcommand not in UPGRADING and not ctx.resilient_parsing:
+        problem = schema_problem()
+        if problem:
+            console.print(f"[red]error:[/red] {problem}")
+            raise typer.Exit(code=2)
 
 
 def _fail(error: TmfError) -> None:
@@ -76,7 +91,13 @@ def db_upgrade(revision: str = "head") -> None:
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="API processes (Uvicorn workers); with more than one, a separate flow "
+            "worker process runs the flows"
+        ),
+    ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = True,
     flows: Annotated[
         bool, typer.Option(help="Also run the flows (one worker process beside the API)")
@@ -122,7 +143,13 @@ def worker(
             "own unfinished flows (and nobody else's)"
         ),
     ] = "worker-1",
-    concurrency: Annotated[int, typer.Option(help="Flows run at once")] = 0,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            help="How many flow steps run at once; 0 takes the setting "
+            "ETOMCRM_FLOWS_WORKER_CONCURRENCY (default 8)"
+        ),
+    ] = 0,
 ) -> None:
     """Run the durable flows (Fulfillment, ...) queued by the API processes."""
 
@@ -316,10 +343,10 @@ def hub_deliver() -> None:
 
 @app.command()
 def demo() -> None:
-    """Load the BMW Extranet scenario (DESIGN.md section 5) and tell its story (issue 3):
+    """Load the BMW Extranet scenario and tell its story (README, "The demonstration"):
     campaign, request, feasibility, quote, order, activation, inventory, survey; then
-    assurance (issue 4): a month's QoS report with one SLA violated, a link failure and
-    a PoP outage through the problem flows. The flows run in this process; a second run
+    assurance: a month's QoS report with one SLA violated, a link failure and a PoP
+    outage through the problem flows. The flows run in this process; a second run
     changes nothing and shows the story again."""
 
     upgrade()

@@ -302,7 +302,11 @@ def flows_of_case(session: Session, case_id: str) -> list[FlowTrace]:
     followed by the flows of the cases it led to (the order a quote became, and so on).
     """
     flows: list[ProcessFlowRow] = []
-    cases: list[str] = [case_id, *_cases_naming(session, case_id)]
+    # A flow's own id (the trace prints "problem-…", "violation-…") names its case too.
+    by_flow_id = session.scalars(
+        select(ProcessFlowRow.case_id).where(ProcessFlowRow.id == case_id)
+    ).all()
+    cases: list[str] = [case_id, *by_flow_id, *_cases_naming(session, case_id)]
     seen: set[str] = set()
     while cases:
         found = session.scalars(
@@ -347,12 +351,11 @@ def flows_of_case(session: Session, case_id: str) -> list[FlowTrace]:
 
 def _cases_naming(session: Session, entity_id: str) -> list[str]:
     """Cases whose flow names the entity among its related entities (a quote in its
-    pre-sale flow, a ticket in its problem's flow)."""
+    pre-sale flow, a ticket in its problem's or violation's flow)."""
     if len(entity_id) < 8:
         return []  # too short to search the documents for
     rows = session.execute(
         select(ProcessFlowRow.case_id, ProcessFlowRow.body).where(
-            ProcessFlowRow.flow.in_(("presale", "assurance")),
             cast(ProcessFlowRow.body, String).contains(entity_id),
         )
     ).all()
