@@ -16,7 +16,7 @@ import sepaxml  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree  # type: ignore[import-untyped]
-from pycamt.parser import Camt053Parser  # type: ignore[import-untyped]
+from pycamt.parser import Camt053ParseError, Camt053Parser  # type: ignore[import-untyped]
 
 from etomcrm.billing.sepa import BankEntry, DirectDebit, direct_debit_batch, read_statement
 from etomcrm.config import get_settings
@@ -213,7 +213,10 @@ def test_any_batch_is_schema_valid_and_its_totals_are_its_collections(
         ([debit(1, "10.00", "CORE", "FRST", remittance="R" * 141)], "1 to 140 characters"),
         ([debit(1, "10.00", "CORE", "FRST", debtor_name=" ")], "name is empty"),
         # nothing of the name survives transliteration: the schema names the element
-        ([debit(1, "10.00", "CORE", "FRST", debtor_name="\U0001f642")], "Nm"),
+        (
+            [debit(1, "10.00", "CORE", "FRST", debtor_name="\U0001f642")],
+            "in the debit 'RE-2026-000001': Element 'Nm'",
+        ),
     ],
 )
 def test_a_batch_the_bank_would_reject_is_refused(debits: list[DirectDebit], message: str) -> None:
@@ -361,6 +364,12 @@ def test_pycamt_reads_the_same_references_and_remittances() -> None:
     assert [(e.counterparty_name, e.counterparty_iban) for e in ours] == [
         (t.get("DebtorName"), t.get("DebtorIBAN")) for t in theirs
     ]
+
+
+def test_pycamt_cannot_read_a_notification_which_is_why_lxml_reads_them_all() -> None:
+    # pycamt 1.1.1 looks for Stmt or Rpt only; a camt.054 has Ntfctn
+    with pytest.raises(Camt053ParseError):
+        Camt053Parser((DATA / "camt054_return.xml").read_bytes()).get_transactions()
 
 
 def camt(

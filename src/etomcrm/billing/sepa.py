@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
+from threading import Lock
 from typing import Any
 
 import sepaxml  # type: ignore[import-untyped]
@@ -264,14 +265,30 @@ def _pain_schema() -> Any:
     return etree.XMLSchema(etree.parse(str(path), _safe_parser()))
 
 
+# One schema object serves every thread (bill runs collect in parallel); its error log
+# is its own state, so one validation at a time.
+_SCHEMA_LOCK = Lock()
+
+
 def _validate_pain(root: Any) -> None:
-    schema = _pain_schema()
-    if not schema.validate(root):
+    with _SCHEMA_LOCK:
+        schema = _pain_schema()
+        if schema.validate(root):
+            return
         error = schema.error_log.last_error
-        raise InvalidRequest(
-            f"The direct-debit file would not pass the bank's {PAIN_008} schema: "
-            f"{error.message} (line {error.line}); check the debit whose field it names."
-        )
+    message = error.message.replace(f"{{urn:iso:std:iso:20022:tech:xsd:{PAIN_008}}}", "")
+    where = ""
+    # the error's path, e.g. /*/*[1]/*[3]/*[9]/*[4]/*[1]: the debit it lies in names it
+    steps = (error.path or "").split("/")
+    for depth in range(len(steps), 1, -1):
+        found = root.getroottree().xpath("/".join(steps[:depth]))
+        if found and etree.QName(found[0]).localname == "DrctDbtTxInf":
+            e2e = found[0].findtext(f"{_pain('PmtId')}/{_pain('EndToEndId')}")
+            where = f" in the debit {e2e!r}"
+            break
+    raise InvalidRequest(
+        f"The direct-debit file would not pass the bank's {PAIN_008} schema{where}: {message}"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,7 +340,8 @@ _AMOUNT = re.compile(r"\d{1,13}(\.\d{1,5})?")
 def read_statement(xml: bytes) -> list[BankEntry]:
     """3.8.5 Manage Customer Billing / Collections (eTOM 1.1.1.8.5): the booked entries of
     a bank statement (camt.053), account report (camt.052) or debit/credit notification
-    (camt.054, where banks report direct-debit returns), versions 001.02 to 001.13.
+    (camt.054, where banks report direct-debit returns), version 001.02 or later (the
+    element paths that moved in 001.04 and 001.05 are read in both places).
 
     Read with lxml alone, with a parser that resolves no entity, loads no DTD and opens no
     network, and a file with a DOCTYPE is refused outright. pycamt 1.1.1 (pinned) was
