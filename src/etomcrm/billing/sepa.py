@@ -125,9 +125,11 @@ def direct_debit_batch(
         # validated below as one document; the parts alone would be validated twice
         parts.append(_parse_own(document.export(validate=False)))
     root = _assemble(parts, message_id, created_at or utcnow(), sum(cents))
-    xml: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     _validate_pain(root)
-    return xml
+    # the declaration as sepaxml and the banks' own samples write it
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + bytes(
+        etree.tostring(root, encoding="UTF-8")
+    )
 
 
 def _check_id(label: str, value: str, pattern: re.Pattern[str], where: str = "") -> None:
