@@ -22,6 +22,7 @@ from etomcrm.core.totals import TOTALS
 from etomcrm.db import get_engine, get_read_engine, session_scope
 from etomcrm.models import metadata
 from etomcrm.security.service import PRINCIPALS, create_api_key
+from etomcrm.security.throttle import forget_attempts
 
 PG_SERVER = os.environ.get("ETOMCRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 # One database per test process, so parallel runs (xdist, a second terminal) never
@@ -126,6 +127,8 @@ def client(db_url: str) -> Iterator[TestClient]:
     from etomcrm.bootstrap import create_app
     from tests.schema_check import ConformingClient
 
+    # Each test signs in afresh: the sign-in throttle's counts are per process.
+    forget_attempts()
     with ConformingClient(create_app(deliver_events=False, run_flows=False)) as test_client:
         yield test_client
 

@@ -28,7 +28,14 @@ from etomcrm.flows.fulfillment import sweep_unstarted_flows
 from etomcrm.flows.recorder import flows_of_case
 from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
 from etomcrm.migrate import upgrade
-from etomcrm.security.service import Principal, Role, create_api_key, create_user, revoke_api_key
+from etomcrm.security.service import (
+    Principal,
+    Role,
+    create_api_key,
+    create_user,
+    revoke_api_key,
+    unlock_user,
+)
 
 app = typer.Typer(help="etomcrm: CRM for telecom and IT service providers.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -279,6 +286,18 @@ def user_create(
     except TmfError as error:
         _fail(error)
     console.print(f"user {username} ({user_id}), role {role}")
+
+
+@user_app.command("unlock")
+def user_unlock(username: str) -> None:
+    """Lift the lock a run of wrong passwords put on a user."""
+
+    try:
+        with session_scope() as session:
+            unlock_user(session, username)
+    except TmfError as error:
+        _fail(error)
+    console.print(f"user {username} unlocked")
 
 
 @hub_app.command("deliver")

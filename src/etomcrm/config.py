@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     default_page_limit: int = 50
     max_page_limit: int = 1000
     login_token_minutes: int = 480
+    # Password guessing: sign-in attempts per minute from one client address and for one
+    # user name (each worker counts its own), and the lock after consecutive failures
+    # (kept in the database, so every worker honours it).
+    login_attempts_per_address_per_minute: int = 30
+    login_attempts_per_user_per_minute: int = 10
+    login_lockout_failures: int = 10
+    login_lockout_minutes: int = 15
     # Cached token lookups: a revoked API key stops working within this many seconds.
     token_cache_seconds: float = 30.0
     # How long one process may answer X-Total-Count from its cache (see core.totals).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,7 @@ import etomcrm
 from etomcrm.api.conventions import (
     SECURITY_SCHEMES,
     RefuseNul,
+    SecurityHeaders,
     install_error_handlers,
     json_response,
     read_json,
@@ -28,6 +30,9 @@ from etomcrm.core.tmf_schemas import TmfDocument
 from etomcrm.db import session_scope
 from etomcrm.flows import engine
 from etomcrm.security import service as security
+from etomcrm.security.throttle import check_sign_in
+
+_log = logging.getLogger(__name__)
 
 
 def _documents(kinds: Sequence[ResourceKind]) -> dict[str, tuple[TmfDocument, list[ResourceKind]]]:
@@ -82,6 +87,7 @@ def build_app(
     )
     install_error_handlers(app)
     app.add_middleware(RefuseNul)
+    app.add_middleware(SecurityHeaders)
     router = APIRouter()
     documents = _documents(kinds)
     for doc, kinds in documents.values():
@@ -151,12 +157,29 @@ def _add_auth_routes(app: FastAPI) -> None:
             or not isinstance(data.get("password"), str)
         ):
             raise InvalidRequest('send {"username": ..., "password": ...}')
-        with session_scope() as session:
-            access_token = security.login(session, data["username"], data["password"])
+        address = request.client.host if request.client else "unknown"
+        check_sign_in(address, data["username"])
+        # Argon2 takes tens of milliseconds of CPU: off the event loop, so sign-ins never
+        # stall the requests being served beside them.
+        outcome = await run_in_threadpool(_sign_in, data["username"], data["password"])
+        if outcome.error is not None:
+            if outcome.locked_now:
+                _log.warning("user %r locked after repeated wrong passwords", data["username"])
+            raise outcome.error
         return json_response(
             {
-                "access_token": access_token,
+                "access_token": outcome.token,
                 "token_type": "bearer",
                 "expires_in": get_settings().login_token_minutes * 60,
-            }
+            },
+            headers=NO_STORE,
         )
+
+
+# A token is a credential: no cache, shared or private, may keep the answer.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _sign_in(username: str, password: str) -> security.SignIn:
+    with session_scope() as session:
+        return security.login(session, username, password)

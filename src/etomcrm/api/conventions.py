@@ -17,6 +17,7 @@ from etomcrm.core.errors import (
     InvalidRequest,
     PayloadTooLarge,
     TmfError,
+    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -83,18 +84,31 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def _reject_nul(node: Any) -> None:
-    # PostgreSQL cannot store NUL in text or JSONB; no TMF attribute needs one.
-    if isinstance(node, str):
-        if "\x00" in node:
-            raise InvalidRequest("text must not contain NUL (\\u0000) characters")
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            _reject_nul(key)
-            _reject_nul(value)
-    elif isinstance(node, list):
-        for value in node:
-            _reject_nul(value)
+# No TMF resource nests deeper than a dozen levels; a body nested far deeper is an attack
+# on the parsers and validators behind this point, refused before it reaches them.
+MAX_JSON_DEPTH = 64
+
+
+def _check_body(value: Any) -> None:
+    """Refuse NUL in text and nesting beyond ``MAX_JSON_DEPTH`` (iteratively: a deep
+    body must not exhaust the stack of the check meant to refuse it)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            # PostgreSQL cannot store NUL in text or JSONB; no TMF attribute needs one.
+            if "\x00" in node:
+                raise InvalidRequest("text must not contain NUL (\\u0000) characters")
+            continue
+        if isinstance(node, dict | list) and depth > MAX_JSON_DEPTH:
+            raise InvalidRequest(
+                f"the body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep"
+            )
+        if isinstance(node, dict):
+            stack.extend((key, depth) for key in node)
+            stack.extend((item, depth + 1) for item in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
 
 
 async def read_json(request: Request) -> Any:
@@ -124,7 +138,7 @@ async def read_json(request: Request) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
-    _reject_nul(value)
+    _check_body(value)
     return value
 
 
@@ -132,6 +146,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TmfError)
     async def _tmf(request: Request, exc: TmfError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -160,6 +176,28 @@ def install_error_handlers(app: FastAPI) -> None:
         error = TmfError("an internal error occurred; it has been logged")
         error.status, error.code, error.reason = 500, "INTERNAL_ERROR", "Internal error"
         return error_response(error)
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no content sniffing of an error body or a document
+    into something a browser would run."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class RefuseNul:

@@ -57,6 +57,9 @@ def _quoted(path: list[str]) -> str:
     return "$" + "".join('."' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in path)
 
 
+INT64_LIMIT = 2**63
+
+
 def _typed_alternatives(value: str) -> list[Any]:
     """The value as given, and as a number or boolean when it reads as one."""
     alternatives: list[Any] = [value]
@@ -69,7 +72,10 @@ def _typed_alternatives(value: str) -> list[Any]:
             pass
         else:
             if math.isfinite(number):
-                alternatives.append(int(number) if number.is_integer() else number)
+                # Beyond 64 bits an integer binds in neither database: compare as a float,
+                # which is also how SQLite and jsonb hold such a stored number.
+                whole = number.is_integer() and abs(number) < INT64_LIMIT
+                alternatives.append(int(number) if whole else number)
     return alternatives
 
 

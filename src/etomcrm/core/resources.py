@@ -40,6 +40,10 @@ from etomcrm.security.service import STAFF_ROLES, Principal, Role
 
 READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
 RESERVED_QUERY = frozenset({"fields", "offset", "limit"})
+# Each value of a filter is a clause of its own: bounded, so one query string cannot
+# build a statement the database refuses (SQLite's expression depth) or chokes on.
+MAX_FILTERS = 20
+MAX_FILTER_VALUES = 100
 # Attributes only the server sets; a client's value is replaced, not trusted.
 SERVER_SET = ("id", "href")
 
@@ -544,8 +548,15 @@ def list_statements(
     """
     kind.authorize(principal, READ)
     conditions = []
+    if len(filters) > MAX_FILTERS:
+        raise InvalidRequest(f"at most {MAX_FILTERS} attributes can be filtered on at once")
     for attribute, raw_values in filters.items():
         values = [v for raw in raw_values for v in raw.split(",")]
+        if len(values) > MAX_FILTER_VALUES:
+            raise InvalidRequest(
+                f"the filter on {attribute!r} lists {len(values)} values; at most "
+                f"{MAX_FILTER_VALUES} are accepted (split the query)"
+            )
         conditions.append(_filter_clause(kind, dialect, attribute, values))
     count_stmt = kind.scoped(principal, select(func.count()).select_from(kind.row))
     ids = kind.scoped(principal, select(kind.row.id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
-from etomcrm.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from etomcrm.core.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    TmfError,
+    TooManyRequests,
+    Unauthorized,
+)
 from etomcrm.core.ttl_cache import TtlCache
 from etomcrm.db import utcnow
 from etomcrm.security.models import ApiKey, InstallationSecret, UserAccount
@@ -159,23 +166,73 @@ def _signing_secret(session: Session) -> str:
     return row.value
 
 
-def login(session: Session, username: str, password: str) -> str:
-    """Check a user's password and issue a signed, expiring bearer token."""
+@dataclass(frozen=True)
+class SignIn:
+    """What a password check came to: a token, or the error to answer with.
+
+    The error is returned, not raised, so that the count of failures it recorded is
+    committed with it (a raised error would roll the count back).
+    """
+
+    token: str | None = None
+    error: TmfError | None = None
+    locked_now: bool = False
+
+
+def login(session: Session, username: str, password: str, *, now: datetime | None = None) -> SignIn:
+    """Check a user's password and issue a signed, expiring bearer token.
+
+    After ``login_lockout_failures`` wrong passwords in a row the user is locked for
+    ``login_lockout_minutes``: while locked, even the right password is refused (429
+    with the time the lock ends), so guessing gains nothing.
+    """
+    settings = get_settings()
+    now = now or utcnow()
     user = session.scalar(select(UserAccount).where(UserAccount.username == username))
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        return SignIn(error=_locked(user, now))
     # Verify against a dummy hash for unknown users too, so timing does not tell them apart.
     stored = user.password_hash if user else _DUMMY_HASH
     if not _password_hash.verify(password, stored) or user is None or not user.active:
-        raise Unauthorized("wrong username or password")
-    now = utcnow()
+        if user is None:
+            return SignIn(error=Unauthorized("wrong username or password"))
+        user.failed_logins = (user.failed_logins or 0) + 1
+        if user.failed_logins >= settings.login_lockout_failures:
+            user.failed_logins = 0
+            user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+            return SignIn(error=_locked(user, now), locked_now=True)
+        return SignIn(error=Unauthorized("wrong username or password"))
+    user.failed_logins = 0
+    user.locked_until = None
     claims = {
         "sub": user.id,
         "name": user.username,
         "role": user.role,
         "cust": user.customer_id,
         "iat": now,
-        "exp": now + timedelta(minutes=get_settings().login_token_minutes),
+        "exp": now + timedelta(minutes=settings.login_token_minutes),
     }
-    return jwt.encode(claims, _signing_secret(session), algorithm="HS256")
+    return SignIn(token=jwt.encode(claims, _signing_secret(session), algorithm="HS256"))
+
+
+def _locked(user: UserAccount, now: datetime) -> TooManyRequests:
+    assert user.locked_until is not None
+    return TooManyRequests(
+        f"the user {user.username!r} is locked after "
+        f"{get_settings().login_lockout_failures} wrong passwords in a row, until "
+        f"{user.locked_until:%Y-%m-%d %H:%M} UTC; try again then, or ask an administrator "
+        f"to unlock it ('etomcrm user unlock {user.username}')",
+        retry_after=int((user.locked_until - now).total_seconds()) + 1,
+    )
+
+
+def unlock_user(session: Session, username: str) -> None:
+    """Lift a password-guessing lock (an administrator, after checking with the user)."""
+    user = session.scalar(select(UserAccount).where(UserAccount.username == username))
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    user.failed_logins = 0
+    user.locked_until = None
 
 
 _DUMMY_HASH = _password_hash.hash("not a password of anyone")

@@ -1,0 +1,71 @@
+"""Hostile input gets a 4xx and writes nothing (issue 12): deep nesting, numbers beyond
+64 bits and filters with too many alternatives, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from etomcrm.api.conventions import MAX_JSON_DEPTH
+from etomcrm.core.resources import MAX_FILTER_VALUES
+from etomcrm.customer_interface.models import CustomerRow
+from etomcrm.db import session_scope
+from tests.factories import CUSTOMER, customer
+
+JSON = {"content-type": "application/json"}
+
+
+def _customers() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(CustomerRow)) or 0
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 250, 1000, 100_000])
+def test_a_deeply_nested_body_is_refused_with_400_and_nothing_is_written(
+    client: TestClient, admin: dict[str, str], depth: int
+) -> None:
+    nested = '{"name": "x", "characteristic": ' + "[" * depth + "]" * depth + "}"
+    # when it is posted as a customer, and anonymously to the sign-in
+    answer = client.post(f"{CUSTOMER}/customer", content=nested, headers={**admin, **JSON})
+    anonymous = client.post("/auth/token", content="[" * depth + "]" * depth, headers=JSON)
+    # then both get 400 with a message naming the limit, and no customer exists
+    for refused in (answer, anonymous):
+        assert refused.status_code == 400, refused.text
+        assert f"more than {MAX_JSON_DEPTH} levels" in refused.json()["message"] or (
+            "not valid JSON" in refused.json()["message"]
+        )
+    assert _customers() == 0
+
+
+def test_nesting_within_the_limit_is_accepted(client: TestClient, admin: dict[str, str]) -> None:
+    bmw = customer(client, admin)
+    value = {"deep": {"deeper": {"deepest": [1, [2, [3]]]}}}
+    answer = client.patch(
+        f"{CUSTOMER}/customer/{bmw['id']}",
+        json={"characteristic": [{"name": "nested", "valueType": "object", "value": value}]},
+        headers={**admin, "content-type": "application/merge-patch+json"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("value", ["1e30", "-1e30", "18446744073709551616", "1e308"])
+def test_a_number_beyond_64_bits_in_a_filter_is_an_ordinary_no_match(
+    client: TestClient, admin: dict[str, str], value: str
+) -> None:
+    customer(client, admin)
+    answer = client.get(f"{CUSTOMER}/customer?characteristic.value={value}", headers=admin)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == []
+
+
+def test_a_filter_with_too_many_alternatives_is_refused(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    many = ",".join(str(n) for n in range(1000))
+    answer = client.get(f"{CUSTOMER}/customer?name={many}", headers=admin)
+    assert answer.status_code == 400
+    assert f"at most {MAX_FILTER_VALUES}" in answer.json()["message"]
+    # and the largest list accepted still answers
+    enough = ",".join(str(n) for n in range(MAX_FILTER_VALUES))
+    assert client.get(f"{CUSTOMER}/customer?name={enough}", headers=admin).status_code == 200
