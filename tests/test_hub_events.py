@@ -155,6 +155,29 @@ def test_after_an_outage_a_listener_hears_its_events_in_order(
     assert creates == names
 
 
+def test_a_listener_backlogged_behind_a_failure_does_not_starve_another(
+    client: TestClient, admin: dict[str, str], listener: Listener
+) -> None:
+    # given one listener that is down with a backlog larger than a delivery round
+    down = Listener()
+    try:
+        down.up = False
+        client.post(f"{CUSTOMER}/hub", json={"callback": down.url}, headers=admin)
+        for n in range(60):
+            customer(client, admin, f"Early {n}")
+        _deliver()  # its first event fails and waits for a retry
+        # when a second listener registers and a change happens
+        client.post(f"{CUSTOMER}/hub", json={"callback": listener.url}, headers=admin)
+        customer(client, admin, "Late")
+        # then the second hears of it in the next round, even a round of two deliveries
+        # while the first's backlog is thirty times that
+        with httpx.Client(timeout=5.0) as http:
+            assert deliver_due(http_poster(http), batch=2) == (1, 0)
+        assert [body["event"]["customer"]["name"] for _, body in listener.received] == ["Late"]
+    finally:
+        down.close()
+
+
 @pytest.mark.parametrize(
     "callback",
     [

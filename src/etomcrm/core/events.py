@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from etomcrm.config import get_settings
@@ -176,29 +176,43 @@ def deliver_due(
     worker = new_id()
     now = utcnow()
     with session_scope(url) as session:
-        # Each listener's backlog in event order; a listener whose head is leased by
-        # another worker or not yet due is skipped whole.
-        pending = session.execute(
+        # A listener is ready when its oldest undelivered event is due and not leased
+        # by another worker; only ready listeners' backlogs are taken, in event order, so
+        # one listener's long backlog behind a failure never starves the others.
+        head = (
             select(
-                EventDelivery.id,
                 EventDelivery.subscription_id,
-                EventDelivery.next_attempt_at,
-                EventDelivery.lease_until,
+                func.min(EventDelivery.event_id).label("event_id"),
             )
             .where(EventDelivery.delivered_at.is_(None))
-            .order_by(EventDelivery.subscription_id, EventDelivery.event_id)
-            .limit(batch * 20)
-        ).all()
-        ids: list[str] = []
-        heads: set[str] = set()
-        for delivery_id, subscription_id, next_attempt_at, lease_until in pending:
-            if subscription_id not in heads:
-                heads.add(subscription_id)
-                if next_attempt_at > now or (lease_until is not None and lease_until >= now):
-                    heads.add(f"blocked:{subscription_id}")
-            if f"blocked:{subscription_id}" in heads or len(ids) >= batch:
-                continue
-            ids.append(delivery_id)
+            .group_by(EventDelivery.subscription_id)
+            .subquery()
+        )
+        ready = (
+            select(EventDelivery.subscription_id)
+            .join(
+                head,
+                and_(
+                    EventDelivery.subscription_id == head.c.subscription_id,
+                    EventDelivery.event_id == head.c.event_id,
+                ),
+            )
+            .where(
+                EventDelivery.next_attempt_at <= now,
+                or_(EventDelivery.lease_until.is_(None), EventDelivery.lease_until < now),
+            )
+        )
+        ids = list(
+            session.scalars(
+                select(EventDelivery.id)
+                .where(
+                    EventDelivery.delivered_at.is_(None),
+                    EventDelivery.subscription_id.in_(ready),
+                )
+                .order_by(EventDelivery.subscription_id, EventDelivery.event_id)
+                .limit(batch)
+            )
+        )
         if not ids:
             return 0, 0
         session.execute(
