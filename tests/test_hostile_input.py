@@ -30,11 +30,11 @@ def test_a_deeply_nested_body_is_refused_with_400_and_nothing_is_written(
     answer = client.post(f"{CUSTOMER}/customer", content=nested, headers={**admin, **JSON})
     anonymous = client.post("/auth/token", content="[" * depth + "]" * depth, headers=JSON)
     # then both get 400 with a message naming the limit, and no customer exists
+    # (beyond orjson's own limit of 1024 levels the parser refuses it first)
+    expected = f"more than {MAX_JSON_DEPTH} levels" if depth < 1024 else "not valid JSON"
     for refused in (answer, anonymous):
         assert refused.status_code == 400, refused.text
-        assert f"more than {MAX_JSON_DEPTH} levels" in refused.json()["message"] or (
-            "not valid JSON" in refused.json()["message"]
-        )
+        assert expected in refused.json()["message"]
     assert _customers() == 0
 
 
