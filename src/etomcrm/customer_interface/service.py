@@ -304,6 +304,7 @@ PARTY_INTERACTION_KIND = PartyInteractionKind(
     customer_operations=frozenset({READ, CREATE}),
     refs=(RefSpec("relatedParty[]"),),
     name_attribute="reason",
+    ended_not_deleted="an interaction stays in the contact history; close it through its status",
     # a department's work list: partyInteraction?routedTo=support
     extensions={
         **dict.fromkeys(

@@ -351,6 +351,8 @@ PRODUCT_ORDER_KIND = ProductOrderKind(
     ),
     status_attribute="state",
     name_attribute="description",
+    ended_not_deleted="cancel it with a cancelProductOrder, or end its products with a "
+    "disconnect (action delete) order",
     # the order manager's work list: productOrder?inJeopardy=true; the orders awaiting
     # the customer's acceptance: productOrder?customerAcceptance.state=awaiting
     extensions={"inJeopardy": {"type": "boolean"}, ACCEPTANCE: resources.OBJECT},
@@ -365,6 +367,7 @@ CANCEL_PRODUCT_ORDER_KIND = CancelProductOrderKind(
     refs=(RefSpec("productOrder", "productOrder"),),
     status_attribute="state",
     name_attribute=None,
+    ended_not_deleted="a cancellation request is decided, and kept as decided",
 )
 # Owned by the customer its relatedParty names, like sites: products are created by
 # the order flow (as the system), not by the customer.
@@ -376,6 +379,8 @@ PRODUCT_KIND = CustomerOwnedKind(
     write_roles=frozenset({Role.ADMIN, Role.ORDER_MANAGER}),
     customer_operations=frozenset({READ}),
     refs=(RefSpec("relatedParty[]"), RefSpec("place[]", "geographicSite")),
+    ended_not_deleted="a product leaves service through a disconnect (action delete) order, "
+    "which terminates it in the inventory",
 )
 
 
