@@ -647,6 +647,10 @@ def patch(
     old: JsonDict = row.body
     for attribute in SERVER_SET:
         changes.pop(attribute, None)
+    if "@type" in changes and changes["@type"] != old.get("@type", kind.type_name):
+        raise InvalidRequest(
+            f"@type is fixed when a {kind.name} is created ({old.get('@type', kind.type_name)!r})"
+        )
     body = merge_patch(old, changes)
     body["id"] = old["id"]
     if not _diff(old, body):

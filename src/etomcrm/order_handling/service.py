@@ -168,7 +168,10 @@ class ProductOrderKind(ResourceKind):
                 '"@referredType": "Customer"'
             )
         body["state"] = "acknowledged"
-        body.setdefault("orderDate", iso(utcnow()))
+        # When the order was placed and completed are facts etomcrm records, not a
+        # client's say (TMF622 leaves both out of ProductOrder_Create).
+        body["orderDate"] = iso(utcnow())
+        body.pop("completionDate", None)
         seen: set[str] = set()
         for item in body["productOrderItem"]:
             if item["id"] in seen:
@@ -351,6 +354,10 @@ PRODUCT_ORDER_KIND = ProductOrderKind(
     ),
     status_attribute="state",
     name_attribute="description",
+    server_set={
+        "orderDate": "the moment etomcrm received the order",
+        "completionDate": "the moment the order's flow completed it",
+    },
     ended_not_deleted="cancel it with a cancelProductOrder, or end its products with a "
     "disconnect (action delete) order",
     # the order manager's work list: productOrder?inJeopardy=true; the orders awaiting
@@ -396,7 +403,9 @@ def load_order(session: Session, order_id: str) -> JsonDict:
 
 def save_order(session: Session, order: JsonDict, changes: JsonDict) -> JsonDict:
     """Apply the flow's change through the resource machinery (audit, events)."""
-    body, _ = resources.patch(session, PRODUCT_ORDER_KIND, SYSTEM, str(order["id"]), changes)
+    body, _ = resources.patch(
+        session, PRODUCT_ORDER_KIND, SYSTEM, str(order["id"]), changes, by_service=True
+    )
     return body
 
 
