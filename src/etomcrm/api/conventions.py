@@ -51,6 +51,15 @@ NETWORK_PATHS = tuple(
 )
 
 
+def public_base_url() -> str:
+    """Where clients reach the API, from configuration (``ETOMCRM_PUBLIC_BASE_URL``).
+
+    A request's Host header is the client's word: copied into hrefs, Location headers
+    and stored event payloads it would let anyone point others' links elsewhere.
+    """
+    return get_settings().public_base_url.rstrip("/")
+
+
 def json_response(
     content: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
