@@ -126,6 +126,8 @@ def build(
     tax = sum((t.tax for t in taxes), Decimal(0))
     gross = net + tax
     paid = Decimal(prepaid)
+    if payment.means == "bankTransfer":
+        payment = replace(payment, reference=number)
     return Invoice(
         kind="invoice",
         number=number,

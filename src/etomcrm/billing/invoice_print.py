@@ -33,13 +33,10 @@ Language = Literal["de", "en"]
 FONT = "DejaVu"
 MARGIN = 18.0
 CENT = Decimal("0.01")
-MONTHS_EN = (
-    "January", "February", "March", "April", "May", "June", "July", "August",
-    "September", "October", "November", "December",
-)  # fmt: skip
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 UNITS = {
-    "de": {"MON": "Monat", "DAY": "Tag", "E34": "GB", "C62": "Stk.", "HUR": "Std."},
-    "en": {"MON": "month", "DAY": "day", "E34": "GB", "C62": "pc", "HUR": "h"},
+    "de": {"MON": "Mon.", "DAY": "Tg.", "E34": "GB", "C62": "Stk.", "HUR": "Std."},
+    "en": {"MON": "mo.", "DAY": "d", "E34": "GB", "C62": "pc", "HUR": "h"},
 }
 TEXT = {
     "de": {
@@ -92,7 +89,6 @@ TEXT = {
             "Steuerschuldnerschaft des Leistungsempfängers (§13b UStG): "
             "Die Umsatzsteuer schuldet der Leistungsempfänger."
         ),
-        "register": "Registergericht",
         "tax_number": "Steuernummer",
         "vat_id": "USt-IdNr.",
         "bank": "Bank",
@@ -148,7 +144,6 @@ TEXT = {
             "Reverse charge: VAT is to be accounted for by the recipient of the service "
             "(Art. 196 Directive 2006/112/EC)."
         ),
-        "register": "Register",
         "tax_number": "Tax number",
         "vat_id": "VAT ID",
         "bank": "Bank",
@@ -254,7 +249,7 @@ class _BillPdf(FPDF):
         left = [seller.name, seller.street, f"{seller.post_code} {seller.city}"]
         middle = []
         if seller.register:
-            middle.append(f"{text['register']}: {seller.register}")
+            middle.append(seller.register)
         if seller.tax_number:
             middle.append(f"{text['tax_number']}: {seller.tax_number}")
         if seller.vat_id:
@@ -268,7 +263,7 @@ class _BillPdf(FPDF):
         top = self.get_y() + 1.5
         for column, lines in enumerate((left, middle, right)):
             self.set_xy(MARGIN + column * width, top)
-            self.multi_cell(width, 3.2, "\n".join(lines))
+            self.multi_cell(width, 3.2, "\n".join(lines), align="L")
         self.set_xy(MARGIN, -9)
         self.cell(0, 3, text["page"].format(page=self.page_no()), align="R")
         self.set_text_color(0)
@@ -286,9 +281,7 @@ def _line_cells(line: InvoiceLine, language: Language, sign: Decimal) -> tuple[s
     name = line.name if not line.description else f"{line.name}\n{line.description}"
     period = ""
     if line.period_start is not None and line.period_end is not None:
-        period = f"{day(line.period_start, 'de' if language == 'de' else 'en')} –\n" + day(
-            line.period_end, language
-        )
+        period = f"{day(line.period_start, language)} –\n{day(line.period_end, language)}"
     price = "" if line.unit_price is None else money(line.unit_price, language)
     return (
         str(line.number),
@@ -376,7 +369,7 @@ def _lines_table(pdf: _BillPdf, invoice: Invoice, sign: Decimal) -> None:
     )  # fmt: skip
     pdf.set_font(FONT, "", 8.5)
     with pdf.table(
-        col_widths=(8, 52, 26, 20, 18, 10, 20),
+        col_widths=(9, 48, 24, 20, 21, 10, 20),
         text_align=("RIGHT", "LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
         borders_layout=TableBordersLayout.HORIZONTAL_LINES,
         headings_style=FontFace(emphasis="BOLD"),
@@ -421,7 +414,7 @@ def _paragraphs(pdf: _BillPdf, paragraphs: Sequence[str], width: float) -> None:
     pdf.set_font(FONT, "", 9)
     for paragraph in paragraphs:
         pdf.set_x(MARGIN)
-        pdf.multi_cell(width, 4.5, paragraph, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(width, 4.5, paragraph, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(1.5)
 
 
