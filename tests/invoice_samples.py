@@ -81,7 +81,9 @@ def line(
     category: str = "S",
 ) -> InvoiceLine:
     price = None if unit_price is None else Decimal(unit_price)
-    amount = Decimal(net) if net is not None else money(Decimal(quantity) * Decimal(unit_price or 0))
+    amount = (
+        Decimal(net) if net is not None else money(Decimal(quantity) * Decimal(unit_price or 0))
+    )
     return InvoiceLine(
         number=number,
         name=name,
@@ -190,9 +192,7 @@ def reverse_charge() -> Invoice:
     invoice = build(lines, number="RE-2026-000202", buyer=EU_BUYER, language="en")
     return replace(
         invoice,
-        taxes=tuple(
-            replace(t, exemption_reason="Reverse charge") for t in invoice.taxes
-        ),
+        taxes=tuple(replace(t, exemption_reason="Reverse charge") for t in invoice.taxes),
     )
 
 

@@ -12,19 +12,20 @@ the document type, so a credit note handed in with negative totals is written ne
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from drafthorse.models.accounting import ApplicableTradeTax  # type: ignore[import-untyped]
-from drafthorse.models.document import Document  # type: ignore[import-untyped]
-from drafthorse.models.note import IncludedNote  # type: ignore[import-untyped]
-from drafthorse.models.party import (  # type: ignore[import-untyped]
+from drafthorse.models.accounting import ApplicableTradeTax
+from drafthorse.models.document import Document
+from drafthorse.models.note import IncludedNote
+from drafthorse.models.party import (
     TaxRegistration,
     TradeParty,
 )
-from drafthorse.models.payment import PaymentMeans, PaymentTerms  # type: ignore[import-untyped]
-from drafthorse.models.tradelines import LineItem  # type: ignore[import-untyped]
+from drafthorse.models.payment import PaymentMeans, PaymentTerms
+from drafthorse.models.tradelines import LineItem
 
 from etomcrm.billing.invoice_data import Invoice, InvoiceLine, InvoiceParty
+from etomcrm.billing.invoice_text import document_sign, payment_text, reverse_charge_reason
 
 # The Factur-X EN 16931 ("COMFORT") guideline: BT-24 specification identifier.
 EN16931_GUIDELINE = "urn:cen.eu:en16931:2017"
@@ -35,29 +36,13 @@ CREDIT_NOTE_TYPE = "381"  # UNTDID 1001 credit note
 SEPA_CREDIT_TRANSFER = "58"
 SEPA_DIRECT_DEBIT = "59"
 CLEARING_BETWEEN_PARTNERS = "97"
-REVERSE_CHARGE_REASON = {
-    "de": "Steuerschuldnerschaft des Leistungsempfängers (§13b UStG)",
-    "en": "Reverse charge",
-}
 # VATEX code for reverse charge (CEF VATEX list), beside the reason text (BR-AE-10).
 REVERSE_CHARGE_CODE = "VATEX-EU-AE"
 CENT = Decimal("0.01")
 
 
-def reverse_charge_reason(invoice: Invoice) -> str:
-    """The exemption reason a reverse-charge bill states, in the bill's language."""
-    return REVERSE_CHARGE_REASON[invoice.language]
-
-
-def document_sign(invoice: Invoice) -> Decimal:
-    """+1, or -1 for a credit note whose totals were handed in negative (see module)."""
-    if invoice.kind == "creditNote" and invoice.gross_total < 0:
-        return Decimal(-1)
-    return Decimal(1)
-
-
 def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT)
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _party(target: TradeParty, party: InvoiceParty, *, electronic: bool) -> None:
@@ -76,7 +61,7 @@ def _party(target: TradeParty, party: InvoiceParty, *, electronic: bool) -> None
 
 
 def _line_price(line: InvoiceLine) -> tuple[Decimal, Decimal, Decimal | None]:
-    """(billed quantity, net price, price base quantity) with quantity × price / base
+    """(billed quantity, net price, price base quantity) with quantity * price / base
     equal to the line's net and the price never negative (BR-27): a credit or discount is
     a negative quantity. A line without a unit price is priced as a whole (price = |net|
     per the line's quantity as base quantity)."""
@@ -122,53 +107,31 @@ def _contact_name(invoice: Invoice) -> str:
     return "Rechnungsservice" if invoice.language == "de" else "Billing service"
 
 
-def _payment(invoice: Invoice, document: Document, sign: Decimal) -> None:
+def _payment(invoice: Invoice, document: Document) -> None:
     settlement = document.trade.settlement
     payment = invoice.payment
+    german = invoice.language == "de"
     means = PaymentMeans()
     terms = PaymentTerms()
     if invoice.kind == "creditNote":
         means.type_code = CLEARING_BETWEEN_PARTNERS
-        means.information.add(
-            "Verrechnung mit dem Kundenkonto"
-            if invoice.language == "de"
-            else "Set against the customer account"
-        )
-        terms.description = means.information.children[0]
+        means.information.add("Verrechnung" if german else "Clearing")
     elif payment.means == "sepaDirectDebit":
         means.type_code = SEPA_DIRECT_DEBIT
-        means.information.add("SEPA-Lastschrift" if invoice.language == "de" else "SEPA direct debit")
+        means.information.add("SEPA-Lastschrift" if german else "SEPA direct debit")
         if payment.debtor_iban:
             means.payer_account.iban = payment.debtor_iban  # BT-91
         if payment.creditor_id:
             settlement.creditor_reference_id = payment.creditor_id  # BT-90
         if payment.mandate_reference:
             terms.debit_mandate_id = payment.mandate_reference  # BT-89
-        when = payment.collection_date or invoice.due_date
-        terms.description = (
-            f"Einzug per SEPA-Lastschrift am {when:%d.%m.%Y}"
-            if invoice.language == "de" and when
-            else f"SEPA direct debit on {when:%Y-%m-%d}"
-            if when
-            else "SEPA-Lastschrift"
-            if invoice.language == "de"
-            else "SEPA direct debit"
-        )
     else:
         means.type_code = SEPA_CREDIT_TRANSFER
-        means.information.add("SEPA-Überweisung" if invoice.language == "de" else "SEPA credit transfer")
+        means.information.add("SEPA-Überweisung" if german else "SEPA credit transfer")
         means.payee_account.iban = payment.creditor_iban  # BT-84
         means.payee_institution.bic = payment.creditor_bic  # BT-86
-        due = invoice.due_date
-        terms.description = (
-            f"Zahlbar ohne Abzug bis {due:%d.%m.%Y}"
-            if invoice.language == "de" and due
-            else f"Payable without deduction by {due:%Y-%m-%d}"
-            if due
-            else "Zahlbar sofort ohne Abzug"
-            if invoice.language == "de"
-            else "Payable immediately without deduction"
-        )
+    # BT-20: the sentence the PDF prints (the pre-notification, or the transfer).
+    terms.description = payment_text(invoice)
     settlement.payment_reference = payment.reference or invoice.number  # BT-83
     settlement.payment_means.add(means)
     if invoice.due_date is not None:
@@ -225,7 +188,7 @@ def invoice_document(invoice: Invoice) -> Document:
 
     settlement = trade.settlement
     settlement.currency_code = invoice.currency
-    _payment(invoice, doc, sign)
+    _payment(invoice, doc)
     for tax in invoice.taxes:
         applicable = ApplicableTradeTax()
         applicable.calculated_amount = _money(tax.tax * sign)
@@ -254,9 +217,7 @@ def invoice_document(invoice: Invoice) -> Document:
     if invoice.referenced_invoice:
         settlement.invoice_referenced_document.issuer_assigned_id = invoice.referenced_invoice
         if invoice.referenced_invoice_date is not None:
-            settlement.invoice_referenced_document.issue_date_time = (
-                invoice.referenced_invoice_date
-            )
+            settlement.invoice_referenced_document.issue_date_time = invoice.referenced_invoice_date
     return doc
 
 

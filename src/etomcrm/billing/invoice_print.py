@@ -12,28 +12,35 @@ which makes the file a PDF/A-3 a machine reads too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
-import facturx  # type: ignore[import-untyped]
+import facturx
 from fpdf import FPDF
 from fpdf.enums import OutputIntentSubType, TableBordersLayout, XPos, YPos
 from fpdf.fonts import FontFace
 from fpdf.output import PDFICCProfile
 from PIL import ImageCms
 
-from etomcrm.billing.einvoice import document_sign, invoice_xml, reverse_charge_reason
+from etomcrm.billing.einvoice import invoice_xml
 from etomcrm.billing.girocode import girocode, girocode_modules
 from etomcrm.billing.invoice_data import Invoice, InvoiceLine, InvoiceParty
+from etomcrm.billing.invoice_text import (
+    Language,
+    day,
+    document_sign,
+    grouped_iban,
+    money,
+    number,
+    payment_text,
+    reverse_charge_reason,
+)
 
-Language = Literal["de", "en"]
 FONT = "DejaVu"
 MARGIN = 18.0
-CENT = Decimal("0.01")
-MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+DASH = "\N{EN DASH}"
 UNITS = {
     "de": {"MON": "Mon.", "DAY": "Tg.", "E34": "GB", "C62": "Stk.", "HUR": "Std."},
     "en": {"MON": "mo.", "DAY": "d", "E34": "GB", "C62": "pc", "HUR": "h"},
@@ -66,24 +73,6 @@ TEXT = {
         "prepaid": "Bereits beglichen (Guthaben)",
         "amount_due": "Zahlbetrag",
         "credit_due": "Gutgeschriebener Betrag",
-        "debit": (
-            "Der Betrag von {amount} EUR wird am {date} mit Mandatsreferenz {mandate} "
-            "von Ihrem Konto IBAN {iban} eingezogen (Gläubiger-ID {creditor}). "
-            "Bitte sorgen Sie für ausreichende Deckung."
-        ),
-        "transfer": (
-            "Bitte überweisen Sie {amount} EUR bis zum {date} auf unser Konto "
-            "IBAN {iban}, BIC {bic}{bank} mit dem Verwendungszweck {reference}."
-        ),
-        "transfer_now": (
-            "Bitte überweisen Sie {amount} EUR ohne Abzug auf unser Konto "
-            "IBAN {iban}, BIC {bic}{bank} mit dem Verwendungszweck {reference}."
-        ),
-        "nothing_due": "Der Rechnungsbetrag ist durch Ihr Guthaben vollständig beglichen.",
-        "credit_text": (
-            "Der Betrag von {amount} EUR wird Ihrem Kundenkonto gutgeschrieben und mit "
-            "offenen oder künftigen Rechnungen verrechnet."
-        ),
         "girocode": "GiroCode: mit der Banking-App scannen",
         "reverse_charge": (
             "Steuerschuldnerschaft des Leistungsempfängers (§13b UStG): "
@@ -121,24 +110,6 @@ TEXT = {
         "prepaid": "Already settled (credit balance)",
         "amount_due": "Amount due",
         "credit_due": "Amount credited",
-        "debit": (
-            "The amount of {amount} EUR will be collected on {date} under mandate reference "
-            "{mandate} from your account IBAN {iban} (creditor ID {creditor}). "
-            "Please ensure sufficient funds."
-        ),
-        "transfer": (
-            "Please transfer {amount} EUR by {date} to our account IBAN {iban}, "
-            "BIC {bic}{bank}, quoting the reference {reference}."
-        ),
-        "transfer_now": (
-            "Please transfer {amount} EUR without deduction to our account IBAN {iban}, "
-            "BIC {bic}{bank}, quoting the reference {reference}."
-        ),
-        "nothing_due": "The invoice amount is fully settled by your credit balance.",
-        "credit_text": (
-            "The amount of {amount} EUR is credited to your customer account and set "
-            "against open or future invoices."
-        ),
         "girocode": "GiroCode: scan with your banking app",
         "reverse_charge": (
             "Reverse charge: VAT is to be accounted for by the recipient of the service "
@@ -152,38 +123,6 @@ TEXT = {
 }
 
 
-def money(value: Decimal, language: Language) -> str:
-    """1.234,56 (German) or 1,234.56 (English), always two decimals."""
-    text = f"{value.quantize(CENT):,.2f}"
-    if language == "de":
-        return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-    return text
-
-
-def number(value: Decimal, language: Language) -> str:
-    """A quantity or rate without trailing zeros: 123,456 / 19 / 2."""
-    text = format(value.normalize(), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text.replace(".", ",") if language == "de" else text
-
-
-def day(value: date, language: Language) -> str:
-    if language == "de":
-        return f"{value:%d.%m.%Y}"
-    return f"{value.day} {MONTHS_EN[value.month - 1]} {value.year}"
-
-
-def masked_iban(iban: str) -> str:
-    """The debtor's IBAN as a pre-notification shows it: the last four digits only."""
-    return "****" + iban.replace(" ", "")[-4:]
-
-
-def _grouped_iban(iban: str) -> str:
-    compact = iban.replace(" ", "")
-    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
-
-
 FONTS = Path(__file__).parent / "fonts"
 REGULAR = FONTS / "DejaVuSans-subset.ttf"
 BOLD = FONTS / "DejaVuSans-Bold-subset.ttf"
@@ -194,39 +133,6 @@ def _srgb_profile() -> bytes:
     """An sRGB ICC profile for the PDF/A output intent (made by Pillow's LittleCMS)."""
     profile: bytes = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     return profile
-
-
-def payment_text(invoice: Invoice) -> str:
-    """The sentence that says how the bill is paid (or credited)."""
-    text = TEXT[invoice.language]
-    lang = invoice.language
-    payment = invoice.payment
-    sign = document_sign(invoice)
-    if invoice.kind == "creditNote":
-        return text["credit_text"].format(amount=money(invoice.gross_total * sign, lang))
-    if invoice.amount_due <= 0:
-        return text["nothing_due"]
-    amount = money(invoice.amount_due, lang)
-    if payment.means == "sepaDirectDebit":
-        when = payment.collection_date or invoice.due_date or invoice.issue_date
-        return text["debit"].format(
-            amount=amount,
-            date=day(when, lang),
-            mandate=payment.mandate_reference or "",
-            iban=masked_iban(payment.debtor_iban or ""),
-            creditor=payment.creditor_id or "",
-        )
-    bank = f" ({payment.creditor_bank})" if payment.creditor_bank else ""
-    fields = {
-        "amount": amount,
-        "iban": _grouped_iban(payment.creditor_iban),
-        "bic": payment.creditor_bic,
-        "bank": bank,
-        "reference": payment.reference or invoice.number,
-    }
-    if invoice.due_date is None:
-        return text["transfer_now"].format(**fields)
-    return text["transfer"].format(date=day(invoice.due_date, lang), **fields)
 
 
 class _BillPdf(FPDF):
@@ -256,7 +162,7 @@ class _BillPdf(FPDF):
             middle.append(f"{text['vat_id']}: {seller.vat_id}")
         right = [
             f"{text['bank']}: {payment.creditor_bank or ''}".rstrip(": "),
-            f"IBAN {_grouped_iban(payment.creditor_iban)}",
+            f"IBAN {grouped_iban(payment.creditor_iban)}",
             f"BIC {payment.creditor_bic}",
         ]
         width = (self.w - 2 * MARGIN) / 3
@@ -281,7 +187,7 @@ def _line_cells(line: InvoiceLine, language: Language, sign: Decimal) -> tuple[s
     name = line.name if not line.description else f"{line.name}\n{line.description}"
     period = ""
     if line.period_start is not None and line.period_end is not None:
-        period = f"{day(line.period_start, language)} –\n{day(line.period_end, language)}"
+        period = f"{day(line.period_start, language)} {DASH}\n{day(line.period_end, language)}"
     price = "" if line.unit_price is None else money(line.unit_price, language)
     return (
         str(line.number),
@@ -325,7 +231,7 @@ def _header(pdf: _BillPdf, invoice: Invoice) -> None:
         facts.append(
             (
                 text["period"],
-                f"{day(invoice.period_start, lang)} – {day(invoice.period_end, lang)}",
+                f"{day(invoice.period_start, lang)} {DASH} {day(invoice.period_end, lang)}",
             )
         )
     facts.append((text["customer"], invoice.buyer_reference))
@@ -406,7 +312,9 @@ def _totals(pdf: _BillPdf, invoice: Invoice, sign: Decimal) -> None:
         pdf.set_x(pdf.w - MARGIN - 100)
         pdf.set_font(FONT, "B" if bold else "", 9)
         pdf.cell(70, 5, label)
-        pdf.cell(30, 5, f"{money(amount, lang)} EUR", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.cell(
+            30, 5, f"{money(amount, lang)} EUR", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
     pdf.ln(4)
 
 
@@ -432,7 +340,9 @@ def _draw_girocode(pdf: _BillPdf, payload: str, x: float, y: float, size: float)
             if dark and start is None:
                 start = col_index
             elif not dark and start is not None:
-                pdf.rect(x + (start + quiet) * module, top, (col_index - start) * module, module, "F")
+                pdf.rect(
+                    x + (start + quiet) * module, top, (col_index - start) * module, module, "F"
+                )
                 start = None
     pdf.set_font(FONT, "", 6.5)
     pdf.set_xy(x - 5, y + size)
