@@ -241,7 +241,7 @@ def _header(pdf: _BillPdf, invoice: Invoice) -> None:
         facts.append((text["due"], day(invoice.due_date, lang)))
     top = 45.0
     for index, (label, value) in enumerate(facts):
-        pdf.set_xy(118, top + index * 5)
+        pdf.set_xy(112, top + index * 5)
         pdf.set_font(FONT, "", 8.5)
         pdf.cell(34, 5, label)
         pdf.set_font(FONT, "B", 8.5)
