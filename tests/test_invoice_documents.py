@@ -376,6 +376,22 @@ def test_the_pdf_in_english_with_reverse_charge_and_a_credit_note_reference() ->
     assert "119,00 EUR" in credit
 
 
+def test_a_long_bill_runs_over_pages_and_ends_with_its_totals() -> None:
+    # given a bill of 60 site lines
+    lines = tuple(
+        samples.line(i, f"Standort {i:03d} Business Fiber", "1", "99.90") for i in range(1, 61)
+    )
+    invoice = samples.build(lines, number="RE-2026-000999")
+    # when it is rendered
+    pages = PdfReader(io.BytesIO(render_invoice_pdf(invoice))).pages
+    # then every line is shown, each later page names the bill, the last one the totals
+    assert len(pages) > 1
+    shown = [page.extract_text() for page in pages]
+    assert all(f"Standort {i:03d}" in "\n".join(shown) for i in range(1, 61))
+    assert all("Rechnung RE-2026-000999 · Kundennummer K-000042" in p for p in shown[1:])
+    assert "7.132,86 EUR" in shown[-1]
+
+
 def test_the_girocode_payload_is_exact() -> None:
     # given the standard bill: 495.83 € due by transfer
     # then the EPC069-12 payload is, line by line:

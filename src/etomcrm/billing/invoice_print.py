@@ -142,6 +142,25 @@ class _BillPdf(FPDF):
         super().__init__(format="A4")
         self.invoice = invoice
 
+    def header(self) -> None:
+        # A continuation page names the bill it belongs to.
+        if self.page_no() == 1:
+            return
+        invoice = self.invoice
+        text = TEXT[invoice.language]
+        self.set_font(FONT, "", 8)
+        self.set_text_color(60)
+        self.cell(
+            0,
+            5,
+            f"{text[invoice.kind]} {invoice.number} · {text['customer']} "
+            f"{invoice.buyer_reference} · {invoice.seller.name}",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
+        self.set_text_color(0)
+        self.ln(2)
+
     def footer(self) -> None:
         invoice = self.invoice
         text = TEXT[invoice.language]
