@@ -70,14 +70,14 @@ def _line_price(line: InvoiceLine) -> tuple[Decimal, Decimal, Decimal | None]:
     if quantity == 0:
         quantity = Decimal(1)
     signed_quantity = -quantity if negative else quantity
-    if line.unit_price is not None and line.quantity != 0 and line.unit_price * line.quantity:
+    if line.unit_price is not None and line.quantity != 0:
         price = abs(line.unit_price)
         if _money(quantity * price) == abs(line.net):
             return signed_quantity, price, None
     return signed_quantity, abs(line.net), quantity
 
 
-def _line_item(invoice: Invoice, line: InvoiceLine, sign: Decimal) -> LineItem:
+def _line_item(line: InvoiceLine, sign: Decimal) -> LineItem:
     item = LineItem()
     item.document.line_id = str(line.number)
     item.product.name = line.name
@@ -168,7 +168,7 @@ def invoice_document(invoice: Invoice) -> Document:
 
     trade = doc.trade
     for line in invoice.lines:
-        trade.items.add(_line_item(invoice, line, sign))
+        trade.items.add(_line_item(line, sign))
 
     agreement = trade.agreement
     agreement.buyer_reference = invoice.buyer_reference  # BT-10
