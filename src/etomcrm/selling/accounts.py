@@ -709,3 +709,63 @@ def has_billing_account_with_payment_method(session: Session, customer_id: str) 
         .limit(1)
     )
     return found is not None
+
+
+def open_billing_account(
+    session: Session,
+    principal: Principal,
+    customer_id: str,
+    *,
+    name: str,
+    owner: str,
+    iban: str,
+    bic: str,
+    mandate_reference: str,
+    mandate_signed: date,
+    scheme: Literal["CORE", "B2B"] = "B2B",
+    bill_cycle_day: int = 1,
+    delivery: tuple[str, ...] = ("email", "portal"),
+    cost_centre: str | None = None,
+) -> tuple[JsonDict, JsonDict]:
+    """3.4.4 Acquire Customer Data (eTOM 1.1.1.4.4): open a billing account of the
+    customer paid by SEPA direct debit; returns (account, payment method).
+
+    Contact, address and VAT id are the customer's contract data.
+    """
+    customer_name = session.scalar(select(CustomerRow.name).where(CustomerRow.id == customer_id))
+    account_body: JsonDict = {
+        "name": name,
+        "relatedParty": [
+            {
+                "id": customer_id,
+                "@referredType": "Customer",
+                "role": "customer",
+                "name": customer_name or customer_id,
+            }
+        ],
+        "billCycleDay": bill_cycle_day,
+        "currency": "EUR",
+        "billStructure": {"presentationMedia": [{"name": medium} for medium in delivery]},
+    }
+    if cost_centre:
+        account_body["costCentre"] = cost_centre
+    account, _, _ = resources.create(session, BILLING_ACCOUNT_KIND, principal, account_body)
+    method, _, _ = resources.create(
+        session,
+        PAYMENT_METHOD_KIND,
+        principal,
+        {
+            "@type": DEBIT,
+            "name": f"SEPA {scheme} direct debit {mandate_reference}",
+            "account": [{"id": account["id"], "@referredType": "BillingAccount", "name": name}],
+            "accountNumber": iban,
+            "BIC": bic,
+            "owner": owner,
+            "mandate": {
+                "reference": mandate_reference,
+                "dateOfSignature": mandate_signed.isoformat(),
+                "scheme": scheme,
+            },
+        },
+    )
+    return account, method
