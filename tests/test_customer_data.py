@@ -45,12 +45,12 @@ def test_a_new_customer_lacks_everything_a_contract_needs(
     )
     # when its readiness is read
     response = _readiness(client, admin, created["id"])
-    # then four sentences say what to add
+    # then five sentences say what to add
     assert response.status_code == 200
     body = response.json()
-    assert body["ready"] is False and len(body["missing"]) == 4
+    assert body["ready"] is False and len(body["missing"]) == 5
     text = " ".join(body["missing"])
-    for what in ("legal name", "VAT id", "billing contact", "billing address"):
+    for what in ("legal name", "VAT id", "billing contact", "billing address", "billing account"):
         assert what in text
 
 
