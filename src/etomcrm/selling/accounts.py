@@ -258,6 +258,8 @@ class BillingAccountKind(CustomerOwnedKind):
             vat_id = _text(_characteristic(customer or {}, "vatId"))
         body["vatTreatment"] = "reverseCharge" if reverse_charge(vat_id) else "standard"
         self._check_default_method(session, body)
+        # TMF666 names its change stamp lastModified (core stamps lastUpdate).
+        body["lastModified"] = iso(utcnow())
         if old is not None:
             # The bill run selects by these columns; patch rewrites only the shared ones.
             row = session.get(BillingAccountRow, body["id"])
