@@ -243,3 +243,59 @@ def test_the_account_list_and_payer_terms_take_bounded_queries(
         return listing.count, terms.count
 
     assert measure(2) == measure(8)
+
+
+def test_a_customer_opens_a_regional_account_paid_by_transfer(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given BMW in the portal
+    bmw = customer(client, admin)
+    portal = auth("customer", customer_id=bmw["id"])
+    # when it opens an account for a region with its cost centre, billed on the 15th
+    response = client.post(
+        ACCOUNTS,
+        json={**_minimal(bmw["id"]), "billCycleDay": 15, "costCentre": "KST-4711"},
+        headers=portal,
+    )
+    assert response.status_code == 201, response.text
+    account = response.json()
+    # and pays it by bank transfer
+    method = client.post(
+        METHODS,
+        json={
+            "@type": "bankAccountTransfer",
+            "name": "Transfer",
+            "account": [{"id": account["id"]}],
+        },
+        headers=portal,
+    )
+    assert method.status_code == 201, method.text
+    # then billing sees a transfer payer due on the 15th
+    with session_scope() as session:
+        terms = payer_terms(session, [account["id"]])[account["id"]]
+        assert account["id"] in accounts_due(session, 15)
+    assert terms.means == "bankTransfer" and terms.iban is None and terms.scheme is None
+    assert terms.delivery == ("portal",) and terms.bill_cycle_day == 15
+
+
+def test_bill_cycle_day_state_and_delivery_are_checked(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    bmw = customer(client, admin)
+    for change, field in (
+        ({"billCycleDay": 29}, "billCycleDay"),
+        ({"billCycleDay": 0}, "billCycleDay"),
+        ({"currency": "USD"}, "currency"),
+        ({"state": "dormant"}, "state"),
+        ({"billStructure": {"presentationMedia": [{"name": "fax"}]}}, "presentationMedia"),
+    ):
+        response = client.post(ACCOUNTS, json={**_minimal(bmw["id"]), **change}, headers=admin)
+        assert response.status_code == 400, (change, response.text)
+        assert field in response.json()["message"]
+    account = billing_account(client, admin, bmw["id"])
+    closed = client.patch(f"{ACCOUNTS}/{account['id']}", json={"state": "closed"}, headers=admin)
+    assert closed.status_code == 200, closed.text
+    with session_scope() as session:
+        assert account["id"] not in accounts_due(session, 1)
+    again = client.patch(f"{ACCOUNTS}/{account['id']}", json={"state": "active"}, headers=admin)
+    assert again.status_code == 400
