@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.billing.models import UsageRecordRow
 from etomcrm.core.errors import InvalidRequest, UnknownReference
+from etomcrm.core.tmf_schemas import USAGE, schema_errors
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.db import utcnow
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
@@ -56,6 +57,7 @@ UNITS: dict[str, Decimal] = {
 }
 TRAFFIC = "traffic"
 HOUR = timedelta(hours=1)
+USAGE_BODY = USAGE.validator("Usage")
 COLUMNS = (
     "usage_id",
     "customer_id",
@@ -198,6 +200,10 @@ def parse_usage(items: Sequence[Any]) -> list[Usage]:
         if not isinstance(item, dict):
             problems.add(index, "must be a JSON object (a TMF635 Usage)")
             continue
+        invalid = schema_errors(USAGE_BODY, item, limit=1)
+        if invalid:
+            problems.add(index, f"not a TMF635 Usage: {invalid[0]}")
+            continue
         named = _characteristics(item)
         usage_id = _text(item.get("id"), 128)
         if usage_id is None:
@@ -215,7 +221,9 @@ def parse_usage(items: Sequence[Any]) -> list[Usage]:
         if usage_date is None:
             problems.add(index, "usageDate must be a date-time with a zone, e.g. ...T10:00:00Z")
             continue
-        valid_for = item.get("validFor") if isinstance(item.get("validFor"), dict) else {}
+        valid_for: dict[str, Any] = (
+            item["validFor"] if isinstance(item.get("validFor"), dict) else {}
+        )
         start_text = named.get("startDateTime", valid_for.get("startDateTime"))
         end_text = named.get("endDateTime", valid_for.get("endDateTime"))
         start = usage_date if start_text is None else _instant(start_text)
@@ -358,10 +366,10 @@ def _upsert_by_values(
     session: Session, records: Sequence[Usage], received_at: datetime, dialect: str
 ) -> tuple[int, int]:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = UsageRecordRow.__table__
+    table: Any = UsageRecordRow.__table__
     new = corrected = 0
     for part in _chunks(records):
-        stmt = insert(table).values(
+        stmt: Any = insert(table).values(
             [
                 {
                     "usage_id": r.usage_id,
@@ -451,10 +459,10 @@ def copy_rows(session: Session, table: str, records: Iterable[Usage]) -> None:
     """COPY the records into ``table`` (its columns ``COLUMNS``), in the session's
     transaction: the bulk path below and the benchmark's baseline."""
     connection: Any = session.connection().connection.driver_connection
-    with connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for block in _copy_text(records):
-                copy.write(block)
+    sql = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for block in _copy_text(records):
+            copy.write(block)
 
 
 def _upsert_by_copy(
@@ -533,7 +541,7 @@ def mark_usage_billed(session: Session, record_ids: Collection[int], bill_id: st
     """The records a bill charged: ``billed``, ``billed_volume`` = the volume charged up
     to now, the bill's id. Records no longer ``received`` are left; returns how many
     were marked."""
-    table = UsageRecordRow.__table__
+    table: Any = UsageRecordRow.__table__
     marked = 0
     for part in _chunks(sorted(set(record_ids))):
         result: Any = session.execute(
