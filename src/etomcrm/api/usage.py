@@ -58,7 +58,7 @@ _REF: dict[str, Any] = {
 }
 USAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["id", "href", "usageDate", "usageType", "status"],
+    "required": ["id", "href"],  # a `fields` selection returns these at least
     "properties": {
         "id": {"type": "string"},
         "href": {"type": "string"},

@@ -318,9 +318,10 @@ def check_references(session: Session, records: Sequence[Usage]) -> None:
     owners: dict[str, str | None] = {}
     for part in _chunks(products):
         owners.update(
-            session.execute(
+            (product_id, owner)
+            for product_id, owner in session.execute(
                 select(ProductRow.id, ProductRow.owner_customer_id).where(ProductRow.id.in_(part))
-            ).tuples()
+            )
         )
     problems = _Problems()
     for index, record in enumerate(records):
@@ -579,7 +580,7 @@ def usage_from_measurements(session: Session, hour_start: datetime) -> IngestRes
         .where(and_(measurement.at >= hour, measurement.at < end, link.product_id.is_not(None)))
         .group_by(link.customer_id, link.product_id, link.site_id)
         .order_by(link.site_id, link.product_id)
-    ).tuples()
+    )
     records = [
         Usage(
             usage_id=traffic_usage_id(site_id, str(product_id), hour),
