@@ -363,33 +363,16 @@ def _quantised(volume: Decimal) -> Decimal:
     return volume.quantize(VOLUME_PLACES)
 
 
-def _upsert_by_values(
-    session: Session, records: Sequence[Usage], received_at: datetime, dialect: str
-) -> tuple[int, int]:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table: Any = UsageRecordRow.__table__
-    new = corrected = 0
-    for part in _chunks(records):
-        stmt: Any = insert(table).values(
-            [
-                {
-                    "usage_id": r.usage_id,
-                    "customer_id": r.customer_id,
-                    "product_id": r.product_id,
-                    "site_id": r.site_id,
-                    "usage_type": r.usage_type,
-                    "start_at": r.start_at,
-                    "end_at": r.end_at,
-                    "volume": _quantised(r.volume),
-                    "unit": UNIT,
-                    "status": "received",
-                    "version": 1,
-                    "received_at": received_at,
-                }
-                for r in part
-            ]
-        )
-        stmt = stmt.on_conflict_do_update(
+def _upsert_statement(dialect: str) -> Any:
+    """One ``INSERT ... ON CONFLICT (usage_id) DO UPDATE ... RETURNING version`` per
+    dialect, built once: executed with many parameter sets, SQLAlchemy sends it as
+    multi-row statements ("insertmanyvalues") without compiling it again."""
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table: Any = UsageRecordRow.__table__
+        stmt: Any = insert(table)
+        statement = stmt.on_conflict_do_update(
             index_elements=[table.c.usage_id],
             set_={
                 "volume": stmt.excluded.volume,
@@ -399,9 +382,40 @@ def _upsert_by_values(
                 "status": "received",
                 "received_at": stmt.excluded.received_at,
             },
+            # An unchanged repeat writes nothing (and returns no row).
             where=table.c.volume != stmt.excluded.volume,
         ).returning(table.c.version)
-        for version in session.scalars(stmt):
+        _UPSERTS[dialect] = statement
+    return statement
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_by_values(
+    session: Session, records: Sequence[Usage], received_at: datetime, dialect: str
+) -> tuple[int, int]:
+    statement = _upsert_statement(dialect)
+    new = corrected = 0
+    for part in _chunks(records, 10 * CHUNK):
+        parameters = [
+            {
+                "usage_id": r.usage_id,
+                "customer_id": r.customer_id,
+                "product_id": r.product_id,
+                "site_id": r.site_id,
+                "usage_type": r.usage_type,
+                "start_at": r.start_at,
+                "end_at": r.end_at,
+                "volume": _quantised(r.volume),
+                "unit": UNIT,
+                "status": "received",
+                "version": 1,
+                "received_at": received_at,
+            }
+            for r in part
+        ]
+        for version in session.scalars(statement, parameters):
             if version == 1:
                 new += 1
             else:
