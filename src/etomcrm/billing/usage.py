@@ -22,7 +22,6 @@ is COPYed into a temporary table first and upserted from there in one statement)
 
 from __future__ import annotations
 
-import io
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -444,22 +443,31 @@ SELECT count(*) FILTER (WHERE version = 1), count(*) FILTER (WHERE version > 1) 
 
 def _copy_text(records: Iterable[Usage]) -> Iterator[bytes]:
     """The records in COPY's text format, in blocks (cheaper than a call per row)."""
-    buffer = io.StringIO()
-    for count, r in enumerate(records, start=1):
-        buffer.write(
-            f"{_escape(r.usage_id)}\t{_escape(r.customer_id)}\t"
-            f"{_escape(r.product_id)}\t{_escape(r.site_id)}\t{_escape(r.usage_type)}\t"
-            f"{r.start_at.isoformat()}\t{r.end_at.isoformat()}\t{r.volume}\t{UNIT}\n"
+    # Usage comes hour by hour: few distinct instants, each written out once.
+    instants: dict[datetime, str] = {}
+    lines: list[str] = []
+    for r in records:
+        start = instants.get(r.start_at)
+        if start is None:
+            start = instants[r.start_at] = r.start_at.isoformat()
+        end = instants.get(r.end_at)
+        if end is None:
+            end = instants[r.end_at] = r.end_at.isoformat()
+        lines.append(
+            f"{_escape(r.usage_id)}\t{_escape(r.customer_id)}\t{_escape(r.product_id)}\t"
+            f"{_escape(r.site_id)}\t{_escape(r.usage_type)}\t{start}\t{end}\t{r.volume}\t{UNIT}\n"
         )
-        if count % 10_000 == 0:
-            yield buffer.getvalue().encode()
-            buffer = io.StringIO()
-    yield buffer.getvalue().encode()
+        if len(lines) == 10_000:
+            yield "".join(lines).encode()
+            lines.clear()
+    yield "".join(lines).encode()
 
 
 def _escape(value: str | None) -> str:
     if value is None:
         return "\\N"
+    if value.isprintable() and "\\" not in value:
+        return value
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return (
             value.replace("\\", "\\\\")
