@@ -266,7 +266,7 @@ def test_unknown_customers_and_foreign_products_are_refused(
     client: TestClient, admin: Headers, bmw: tuple[str, str]
 ) -> None:
     customer_id, product_id = bmw
-    other_customer, other_product = _customer_with_product(client, admin, "Audi AG")
+    _, other_product = _customer_with_product(client, admin, "Audi AG")
 
     response = client.post(
         f"{PATH}/bulk",
