@@ -17,7 +17,7 @@ Usage is a record of business: it is corrected by sending it again, never delete
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from etomcrm.api.conventions import current_principal, json_response, read_json
 from etomcrm.api.tmf import (
     FIELDS_PARAMETER,
+    ID_PARAMETER,
     LIMIT_PARAMETER,
     OFFSET_PARAMETER,
     error_responses,
@@ -238,7 +239,10 @@ def _instant(name: str, value: str) -> datetime:
         raise InvalidRequest(f"{name} must be a date-time, not {value!r}") from None
     if moment.tzinfo is None:
         raise InvalidRequest(f"{name} needs a zone (e.g. Z)")
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"{name} {value!r} is out of range") from None
 
 
 def _where(filters: dict[str, str]) -> list[Any]:
@@ -349,7 +353,7 @@ async def list_usage(request: Request) -> Response:
         200: {"description": "Success", "content": {JSON: {"schema": USAGE_SCHEMA}}},
         **_ERRORS,
     },
-    openapi_extra={"parameters": [FIELDS_PARAMETER]},
+    openapi_extra={"parameters": [ID_PARAMETER, FIELDS_PARAMETER]},
 )
 async def retrieve_usage(request: Request) -> Response:
     principal = current_principal(request)
