@@ -4,7 +4,7 @@ site and hour from the performance data, the API and its scoping."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -433,6 +433,11 @@ def test_a_large_batch_goes_the_bulk_path_and_stays_idempotent(
 
     assert (first.new, first.unchanged) == (6_000, 0)
     assert (again.new, again.unchanged, again.corrected) == (0, 5_999, 1)
+    # (a period given as dates starts at midnight in Berlin: 2 November is 23:00 UTC on
+    # the 1st, so the 1,380 records of minutes before it count as late)
+    with session_scope() as session:
+        by_dates = usage_for_billing(session, [product_id], date(2026, 11, 2), date(2026, 12, 1))
+    assert by_dates[product_id].late_volume == 1_380 * Decimal("0.25") + Decimal("0.25")
     with session_scope() as session:
         assert usage_for_billing(session, [product_id], NOV, DEC)[product_id].volume == Decimal(
             "1500.25"

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,6 +57,7 @@ UNITS: dict[str, Decimal] = {
 }
 TRAFFIC = "traffic"
 HOUR = timedelta(hours=1)
+BERLIN = ZoneInfo("Europe/Berlin")
 USAGE_BODY = USAGE.validator("Usage")
 COLUMNS = (
     "usage_id",
@@ -510,17 +512,31 @@ def _upsert_by_copy(
     return int(row[0]), int(row[1])
 
 
+def _moment(value: date | datetime) -> datetime:
+    """A date is its midnight in Berlin (bill periods are local calendar days)."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time(), BERLIN).astimezone(UTC)
+
+
 def usage_for_billing(
-    session: Session, product_ids: Collection[str], start: datetime, end: datetime
+    session: Session,
+    product_ids: Collection[str],
+    start: date | datetime,
+    end: date | datetime,
 ) -> dict[str, UsageToBill]:
     """Per product, the usage a bill for ``[start, end)`` charges (see
     :class:`UsageToBill`): every ``received`` record whose interval begins before
     ``end``, late ones included. Products with nothing to charge are left out.
 
+    ``end`` is exclusive: for a bill period of dates 1 to 30 November pass
+    ``date(2026, 12, 1)``. Dates are midnights in Europe/Berlin.
+
     Call it and :func:`mark_usage_billed` in the bill's transaction: on PostgreSQL the
     records read are locked, so a correction arriving meanwhile waits for the bill and
     then reopens the record for the next one.
     """
+    start, end = _moment(start), _moment(end)
     table = UsageRecordRow
     found: dict[str, list[tuple[int, str, datetime, Decimal, Decimal | None]]] = {}
     for part in _chunks(sorted(set(product_ids))):
