@@ -24,6 +24,7 @@ from etomcrm.api import qos_sla as qos_sla_api
 from etomcrm.api import quotes as quotes_api
 from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
+from etomcrm.api import usage as usage_api
 from etomcrm.api.app import build_app
 from etomcrm.billing import work_list as billing_work_list
 from etomcrm.catalog import service as catalog
@@ -42,6 +43,7 @@ from etomcrm.flows import (
     handlers,
     qos,
     sla_violation,
+    usage,
 )
 from etomcrm.flows.framework import STEP_SEEDS, register_flow
 from etomcrm.marketing import api_kinds as marketing_kinds
@@ -107,6 +109,7 @@ ROUTERS: list[APIRouter] = [
     network_feed_api.router,
     problem_handling_api.router,
     qos_sla_api.router,
+    usage_api.router,
 ]
 
 # The end-to-end flows (DESIGN.md section 2), by the names they are started with.
@@ -125,6 +128,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-ticket-sweep", assurance.ticket_sweep_tick, assurance.TICKET_SWEEP_SCHEDULE),
     # Last month's QoS assessment, violations and reports (3.7).
     ("etomcrm-monthly-qos", qos.qos_tick, qos.SCHEDULE),
+    # The traffic of every site's access product per hour as TMF635 usage (3.8.2).
+    ("etomcrm-hourly-usage", usage.usage_tick, usage.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
