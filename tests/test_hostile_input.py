@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -86,3 +87,26 @@ def test_a_failed_statement_names_no_personal_data(client: TestClient) -> None:
     # then the error (what a log line or traceback would show) holds no parameter values
     assert "Erika" not in str(refused.value)
     assert "hidden due to hide_parameters" in str(refused.value)
+
+
+def test_reads_and_writes_survive_killed_database_connections(
+    client: TestClient, admin: dict[str, str], db_url: str
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server whose connections can be killed")
+    # given a customer read once, so the worker holds its read connection open
+    created = customer(client, admin)
+    href = f"{CUSTOMER}/customer/{created['id']}"
+    assert client.get(href, headers=admin).status_code == 200
+    # when the database server kills every connection to the database (a restart)
+    database = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(db_url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres") as pg:
+        pg.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+    # then the next read and write get fresh connections: no 500
+    assert client.get(href, headers=admin).status_code == 200
+    assert client.get(f"{CUSTOMER}/customer", headers=admin).status_code == 200
+    assert customer(client, admin, "Audi AG")["name"] == "Audi AG"

@@ -9,6 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etomcrm.config import get_settings
@@ -16,8 +17,9 @@ from etomcrm.core.errors import (
     Forbidden,
     InvalidRequest,
     PayloadTooLarge,
+    RetryLater,
+    ServiceUnavailable,
     TmfError,
-    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -27,6 +29,17 @@ from etomcrm.security import service as security
 from etomcrm.security.service import Principal
 
 log = logging.getLogger(__name__)
+
+
+def database_unavailable() -> ServiceUnavailable:
+    """What a client hears when the database connection died under its request."""
+    return ServiceUnavailable(
+        "the database could not be reached; the request may not have been carried out: "
+        "retry it in a moment (a create with the same Idempotency-Key is applied once)",
+        retry_after=2,
+    )
+
+
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 500)
 # Documented once for the whole OpenAPI document; read by current_principal.
@@ -157,9 +170,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TmfError)
     async def _tmf(request: Request, exc: TmfError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if isinstance(exc, TooManyRequests):
+        if isinstance(exc, RetryLater):
             headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc, headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            return await _bug(request, exc)
+        # The connection died under the request (a restart, a failover, a killed
+        # backend): the pool replaces it, so the same request succeeds in a moment.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return await _tmf(request, database_unavailable())
+
+    @app.exception_handler(PendingRollbackError)
+    async def _rolled_back(request: Request, exc: PendingRollbackError) -> Response:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return await _tmf(request, database_unavailable())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

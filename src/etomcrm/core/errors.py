@@ -70,11 +70,19 @@ class MethodNotAllowed(TmfError):
     status, code, reason = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
 
 
-class TooManyRequests(TmfError):
+class RetryLater(TmfError):
     """Refused for now; ``retry_after`` (seconds) goes into the ``Retry-After`` header."""
-
-    status, code, reason = 429, "TOO_MANY_REQUESTS", "Too many requests"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+class TooManyRequests(RetryLater):
+    status, code, reason = 429, "TOO_MANY_REQUESTS", "Too many requests"
+
+
+class ServiceUnavailable(RetryLater):
+    """The database is out of reach for a moment (connections lost, a failover)."""
+
+    status, code, reason = 503, "SERVICE_UNAVAILABLE", "Service unavailable"

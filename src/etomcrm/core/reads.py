@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Text, cast
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
 from etomcrm.config import get_settings
-from etomcrm.core.errors import NotFound
+from etomcrm.core.errors import NotFound, ServiceUnavailable
 from etomcrm.core.resources import READ, ResourceKind, href_for, list_statements, total_key
 from etomcrm.core.totals import TOTALS
 from etomcrm.db import get_read_engine
@@ -47,17 +47,34 @@ def _with_connection(work: Callable[[Any], T]) -> T:
         try:
             return work(connection)
         except Exception as error:
-            driver_error: Any = error.orig if isinstance(error, DBAPIError) else error
-            lost = engine.dialect.is_disconnect(
-                driver_error, connection.connection.dbapi_connection, None
-            )
-            if attempt == 2 or not lost:
+            if not _lost(engine, connection, error):
                 raise
             # The server went away: every pooled connection is as dead as this one.
             connection.invalidate()
             held.pop(key, None)
             engine.dispose(close=False)
+            if attempt == 2:
+                raise ServiceUnavailable(
+                    "the database could not be reached; retry the read in a moment",
+                    retry_after=2,
+                ) from error
     raise AssertionError("unreachable")
+
+
+def _lost(engine: Any, connection: Any, error: Exception) -> bool:
+    """Whether ``error`` means the connection is gone (and a fresh one may succeed)."""
+    if isinstance(error, PendingRollbackError) or connection.invalidated:
+        # What a connection that failed mid-statement answers until it is rolled back.
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    # Reads run on the driver's connection directly, so its own errors arrive unwrapped.
+    driver_error: Any = error.orig if isinstance(error, DBAPIError) else error
+    try:
+        dbapi_connection = connection.connection.dbapi_connection
+    except Exception:
+        return True
+    return bool(engine.dialect.is_disconnect(driver_error, dbapi_connection, None))
 
 
 def _body_and_mark(dialect: str) -> tuple[str, str]:
