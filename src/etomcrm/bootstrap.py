@@ -31,6 +31,7 @@ from etomcrm.billing import work_list as billing_work_list
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
 from etomcrm.core.resources import ResourceKind
+from etomcrm.core.tmf_schemas import CUSTOMER_BILL, TmfDocument
 from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.customer_interface.communication import deliver_messages
 from etomcrm.customer_interface.events import CustomerTerminated, SellingRequestLogged
@@ -111,6 +112,9 @@ ROUTERS: list[APIRouter] = [
     qos_sla_api.router,
     billing_rates_api.router,
 ]
+
+# TMF documents whose schemas only the routers above use (no resource kind serves them).
+ROUTER_DOCUMENTS: list[TmfDocument] = [CUSTOMER_BILL]
 
 # The end-to-end flows (DESIGN.md section 2), by the names they are started with.
 FLOWS: dict[str, Callable[..., str]] = {
@@ -193,4 +197,5 @@ def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = N
         deliveries=DELIVERIES,
         deliver_events=deliver_events,
         run_flows=run_flows,
+        documents=ROUTER_DOCUMENTS,
     )
