@@ -7,16 +7,23 @@ days, so a day of a 429.00 monthly charge is 14.30.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from etomcrm.billing.charges import add_months
 from etomcrm.billing.models import AppliedRateRow, UsageRecordRow
-from etomcrm.billing.rating import credit_rate, rate_account, rate_accounts, record_sla_credit
+from etomcrm.billing.rating import (
+    credit_rate,
+    local_day,
+    rate_account,
+    rate_accounts,
+    record_sla_credit,
+)
 from etomcrm.core import resources
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.db import new_id, session_scope
@@ -433,3 +440,71 @@ def test_rating_many_accounts_takes_a_bounded_number_of_queries(
     assert counter.count <= 12
     with session_scope() as session:
         assert len(session.scalars(select(AppliedRateRow)).all()) == count
+
+
+def test_an_upgrade_ordered_as_delete_and_add_changes_the_price_on_the_day(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # Given a 429.00 access ended on 16 November and its 1190.00 successor started then
+    # (an order changes a product as a delete of the old and an add of the new one)
+    customer_id = _customer(client, admin)
+    account = _account(customer_id)
+    change = "2026-11-16T08:00:00Z"
+    _product(
+        customer_id,
+        [_price("Site access 100 Mbit/s", "429")],
+        "2026-10-01T00:00:00Z",
+        account_id=account,
+        terminated=change,
+    )
+    _product(customer_id, [_price("Site access 1000 Mbit/s", "1190")], change, account_id=account)
+    # When November is rated
+    rates = _rate(account)
+    # Then 15 days of each: 214.50 and 595.00
+    assert _lines(rates) == [
+        ("recurring", "Site access 100 Mbit/s", Decimal("214.50")),
+        ("recurring", "Site access 1000 Mbit/s", Decimal("595.00")),
+    ]
+
+
+def test_a_completed_order_charges_its_products_to_the_orders_billing_account(
+    client: TestClient, auth: Callable[..., dict[str, str]], flows: None, network: Any
+) -> None:
+    from tests.test_fulfillment_flow import contractable_customer
+    from tests.test_order_completion import catalog, order_for, place_and_complete
+
+    # Given a customer with two billing accounts and an order naming the second
+    admin, manager = auth("admin"), auth("order_manager")
+    offerings = catalog(client, admin, routers=5, minimum=1, reorder=5)
+    customer = contractable_customer(client, admin)
+    site = factories.site(client, admin, customer["id"])
+    _account(customer["id"])
+    second = _account(customer["id"])
+    body = order_for(customer["id"], offerings, [site["id"]])
+    body["billingAccount"] = {"id": second, "@referredType": "BillingAccount"}
+    order = place_and_complete(client, manager, body)
+    # When the month of the activation is rated
+    with session_scope() as session:
+        products = session.scalars(
+            select(resources_row()).where(resources_row().owner_customer_id == customer["id"])
+        ).all()
+        assert {p.body["billingAccount"]["id"] for p in products} == {second}
+        started = local_day(products[0].body["startDate"])
+        assert started is not None
+        start = started.replace(day=1)
+        end = add_months(start, 1) - timedelta(days=1)
+        rates = rate_account(session, second, start, end, today=end)
+    # Then the access is prorated from the day of activation, router and installation
+    # charged whole, each traceable to the order item
+    month_days = (end - start).days + 1
+    days = month_days - started.day + 1
+    expected = (Decimal(429) * days / month_days).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert _lines(rates) == sorted(
+        [
+            ("recurring", "access charge", expected),
+            ("oneTime", "router charge", Decimal("690.00")),
+            ("oneTime", "installation charge", Decimal("950.00")),
+        ]
+    )
+    traced = rates[0].characteristic["productOrderItem"][0]
+    assert traced["productOrderId"] == order["id"]
