@@ -698,11 +698,16 @@ def _carry_excess_credit(session: Session, account_ids: Collection[str], period_
             )
         )
         room = sum((r.tax_excluded for r in rates if r.tax_excluded > 0), ZERO)
-        for rate in (r for r in rates if r.tax_excluded < 0):
+        # Discounts belong to their charge; credits are applied oldest first after them.
+        negatives = sorted(
+            (r for r in rates if r.tax_excluded < 0),
+            key=lambda r: (r.rate_type in (CREDIT, CARRIED), r.rated_at, r.id),
+        )
+        for rate in negatives:
             take = min(-rate.tax_excluded, room)
             room -= take
             rest = -rate.tax_excluded - take
-            if rest == 0:
+            if rest == 0 or rate.rate_type not in (CREDIT, CARRIED):
                 continue
             tax = Tax(rate.tax_rate, str(rate.characteristic.get("taxCategory", "S")))
             carried = _rate_row(
@@ -851,4 +856,16 @@ def record_sla_credit(event: SlaCreditOwed) -> None:
     becomes a credit rate (once per violation, whatever the redeliveries), applied on
     the account's next bill."""
     with session_scope() as session:
-        credit_rate(session, event, CLOCK.now().astimezone(LOCAL).date())
+        credit_rate(session, event, owed_on(event))
+
+
+def owed_on(event: SlaCreditOwed) -> date:
+    """The day a credit is owed from: the day after its SLA period (a month, "2026-10")
+    ends, so the bill of the month after the violation carries it (a bill issued
+    before the credit was known leaves it unbilled for the next one); the clock's day
+    when the period is not a month."""
+    try:
+        month = date.fromisoformat(f"{event.period}-01")
+    except ValueError:
+        return CLOCK.now().astimezone(LOCAL).date()
+    return charges.add_months(month, 1)
