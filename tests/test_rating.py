@@ -31,6 +31,7 @@ from etomcrm.order_handling.service import PRODUCT_KIND
 from etomcrm.qos_sla.events import SlaCreditOwed
 from etomcrm.security.service import SYSTEM
 from tests import factories
+from tests.polling import until
 from tests.quote_helpers import draft, load_bmw
 
 NOV = (date(2026, 11, 1), date(2026, 11, 30))
@@ -508,3 +509,17 @@ def test_a_completed_order_charges_its_products_to_the_orders_billing_account(
     )
     traced = rates[0].characteristic["productOrderItem"][0]
     assert traced["productOrderId"] == order["id"]
+    # (the customer accepts the delivery, so the order's flow ends)
+    factories.accept_delivery(client, manager, order["id"])
+    assert until(
+        lambda: (
+            {
+                f["state"]
+                for f in client.get(
+                    "/tmf-api/processFlowManagement/v4/processFlow", headers=admin
+                ).json()
+            }
+            == {"completed"}
+        ),
+        seconds=120,
+    )
