@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from etomcrm.api import billing_rates as billing_rates_api
 from etomcrm.api import contract as contract_api
 from etomcrm.api import marketing as marketing_api
 from etomcrm.api import network_feed as network_feed_api
@@ -26,10 +27,12 @@ from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
 from etomcrm.api import usage as usage_api
 from etomcrm.api.app import build_app
+from etomcrm.billing import rating as billing_rating
 from etomcrm.billing import work_list as billing_work_list
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
 from etomcrm.core.resources import ResourceKind
+from etomcrm.core.tmf_schemas import CUSTOMER_BILL, TmfDocument
 from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.customer_interface.communication import deliver_messages
 from etomcrm.customer_interface.events import CustomerTerminated, SellingRequestLogged
@@ -110,7 +113,11 @@ ROUTERS: list[APIRouter] = [
     problem_handling_api.router,
     qos_sla_api.router,
     usage_api.router,
+    billing_rates_api.router,
 ]
+
+# TMF documents whose schemas only the routers above use (no resource kind serves them).
+ROUTER_DOCUMENTS: list[TmfDocument] = [CUSTOMER_BILL]
 
 # The end-to-end flows (DESIGN.md section 2), by the names they are started with.
 FLOWS: dict[str, Callable[..., str]] = {
@@ -149,7 +156,7 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
     ViolationRecorded: [handlers.start_violation_flow],
-    SlaCreditOwed: [billing_work_list.credit_to_work_list],
+    SlaCreditOwed: [billing_work_list.credit_to_work_list, billing_rating.record_sla_credit],
     ServiceProblemRaisedForTicket: [handlers.start_flow_of_ticket_problem],
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
@@ -195,4 +202,5 @@ def create_app(*, deliver_events: bool | None = None, run_flows: bool | None = N
         deliveries=DELIVERIES,
         deliver_events=deliver_events,
         run_flows=run_flows,
+        documents=ROUTER_DOCUMENTS,
     )

@@ -49,6 +49,7 @@ def build_app(
     deliveries: Sequence[Callable[[], int]] = (),
     deliver_events: bool | None = None,
     run_flows: bool | None = None,
+    documents: Sequence[TmfDocument] = (),
 ) -> FastAPI:
     """The ASGI application serving ``kinds`` (their TMF life cycle and hubs) and
     ``routers``; the composition root (``etomcrm.bootstrap.create_app``) hands them in."""
@@ -89,8 +90,8 @@ def build_app(
     app.add_middleware(RefuseNul)
     app.add_middleware(SecurityHeaders)
     router = APIRouter()
-    documents = _documents(kinds)
-    for doc, kinds in documents.values():
+    served = _documents(kinds)
+    for doc, kinds in served.values():
         for kind in kinds:
             add_resource_routes(router, kind)
         add_hub_routes(router, doc, kinds)
@@ -106,7 +107,10 @@ def build_app(
             )
             components = schema.setdefault("components", {})
             schemas = components.setdefault("schemas", {})
-            for doc, _ in documents.values():
+            for doc, _ in served.values():
+                schemas.update(doc.components)
+            # Documents whose resources only an area's router serves (no resource kind).
+            for doc in documents:
                 schemas.update(doc.components)
             components["securitySchemes"] = SECURITY_SCHEMES
             schema["security"] = [{"bearerAuth": []}]

@@ -926,6 +926,9 @@ def complete_order(session: Session, order_id: str) -> Completion:
             payload["productCharacteristic"] = product["productCharacteristic"]
         if item.get("itemPrice"):
             payload["productPrice"] = item["itemPrice"]
+        # Billing charges the product to the account the order names (3.8.2).
+        if isinstance(order.get("billingAccount"), dict) and order["billingAccount"].get("id"):
+            payload["billingAccount"] = order["billingAccount"]
         body, _, _ = resources.create(session, PRODUCT_KIND, SYSTEM, payload)
         product_ids.append(body["id"])
         offering_id = str(item["productOffering"]["id"])
