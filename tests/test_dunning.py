@@ -282,7 +282,9 @@ def test_a_returned_debit_is_dunned_at_once_and_the_case_is_visible_to_billing(
     # a customer does not list the cases, and reads no other customer's bill
     own = auth("customer", customer_id=customer.id)
     assert client.get(f"{BILLS}/dunningCase", headers=own).status_code == 403
-    other = auth("customer", customer_id="someone-else")
+    with session_scope() as session:
+        stranger = customer_with_services(session, "Fremdfirma GmbH", sites=1)
+    other = auth("customer", customer_id=stranger.id)
     assert client.get(f"{BILLS}/customerBill/{bill_id}/dunning", headers=other).status_code == 404
 
     # when it is paid the flow ends

@@ -26,7 +26,7 @@ from etomcrm.api.tmf import error_responses
 from etomcrm.billing import dunning, enquiries
 from etomcrm.config import get_settings
 from etomcrm.core.errors import Forbidden, InvalidRequest
-from etomcrm.core.tmf_schemas import CUSTOMER_BILL, JsonDict
+from etomcrm.core.tmf_schemas import CUSTOMER_BILL, PARTY_INTERACTION, JsonDict
 from etomcrm.db import session_scope
 
 JSON = "application/json"
@@ -96,7 +96,9 @@ def _body(schema: JsonDict) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 
-ERRORS = error_responses(CUSTOMER_BILL)
+# The TMF Error body is one schema in every document; TMF683's is served whatever else is
+# (an enquiry is the customer's request).
+ERRORS = error_responses(PARTY_INTERACTION)
 router = APIRouter(tags=["billingEnquiry"])
 
 
