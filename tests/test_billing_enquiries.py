@@ -289,3 +289,62 @@ def test_bad_answers_are_refused(
     # and an unknown enquiry is not found
     unknown = client.post(f"{ENQUIRIES}/nope/reject", json={"reason": "r"}, headers=billing)
     assert unknown.status_code == 404
+
+
+def test_staff_take_up_a_customer_request_as_an_enquiry(
+    client: TestClient,
+    auth: TokenFactory,
+    credit_notes: CreditNotes,  # noqa: F811
+) -> None:
+    # given a customer that wrote in about its invoice
+    customer_id, bill_id = _bill()
+    filed = client.post(
+        REQUESTS,
+        json={
+            "channel": "portal",
+            "subject": "Invoice too high",
+            "description": "The traffic charge on our invoice is wrong",
+        },
+        headers=auth("customer", customer_id=customer_id),
+    )
+    assert filed.status_code == 201 and filed.json()["routedTo"] == "billing", filed.text
+    billing = auth("billing")
+
+    # and a request of another customer is not taken up for this bill
+    other_id, _ = _bill()
+    foreign = client.post(
+        REQUESTS,
+        json={"channel": "phone", "subject": "Billing question", "customerId": other_id},
+        headers=billing,
+    )
+    assert foreign.status_code == 201, foreign.text
+    refused = client.post(
+        ENQUIRIES,
+        json={
+            "customerBill": {"id": bill_id},
+            "description": "x",
+            "disputedAmount": {"unit": "EUR", "value": "10.00"},
+            "customerRequest": {"id": foreign.json()["id"]},
+        },
+        headers=billing,
+    )
+    assert refused.status_code == 400, refused.text
+
+    # when billing takes the request up as an enquiry on the traffic line
+    enquiry = _dispute(
+        client,
+        billing,
+        customerBill={"id": bill_id},
+        disputedLine=[{"id": f"{bill_id}-l2"}],
+        description="Traffic charge disputed (customer request)",
+        customerRequest={"id": filed.json()["id"]},
+        channel="portal",
+    )
+
+    # then the enquiry is that request, and the requester sees the note on it
+    assert enquiry["customerRequest"]["id"] == filed.json()["id"]
+    assert enquiry["disputedAmount"]["value"] == "856.80"
+    with session_scope(readonly=True) as session:
+        request = session.get(PartyInteractionRow, filed.json()["id"])
+        assert request is not None
+        assert "billing enquiry" in request.body["note"][-1]["text"]

@@ -294,3 +294,46 @@ def test_a_returned_debit_is_dunned_at_once_and_the_case_is_visible_to_billing(
         bill = session.get(CustomerBillRow, bill_id)
         assert bill is not None and bill.status == "settled"
         assert session.scalar(select(DunningCaseRow.status)) == "closed"
+
+
+def test_a_partly_disputed_bill_is_dunned_for_the_undisputed_rest(
+    client: TestClient, auth: TokenFactory
+) -> None:
+    # given an overdue bill of two lines, the traffic line disputed
+    with session_scope() as session:
+        customer = customer_with_services(session, "Autohaus Teilweise GmbH", sites=1)
+        bill_id = issued_bill(
+            session,
+            customer,
+            due=date(2026, 11, 2),
+            lines=(("Site access", "119.00"), ("Traffic", "856.80")),
+        )
+    disputed = client.post(
+        ENQUIRIES,
+        json={
+            "customerBill": {"id": bill_id},
+            "disputedLine": [{"id": f"{bill_id}-l2"}],
+            "description": "traffic of a site we do not have",
+        },
+        headers=auth("customer", customer_id=customer.id),
+    )
+    assert disputed.status_code == 201, disputed.text
+
+    # when the overdue bill's case is looked at after the grace days
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    with session_scope() as session:
+        case = rules.open_case(session, bill_id, rules.OVERDUE, now=now)
+        assert case is not None
+        case_id = case.id
+    with session_scope() as session:
+        looked = rules.advance(session, case_id, now)
+
+    # then the reminder asks for the undisputed 119.00 only
+    assert not looked.ended and looked.wait_seconds > 0
+    with session_scope(readonly=True) as session:
+        found = session.get(DunningCaseRow, case_id)
+        assert found is not None and found.level == rules.REMINDER
+        assert found.body["history"][-1]["openAmount"]["value"] == "119.00"
+    assert any(
+        "119.00 EUR are still open" in s or "Payment reminder" in s for s in _subjects(customer.id)
+    )
