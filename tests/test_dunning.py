@@ -337,3 +337,47 @@ def test_a_partly_disputed_bill_is_dunned_for_the_undisputed_rest(
     assert any(
         "119.00 EUR are still open" in s or "Payment reminder" in s for s in _subjects(customer.id)
     )
+
+
+def test_a_payment_during_the_suspension_resumes_once_the_suspension_is_through(
+    db_url: str,
+) -> None:
+    # given a case whose suspension date has come
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    with session_scope() as session:
+        customer = customer_with_services(session, "Autohaus Eilig GmbH", sites=1)
+        bill_id = issued_bill(session, customer, due=date(2026, 10, 1))
+        case = rules.open_case(session, bill_id, rules.OVERDUE, now=now)
+        assert case is not None
+        case.level, case.next_step_at, case_id = rules.FINAL_NOTICE, now, case.id
+    with session_scope() as session:
+        suspending = rules.advance(session, case_id, now)
+    assert suspending.start_order is not None and not suspending.ended
+
+    # when the customer pays before the network has carried the suspension out
+    pay(bill_id)
+    with session_scope() as session:
+        waiting = rules.advance(session, case_id, now)
+
+    # then the case waits for the suspension rather than resume products still active
+    assert not waiting.ended and waiting.start_order is None
+    assert waiting.wait_seconds == rules.SUSPENSION_RECHECK_SECONDS
+
+    # and once the suspend order is through, the resume order follows and the case ends
+    with session_scope() as session:
+        order = session.get(ProductOrderRow, suspending.start_order)
+        assert order is not None
+        order.status = "completed"
+        order.body = {**order.body, "state": "completed"}
+        for product in session.scalars(
+            select(ProductRow).where(ProductRow.owner_customer_id == customer.id)
+        ):
+            product.status = "suspended"
+            product.body = {**product.body, "status": "suspended"}
+    with session_scope() as session:
+        resumed = rules.advance(session, case_id, now)
+    assert resumed.ended and resumed.outcome == "paid; services resumed"
+    with session_scope(readonly=True) as session:
+        resume = session.get(ProductOrderRow, resumed.start_order)
+        assert resume is not None
+        assert {i["product"]["status"] for i in resume.body["productOrderItem"]} == {"active"}

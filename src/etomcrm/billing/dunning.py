@@ -41,7 +41,7 @@ from etomcrm.core.errors import NotFound
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.communication import inform_customer
 from etomcrm.order_handling import service as orders
-from etomcrm.order_handling.models import ProductRow
+from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.security.service import SYSTEM, Principal
 
 CENT = Decimal("0.01")
@@ -62,6 +62,8 @@ OVERDUE = "overdue"
 # Open enquiries: the amount they dispute is not dunned.
 DISPUTING = ("open", "pendingApproval")
 SEED, PROCESS = "3.8.5", "Manage payments: dunning"
+# A paid case whose suspension is still being carried out looks again this often.
+SUSPENSION_RECHECK_SECONDS = 300.0
 
 
 def dunning_workflow_id(case_id: str) -> str:
@@ -563,6 +565,21 @@ def _suspend(
     return order_id, products
 
 
+def _suspensions_in_flight(session: Session, customer_id: str) -> list[str]:
+    """The customer's dunning suspend orders the Fulfillment flow has not finished."""
+    bodies = session.scalars(
+        select(ProductOrderRow.body).where(
+            ProductOrderRow.owner_customer_id == customer_id,
+            ProductOrderRow.status.not_in(orders.FINAL_STATES),
+        )
+    )
+    return [
+        str(body["id"])
+        for body in bodies
+        if body.get("category") == "dunning" and orders.modify_status(body) == orders.SUSPEND
+    ]
+
+
 def _still_suspended_elsewhere(session: Session, case: DunningCaseRow) -> list[str]:
     """Other unpaid bills of the customer whose dunning suspended it."""
     rows = session.execute(
@@ -584,12 +601,27 @@ def _paid(session: Session, case: DunningCaseRow, bill: CustomerBillRow, now: da
     label = _bill_label(bill)
     result = Advance(ended=True)
     if case.level >= SUSPENDED:
+        in_flight = _suspensions_in_flight(session, case.owner_customer_id or "")
+        if in_flight:
+            # Resumed once the suspension is through: a resume order now would find the
+            # products still active, and the suspension would then outlast the debt.
+            waiting = Advance(wait_seconds=SUSPENSION_RECHECK_SECONDS)
+            if not case.body.get("resumeAwaits"):
+                case.body = {**case.body, "resumeAwaits": in_flight}
+                _save(case, bill, now)
+                waiting.steps.append(
+                    (
+                        SEED,
+                        PROCESS,
+                        f"bill {label} paid; resumption waits for suspend order(s) "
+                        + ", ".join(in_flight)
+                        + " to finish",
+                    )
+                )
+            return waiting
         blocking = _still_suspended_elsewhere(session, case)
-        suspended = [
-            p
-            for p in case.body.get("suspendedProducts", [])
-            if p in set(_products(session, case.owner_customer_id or "", orders.SUSPEND))
-        ]
+        # Every product dunning suspended, whichever of the customer's cases did it.
+        suspended = _products(session, case.owner_customer_id or "", orders.SUSPEND)
         if blocking:
             result.outcome = "paid; services stay suspended for bill(s) " + ", ".join(blocking)
             content = (
