@@ -381,3 +381,21 @@ def test_a_payment_during_the_suspension_resumes_once_the_suspension_is_through(
         resume = session.get(ProductOrderRow, resumed.start_order)
         assert resume is not None
         assert {i["product"]["status"] for i in resume.body["productOrderItem"]} == {"active"}
+
+
+def test_a_case_whose_flow_never_started_is_started_by_the_worker_sweep(
+    client: TestClient, auth: TokenFactory, flows: None
+) -> None:
+    # given a case committed, its flow never started (the process died in between)
+    with session_scope() as session:
+        customer = customer_with_services(session, "Autohaus Absturz GmbH", sites=1)
+        bill_id = issued_bill(session, customer, due=_today() - timedelta(days=10))
+        assert rules.open_case(session, bill_id, rules.OVERDUE, now=utcnow()) is not None
+    admin = auth("admin")
+    # when the worker sweeps at its start
+    assert dunning_flow.sweep_unstarted_dunning_flows() == 1
+    # then the flow runs: the reminder goes out, and a second sweep starts nothing
+    assert until(lambda: _at_level(client, admin, bill_id, 1, "open"))
+    assert dunning_flow.sweep_unstarted_dunning_flows() == 0
+    _paid(bill_id, customer)
+    assert until(lambda: _at_level(client, admin, bill_id, 1, "closed"))

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from dbos import DBOS
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.billing import dunning
@@ -34,6 +35,7 @@ from etomcrm.db import session_scope
 from etomcrm.flows import engine, recorder
 from etomcrm.flows.framework import DurableRunner, Runner, StepResult, step
 from etomcrm.flows.fulfillment import ordering_workflow_id
+from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import Task
 from etomcrm.network.port import business_date
 
@@ -205,3 +207,23 @@ def wake_dunning_on_dispute(event: BillDisputed) -> None:
 def wake_dunning_on_resolution(event: BillingEnquiryResolved) -> None:
     """3.8.1: an answered enquiry lets the bill's dunning go on (or end, if credited)."""
     _wake([event.bill_id])
+
+
+def sweep_unstarted_dunning_flows() -> int:
+    """Start the flow of every open dunning case that has none (a crash between the
+    case's commit and its flow's start). Returns how many."""
+    with session_scope(readonly=True) as session:
+        open_cases = list(
+            session.scalars(select(DunningCaseRow.id).where(DunningCaseRow.status != "closed"))
+        )
+        started = set(
+            session.scalars(
+                select(ProcessFlowRow.id).where(
+                    ProcessFlowRow.id.in_([dunning.dunning_workflow_id(c) for c in open_cases])
+                )
+            )
+        )
+    waiting = [c for c in open_cases if dunning.dunning_workflow_id(c) not in started]
+    for case_id in waiting:
+        engine.enqueue(FLOW, dunning.dunning_workflow_id(case_id), case_id)
+    return len(waiting)
