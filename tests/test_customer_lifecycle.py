@@ -307,12 +307,13 @@ def test_a_disconnect_order_names_active_products_of_its_customer_once(
     assert twice.status_code == 409 and "being disconnected" in twice.json()["message"]
     unknown = disconnect("no-such-product")
     assert unknown.status_code == 422 and "has no product" in unknown.json()["message"]
-    # and an action other than add or delete is refused, saying what to do instead
+    # and an action other than add, delete or modify (suspend, resume) is refused,
+    # saying what to do instead
     response = client.post(
         f"{ORDERING}/productOrder",
         json={
             "relatedParty": [{"id": leaving["id"], "@referredType": "Customer"}],
-            "productOrderItem": [{"id": "1", "action": "modify", "product": {"id": "x"}}],
+            "productOrderItem": [{"id": "1", "action": "noChange", "product": {"id": "x"}}],
         },
         headers=admin,
     )

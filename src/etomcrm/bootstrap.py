@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from etomcrm.api import billing_enquiries as billing_enquiries_api
 from etomcrm.api import billing_rates as billing_rates_api
 from etomcrm.api import contract as contract_api
 from etomcrm.api import marketing as marketing_api
@@ -29,6 +30,13 @@ from etomcrm.api import usage as usage_api
 from etomcrm.api.app import build_app
 from etomcrm.billing import rating as billing_rating
 from etomcrm.billing import work_list as billing_work_list
+from etomcrm.billing.events import (
+    BillDisputed,
+    BillingEnquiryResolved,
+    BillOverdue,
+    PaymentReceived,
+    PaymentReturned,
+)
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
 from etomcrm.core.resources import ResourceKind
@@ -40,6 +48,7 @@ from etomcrm.customer_interface.requests import route_selling_requests_to
 from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import (
     assurance,
+    dunning,
     engine,
     failures,
     fulfillment,
@@ -114,6 +123,7 @@ ROUTERS: list[APIRouter] = [
     qos_sla_api.router,
     usage_api.router,
     billing_rates_api.router,
+    billing_enquiries_api.router,
 ]
 
 # TMF documents whose schemas only the routers above use (no resource kind serves them).
@@ -125,6 +135,8 @@ FLOWS: dict[str, Callable[..., str]] = {
     "problem": assurance.problem_flow,
     "violation": sla_violation.violation_flow,
     "qos": qos.qos_period_flow,
+    "dunning": dunning.dunning_flow,
+    "dunning-overdue": dunning.overdue_flow,
 }
 
 # What runs on the clock in whichever process runs flows: name, workflow, crontab.
@@ -137,6 +149,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-monthly-qos", qos.qos_tick, qos.SCHEDULE),
     # The traffic of every site's access product per hour as TMF635 usage (3.8.2).
     ("etomcrm-hourly-usage", usage.usage_tick, usage.SCHEDULE),
+    # Bills past their payment due date with an amount open are dunned (3.8.5).
+    ("etomcrm-daily-dunning", dunning.dunning_tick, dunning.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
@@ -162,6 +176,11 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
     CustomerTerminated: [order_handlers.disconnect_terminated_customer],
+    BillOverdue: [dunning.start_dunning_of_overdue_bill],
+    PaymentReturned: [dunning.start_dunning_of_returned_debit],
+    PaymentReceived: [dunning.wake_dunning_on_payment],
+    BillDisputed: [dunning.wake_dunning_on_dispute],
+    BillingEnquiryResolved: [dunning.wake_dunning_on_resolution],
 }
 
 # What a serving or worker process delivers in the background besides hub events.
@@ -180,6 +199,7 @@ def bootstrap() -> None:
         for kind in KINDS:
             ResourceKind.register(kind)
         STEP_SEEDS.update(fulfillment.STEP_SEEDS)
+        STEP_SEEDS.update(dunning.STEP_SEEDS)
         for name, flow in FLOWS.items():
             register_flow(name, flow)
         engine.ON_LAUNCH[:] = [failures.sweep_failed_flows]

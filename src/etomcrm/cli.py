@@ -23,6 +23,7 @@ from etomcrm.db import session_scope
 from etomcrm.demo import assurance_story, story
 from etomcrm.demo.scenario import run_demo
 from etomcrm.flows import engine
+from etomcrm.flows.dunning import sweep_unstarted_dunning_flows
 from etomcrm.flows.failures import failed_flows, retry_flow
 from etomcrm.flows.fulfillment import sweep_unstarted_flows
 from etomcrm.flows.recorder import flows_of_case
@@ -157,7 +158,11 @@ def worker(
     get_settings.cache_clear()
     upgrade()
     engine.launch(concurrency=concurrency or None)
-    started = sweep_unstarted_flows() + sweep_unstarted_violation_flows()
+    started = (
+        sweep_unstarted_flows()
+        + sweep_unstarted_violation_flows()
+        + sweep_unstarted_dunning_flows()
+    )
     console.print(
         f"worker {executor_id} running flows" + (f"; started {started}" if started else "")
     )

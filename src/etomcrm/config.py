@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     payment_terms_days: int = 14
     # Credit notes above this (EUR, net) need a second person's approval (four eyes).
     credit_note_approval_eur: str = "500"
+    # 3.8.5 dunning: business days (Bavaria) after the payment due date before the
+    # reminder (Zahlungserinnerung), then between reminder and notice (Mahnung, with the
+    # fee, EUR), notice and final notice, and from the final notice to the suspension it
+    # announces. A case looks again this often while it waits (paused, suspended).
+    dunning_grace_business_days: int = 3
+    dunning_reminder_business_days: int = 7
+    dunning_notice_business_days: int = 7
+    dunning_final_notice_business_days: int = 5
+    dunning_fee_eur: str = "5.00"
+    dunning_recheck_seconds: float = 24 * 3600.0
 
 
 @lru_cache

@@ -61,3 +61,26 @@ class BillOverdue(DomainEvent):
     bill_id: str
     billing_account_id: str
     customer_id: str
+
+
+@dataclass(frozen=True)
+class BillDisputed(DomainEvent):
+    """3.8.1: a customer disputes (part of) a bill; dunning of the disputed amount
+    pauses until the enquiry is resolved."""
+
+    enquiry_id: str
+    bill_id: str
+    customer_id: str
+    disputed_amount: str
+
+
+@dataclass(frozen=True)
+class BillingEnquiryResolved(DomainEvent):
+    """3.8.1: a dispute ended (``outcome`` rejected or adjusted, with the credit note's
+    id when adjusted); dunning of what is still open goes on."""
+
+    enquiry_id: str
+    bill_id: str
+    customer_id: str
+    outcome: str
+    credit_note_id: str | None

@@ -132,6 +132,15 @@ def accept_order_step(session: Session, workflow_id: str, order_id: str) -> Step
                 f"disconnect order accepted: {len(order['productOrderItem'])} product(s) to end",
             )
         ]
+    if orders.is_modify(order):
+        return {"accepted": True}, [
+            Task(
+                "3.5.3",
+                "Accept and issue orders",
+                f"{_modify_words(order)[0]} order accepted: "
+                f"{len(order['productOrderItem'])} product(s)",
+            )
+        ]
     data_ok = not any(
         not r.startswith("credit refused") and r != acceptance.relationship_ended
         for r in acceptance.reasons
@@ -193,7 +202,21 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
     customer_id = customer_of(order)
     latest = max((s.expected_completion_date for s in statuses), default=None)
     disconnect = orders.is_disconnect(order)
-    if customer_id and disconnect:
+    modify = orders.is_modify(order)
+    if customer_id and modify:
+        noun, _ = _modify_words(order)
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/confirmed",
+            f"Your services are being {'suspended' if noun == 'suspend' else 'resumed'}",
+            f"We are {'suspending' if noun == 'suspend' else 'resuming'} your services at "
+            f"{len(statuses)} site(s)"
+            + (f"; done by {latest.isoformat()}" if latest else "")
+            + ".",
+            order_id,
+        )
+    elif customer_id and disconnect:
         _inform(
             session,
             customer_id,
@@ -223,7 +246,8 @@ def issue_order_step(session: Session, workflow_id: str, order_id: str) -> StepR
                 "3.5.3",
                 "Accept and issue orders",
                 f"{len(statuses)} service order(s) sent to the network"
-                + (" to cease the sites" if disconnect else ""),
+                + (" to cease the sites" if disconnect else "")
+                + (f" to {_modify_words(order)[0]} the sites" if modify else ""),
             ),
             Task("3.2.2", "Handle customer requests", "order confirmation sent to the customer"),
         ],
@@ -297,8 +321,8 @@ def post_ordering_flow(run: Runner, order_id: str) -> str:
     (3.9.1), customer informed → the customer's acceptance, given or deemed after the
     acceptance period (3.5.5) → satisfaction checked (3.9.5)."""
     completed = run.step("complete", "complete_order_step", order_id)
-    if completed.get("disconnect"):
-        # Nothing new to survey a leaving customer on.
+    if completed.get("disconnect") or completed.get("modify"):
+        # Nothing new to survey a leaving customer on, nor one suspended or resumed.
         return str(completed["state"])
     if completed.get("acceptance_due"):
         look_until(
@@ -331,6 +355,8 @@ def complete_order_step(session: Session, workflow_id: str, order_id: str) -> St
     completion = orders.complete_order(session, order_id)
     if orders.is_disconnect(order):
         return _disconnect_completed(session, workflow_id, order_id, customer_id, completion)
+    if orders.is_modify(order):
+        return _modify_completed(session, workflow_id, order, customer_id, completion)
     # The SLAs in the completion's own transaction: a replayed step makes none twice.
     slas = sla_service.start_sla_monitoring(session, completion.access_products)
     materials = []
@@ -488,6 +514,53 @@ def _disconnect_completed(
         "products": len(completion.terminated),
         "disconnect": True,
     }, tasks
+
+
+def _modify_words(order: JsonDict) -> tuple[str, str]:
+    """("suspend", "suspended") or ("resume", "resumed") for a modify order."""
+    if orders.modify_status(order) == orders.SUSPEND:
+        return "suspend", "suspended"
+    return "resume", "resumed"
+
+
+def _modify_completed(
+    session: Session,
+    workflow_id: str,
+    order: JsonDict,
+    customer_id: str | None,
+    completion: orders.Completion,
+) -> StepResult:
+    """3.8.5: the customer's products are suspended (dunning) or active again; the
+    customer is told. Nothing new to monitor or survey."""
+    verb, done = _modify_words(order)
+    tasks = [
+        Task(
+            "3.5.5",
+            "Complete order",
+            f"{verb} order {completion.state}: {len(completion.modified)} product(s) {done}, "
+            f"{completion.activated_sites} site(s) {done}, {completion.failed_sites} not",
+        )
+    ]
+    if customer_id:
+        _inform(
+            session,
+            customer_id,
+            f"{workflow_id}/completed",
+            f"Your services are {done}",
+            f"{len(completion.modified)} product(s) at {completion.activated_sites} site(s) "
+            f"are {done}."
+            + (
+                " They are resumed as soon as the open amount is paid."
+                if verb == "suspend"
+                else " Thank you for your payment."
+            ),
+            str(order["id"]),
+        )
+        tasks.append(
+            Task("3.2.2", "Handle customer requests", f"customer told the services are {done}")
+        )
+    recorder.finish_flow(session, workflow_id, "completed")
+    return {"state": completion.state, "products": len(completion.modified), "modify": True}, tasks
 
 
 @step

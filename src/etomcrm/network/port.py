@@ -30,7 +30,9 @@ ServiceOrderState = Literal["inProgress", "completed", "failed"]
 # An access link as the network sees it: up, degraded (up but losing quality, or one
 # of several paths down), down, or unknown (the network has no such link).
 LinkState = Literal["up", "degraded", "down", "unknown"]
-ServiceOrderAction = Literal["add", "delete"]
+ServiceOrderAction = Literal["add", "delete", "modify"]
+# What a modify sets a site's service to: suspended (dunning) or active again.
+ServiceState = Literal["active", "suspended"]
 # Lead times and expected dates are business dates where the sites are.
 BUSINESS_TIMEZONE = ZoneInfo("Europe/Berlin")
 # Service order ids derive from the sender's key under this namespace, so the same key
@@ -139,10 +141,12 @@ class NetworkPort(Protocol):
         offering_id: str,
         attempt: int = 1,
         action: ServiceOrderAction = "add",
+        service_state: ServiceState | None = None,
     ) -> ServiceOrderStatus:
         """Send a service order; the same ``key`` again returns the same order.
 
-        ``action`` "add" builds the site's service, "delete" ceases it. Works in the
+        ``action`` "add" builds the site's service, "delete" ceases it, "modify" sets
+        it to ``service_state`` (suspended, or active again). Works in the
         caller's session and never commits: the order is sent exactly when the caller's
         transaction commits. A retry after a failure uses a new key. Raises
         :class:`ServiceOrderRefused` when the network does not take the order at all.

@@ -64,6 +64,7 @@ from etomcrm.network.port import (
     ServiceOrderRefused,
     ServiceOrderState,
     ServiceOrderStatus,
+    ServiceState,
     SiteQualification,
     business_date,
     service_order_id,
@@ -132,10 +133,18 @@ class RepairReport:
     repaired_at: datetime
 
 
-def _service_state(action: str, state: str) -> str:
+def _service_state(action: str, state: str, target: str | None = None) -> str:
     if state != "completed":
         return "designed"
+    if action == "modify":
+        return target or "active"
     return "terminated" if action == "delete" else "active"
+
+
+def _verb(action: str, service_state: str | None) -> str:
+    if action == "modify":
+        return "suspend" if service_state == "suspended" else "resume"
+    return "cease" if action == "delete" else "activate"
 
 
 def _date_time(day: date) -> str:
@@ -325,6 +334,7 @@ class SimulatedNetwork:
         offering_id: str,
         attempt: int = 1,
         action: ServiceOrderAction = "add",
+        service_state: ServiceState | None = None,
     ) -> ServiceOrderStatus:
         order_id = service_order_id(key)
         existing = session.get(NetworkServiceOrderRow, order_id, with_for_update=True)
@@ -348,6 +358,15 @@ class SimulatedNetwork:
                 qualification, serviceable=True, special_build=False, reason="cease the service"
             )
             outcome, detail, lead = "onTime", "on schedule", CEASE_DAYS
+        if action == "modify":
+            # Suspending or resuming a service is a configuration change: done at once.
+            qualification = replace(
+                qualification,
+                serviceable=True,
+                special_build=False,
+                reason=f"set the service {service_state}",
+            )
+            outcome, detail, lead = "onTime", "on schedule", 0
         expected = business_date(now) + timedelta(days=lead)
         state: ServiceOrderState = "inProgress"
         if not qualification.serviceable:
@@ -371,6 +390,7 @@ class SimulatedNetwork:
             "leadTimeDays": lead,
             "delayDays": delay_days if outcome == "late" else 0,
             "expectedDate": expected.isoformat(),
+            "serviceState": service_state,
         }
         body: JsonDict = {
             "id": order_id,
@@ -378,7 +398,7 @@ class SimulatedNetwork:
             "@baseType": "ServiceOrder",
             "externalId": key,
             "description": f"Site {site_id}: "
-            f"{'cease' if action == 'delete' else 'activate'} product offering {offering_id} "
+            f"{_verb(action, service_state)} product offering {offering_id} "
             f"(attempt {attempt})",
             "state": state,
             "orderDate": iso(now),
@@ -403,7 +423,7 @@ class SimulatedNetwork:
                     "state": state,
                     "service": {
                         "serviceType": "siteAccess",
-                        "state": _service_state(action, state),
+                        "state": _service_state(action, state, service_state),
                         "place": [
                             {
                                 "id": site_id,
@@ -487,9 +507,11 @@ class SimulatedNetwork:
             simulation["phase"] = "done"
             simulation["detail"] = "completed"
             body["completionDate"] = iso(row.ready_at)
-            ceased = body["serviceOrderItem"][0].get("action") == "delete"
-            body["serviceOrderItem"][0]["service"]["state"] = "terminated" if ceased else "active"
-            text = "service ceased at the site" if ceased else "service active at the site"
+            item_action = body["serviceOrderItem"][0].get("action")
+            ceased = item_action == "delete"
+            target = _service_state(item_action, "completed", simulation.get("serviceState"))
+            body["serviceOrderItem"][0]["service"]["state"] = target
+            text = "service ceased at the site" if ceased else f"service {target} at the site"
         body["state"] = state
         body["serviceOrderItem"][0]["state"] = state
         body.setdefault("note", []).append({"date": iso(now), "author": "network", "text": text})

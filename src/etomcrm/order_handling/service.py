@@ -81,7 +81,11 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 FINAL_STATES = frozenset(s for s, moves in ORDER_TRANSITIONS.items() if not moves)
 # What staff may set by hand; the rest follows from what the network reports.
 STAFF_SETTABLE = frozenset({"pending", "held", "inProgress"})
-ORDERABLE_ACTIONS = frozenset({"add", "delete"})
+ORDERABLE_ACTIONS = frozenset({"add", "delete", "modify"})
+# What a modify item may set: suspend an active product, resume a suspended one (3.8.5
+# dunning); the product status each needs before.
+SUSPEND, RESUME = "suspended", "active"
+MODIFY_FROM = {SUSPEND: "active", RESUME: "suspended"}
 # The order flow waits in these until staff resume or cancel the order.
 WAITING_STATES = frozenset({"pending", "held", "assessingCancellation"})
 MAX_ACTIVATION_ATTEMPTS = 3
@@ -181,14 +185,23 @@ class ProductOrderKind(ResourceKind):
             if action not in ORDERABLE_ACTIONS:
                 raise InvalidRequest(
                     f"productOrderItem {item['id']}: action {action!r} is not supported; "
-                    "order new products with 'add' and end installed ones with 'delete' "
-                    "(a change is a delete of the old product and an add of the new one)"
+                    "order new products with 'add', end installed ones with 'delete', and "
+                    "suspend or resume them with 'modify' (a change of offering is a delete "
+                    "of the old product and an add of the new one)"
                 )
             if action == "delete":
                 _check_disconnect_item(session, customer_id, item)
+            if action == "modify":
+                if principal.is_customer:
+                    raise Forbidden(
+                        "a product is suspended or resumed by the provider (dunning); ask "
+                        "billing about a suspension"
+                    )
+                _check_modify_item(session, customer_id, item)
             item["state"] = "acknowledged"
-        if is_disconnect(body):
-            # Ending what a customer has needs neither contract data nor a live relationship.
+        if is_disconnect(body) or is_modify(body):
+            # Ending, suspending or resuming what a customer has needs neither contract
+            # data nor a live relationship.
             return
         refuse_if_relationship_ended(session, customer_id, "order new products")
         missing = _missing_contract_data(session, customer_id)
@@ -212,6 +225,52 @@ def is_disconnect(order: JsonDict) -> bool:
     """An order that only ends installed products (every item's action is delete)."""
     items = order.get("productOrderItem") or []
     return bool(items) and all(i.get("action") == "delete" for i in items)
+
+
+def is_modify(order: JsonDict) -> bool:
+    """An order that only suspends or resumes installed products (every item's action
+    is modify)."""
+    items = order.get("productOrderItem") or []
+    return bool(items) and all(i.get("action") == "modify" for i in items)
+
+
+def modify_status(order: JsonDict) -> str | None:
+    """What a suspend or resume order sets its products to (suspended or active)."""
+    for item in order.get("productOrderItem") or []:
+        if item.get("action") == "modify":
+            return str((item.get("product") or {}).get("status"))
+    return None
+
+
+def _check_modify_item(session: Session, customer_id: str, item: JsonDict) -> None:
+    """A modify item names a product of the order's customer and the status it is to
+    have: suspended (from active) or active again (from suspended)."""
+    product_ref = item.get("product") or {}
+    product_id, wanted = product_ref.get("id"), product_ref.get("status")
+    if not product_id or wanted not in MODIFY_FROM:
+        raise InvalidRequest(
+            f"productOrderItem {item['id']}: a modify item names the product and the status "
+            'it is to have: {"product": {"id": ..., "status": "suspended"}} suspends it, '
+            '"active" resumes it'
+        )
+    row = session.get(ProductRow, str(product_id))
+    if row is None or row.owner_customer_id != customer_id:
+        raise UnknownReference(
+            f"productOrderItem {item['id']}: customer {customer_id} has no product {product_id}"
+        )
+    if row.status != MODIFY_FROM[wanted]:
+        raise Conflict(
+            f"productOrderItem {item['id']}: product {product_id} is {row.status!r}; only "
+            f"a {MODIFY_FROM[wanted]} product can be set {wanted}"
+        )
+    product = row.body
+    if not product.get("productOffering"):
+        raise Conflict(
+            f"productOrderItem {item['id']}: product {product_id} names no productOffering; "
+            "the network cannot tell which service to change"
+        )
+    item["product"] = {**product_ref, **{k: product[k] for k in ("place",) if product.get(k)}}
+    item["productOffering"] = product["productOffering"]
 
 
 def _check_disconnect_item(session: Session, customer_id: str, item: JsonDict) -> None:
@@ -521,8 +580,8 @@ def accept_order(session: Session, order_id: str) -> Acceptance:
         return Acceptance(accepted=order["state"] not in ("rejected", "cancelled"))
     customer_id = customer_of(order)
     assert customer_id is not None
-    if is_disconnect(order):
-        # Ending products needs no contract data and no credit.
+    if is_disconnect(order) or is_modify(order):
+        # Ending, suspending or resuming products needs no contract data and no credit.
         save_order(session, order, {"state": "inProgress"})
         return Acceptance(accepted=True, credit_outcome="notAssessed")
     reasons = _missing_contract_data(session, customer_id)
@@ -585,8 +644,20 @@ def order_sites(order: JsonDict) -> dict[str, list[JsonDict]]:
 
 def site_action(items: list[JsonDict]) -> str:
     """What the network is asked to do at a site: cease it when every item there ends a
-    product, else build it."""
-    return "delete" if all(i.get("action") == "delete" for i in items) else "add"
+    product, suspend or resume it when every item there does, else build it."""
+    if all(i.get("action") == "delete" for i in items):
+        return "delete"
+    if all(i.get("action") == "modify" for i in items):
+        return "modify"
+    return "add"
+
+
+def _service_order_terms(items: list[JsonDict]) -> dict[str, Any]:
+    """The action of a site's service order and, for a modify, the service state."""
+    action = site_action(items)
+    if action != "modify":
+        return {"action": action}
+    return {"action": action, "service_state": modify_status({"productOrderItem": items})}
 
 
 def _access_offerings(session: Session, order: JsonDict) -> set[str]:
@@ -662,7 +733,7 @@ def issue_service_orders(session: Session, order_id: str, network: Any) -> list[
             site_id=site_id,
             offering_id=_activation_offering(items, access),
             attempt=1,
-            action=site_action(items),
+            **_service_order_terms(items),
         )
         statuses.append(status)
         expected[site_id] = status.expected_completion_date
@@ -761,7 +832,7 @@ def track_order(session: Session, order_id: str, network: Any) -> Progress:
                     site_id=site_id,
                     offering_id=_activation_offering(items, access),
                     attempt=attempt + 1,
-                    action=site_action(items),
+                    **_service_order_terms(items),
                 )
                 progress.retried.append(site_id)
                 progress.open_sites += 1
@@ -829,6 +900,8 @@ class Completion:
     failed_sites: int
     # Products a disconnect ended (terminated in the inventory).
     terminated: list[str] = field(default_factory=list)
+    # Products a suspend or resume order set suspended or active again.
+    modified: list[str] = field(default_factory=list)
     # the products that are a site's access: what an SLA is monitored on
     access_products: list[str] = field(default_factory=list)
     materials_installed: Decimal = Decimal(0)
@@ -888,17 +961,20 @@ def complete_order(session: Session, order_id: str) -> Completion:
     customer_id = customer_of(order)
     assert customer_id is not None  # every stored order names its customer
     now = utcnow()
-    # A product without a site has nothing for the network to cease: ending it is done.
+    # A product without a site has nothing for the network to cease, suspend or resume:
+    # ending it (or changing its status) is done.
     done = [
         i
         for i in order["productOrderItem"]
-        if i["state"] == "completed" or (i.get("action") == "delete" and site_of(i) is None)
+        if i["state"] == "completed"
+        or (i.get("action") in ("delete", "modify") and site_of(i) is None)
     ]
     failed = [i for i in order["productOrderItem"] if i not in done]
     access = _access_offerings(session, order)
     materials = _materials(session, order)
     product_ids = []
     ended: list[str] = []
+    modified: list[str] = []
     activated: list[ActivatedProduct] = []
     access_products: list[str] = []
     installed = short = Decimal(0)
@@ -906,6 +982,9 @@ def complete_order(session: Session, order_id: str) -> Completion:
     for item in done:
         if item.get("action") == "delete":
             ended.append(_end_product(session, order_id, item, now))
+            continue
+        if item.get("action") == "modify":
+            modified.append(_set_product_status(session, order_id, item))
             continue
         payload: JsonDict = {
             "name": f"{item['productOffering'].get('name', item['productOffering']['id'])}",
@@ -996,6 +1075,7 @@ def complete_order(session: Session, order_id: str) -> Completion:
         len(sites),
         len({site_of(i) for i in failed if site_of(i)}),
         terminated=ended,
+        modified=modified,
         access_products=access_products,
         materials_installed=installed,
         materials_released=released,
@@ -1025,6 +1105,33 @@ def _end_product(session: Session, order_id: str, item: JsonDict, at: datetime) 
                     "productOrderId": order_id,
                     "orderItemId": item["id"],
                     "orderItemAction": "delete",
+                },
+            ],
+        },
+    )
+    return product_id
+
+
+def _set_product_status(session: Session, order_id: str, item: JsonDict) -> str:
+    """A modify item's product is suspended, or active again, in the inventory."""
+    product_id = str(item["product"]["id"])
+    status = str(item["product"]["status"])
+    current, _ = resources.get(session, PRODUCT_KIND, SYSTEM, product_id)
+    if current.get("status") == status:
+        return product_id
+    resources.patch(
+        session,
+        PRODUCT_KIND,
+        SYSTEM,
+        product_id,
+        {
+            "status": status,
+            "productOrderItem": [
+                *(current.get("productOrderItem") or []),
+                {
+                    "productOrderId": order_id,
+                    "orderItemId": item["id"],
+                    "orderItemAction": "modify",
                 },
             ],
         },
