@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from etomcrm.api import billing as billing_api
 from etomcrm.api import contract as contract_api
 from etomcrm.api import marketing as marketing_api
 from etomcrm.api import network_feed as network_feed_api
@@ -25,6 +26,8 @@ from etomcrm.api import quotes as quotes_api
 from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
 from etomcrm.api.app import build_app
+from etomcrm.billing import api_kinds as billing_kinds
+from etomcrm.billing import bills
 from etomcrm.billing import work_list as billing_work_list
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
@@ -36,6 +39,7 @@ from etomcrm.customer_interface.requests import route_selling_requests_to
 from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import (
     assurance,
+    billing,
     engine,
     failures,
     fulfillment,
@@ -93,6 +97,7 @@ KINDS: list[ResourceKind] = [
     *network_kinds.KINDS,
     *problem_handling_kinds.KINDS,
     *qos_sla_kinds.KINDS,
+    *billing_kinds.KINDS,
 ]
 
 # The routes beyond the resource life cycle (task resources, reports, the network view).
@@ -107,6 +112,7 @@ ROUTERS: list[APIRouter] = [
     network_feed_api.router,
     problem_handling_api.router,
     qos_sla_api.router,
+    billing_api.router,
 ]
 
 # The end-to-end flows (DESIGN.md section 2), by the names they are started with.
@@ -115,6 +121,7 @@ FLOWS: dict[str, Callable[..., str]] = {
     "problem": assurance.problem_flow,
     "violation": sla_violation.violation_flow,
     "qos": qos.qos_period_flow,
+    **billing.FLOWS,
 }
 
 # What runs on the clock in whichever process runs flows: name, workflow, crontab.
@@ -125,6 +132,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-ticket-sweep", assurance.ticket_sweep_tick, assurance.TICKET_SWEEP_SCHEDULE),
     # Last month's QoS assessment, violations and reports (3.7).
     ("etomcrm-monthly-qos", qos.qos_tick, qos.SCHEDULE),
+    # Last month's bill run: every account due rated, billed, issued and sent (3.8).
+    ("etomcrm-monthly-bill-run", billing.bill_run_tick, billing.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
@@ -140,7 +149,11 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
         # A completed order's sites get their access links in the network inventory.
         network_view_handlers.links_for_activated_products,
     ],
-    ProductsEnded: [billing_work_list.charging_stop_to_work_list],
+    ProductsEnded: [
+        billing_work_list.charging_stop_to_work_list,
+        # The customer's last product ended: its final bill (3.8.3).
+        bills.final_bill_when_last_product_ends,
+    ],
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
     ViolationRecorded: [handlers.start_violation_flow],
@@ -149,7 +162,10 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
-    CustomerTerminated: [order_handlers.disconnect_terminated_customer],
+    CustomerTerminated: [
+        order_handlers.disconnect_terminated_customer,
+        bills.final_bill_on_termination,
+    ],
 }
 
 # What a serving or worker process delivers in the background besides hub events.
@@ -168,6 +184,7 @@ def bootstrap() -> None:
         for kind in KINDS:
             ResourceKind.register(kind)
         STEP_SEEDS.update(fulfillment.STEP_SEEDS)
+        STEP_SEEDS.update(billing.STEP_SEEDS)
         for name, flow in FLOWS.items():
             register_flow(name, flow)
         engine.ON_LAUNCH[:] = [failures.sweep_failed_flows]

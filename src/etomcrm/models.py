@@ -1,5 +1,6 @@
 """Every table of etomcrm, imported so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from etomcrm.billing import bill_models
 from etomcrm.billing import models as billing_models
 from etomcrm.catalog import models as catalog_models
 from etomcrm.core import models as core_models
@@ -18,6 +19,7 @@ from etomcrm.selling import models as selling_models
 metadata = Base.metadata
 
 __all__ = [
+    "bill_models",
     "billing_models",
     "catalog_models",
     "core_models",
