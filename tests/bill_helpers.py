@@ -61,6 +61,7 @@ def account(
     debit: bool = True,
     vat_id: str | None = None,
     country: str = "DE",
+    email: str | None = None,
 ) -> str:
     account_id = new_id()
     body: dict[str, object] = {
@@ -86,6 +87,11 @@ def account(
         ],
         "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "owner"}],
     }
+    if email:
+        contact = body["contact"][0]  # type: ignore[index]
+        contact["contactMedium"].append(
+            {"mediumType": "email", "characteristic": {"emailAddress": email}}
+        )
     if vat_id:
         body["characteristic"] = [{"name": "vatId", "value": vat_id}]
     session.add(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from etomcrm.customer_interface.events import CustomerTerminated
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.order_handling.events import ProductsEnded
+from etomcrm.selling.models import BillingAccountRow
 from tests import bill_helpers
 from tests.conftest import Handled, TokenFactory
 
@@ -319,6 +321,40 @@ def test_sending_a_bill_writes_the_message_with_the_pdf_attached(
         assert attachment["url"].endswith(f"/customerBill/{bill_id}/document")
         assert "RE-2026-000001" in message.body["subject"]
     assert [(e.bill_id, e.message_id) for e in sent] == [(bill_id, message_id)]
+
+
+def test_a_bill_goes_to_the_billing_contact_the_account_names(db_url: str) -> None:
+    with session_scope() as session:
+        customer_id = bill_helpers.customer(session)
+        account_id = bill_helpers.account(session, customer_id, email="ap@bmw.example")
+        bill_helpers.rate(session, account_id, customer_id, "10.00")
+    bill_id = _bill(account_id)
+    with session_scope() as session:
+        message_id = bills.send_bill(session, bill_id, today=TODAY)
+        message = session.get(CommunicationMessageRow, message_id)
+        assert message is not None
+        assert [r["email"] for r in message.body["receiver"]] == ["ap@bmw.example"]
+
+
+def test_an_issued_invoice_keeps_the_address_it_was_issued_with(db_url: str) -> None:
+    # given an issued bill
+    with session_scope() as session:
+        _, account_id = bill_helpers.billable_account(session, "10.00")
+    bill_id = _bill(account_id)
+
+    # when the customer moves
+    with session_scope() as session:
+        account = session.get(BillingAccountRow, account_id)
+        assert account is not None
+        body = copy.deepcopy(account.body)
+        body["contact"][0]["contactMedium"][0]["characteristic"]["city"] = "Berlin"
+        account.body = body
+
+    # then the invoice still shows the address it was issued with, and is unchanged
+    with session_scope() as session:
+        assert bills.invoice_of(session, bill_id).buyer.city == "München"
+        assert bills.unchanged(session, bill_id)
+        assert bills.payer(session, account_id).party.city == "Berlin"
 
 
 # ----- final bill and bill now ------------------------------------------------------

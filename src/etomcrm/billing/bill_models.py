@@ -11,15 +11,18 @@ from etomcrm.db import Base
 
 
 class BillDocumentRow(Base):
-    """The PDF (with its Factur-X XML embedded) and the XML of an issued bill, stored
-    when it is issued, so the customer downloads the same bytes every time."""
+    """An issued bill as it was issued: its content (the canonical JSON of its Invoice,
+    whose SHA-256 the bill keeps), and the PDF (Factur-X XML embedded) and the XML,
+    stored once rendered, so the customer downloads the same bytes every time."""
 
     __tablename__ = "bill_document"
 
     bill_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    pdf: Mapped[bytes] = mapped_column(LargeBinary)
-    xml: Mapped[bytes] = mapped_column(LargeBinary)
-    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    xml: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # SHA-256 of the PDF
+    sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class CustomerBillOnDemandRow(TmfResourceRow, Base):

@@ -19,6 +19,8 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import types
+import typing
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -339,16 +341,15 @@ def issue(session: Session, bill_id: str, *, today: date) -> str:
     row.body = body
     _set_state(row, "validated", today)
     session.flush()
-    invoice = invoice_of(session, bill_id)
-    row.content_hash = content_hash(invoice)
+    invoice = build_invoice(session, row)
+    content = canonical_json(invoice)
+    row.content_hash = hashlib.sha256(content).hexdigest()
+    stored = BillDocumentRow(bill_id=bill_id, content=content)
     document = _render(invoice)
     if document is not None:
-        pdf, xml = document
-        session.add(
-            BillDocumentRow(
-                bill_id=bill_id, pdf=pdf, xml=xml, sha256=hashlib.sha256(pdf).hexdigest()
-            )
-        )
+        stored.pdf, stored.xml = document
+        stored.sha256 = hashlib.sha256(document[0]).hexdigest()
+    session.add(stored)
     row.body = {
         **row.body,
         "billDocument": [
@@ -413,12 +414,45 @@ def content_hash(invoice: Invoice) -> str:
     return hashlib.sha256(canonical_json(invoice)).hexdigest()
 
 
+def _typed(kind: Any, value: Any) -> Any:
+    """A value of the canonical JSON back as ``kind`` (the Invoice's field types)."""
+    if value is None:
+        return None
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(
+            **{f.name: _typed(hints[f.name], value.get(f.name)) for f in dataclasses.fields(kind)}
+        )
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        return tuple(_typed(item, v) for v in value)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(kind) if a is not type(None)]
+        return _typed(inner[0], value)
+    if kind is Decimal:
+        return Decimal(value)
+    if kind is date:
+        return date.fromisoformat(value)
+    return value
+
+
+def invoice_from_json(content: bytes) -> Invoice:
+    invoice: Invoice = _typed(Invoice, json.loads(content))
+    return invoice
+
+
 def unchanged(session: Session, bill_id: str) -> bool:
-    """True when the bill says what it said when it was issued."""
+    """True when the bill is what it was when it was issued: its stored content has the
+    hash the bill keeps, and its charges are still the lines it shows."""
     row = _bill(session, bill_id)
-    if row.content_hash is None:
+    stored = session.get(BillDocumentRow, bill_id)
+    if row.content_hash is None or stored is None:
         return False
-    return content_hash(invoice_of(session, bill_id)) == row.content_hash
+    if hashlib.sha256(stored.content).hexdigest() != row.content_hash:
+        return False
+    issued = invoice_from_json(stored.content)
+    return list(_invoice_lines(session, bill_id)) == list(issued.lines)
 
 
 # ----- the invoice ------------------------------------------------------------------
@@ -447,16 +481,16 @@ def bill_document(session: Session, bill_id: str) -> bytes:
     if row.bill_no is None:
         raise Conflict("a bill has a document once it is issued")
     stored = session.get(BillDocumentRow, bill_id)
-    if stored is not None:
+    if stored is not None and stored.pdf is not None:
         return stored.pdf
-    document = _render(invoice_of(session, bill_id))
+    if stored is None:
+        raise Conflict("the bill was issued without its content: it cannot be shown")
+    document = _render(invoice_from_json(stored.content))
     if document is None:
         raise Conflict("the invoice documents cannot be rendered in this installation")
-    pdf, xml = document
-    session.add(
-        BillDocumentRow(bill_id=bill_id, pdf=pdf, xml=xml, sha256=hashlib.sha256(pdf).hexdigest())
-    )
-    return pdf
+    stored.pdf, stored.xml = document
+    stored.sha256 = hashlib.sha256(document[0]).hexdigest()
+    return document[0]
 
 
 def _seller() -> InvoiceParty:
@@ -504,6 +538,18 @@ class Payer:
     means: str
     iban: str | None
     mandate_reference: str | None
+    # How the bill is delivered: by e-mail to the billing contact, in the portal.
+    delivery: tuple[str, ...] = ("email", "portal")
+
+
+def _account_email(body: JsonDict) -> str | None:
+    """The billing contact's e-mail address on the account, if it names one."""
+    for contact in body.get("contact") or []:
+        for medium in (contact or {}).get("contactMedium") or []:
+            found = (medium or {}).get("characteristic") or {}
+            if isinstance(found, dict) and isinstance(found.get("emailAddress"), str):
+                return str(found["emailAddress"])
+    return None
 
 
 def _payer_terms(session: Session, account_id: str) -> Any:
@@ -534,6 +580,7 @@ def payer(session: Session, account_id: str) -> Payer:
             terms.means or "bankTransfer",
             terms.iban,
             terms.mandate_reference,
+            tuple(terms.delivery) or ("portal",),
         )
     account = session.get(BillingAccountRow, account_id)
     if account is None:
@@ -574,6 +621,7 @@ def payer(session: Session, account_id: str) -> Payer:
             city=str(address.get("city") or ""),
             country=country,
             vat_id=str(vat_id) if vat_id else None,
+            email=_account_email(account.body),
         ),
         bool(vat_id) and country != get_settings().provider_country,
         "sepaDirectDebit" if debit else "bankTransfer",
@@ -590,20 +638,24 @@ def _masked(iban: str | None) -> str | None:
 
 
 def invoice_of(session: Session, bill_id: str) -> Invoice:
-    """3.8.3: what the issued bill says, the one value its PDF, XML and API read."""
+    """3.8.3: what the issued bill says, the one value its PDF, XML and API read: as it
+    was issued (a later change of the customer's address does not rewrite it)."""
     row = _bill(session, bill_id)
     if row.bill_no is None or row.bill_date is None:
         raise Conflict("a bill is an invoice once it is issued (it has no number yet)")
-    rates = list(
-        session.scalars(
-            select(AppliedRateRow)
-            .where(AppliedRateRow.bill_id == bill_id)
-            .order_by(AppliedRateRow.period_start, AppliedRateRow.rated_at, AppliedRateRow.id)
-        )
+    stored = session.get(BillDocumentRow, bill_id)
+    if stored is not None:
+        return invoice_from_json(stored.content)
+    return build_invoice(session, row)
+
+
+def _invoice_lines(session: Session, bill_id: str) -> tuple[InvoiceLine, ...]:
+    rates = session.scalars(
+        select(AppliedRateRow)
+        .where(AppliedRateRow.bill_id == bill_id)
+        .order_by(AppliedRateRow.period_start, AppliedRateRow.rated_at, AppliedRateRow.id)
     )
-    who = payer(session, row.billing_account_id)
-    settings = get_settings()
-    lines = tuple(
+    return tuple(
         InvoiceLine(
             number=number,
             name=r.name,
@@ -621,6 +673,15 @@ def invoice_of(session: Session, bill_id: str) -> Invoice:
         )
         for number, r in enumerate(rates, start=1)
     )
+
+
+def build_invoice(session: Session, row: CustomerBillRow) -> Invoice:
+    """The invoice of a numbered bill from its charges, account and the provider."""
+    assert row.bill_no is not None and row.bill_date is not None
+    bill_id = row.id
+    lines = _invoice_lines(session, bill_id)
+    who = payer(session, row.billing_account_id)
+    settings = get_settings()
     total = totals([(line.net, line.tax_rate) for line in lines])
     credit = row.category == "creditNote"
     referenced = session.get(CustomerBillRow, row.body.get("referencedBill") or "")
@@ -798,8 +859,9 @@ def credit_note(
 
 def send_bill(session: Session, bill_id: str, *, today: date | None = None) -> str:
     """3.8.3: deliver an issued bill: a message (TMF681) to the billing contact with the
-    PDF attached; in the portal it is the bill itself (the API). ``BillSent``. Returns
-    the message id (the same one on a second call)."""
+    PDF attached (to the customer's contacts where the account names none); in the
+    portal it is the bill itself (the API). ``BillSent``. Returns the message id (the
+    same one on a second call; empty for an account delivered in the portal only)."""
     row = _bill(session, bill_id, lock=True)
     if row.bill_no is None:
         raise IllegalTransition("a bill is sent once it is issued")
@@ -814,10 +876,18 @@ def send_bill(session: Session, bill_id: str, *, today: date | None = None) -> s
         if row.payment_due_date is not None
         else ""
     )
+    who = payer(session, row.billing_account_id)
+    if "email" not in who.delivery:
+        # Delivered in the portal only: the bill is there, in the API, once sent.
+        if row.status == "validated":
+            _set_state(row, "sent", day)
+            record(session, BillSent(bill_id=bill_id, customer_id=customer_id, message_id=""))
+        return ""
     message = write_message(
         session,
         SYSTEM,
         customer_id=customer_id,
+        to=[who.party.email] if who.party.email else None,
         subject=f"Ihre {invoice_name.split(' / ')[0]} {row.bill_no} / your {invoice_name} "
         f"{row.bill_no}",
         content=(

@@ -22,9 +22,10 @@ def upgrade() -> None:
     op.create_table(
         "bill_document",
         sa.Column("bill_id", sa.String(length=64), nullable=False),
-        sa.Column("pdf", sa.LargeBinary(), nullable=False),
-        sa.Column("xml", sa.LargeBinary(), nullable=False),
-        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("pdf", sa.LargeBinary(), nullable=True),
+        sa.Column("xml", sa.LargeBinary(), nullable=True),
+        sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("bill_id"),
     )
     op.create_table(
