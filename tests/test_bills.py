@@ -449,8 +449,20 @@ def test_bills_are_held_by_staff_never_edited_nor_deleted(
     held = client.patch(f"{BILLS}/{fresh}", json={"state": "onHold"}, headers={**billing, **merge})
     assert held.status_code == 200, held.text
     assert held.json()["state"] == "onHold"
+    wrong = client.patch(
+        f"{BILLS}/{fresh}", json={"state": "validated"}, headers={**billing, **merge}
+    )
+    assert wrong.status_code == 409  # issuing takes a number: the service does it
     released = client.patch(f"{BILLS}/{fresh}", json={"state": "new"}, headers={**billing, **merge})
     assert released.json()["state"] == "new"
+    issued_held = client.patch(
+        f"{BILLS}/{bills_a[1]}", json={"state": "onHold"}, headers={**billing, **merge}
+    )
+    assert issued_held.json()["state"] == "onHold"
+    issued_released = client.patch(
+        f"{BILLS}/{bills_a[1]}", json={"state": "validated"}, headers={**billing, **merge}
+    )
+    assert issued_released.json()["state"] == "validated"
 
     with session_scope() as session:
         bills.send_bill(session, bills_a[0], today=TODAY)

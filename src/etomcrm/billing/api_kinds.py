@@ -47,7 +47,9 @@ class CustomerBillKind(ResourceKind):
                 f"a customer bill is never edited ({', '.join(sorted(changed))}); "
                 "a correction is a credit note referencing it"
             )
-        bills.check_staff_move(str(old.get("state")), str(body.get("state")))
+        bills.check_staff_move(
+            str(old.get("state")), str(body.get("state")), numbered="billNo" in old
+        )
 
 
 CUSTOMER_BILL_KIND = CustomerBillKind(

@@ -75,9 +75,11 @@ BILL_TRANSITIONS: dict[str, frozenset[str]] = {
     "partiallyPaid": frozenset({"settled", "sent"}),
     "settled": frozenset({"partiallyPaid", "sent"}),
 }
-# The moves staff make by hand (PATCH): holding a bill back and releasing it.
-STAFF_MOVES = frozenset({("new", "onHold"), ("onHold", "new"), ("validated", "onHold")})
-ISSUED_STATES = frozenset({"validated", "sent", "partiallyPaid", "settled"})
+# The moves staff make by hand (PATCH): holding a bill back and releasing it, to where
+# it was (an unnumbered bill to new, an issued one to validated).
+STAFF_MOVES = frozenset(
+    {("new", "onHold"), ("onHold", "new"), ("validated", "onHold"), ("onHold", "validated")}
+)
 
 # UN/ECE rec. 20 units of the rate types (a line shows one month, one piece, gigabytes).
 UNITS = {"recurring": "MON", "usage": "E34"}
@@ -286,10 +288,15 @@ def _set_state(row: CustomerBillRow, state: str, today: date) -> None:
     row.updated_at = utcnow()
 
 
-def check_staff_move(before: str, after: str) -> None:
+def check_staff_move(before: str, after: str, *, numbered: bool) -> None:
     """The state moves a person makes by PATCH; the others are the service's."""
     if before == after:
         return
+    if (before, after) == ("onHold", "validated" if not numbered else "new"):
+        raise IllegalTransition(
+            "a held bill is released to where it was: "
+            + ("validated (it has its number)" if numbered else "new (it is not issued yet)")
+        )
     check_transition("a customer bill", BILL_TRANSITIONS, before, after)
     if (before, after) not in STAFF_MOVES:
         raise IllegalTransition(
@@ -382,7 +389,7 @@ def hold(session: Session, bill_id: str, *, today: date, held: bool = True) -> N
     """3.8.4: hold a bill back from processing (an open question), or release it."""
     row = _bill(session, bill_id, lock=True)
     if held:
-        check_staff_move(str(row.status), "onHold")
+        check_staff_move(str(row.status), "onHold", numbered=row.bill_no is not None)
         _set_state(row, "onHold", today)
     else:
         _set_state(row, "validated" if row.bill_no else "new", today)
