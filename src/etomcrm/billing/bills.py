@@ -163,11 +163,11 @@ def bill_account(
     run_key: str | None = None,
     category: str = "normal",
 ) -> str | None:
-    """3.8.3 Create the bill: the account's unbilled rated charges up to ``period_end``
-    become one ``new`` bill. Returns its id; the bill made earlier under the same
-    ``run_key`` (default: account and period), so an account is billed once per period
-    whatever the reruns; None when there is nothing to bill, or when the credits exceed
-    the charges (no negative invoice: everything stays for the next bill)."""
+    """3.8.3 Create and send the bill (the bill made): the account's unbilled rated charges up
+    to ``period_end`` become one ``new`` bill. Returns its id; the bill made earlier under the
+    same ``run_key`` (default: account and period), so an account is billed once per period
+    whatever the reruns; None when there is nothing to bill, or when the credits exceed the
+    charges (no negative invoice: everything stays for the next bill)."""
     key = run_key or run_key_for(account_id, period_start, period_end)
     existing = session.scalar(select(CustomerBillRow.id).where(CustomerBillRow.run_key == key))
     if existing is not None:
@@ -325,9 +325,9 @@ def _next_number(session: Session, series: str) -> int:
 
 
 def issue(session: Session, bill_id: str, *, today: date) -> str:
-    """3.8.3 Create the bill, issued: the next number of its series, the bill date and
-    due date, the content hash; ``BillIssued``. Returns the bill number (the same one
-    when the bill was issued before)."""
+    """3.8.3 Create and send the bill (issued): the next number of its series, the bill date and
+    due date, the content hash; ``BillIssued``. Returns the bill number (the same one when the
+    bill was issued before)."""
     row = _bill(session, bill_id, lock=True)
     if row.bill_no is not None:
         return row.bill_no
@@ -386,7 +386,8 @@ def issue(session: Session, bill_id: str, *, today: date) -> str:
 
 
 def hold(session: Session, bill_id: str, *, today: date, held: bool = True) -> None:
-    """3.8.4: hold a bill back from processing (an open question), or release it."""
+    """3.8.4 Manage customer bills: hold a bill back from processing (an open question), or
+    release it."""
     row = _bill(session, bill_id, lock=True)
     if held:
         check_staff_move(str(row.status), "onHold", numbered=row.bill_no is not None)
@@ -645,8 +646,9 @@ def _masked(iban: str | None) -> str | None:
 
 
 def invoice_of(session: Session, bill_id: str) -> Invoice:
-    """3.8.3: what the issued bill says, the one value its PDF, XML and API read: as it
-    was issued (a later change of the customer's address does not rewrite it)."""
+    """3.8.3 Create and send the bill: what the issued bill says, the one value its PDF, XML and
+    API read: as it was issued (a later change of the customer's address does not rewrite
+    it)."""
     row = _bill(session, bill_id)
     if row.bill_no is None or row.bill_date is None:
         raise Conflict("a bill is an invoice once it is issued (it has no number yet)")
@@ -751,10 +753,10 @@ def credit_note(
     *,
     today: date,
 ) -> str:
-    """3.8.4: correct an issued bill by a credit note that references it. ``lines`` are
-    (the bill's rate id or None, net amount to credit, what for); each becomes a
-    negative line at the rate's VAT rate (the standard rate when no rate is named).
-    The credit note is issued at once from the credit note series. Returns its id."""
+    """3.8.4 Manage customer bills: correct an issued bill by a credit note that references it.
+    ``lines`` are (the bill's rate id or None, net amount to credit, what for); each becomes a
+    negative line at the rate's VAT rate (the standard rate when no rate is named). The credit
+    note is issued at once from the credit note series. Returns its id."""
     bill = _bill(session, bill_id, lock=True)
     if bill.bill_no is None or bill.category == "creditNote":
         raise Conflict("a credit note corrects an issued invoice")
@@ -865,10 +867,10 @@ def credit_note(
 
 
 def send_bill(session: Session, bill_id: str, *, today: date | None = None) -> str:
-    """3.8.3: deliver an issued bill: a message (TMF681) to the billing contact with the
-    PDF attached (to the customer's contacts where the account names none); in the
-    portal it is the bill itself (the API). ``BillSent``. Returns the message id (the
-    same one on a second call; empty for an account delivered in the portal only)."""
+    """3.8.3 Create and send the bill (sent): deliver an issued bill: a message (TMF681) to the
+    billing contact with the PDF attached (to the customer's contacts where the account names
+    none); in the portal it is the bill itself (the API). ``BillSent``. Returns the message id
+    (the same one on a second call; empty for an account delivered in the portal only)."""
     row = _bill(session, bill_id, lock=True)
     if row.bill_no is None:
         raise IllegalTransition("a bill is sent once it is issued")
@@ -932,9 +934,9 @@ def bill_now(
     final: bool = False,
     key: str | None = None,
 ) -> str | None:
-    """3.8.3 Create the bill off cycle: what the account owes until ``today`` (a bill
-    now on request, or the final bill at termination), issued and sent. Returns the bill
-    id, None when nothing is unbilled."""
+    """3.8.3 Create and send the bill, off cycle: what the account owes until ``today`` (a bill
+    now on request, or the final bill at termination), issued and sent. Returns the bill id,
+    None when nothing is unbilled."""
     account = session.get(BillingAccountRow, account_id)
     if account is None:
         raise NotFound(f"no billing account with id {account_id}")
@@ -993,8 +995,8 @@ def rate(
 
 
 def final_bills(session: Session, customer_id: str, *, today: date) -> list[str]:
-    """3.8.3 at termination: each of the customer's accounts billed off cycle for what
-    it still owes, the final bill, issued and sent. Once per account and day."""
+    """3.8.3 Create and send the bill at termination: each of the customer's accounts billed off
+    cycle for what it still owes, the final bill, issued and sent. Once per account and day."""
     made = []
     for account_id in accounts_of_customer(session, customer_id):
         start = today.replace(day=1)
