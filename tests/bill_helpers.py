@@ -62,6 +62,7 @@ def account(
     vat_id: str | None = None,
     country: str = "DE",
     email: str | None = None,
+    delivery: tuple[str, ...] = ("email", "portal"),
 ) -> str:
     account_id = new_id()
     body: dict[str, object] = {
@@ -86,6 +87,7 @@ def account(
             }
         ],
         "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "owner"}],
+        "billStructure": {"presentationMedia": [{"name": name} for name in delivery]},
     }
     if email:
         contact = body["contact"][0]  # type: ignore[index]

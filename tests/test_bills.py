@@ -336,6 +336,24 @@ def test_a_bill_goes_to_the_billing_contact_the_account_names(db_url: str) -> No
         assert [r["email"] for r in message.body["receiver"]] == ["ap@bmw.example"]
 
 
+def test_a_bill_delivered_in_the_portal_only_is_sent_without_a_message(
+    db_url: str, handled: Handled
+) -> None:
+    sent = handled(BillSent)
+    with session_scope() as session:
+        customer_id = bill_helpers.customer(session)
+        account_id = bill_helpers.account(session, customer_id, delivery=("portal",))
+        bill_helpers.rate(session, account_id, customer_id, "10.00")
+    bill_id = _bill(account_id)
+    with session_scope() as session:
+        assert bills.send_bill(session, bill_id, today=TODAY) == ""
+    with session_scope() as session:
+        bill = session.get(CustomerBillRow, bill_id)
+        assert bill is not None and bill.status == "sent"
+        assert session.scalar(select(func.count()).select_from(CommunicationMessageRow)) == 0
+    assert [e.bill_id for e in sent] == [bill_id]
+
+
 def test_an_issued_invoice_keeps_the_address_it_was_issued_with(db_url: str) -> None:
     # given an issued bill
     with session_scope() as session:

@@ -603,6 +603,7 @@ def payer(session: Session, account_id: str) -> Payer:
         (
             v
             for v in (
+                account.body.get("vatId"),
                 _characteristic(account.body, "vatId", "vatNumber"),
                 _characteristic(org_body, "vatId", "vatNumber"),
                 _characteristic(customer_body, "vatId", "vatNumber"),
@@ -620,7 +621,15 @@ def payer(session: Session, account_id: str) -> Payer:
     )
     method_body: JsonDict = method.body if method is not None else {}
     debit = "debit" in json.dumps(method_body).lower()
-    details = method_body.get("details") or method_body.get("account") or {}
+    details = method_body.get("details") or {}
+    iban = method_body.get("accountNumber") or (
+        details.get("iban") if isinstance(details, dict) else None
+    )
+    mandate = (method_body.get("mandate") or {}).get("reference") or method_body.get(
+        "mandateReference"
+    )
+    media = (account.body.get("billStructure") or {}).get("presentationMedia") or []
+    delivery = tuple(str(m.get("name")) for m in media if isinstance(m, dict))
     return Payer(
         InvoiceParty(
             name=str(org_body.get("tradingName") or customer_body.get("name") or account.name),
@@ -633,8 +642,9 @@ def payer(session: Session, account_id: str) -> Payer:
         ),
         bool(vat_id) and country != get_settings().provider_country,
         "sepaDirectDebit" if debit else "bankTransfer",
-        str(details.get("iban")) if isinstance(details, dict) and details.get("iban") else None,
-        str(method_body.get("mandateReference") or "") or None,
+        str(iban) if iban else None,
+        str(mandate) if mandate else None,
+        delivery or ("email", "portal"),
     )
 
 
