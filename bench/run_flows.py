@@ -191,6 +191,7 @@ def seed_orders(count: int, offering_id: str, tag: str) -> list[str]:
     from etomcrm.db import session_scope
     from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
     from etomcrm.security.service import SYSTEM
+    from etomcrm.selling.accounts import open_billing_account
 
     order_ids = []
     for number in range(count):
@@ -237,6 +238,18 @@ def seed_orders(count: int, offering_id: str, tag: str) -> list[str]:
                         },
                     ],
                 },
+            )
+            # 3.4.4: contracting needs an account that pays (a SEPA mandate).
+            open_billing_account(
+                session,
+                SYSTEM,
+                customer["id"],
+                name=f"{name} Zentrale",
+                owner=f"{name} GmbH",
+                iban="DE02120300000000202051",
+                bic="BYLADEM1001",
+                mandate_reference=f"BENCH-{tag}-{number}",
+                mandate_signed=dt.date(2025, 11, 3),
             )
             party = [{"id": customer["id"], "@referredType": "Customer", "role": "customer"}]
             sites = [

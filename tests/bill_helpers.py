@@ -95,7 +95,7 @@ def account(
             {"mediumType": "email", "characteristic": {"emailAddress": email}}
         )
     if vat_id:
-        body["characteristic"] = [{"name": "vatId", "value": vat_id}]
+        body["vatId"] = vat_id
     session.add(
         BillingAccountRow(
             id=account_id,
@@ -109,20 +109,28 @@ def account(
         )
     )
     if debit:
+        # The TMF670 paymentMethod as 3.4.4 writes it: SEPA direct debit with a mandate.
         method_id = new_id()
         session.add(
             PaymentMethodRow(
                 id=method_id,
-                at_type="BankAccountDebit",
+                at_type="bankAccountDebit",
                 name="SEPA",
                 status="active",
                 owner_customer_id=customer_id,
                 billing_account_id=account_id,
                 body={
                     "id": method_id,
-                    "@type": "BankAccountDebit",
-                    "details": {"iban": "DE02120300000000202051", "bic": "BYLADEM1001"},
-                    "mandateReference": f"M-{account_id[:8]}",
+                    "@type": "bankAccountDebit",
+                    "status": "active",
+                    "accountNumber": "DE02120300000000202051",
+                    "BIC": "BYLADEM1001",
+                    "account": [{"id": account_id, "@referredType": "BillingAccount"}],
+                    "mandate": {
+                        "reference": f"M-{account_id[:8]}",
+                        "dateOfSignature": "2026-01-15",
+                        "scheme": "B2B",
+                    },
                 },
             )
         )

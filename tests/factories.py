@@ -111,3 +111,78 @@ def link_down_alarm(link_id: str, raised: datetime) -> dict[str, Any]:
         "state": "raised",
         "alarmRaisedTime": raised.isoformat().replace("+00:00", "Z"),
     }
+
+
+ACCOUNT = "/tmf-api/accountManagement/v4"
+PAYMENT_METHOD = "/tmf-api/paymentMethod/v4"
+
+
+def billing_account(
+    client: TestClient,
+    headers: dict[str, str],
+    customer_id: str,
+    name: str = "BMW AG Zentrale",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A TMF666 billing account of the customer, billed on the 1st, bills by e-mail."""
+    body: dict[str, Any] = {
+        "name": name,
+        "relatedParty": [
+            {"id": customer_id, "@referredType": "Customer", "role": "customer", "name": name}
+        ],
+        "billCycleDay": 1,
+        "currency": "EUR",
+        "billStructure": {"presentationMedia": [{"name": "email"}, {"name": "portal"}]},
+        "contact": [
+            {
+                "contactType": "billing",
+                "contactName": "Sabine Huber",
+                "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
+                "contactMedium": [
+                    {
+                        "mediumType": "email",
+                        "characteristic": {"emailAddress": "rechnung@bmw.example"},
+                    },
+                    {
+                        "mediumType": "postalAddress",
+                        "characteristic": {
+                            "street1": "Petuelring 130",
+                            "postCode": "80809",
+                            "city": "München",
+                            "country": "DE",
+                        },
+                    },
+                ],
+            }
+        ],
+        **extra,
+    }
+    return post(client, f"{ACCOUNT}/billingAccount", body, headers)
+
+
+def sepa_debit(
+    client: TestClient,
+    headers: dict[str, str],
+    account_id: str,
+    reference: str = "BMW-EXTRANET-0001",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A TMF670 SEPA B2B direct debit paying for the account."""
+    body: dict[str, Any] = {
+        "@type": "bankAccountDebit",
+        "name": "SEPA B2B direct debit",
+        "account": [{"id": account_id, "@referredType": "BillingAccount"}],
+        "accountNumber": "DE02120300000000202051",
+        "BIC": "BYLADEM1001",
+        "owner": "Bayerische Motoren Werke AG",
+        "mandate": {"reference": reference, "dateOfSignature": "2026-01-15", "scheme": "B2B"},
+        **extra,
+    }
+    return post(client, f"{PAYMENT_METHOD}/paymentMethod", body, headers)
+
+
+def paying_account(client: TestClient, headers: dict[str, str], customer_id: str) -> str:
+    """3.4.4: a billing account with a SEPA mandate, what contracting needs; its id."""
+    account = billing_account(client, headers, customer_id)
+    sepa_debit(client, headers, account["id"])
+    return str(account["id"])

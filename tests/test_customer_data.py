@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from etomcrm.db import session_scope
 from etomcrm.selling.customer_data import missing_contract_data
 from tests.conftest import TokenFactory
-from tests.factories import CUSTOMER, customer, post
+from tests.factories import CUSTOMER, customer, paying_account, post
 
 ADDRESS = {"street1": "Petuelring 130", "postCode": "80809", "city": "München", "country": "DE"}
 VALID_VAT = "DE129273398"
@@ -45,12 +45,12 @@ def test_a_new_customer_lacks_everything_a_contract_needs(
     )
     # when its readiness is read
     response = _readiness(client, admin, created["id"])
-    # then four sentences say what to add
+    # then five sentences say what to add
     assert response.status_code == 200
     body = response.json()
-    assert body["ready"] is False and len(body["missing"]) == 4
+    assert body["ready"] is False and len(body["missing"]) == 5
     text = " ".join(body["missing"])
-    for what in ("legal name", "VAT id", "billing contact", "billing address"):
+    for what in ("legal name", "VAT id", "billing contact", "billing address", "billing account"):
         assert what in text
 
 
@@ -60,7 +60,7 @@ def test_completed_data_makes_the_customer_ready(
     # given a customer (its organization is a legal entity with a name)
     bmw = customer(client, admin)
     sales = auth("sales")
-    # when sales records VAT id, billing contact and billing address
+    # when sales records VAT id, billing contact and billing address,
     response = _complete(
         client,
         sales,
@@ -71,6 +71,8 @@ def test_completed_data_makes_the_customer_ready(
             "billingAddress": ADDRESS,
         },
     )
+    # and a billing account that pays by SEPA direct debit
+    paying_account(client, sales, bmw["id"])
     # then the VAT id is stored compact and nothing is missing
     assert response.status_code == 200, response.text
     values = {c["name"]: c["value"] for c in response.json()["characteristic"]}

@@ -65,6 +65,7 @@ def complete_contract_data(client: TestClient, headers: dict[str, str], customer
         headers=headers,
     )
     assert response.status_code == 200, response.text
+    factories.paying_account(client, headers, customer_id)
 
 
 def access_offering(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:

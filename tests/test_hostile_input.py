@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from etomcrm.api.conventions import MAX_JSON_DEPTH
 from etomcrm.core.resources import MAX_FILTER_VALUES
@@ -69,3 +70,19 @@ def test_a_filter_with_too_many_alternatives_is_refused(
     # and the largest list accepted still answers
     enough = ",".join(str(n) for n in range(MAX_FILTER_VALUES))
     assert client.get(f"{CUSTOMER}/customer?name={enough}", headers=admin).status_code == 200
+
+
+def test_a_failed_statement_names_no_personal_data(client: TestClient) -> None:
+    # given a stored customer whose document carries personal data
+    with session_scope() as session:
+        session.add(
+            CustomerRow(id="c-1", at_type="Customer", name="x", body={"note": "Erika Mustermann"})
+        )
+    # when the same row is written again and the database refuses it
+    with pytest.raises(IntegrityError) as refused, session_scope() as session:
+        session.add(
+            CustomerRow(id="c-1", at_type="Customer", name="x", body={"note": "Erika Mustermann"})
+        )
+    # then the error (what a log line or traceback would show) holds no parameter values
+    assert "Erika" not in str(refused.value)
+    assert "hidden due to hide_parameters" in str(refused.value)

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sepaxml  # type: ignore[import-untyped]
+import sepaxml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree
 from pycamt.parser import Camt053ParseError, Camt053Parser  # type: ignore[import-untyped]
-from sepaxml.validation import try_valid_xml  # type: ignore[import-untyped]
+from sepaxml.validation import try_valid_xml
 
 from etomcrm.billing.sepa import BankEntry, DirectDebit, direct_debit_batch, read_statement
 from etomcrm.config import get_settings

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from etomcrm.config import get_settings
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.db import session_scope
@@ -31,7 +33,7 @@ def test_created_resource_carries_id_href_and_type(
     assert response.status_code == 201
     body = response.json()
     assert body["@type"] == "Customer"
-    assert body["href"] == f"http://testserver{CUSTOMER}/customer/{body['id']}"
+    assert body["href"] == f"{get_settings().public_base_url}{CUSTOMER}/customer/{body['id']}"
     assert response.headers["Location"] == body["href"]
     assert response.headers["ETag"] == '"1"'
     assert client.get(body["href"], headers=admin).json() == body
@@ -51,7 +53,29 @@ def test_client_cannot_choose_id_or_href(client: TestClient, admin: dict[str, st
     )
     assert response.status_code == 201
     assert response.json()["id"] != "chosen"
-    assert response.json()["href"].startswith("http://testserver/")
+    assert response.json()["href"].startswith(f"{get_settings().public_base_url}/")
+
+
+def test_a_host_header_never_reaches_hrefs_locations_or_events(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given the public base URL from configuration
+    public = get_settings().public_base_url
+    # when a client sends a forged Host header with a create
+    org = organization(client, admin)
+    response = client.post(
+        f"{CUSTOMER}/customer",
+        json={"name": "BMW AG", "engagedParty": {"id": org["id"], "@referredType": "Organization"}},
+        headers={**admin, "Host": "evil.example"},
+    )
+    # then the href, the Location and the stored event name the configured base only
+    assert response.status_code == 201
+    assert response.json()["href"].startswith(f"{public}/")
+    assert response.headers["Location"].startswith(f"{public}/")
+    with session_scope() as session:
+        payloads = session.scalars(select(OutboxEvent.payload)).all()
+    assert payloads
+    assert not any("evil.example" in orjson.dumps(p).decode() for p in payloads)
 
 
 def test_every_attribute_of_the_document_is_stored_and_returned(

@@ -25,6 +25,7 @@ from etomcrm.api import qos_sla as qos_sla_api
 from etomcrm.api import quotes as quotes_api
 from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
+from etomcrm.api import usage as usage_api
 from etomcrm.api.app import build_app
 from etomcrm.billing import api_kinds as billing_kinds
 from etomcrm.billing import bills
@@ -46,6 +47,7 @@ from etomcrm.flows import (
     handlers,
     qos,
     sla_violation,
+    usage,
 )
 from etomcrm.flows.framework import STEP_SEEDS, register_flow
 from etomcrm.marketing import api_kinds as marketing_kinds
@@ -113,6 +115,7 @@ ROUTERS: list[APIRouter] = [
     problem_handling_api.router,
     qos_sla_api.router,
     billing_api.router,
+    usage_api.router,
 ]
 
 # The end-to-end flows (DESIGN.md section 2), by the names they are started with.
@@ -134,6 +137,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-monthly-qos", qos.qos_tick, qos.SCHEDULE),
     # Last month's bill run: every account due rated, billed, issued and sent (3.8).
     ("etomcrm-monthly-bill-run", billing.bill_run_tick, billing.SCHEDULE),
+    # The traffic of every site's access product per hour as TMF635 usage (3.8.2).
+    ("etomcrm-hourly-usage", usage.usage_tick, usage.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own

@@ -107,7 +107,14 @@ def _json_dumps(value: Any) -> str:
 # The documents are read back with the same parser that read the request, so a number
 # makes the same round trip on every database (orjson turns integers beyond 64 bits
 # into floats; the standard json module would hand back integers orjson cannot write).
-_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+# hide_parameters: a failed statement's error (and so every log line and traceback that
+# carries it) names the SQL but not its values, which hold resource bodies, personal
+# data included.
+_JSON = {
+    "json_serializer": _json_dumps,
+    "json_deserializer": orjson.loads,
+    "hide_parameters": True,
+}
 
 
 @lru_cache(maxsize=16)

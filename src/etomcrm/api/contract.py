@@ -21,8 +21,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import current_principal, json_response, read_json
-from etomcrm.api.requests import base_url, body_of
+from etomcrm.api.conventions import current_principal, json_response, public_base_url, read_json
+from etomcrm.api.requests import body_of
 from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import render
@@ -150,7 +150,7 @@ async def contract_data(id: str, request: Request) -> Response:
             )
 
     body = await run_in_threadpool(unit_of_work)
-    return json_response(render(CUSTOMER_KIND, body, base_url(request)))
+    return json_response(render(CUSTOMER_KIND, body, public_base_url()))
 
 
 @router.post(

@@ -21,7 +21,7 @@ from etomcrm.core.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from etomcrm.core.tmf_schemas import ALARM, SERVICE_ORDERING, SERVICE_PROBLEM
+from etomcrm.core.tmf_schemas import ALARM, SERVICE_ORDERING, SERVICE_PROBLEM, USAGE
 from etomcrm.db import session_scope
 from etomcrm.security import service as security
 from etomcrm.security.service import Principal
@@ -47,8 +47,19 @@ NETWORK_PATHS = tuple(
         SERVICE_PROBLEM.base_path,
         SERVICE_ORDERING.base_path,
         PERFORMANCE_FEED_BASE,
+        # Usage (TMF635) measured by the network, e.g. traffic per site and hour.
+        USAGE.base_path,
     )
 )
+
+
+def public_base_url() -> str:
+    """Where clients reach the API, from configuration (``ETOMCRM_PUBLIC_BASE_URL``).
+
+    A request's Host header is the client's word: copied into hrefs, Location headers
+    and stored event payloads it would let anyone point others' links elsewhere.
+    """
+    return get_settings().public_base_url.rstrip("/")
 
 
 def json_response(

@@ -8,7 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import ERROR_STATUSES, current_principal, json_response
+from etomcrm.api.conventions import (
+    ERROR_STATUSES,
+    current_principal,
+    json_response,
+    public_base_url,
+)
 from etomcrm.core.resources import render
 from etomcrm.db import session_scope
 from etomcrm.marketing import service
@@ -22,10 +27,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(tags=["campaign"])
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 @router.post(
@@ -50,7 +51,7 @@ async def distribute(request: Request) -> Response:
             return service.distribute_collateral(session, principal, campaign_id)
 
     body = await run_in_threadpool(unit_of_work)
-    return json_response(render(CAMPAIGN_KIND, body, _base(request)))
+    return json_response(render(CAMPAIGN_KIND, body, public_base_url()))
 
 
 @router.get(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, public_base_url, read_json
 from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import render
@@ -27,10 +27,6 @@ from etomcrm.security.service import Principal
 
 JSON = "application/json"
 router = APIRouter()
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 async def _in_transaction(request: Request, work: Callable[[Any, Principal], JsonDict]) -> JsonDict:
@@ -63,7 +59,7 @@ async def confirm_resolution(id: str, request: Request) -> Response:
     body = await _in_transaction(
         request, lambda session, principal: tickets.confirm_resolution(session, principal, id)
     )
-    return json_response(render(TROUBLE_TICKET_KIND, body, _base(request)))
+    return json_response(render(TROUBLE_TICKET_KIND, body, public_base_url()))
 
 
 @router.post(
@@ -95,13 +91,13 @@ async def reject_resolution(id: str, request: Request) -> Response:
         request,
         lambda session, principal: tickets.reject_resolution(session, principal, id, reason),
     )
-    return json_response(render(TROUBLE_TICKET_KIND, body, _base(request)))
+    return json_response(render(TROUBLE_TICKET_KIND, body, public_base_url()))
 
 
 def _task_route(path: str, definition: str, action: Callable[..., JsonDict]) -> None:
     async def create_task(request: Request) -> Response:
         data = await read_json(request)
-        base = _base(request)
+        base = public_base_url()
         body = await _in_transaction(
             request, lambda session, principal: action(session, principal, data, base_url=base)
         )

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from etomcrm.api.conventions import current_principal
+from etomcrm.api.conventions import current_principal, public_base_url
 from etomcrm.api.tmf import (
     ID_PARAMETER,
     LIMIT_PARAMETER,
@@ -87,7 +87,7 @@ def list_task_flows(processFlowId: str, request: Request) -> Response:
             .offset(offset)
             .limit(size)
         ).all()
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url()
     content = orjson.dumps([_task(b, base, processFlowId) for b in bodies])
     status = 206 if offset + len(bodies) < total else 200
     headers = {"X-Total-Count": str(total), "X-Result-Count": str(len(bodies))}
@@ -119,7 +119,7 @@ def retrieve_task_flow(processFlowId: str, id: str, request: Request) -> Respons
         )
     if body is None:
         raise NotFound(f"no taskFlow {id} in processFlow {processFlowId}")
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url()
     return Response(orjson.dumps(_task(body, base, processFlowId)), 200, media_type=_JSON)
 
 
@@ -140,5 +140,5 @@ def retrieve_task_flow(processFlowId: str, id: str, request: Request) -> Respons
 async def retry_process_flow(id: str, request: Request) -> Response:
     principal = current_principal(request)
     body = await run_in_threadpool(failures.retry_flow, principal, id)
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url()
     return Response(orjson.dumps(render(PROCESS_FLOW_KIND, body, base)), 200, media_type=_JSON)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, public_base_url, read_json
 from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import href_for, render
@@ -32,10 +32,6 @@ _QUOTE: dict[int | str, dict[str, Any]] = {
 _PATH = QUOTE_KIND.path + "/{id}"
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 async def _quote_action(request: Request, quote_id: str, action: Any, *args: Any) -> Response:
     principal = current_principal(request)
 
@@ -44,7 +40,7 @@ async def _quote_action(request: Request, quote_id: str, action: Any, *args: Any
             return action(session, principal, quote_id, *args)  # type: ignore[no-any-return]
 
     body = await run_in_threadpool(unit_of_work)
-    return json_response(render(QUOTE_KIND, body, _base(request)))
+    return json_response(render(QUOTE_KIND, body, public_base_url()))
 
 
 @router.post(
@@ -175,7 +171,7 @@ async def record_education(id: str, request: Request) -> Response:
             )
 
     body = await run_in_threadpool(unit_of_work)
-    base = _base(request)
+    base = public_base_url()
     return json_response(
         render(PARTY_INTERACTION_KIND, body, base),
         201,

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, public_base_url, read_json
 from etomcrm.api.tmf import error_responses
 from etomcrm.config import get_settings
 from etomcrm.core.errors import InvalidRequest
@@ -49,10 +49,6 @@ def text_field(data: JsonDict, name: str, *, required: bool = False) -> str | No
     if not isinstance(value, str):
         raise InvalidRequest(f"{name!r} must be a string, not {type(value).__name__}")
     return value
-
-
-def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 _STRING = {"type": "string"}
@@ -123,7 +119,7 @@ async def create_request(request: Request) -> Response:
             )
 
     body = await run_in_threadpool(unit_of_work)
-    return json_response(render(PARTY_INTERACTION_KIND, body, base_url(request)), 201)
+    return json_response(render(PARTY_INTERACTION_KIND, body, public_base_url()), 201)
 
 
 @router.get(
@@ -152,7 +148,7 @@ def list_requests(
         items, total = requests.request_queue(
             session, principal, queue=queue, statuses=statuses, offset=offset, limit=size
         )
-    base = base_url(request)
+    base = public_base_url()
     headers = {"X-Total-Count": str(total), "X-Result-Count": str(len(items))}
     code = 206 if offset + len(items) < total else 200
     return json_response([render(PARTY_INTERACTION_KIND, b, base) for b in items], code, headers)
@@ -181,4 +177,4 @@ async def update_request(id: str, request: Request) -> Response:
             )
 
     body = await run_in_threadpool(unit_of_work)
-    return json_response(render(PARTY_INTERACTION_KIND, body, base_url(request)))
+    return json_response(render(PARTY_INTERACTION_KIND, body, public_base_url()))

@@ -25,8 +25,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import current_principal, json_response, read_json
-from etomcrm.api.requests import base_url, body_of
+from etomcrm.api.conventions import current_principal, json_response, public_base_url, read_json
+from etomcrm.api.requests import body_of
 from etomcrm.api.tmf import error_responses
 from etomcrm.core.errors import Forbidden, InvalidRequest
 from etomcrm.core.resources import render
@@ -109,7 +109,7 @@ async def answer(id: str, request: Request) -> Response:
             )
 
     body = await run_in_threadpool(unit_of_work)
-    return json_response(render(PARTY_INTERACTION_KIND, body, base_url(request)))
+    return json_response(render(PARTY_INTERACTION_KIND, body, public_base_url()))
 
 
 @router.get(

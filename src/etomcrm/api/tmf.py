@@ -13,6 +13,7 @@ from etomcrm.api.conventions import (
     ERROR_STATUSES,
     current_principal,
     json_response,
+    public_base_url,
     read_json,
 )
 from etomcrm.config import get_settings
@@ -117,10 +118,6 @@ def _body_spec(
     }
 
 
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 def _fields(kind: ResourceKind, fields: str | None) -> list[str] | None:
     if not fields:
         return None
@@ -172,7 +169,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         # Reads run on the event loop: a point or page read is shorter than the hop to a
         # worker thread would be (see bench/README.md).
         rows, total = reads.list_documents(kind, principal, filters, offset, size)
-        base = _base_url(request)
+        base = public_base_url()
         if selected:
             content = orjson.dumps(
                 [render(kind, orjson.loads(doc), base, selected) for _, doc in rows]
@@ -200,7 +197,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
         principal = current_principal(request)
         selected = _fields(kind, fields)
         document, version = reads.read_document(kind, principal, id)
-        base = _base_url(request)
+        base = public_base_url()
         if selected:
             content = orjson.dumps(render(kind, orjson.loads(document), base, selected))
         else:
@@ -230,7 +227,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
     ) -> Response:
         principal = current_principal(request)
         payload = await read_json(request)
-        base = _base_url(request)
+        base = public_base_url()
 
         def unit_of_work() -> tuple[dict[str, Any], int, bool]:
             with session_scope() as session:
@@ -271,7 +268,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
     ) -> Response:
         principal = current_principal(request)
         changes = await read_json(request)
-        base = _base_url(request)
+        base = public_base_url()
 
         def unit_of_work() -> tuple[dict[str, Any], int]:
             with session_scope() as session:
@@ -293,7 +290,7 @@ def add_resource_routes(router: APIRouter, kind: ResourceKind) -> None:
     def delete(id: str, request: Request) -> Response:
         principal = current_principal(request)
         with session_scope() as session:
-            resources.delete(session, kind, principal, id, base_url=_base_url(request))
+            resources.delete(session, kind, principal, id, base_url=public_base_url())
         return Response(status_code=204)
 
 
@@ -347,7 +344,7 @@ def add_hub_routes(router: APIRouter, doc: TmfDocument, kinds: list[ResourceKind
 
         body = await run_in_threadpool(unit_of_work)
         return json_response(
-            body, 201, {"Location": f"{_base_url(request)}{doc.base_path}/hub/{body['id']}"}
+            body, 201, {"Location": f"{public_base_url()}{doc.base_path}/hub/{body['id']}"}
         )
 
     @router.delete(

@@ -26,7 +26,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.billing.bill_models import BillDocumentRow
 from etomcrm.billing.events import BillIssued, BillSent
+from etomcrm.billing.invoice import invoice_xml, render_invoice_pdf
 from etomcrm.billing.invoice_data import (
     Invoice,
     InvoiceLine,
@@ -52,12 +52,12 @@ from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.core.totals import forget_totals
 from etomcrm.customer_interface.communication import write_message
 from etomcrm.customer_interface.events import CustomerTerminated
-from etomcrm.customer_interface.models import CustomerRow, OrganizationRow
 from etomcrm.db import after_commit, new_id, session_scope, utcnow
 from etomcrm.order_handling.events import ProductsEnded
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.security.service import SYSTEM
-from etomcrm.selling.models import BillingAccountRow, PaymentMethodRow
+from etomcrm.selling.accounts import payer_terms
+from etomcrm.selling.models import BillingAccountRow
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -352,10 +352,8 @@ def issue(session: Session, bill_id: str, *, today: date) -> str:
     content = canonical_json(invoice)
     row.content_hash = hashlib.sha256(content).hexdigest()
     stored = BillDocumentRow(bill_id=bill_id, content=content)
-    document = _render(invoice)
-    if document is not None:
-        stored.pdf, stored.xml = document
-        stored.sha256 = hashlib.sha256(document[0]).hexdigest()
+    stored.pdf, stored.xml = _render(invoice)
+    stored.sha256 = hashlib.sha256(stored.pdf).hexdigest()
     session.add(stored)
     row.body = {
         **row.body,
@@ -466,21 +464,9 @@ def unchanged(session: Session, bill_id: str) -> bool:
 # ----- the invoice ------------------------------------------------------------------
 
 
-def _renderer() -> ModuleType | None:
-    # TODO(coordinator, issue 10): import etomcrm.billing.invoice directly once the
-    # "docs" branch (render_invoice_pdf, invoice_xml) is merged; until then a bill is
-    # issued without its stored PDF, and bill_document renders it on first request.
-    try:
-        return importlib.import_module("etomcrm.billing.invoice")
-    except ModuleNotFoundError:
-        return None
-
-
-def _render(invoice: Invoice) -> tuple[bytes, bytes] | None:
-    module = _renderer()
-    if module is None:
-        return None
-    return bytes(module.render_invoice_pdf(invoice)), bytes(module.invoice_xml(invoice))
+def _render(invoice: Invoice) -> tuple[bytes, bytes]:
+    """The PDF (Factur-X XML embedded) and the XML of an invoice."""
+    return render_invoice_pdf(invoice), invoice_xml(invoice)
 
 
 def bill_document(session: Session, bill_id: str) -> bytes:
@@ -494,8 +480,6 @@ def bill_document(session: Session, bill_id: str) -> bytes:
     if stored is None:
         raise Conflict("the bill was issued without its content: it cannot be shown")
     document = _render(invoice_from_json(stored.content))
-    if document is None:
-        raise Conflict("the invoice documents cannot be rendered in this installation")
     stored.pdf, stored.xml = document
     stored.sha256 = hashlib.sha256(document[0]).hexdigest()
     return document[0]
@@ -516,29 +500,6 @@ def _seller() -> InvoiceParty:
     )
 
 
-def _characteristic(body: JsonDict, *names: str) -> Any:
-    for item in body.get("characteristic") or body.get("partyCharacteristic") or []:
-        if isinstance(item, dict) and item.get("name") in names:
-            return item.get("value")
-    return None
-
-
-def _postal(*bodies: JsonDict) -> JsonDict:
-    """The first postal address found on the account's contacts or the parties."""
-    for body in bodies:
-        media = list(body.get("contactMedium") or [])
-        for contact in body.get("contact") or []:
-            if isinstance(contact, dict):
-                media.extend(contact.get("contactMedium") or [])
-        for medium in media:
-            if not isinstance(medium, dict):
-                continue
-            found = medium.get("characteristic") or {}
-            if isinstance(found, dict) and found.get("city"):
-                return found
-    return {}
-
-
 @dataclasses.dataclass(frozen=True)
 class Payer:
     party: InvoiceParty
@@ -550,101 +511,28 @@ class Payer:
     delivery: tuple[str, ...] = ("email", "portal")
 
 
-def _account_email(body: JsonDict) -> str | None:
-    """The billing contact's e-mail address on the account, if it names one."""
-    for contact in body.get("contact") or []:
-        for medium in (contact or {}).get("contactMedium") or []:
-            found = (medium or {}).get("characteristic") or {}
-            if isinstance(found, dict) and isinstance(found.get("emailAddress"), str):
-                return str(found["emailAddress"])
-    return None
-
-
-def _payer_terms(session: Session, account_id: str) -> Any:
-    # TODO(coordinator, issue 10): call etomcrm.selling.accounts.payer_terms directly
-    # once the "acc" branch is merged; until then the account is read below.
-    try:
-        accounts = importlib.import_module("etomcrm.selling.accounts")
-    except ModuleNotFoundError:
-        return None
-    return accounts.payer_terms(session, [account_id]).get(account_id)
-
-
 def payer(session: Session, account_id: str) -> Payer:
-    """Who the bill is addressed to and how it is paid."""
-    terms = _payer_terms(session, account_id)
-    if terms is not None:
-        return Payer(
-            InvoiceParty(
-                name=terms.legal_name or terms.name,
-                street=terms.street,
-                post_code=terms.post_code,
-                city=terms.city,
-                country=terms.country,
-                vat_id=terms.vat_id,
-                email=terms.email,
-            ),
-            bool(terms.reverse_charge),
-            terms.means or "bankTransfer",
-            terms.iban,
-            terms.mandate_reference,
-            tuple(terms.delivery) or ("portal",),
-        )
-    account = session.get(BillingAccountRow, account_id)
-    if account is None:
+    """Who the bill is addressed to and how it is paid (the account's payer terms,
+    3.4.4)."""
+    terms = payer_terms(session, [account_id]).get(account_id)
+    if terms is None:
         raise NotFound(f"no billing account with id {account_id}")
-    customer = session.get(CustomerRow, account.owner_customer_id or "")
-    customer_body: JsonDict = customer.body if customer is not None else {}
-    party_id = (customer_body.get("engagedParty") or {}).get("id")
-    organization = session.get(OrganizationRow, party_id) if party_id else None
-    org_body: JsonDict = organization.body if organization is not None else {}
-    address = _postal(account.body, customer_body, org_body)
-    vat_id = next(
-        (
-            v
-            for v in (
-                account.body.get("vatId"),
-                _characteristic(account.body, "vatId", "vatNumber"),
-                _characteristic(org_body, "vatId", "vatNumber"),
-                _characteristic(customer_body, "vatId", "vatNumber"),
-            )
-            if v
-        ),
-        None,
-    )
-    country = str(address.get("country") or "DE")
-    method = session.scalar(
-        select(PaymentMethodRow)
-        .where(PaymentMethodRow.billing_account_id == account_id)
-        .order_by(PaymentMethodRow.created_at)
-        .limit(1)
-    )
-    method_body: JsonDict = method.body if method is not None else {}
-    debit = "debit" in json.dumps(method_body).lower()
-    details = method_body.get("details") or {}
-    iban = method_body.get("accountNumber") or (
-        details.get("iban") if isinstance(details, dict) else None
-    )
-    mandate = (method_body.get("mandate") or {}).get("reference") or method_body.get(
-        "mandateReference"
-    )
-    media = (account.body.get("billStructure") or {}).get("presentationMedia") or []
-    delivery = tuple(str(m.get("name")) for m in media if isinstance(m, dict))
     return Payer(
         InvoiceParty(
-            name=str(org_body.get("tradingName") or customer_body.get("name") or account.name),
-            street=str(address.get("street1") or address.get("street") or ""),
-            post_code=str(address.get("postCode") or ""),
-            city=str(address.get("city") or ""),
-            country=country,
-            vat_id=str(vat_id) if vat_id else None,
-            email=_account_email(account.body),
+            name=terms.legal_name or terms.name,
+            street=terms.street,
+            post_code=terms.post_code,
+            city=terms.city,
+            country=terms.country,
+            vat_id=terms.vat_id,
+            email=terms.email,
         ),
-        bool(vat_id) and country != get_settings().provider_country,
-        "sepaDirectDebit" if debit else "bankTransfer",
-        str(iban) if iban else None,
-        str(mandate) if mandate else None,
-        delivery or ("email", "portal"),
+        terms.reverse_charge,
+        terms.means or "bankTransfer",
+        terms.iban,
+        terms.mandate_reference,
+        # An account that names no delivery gets its bills both ways.
+        terms.delivery or ("email", "portal"),
     )
 
 

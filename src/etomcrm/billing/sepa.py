@@ -18,8 +18,8 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-import sepaxml  # type: ignore[import-untyped]
-from lxml import etree  # type: ignore[import-untyped]
+import sepaxml
+from lxml import etree
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 

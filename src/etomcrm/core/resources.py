@@ -92,6 +92,9 @@ class ResourceKind:
     writable: bool = True
     # False for records kept as created (risk assessments): POST, but no PATCH or DELETE.
     changeable: bool = True
+    # For the record of business (orders, tickets, messages, interactions, bills): never
+    # deleted, only closed or cancelled through its life cycle; says how, for the 405.
+    ended_not_deleted: str | None = None
     # Attributes etomcrm adds to the official resource, each with its JSON schema, so
     # that lists filter on them as on the official ones (a work list: productOrder's
     # inJeopardy, troubleTicket's escalation.target).
@@ -180,6 +183,11 @@ class ResourceKind:
         if not self.changeable and operation in (UPDATE, DELETE):
             raise MethodNotAllowed(
                 f"a {self.name} is a record kept as created: it is never changed or deleted"
+            )
+        if operation == DELETE and self.ended_not_deleted:
+            raise MethodNotAllowed(
+                f"a {self.name} is part of the record of business and is never deleted: "
+                f"{self.ended_not_deleted}"
             )
         if principal.is_customer:
             allowed = operation in self.customer_operations
@@ -639,6 +647,10 @@ def patch(
     old: JsonDict = row.body
     for attribute in SERVER_SET:
         changes.pop(attribute, None)
+    if "@type" in changes and changes["@type"] != old.get("@type", kind.type_name):
+        raise InvalidRequest(
+            f"@type is fixed when a {kind.name} is created ({old.get('@type', kind.type_name)!r})"
+        )
     body = merge_patch(old, changes)
     body["id"] = old["id"]
     if not _diff(old, body):

@@ -512,6 +512,7 @@ COMMUNICATION_MESSAGE_KIND = CommunicationMessageKind(
     refs=(RefSpec("relatedParty[]"),),
     status_attribute="state",
     name_attribute="subject",
+    ended_not_deleted="a message stays in the contact history; an unsent one can be cancelled",
     extensions={
         "relatedParty": resources.LIST,
         "relatedEntity": resources.LIST,

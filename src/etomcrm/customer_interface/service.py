@@ -235,6 +235,20 @@ class CustomerOwnedKind(ResourceKind):
         return refs[0] if refs else None
 
 
+class GeographicSiteKind(CustomerOwnedKind):
+    """A customer's site: staff must say whose it is (a site of nobody is lost data)."""
+
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        super().before_save(session, principal, body, old)
+        if not _customer_ref_ids(body):
+            raise InvalidRequest(
+                "a geographicSite belongs to a customer: name it in relatedParty "
+                '({"id": ..., "@referredType": "Customer", "role": "customer"})'
+            )
+
+
 class PartyInteractionKind(CustomerOwnedKind):
     """Contacts, customer requests and surveys; a request's status follows its machine
     whichever route changes it."""
@@ -285,7 +299,7 @@ CUSTOMER_KIND = CustomerKind(
     customer_operations=frozenset({READ, UPDATE}),
     refs=(RefSpec("engagedParty", "party"), RefSpec("relatedParty[]")),
 )
-GEOGRAPHIC_SITE_KIND = CustomerOwnedKind(
+GEOGRAPHIC_SITE_KIND = GeographicSiteKind(
     name="geographicSite",
     type_name="GeographicSite",
     doc=GEOGRAPHIC_SITE,
@@ -304,6 +318,7 @@ PARTY_INTERACTION_KIND = PartyInteractionKind(
     customer_operations=frozenset({READ, CREATE}),
     refs=(RefSpec("relatedParty[]"),),
     name_attribute="reason",
+    ended_not_deleted="an interaction stays in the contact history; close it through its status",
     # a department's work list: partyInteraction?routedTo=support
     extensions={
         **dict.fromkeys(

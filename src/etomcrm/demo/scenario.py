@@ -52,6 +52,12 @@ CUSTOMER_NAME = "BMW AG"
 CATALOG_NAME = "Extranet Services"
 # Prices and terms of the catalog apply from this date; fixed so every run agrees.
 CATALOG_VALID_FROM = "2026-01-01T00:00:00Z"
+# 3.4.4: BMW's headquarters pays for every dealer site by SEPA B2B direct debit.
+BILLING_ACCOUNT_NAME = "BMW AG Zentrale"
+MANDATE_REFERENCE = "BMW-EXTRANET-0001"
+MANDATE_SIGNED = "2025-11-03"
+PAYER_IBAN = "DE02120300000000202051"
+PAYER_BIC = "BYLADEM1001"
 
 
 @dataclass(frozen=True)

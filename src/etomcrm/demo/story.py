@@ -18,7 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -40,7 +40,15 @@ from etomcrm.customer_interface.models import (
 )
 from etomcrm.customer_interface.requests import handle_customer_request
 from etomcrm.db import session_scope
-from etomcrm.demo.scenario import CUSTOMER_NAME, STOCKS
+from etomcrm.demo.scenario import (
+    BILLING_ACCOUNT_NAME,
+    CUSTOMER_NAME,
+    MANDATE_REFERENCE,
+    MANDATE_SIGNED,
+    PAYER_BIC,
+    PAYER_IBAN,
+    STOCKS,
+)
 from etomcrm.flows import engine
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import FlowTrace, flows_of_case
@@ -59,6 +67,7 @@ from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.order_handling.service import accept_delivery, site_of
 from etomcrm.retention.satisfaction import SURVEY_TYPE, answer_survey
 from etomcrm.security.service import Principal, Role
+from etomcrm.selling.accounts import has_billing_account_with_payment_method, open_billing_account
 from etomcrm.selling.customer_data import complete_customer_data, missing_contract_data
 from etomcrm.selling.education import record_education
 from etomcrm.selling.feasibility import qualify_sites
@@ -433,6 +442,20 @@ def _negotiate(case: Case) -> None:
                     "country": "DE",
                 },
             )
+            if not has_billing_account_with_payment_method(session, case.customer_id):
+                # Headquarters pays for all dealer sites: one account, one B2B mandate.
+                open_billing_account(
+                    session,
+                    ANNA,
+                    case.customer_id,
+                    name=BILLING_ACCOUNT_NAME,
+                    owner="Bayerische Motoren Werke Aktiengesellschaft",
+                    iban=PAYER_IBAN,
+                    bic=PAYER_BIC,
+                    mandate_reference=MANDATE_REFERENCE,
+                    mandate_signed=date.fromisoformat(MANDATE_SIGNED),
+                    scheme="B2B",
+                )
     with session_scope() as session:
         reason = education_reason(case.quote_id, str(quote.get("version")))
         educated = any(

@@ -34,6 +34,8 @@ from etomcrm.flows import engine, recorder
 from etomcrm.flows.framework import DurableRunner, Runner, StepResult, look_until, step
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import Task
+from etomcrm.selling import accounts
+from etomcrm.selling.models import BillingAccountRow
 
 log = logging.getLogger(__name__)
 # 04:00 UTC on the 1st: last month's bill run, every cycle day.
@@ -68,8 +70,8 @@ def bill_run_flow(run: Runner, period: str, cycle_day: int | None = None) -> str
     started = run.step("start", "start_bill_run_step", period, cycle_day)
     lanes: list[list[str]] = started["lanes"]
     lane_ids = [lane_workflow_id(run.workflow_id, n) for n in range(len(lanes))]
-    for lane_id, accounts in zip(lane_ids, lanes, strict=True):
-        run.then("bill-lane", lane_id, run.workflow_id, period, accounts)
+    for lane_id, lane in zip(lane_ids, lanes, strict=True):
+        run.then("bill-lane", lane_id, run.workflow_id, period, lane)
     look_until(
         run,
         "collect",
@@ -92,17 +94,17 @@ def bill_lane_flow(run: Runner, run_id: str, period: str, accounts: list[str]) -
 
 
 def accounts_due(session: Session, cycle_day: int | None) -> list[str]:
-    """The active billing accounts of the cycle day (every day when None)."""
-    # TODO(coordinator, issue 10): use etomcrm.selling.accounts.accounts_due once the
-    # "acc" branch is merged; the table is read here until then.
-    from etomcrm.selling.models import BillingAccountRow
-
-    stmt = select(BillingAccountRow.id).where(
-        func.coalesce(BillingAccountRow.status, "active").not_in(("closed", "terminated"))
-    )
+    """The active billing accounts of the cycle day (of every day when None)."""
     if cycle_day is not None:
-        stmt = stmt.where(BillingAccountRow.bill_cycle_day == cycle_day)
-    return [str(i) for i in session.scalars(stmt.order_by(BillingAccountRow.id))]
+        return accounts.accounts_due(session, cycle_day)
+    return [
+        str(i)
+        for i in session.scalars(
+            select(BillingAccountRow.id)
+            .where(BillingAccountRow.status == "active")
+            .order_by(BillingAccountRow.id)
+        )
+    ]
 
 
 @step

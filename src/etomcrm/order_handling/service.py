@@ -168,7 +168,10 @@ class ProductOrderKind(ResourceKind):
                 '"@referredType": "Customer"'
             )
         body["state"] = "acknowledged"
-        body.setdefault("orderDate", iso(utcnow()))
+        # When the order was placed and completed are facts etomcrm records, not a
+        # client's say (TMF622 leaves both out of ProductOrder_Create).
+        body["orderDate"] = iso(utcnow())
+        body.pop("completionDate", None)
         seen: set[str] = set()
         for item in body["productOrderItem"]:
             if item["id"] in seen:
@@ -351,6 +354,12 @@ PRODUCT_ORDER_KIND = ProductOrderKind(
     ),
     status_attribute="state",
     name_attribute="description",
+    server_set={
+        "orderDate": "the moment etomcrm received the order",
+        "completionDate": "the moment the order's flow completed it",
+    },
+    ended_not_deleted="cancel it with a cancelProductOrder, or end its products with a "
+    "disconnect (action delete) order",
     # the order manager's work list: productOrder?inJeopardy=true; the orders awaiting
     # the customer's acceptance: productOrder?customerAcceptance.state=awaiting
     extensions={"inJeopardy": {"type": "boolean"}, ACCEPTANCE: resources.OBJECT},
@@ -365,6 +374,7 @@ CANCEL_PRODUCT_ORDER_KIND = CancelProductOrderKind(
     refs=(RefSpec("productOrder", "productOrder"),),
     status_attribute="state",
     name_attribute=None,
+    ended_not_deleted="a cancellation request is decided, and kept as decided",
 )
 # Owned by the customer its relatedParty names, like sites: products are created by
 # the order flow (as the system), not by the customer.
@@ -376,6 +386,8 @@ PRODUCT_KIND = CustomerOwnedKind(
     write_roles=frozenset({Role.ADMIN, Role.ORDER_MANAGER}),
     customer_operations=frozenset({READ}),
     refs=(RefSpec("relatedParty[]"), RefSpec("place[]", "geographicSite")),
+    ended_not_deleted="a product leaves service through a disconnect (action delete) order, "
+    "which terminates it in the inventory",
 )
 
 
@@ -391,7 +403,9 @@ def load_order(session: Session, order_id: str) -> JsonDict:
 
 def save_order(session: Session, order: JsonDict, changes: JsonDict) -> JsonDict:
     """Apply the flow's change through the resource machinery (audit, events)."""
-    body, _ = resources.patch(session, PRODUCT_ORDER_KIND, SYSTEM, str(order["id"]), changes)
+    body, _ = resources.patch(
+        session, PRODUCT_ORDER_KIND, SYSTEM, str(order["id"]), changes, by_service=True
+    )
     return body
 
 

@@ -415,6 +415,7 @@ TROUBLE_TICKET_KIND = TroubleTicketKind(
     write_roles=TICKET_WORKERS,
     customer_operations=frozenset({READ, CREATE, UPDATE}),
     refs=(RefSpec("relatedParty[]"), RefSpec("relatedEntity[]")),
+    ended_not_deleted="resolve, close or cancel it through its status",
     extensions={
         "slaTier": resources.TEXT,
         "responseDueDate": resources.INSTANT,

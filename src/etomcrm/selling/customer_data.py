@@ -30,6 +30,7 @@ from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import CustomerRow, GeographicSiteRow, OrganizationRow
 from etomcrm.customer_interface.service import CUSTOMER_KIND
 from etomcrm.security.service import Principal
+from etomcrm.selling.accounts import has_billing_account_with_payment_method
 
 LEGAL_NAME = "legalName"
 VAT_ID = "vatId"
@@ -135,6 +136,12 @@ def _missing(session: Session, body: JsonDict) -> list[str]:
             "The billing address is missing: add a postal address contact medium with "
             "contactType 'billing' (street1, postCode, city, country), or a site with "
             "role 'billing'."
+        )
+    if not has_billing_account_with_payment_method(session, body["id"]):
+        missing.append(
+            "No billing account with a payment method: create a billingAccount (TMF666, "
+            "bill cycle day, delivery) for the customer and a paymentMethod (TMF670, SEPA "
+            "direct debit with its mandate, or bank transfer) naming it."
         )
     return missing
 
