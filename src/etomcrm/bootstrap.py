@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from etomcrm.api import billing as billing_api
 from etomcrm.api import billing_enquiries as billing_enquiries_api
 from etomcrm.api import billing_rates as billing_rates_api
 from etomcrm.api import contract as contract_api
@@ -28,6 +29,9 @@ from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
 from etomcrm.api import usage as usage_api
 from etomcrm.api.app import build_app
+from etomcrm.billing import api_kinds as billing_kinds
+from etomcrm.billing import bills
+from etomcrm.billing import enquiries as billing_enquiries
 from etomcrm.billing import rating as billing_rating
 from etomcrm.billing import work_list as billing_work_list
 from etomcrm.billing.events import (
@@ -48,6 +52,7 @@ from etomcrm.customer_interface.requests import route_selling_requests_to
 from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import (
     assurance,
+    billing,
     dunning,
     engine,
     failures,
@@ -107,6 +112,7 @@ KINDS: list[ResourceKind] = [
     *network_kinds.KINDS,
     *problem_handling_kinds.KINDS,
     *qos_sla_kinds.KINDS,
+    *billing_kinds.KINDS,
 ]
 
 # The routes beyond the resource life cycle (task resources, reports, the network view).
@@ -121,6 +127,7 @@ ROUTERS: list[APIRouter] = [
     network_feed_api.router,
     problem_handling_api.router,
     qos_sla_api.router,
+    billing_api.router,
     usage_api.router,
     billing_rates_api.router,
     billing_enquiries_api.router,
@@ -137,6 +144,7 @@ FLOWS: dict[str, Callable[..., str]] = {
     "qos": qos.qos_period_flow,
     "dunning": dunning.dunning_flow,
     "dunning-overdue": dunning.overdue_flow,
+    **billing.FLOWS,
 }
 
 # What runs on the clock in whichever process runs flows: name, workflow, crontab.
@@ -147,6 +155,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-ticket-sweep", assurance.ticket_sweep_tick, assurance.TICKET_SWEEP_SCHEDULE),
     # Last month's QoS assessment, violations and reports (3.7).
     ("etomcrm-monthly-qos", qos.qos_tick, qos.SCHEDULE),
+    # Last month's bill run: every account due rated, billed, issued and sent (3.8).
+    ("etomcrm-monthly-bill-run", billing.bill_run_tick, billing.SCHEDULE),
     # The traffic of every site's access product per hour as TMF635 usage (3.8.2).
     ("etomcrm-hourly-usage", usage.usage_tick, usage.SCHEDULE),
     # Bills past their payment due date with an amount open are dunned (3.8.5).
@@ -166,7 +176,11 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
         # A completed order's sites get their access links in the network inventory.
         network_view_handlers.links_for_activated_products,
     ],
-    ProductsEnded: [billing_work_list.charging_stop_to_work_list],
+    ProductsEnded: [
+        billing_work_list.charging_stop_to_work_list,
+        # The customer's last product ended: its final bill (3.8.3).
+        bills.final_bill_when_last_product_ends,
+    ],
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
     ViolationRecorded: [handlers.start_violation_flow],
@@ -175,12 +189,15 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
-    CustomerTerminated: [order_handlers.disconnect_terminated_customer],
     BillOverdue: [dunning.start_dunning_of_overdue_bill],
     PaymentReturned: [dunning.start_dunning_of_returned_debit],
     PaymentReceived: [dunning.wake_dunning_on_payment],
     BillDisputed: [dunning.wake_dunning_on_dispute],
     BillingEnquiryResolved: [dunning.wake_dunning_on_resolution],
+    CustomerTerminated: [
+        order_handlers.disconnect_terminated_customer,
+        bills.final_bill_on_termination,
+    ],
 }
 
 # What a serving or worker process delivers in the background besides hub events.
@@ -200,12 +217,14 @@ def bootstrap() -> None:
             ResourceKind.register(kind)
         STEP_SEEDS.update(fulfillment.STEP_SEEDS)
         STEP_SEEDS.update(dunning.STEP_SEEDS)
+        STEP_SEEDS.update(billing.STEP_SEEDS)
         for name, flow in FLOWS.items():
             register_flow(name, flow)
         engine.ON_LAUNCH[:] = [failures.sweep_failed_flows]
         for name, workflow, crontab in SCHEDULES:
             engine.register_schedule(name, workflow, crontab)
         route_selling_requests_to(prospects.open_lead)
+        billing_enquiries.issue_credit_notes_with(bills.credit_note_for_enquiry)
         set_default_network(SimulatedNetwork)
         for event_type, event_handlers in EVENT_HANDLERS.items():
             for handler in event_handlers:

@@ -22,6 +22,7 @@ from etomcrm.core.events import deliver_due, http_poster
 from etomcrm.db import session_scope
 from etomcrm.demo import assurance_story, story
 from etomcrm.demo.scenario import run_demo
+from etomcrm.flows import billing as billing_flow
 from etomcrm.flows import engine
 from etomcrm.flows.dunning import sweep_unstarted_dunning_flows
 from etomcrm.flows.failures import failed_flows, retry_flow
@@ -58,6 +59,8 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(user_app, name="user")
 app.add_typer(hub_app, name="hub")
 app.add_typer(flow_app, name="flow")
+bill_app = typer.Typer(help="Bills (3.8.3, 3.8.4): the bill run.", no_args_is_help=True)
+app.add_typer(bill_app, name="bill")
 console = Console()
 
 
@@ -251,6 +254,34 @@ def flow_retry(
     except TmfError as error:
         _fail(error)
     console.print(f"process flow {process_flow_id} retried: active again")
+
+
+@bill_app.command("run")
+def bill_run(
+    period: Annotated[str, typer.Option(help="The month billed, e.g. 2026-11")],
+    cycle_day: Annotated[
+        int | None, typer.Option(help="Only the accounts of this bill cycle day (1..28)")
+    ] = None,
+) -> None:
+    """Run the bill run for a month here and wait for it: every account due rated,
+    billed, issued and sent, once (a rerun, or a run after a crash, bills none twice)."""
+
+    if cycle_day is not None and not 1 <= cycle_day <= 28:
+        console.print("[red]error:[/red] a bill cycle day is 1..28")
+        raise typer.Exit(code=2)
+    engine.launch(schedules=False)
+    try:
+        workflow_id = billing_flow.start_bill_run(period, cycle_day)
+    except TmfError as error:
+        _fail(error)
+    summary = billing_flow.wait_for_bill_run(workflow_id, period)
+    numbers = f", {summary['first']} … {summary['last']}" if summary["first"] else ""
+    console.print(
+        f"bill run {workflow_id}: {summary['bills']} bill(s) for {period}, "
+        f"{summary['total']} EUR in total{numbers}; 'etomcrm trace {workflow_id}' shows its steps"
+    )
+    engine.shutdown()
+    _exit_leaving_flows_to_recovery()
 
 
 @apikey_app.command("create")

@@ -169,8 +169,11 @@ def write_message(
     category: str,
     related_entity: list[JsonDict] | None = None,
     attachment: list[JsonDict] | None = None,
+    to: list[str] | None = None,
 ) -> JsonDict | None:
-    """Write one message to the customer's contacts, once per ``key``.
+    """Write one message to the customer's contacts, once per ``key``; ``to`` names the
+    addresses instead when the message is for one contact (a bill to the billing
+    contact).
 
     Returns the message written earlier under the same key if there is one. Marketing
     goes only to contacts who have not opted out; when none is left nothing is written
@@ -185,7 +188,11 @@ def write_message(
     existing = session.get(CommunicationMessageRow, mid)
     if existing is not None:
         return existing.body
-    contacts = customer_contacts(session, customer_id)
+    contacts = (
+        [Contact(email, email, None, False) for email in to]
+        if to
+        else customer_contacts(session, customer_id)
+    )
     if category == MARKETING:
         contacts = [c for c in contacts if not c.opted_out]
         if not contacts:

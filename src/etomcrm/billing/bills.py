@@ -1,0 +1,969 @@
+"""3.8.3 Create & send the bill, 3.8.4 Manage customer bills (TMF678 ``customerBill``).
+
+A bill takes its account's unbilled rated charges (``AppliedRateRow`` with no bill),
+totals them (net per VAT rate, the tax of each rate rounded half up to the cent, gross
+= net + tax), and is stored ``new``. Issuing gives it the next number of its series
+(the series row locked, so numbers are unique and gapless), fixes its due date and
+stores the SHA-256 of its content (the canonical JSON of its :class:`Invoice`), which
+shows a sent bill unchanged. A sent bill is never edited: a correction is a credit
+note that references it.
+
+The run key (``account/period``) makes a bill run bill an account once per period
+whatever the reruns; the number is taken in the same transaction as the state change,
+so a crash before the commit leaves neither a number nor a gap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from etomcrm.billing import rating
+from etomcrm.billing.bill_models import BillDocumentRow
+from etomcrm.billing.enquiries import CreditLine
+from etomcrm.billing.events import BillIssued, BillSent
+from etomcrm.billing.invoice import invoice_xml, render_invoice_pdf
+from etomcrm.billing.invoice_data import (
+    Invoice,
+    InvoiceLine,
+    InvoiceParty,
+    PaymentInstructions,
+    TaxCategory,
+    TaxSubtotal,
+)
+from etomcrm.billing.models import AppliedRateRow, BillNumberSeries, CustomerBillRow
+from etomcrm.config import get_settings
+from etomcrm.core.bus import record
+from etomcrm.core.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
+from etomcrm.core.states import check_transition
+from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.core.totals import forget_totals
+from etomcrm.customer_interface.communication import write_message
+from etomcrm.customer_interface.events import CustomerTerminated
+from etomcrm.db import after_commit, new_id, session_scope, utcnow
+from etomcrm.order_handling.events import ProductsEnded
+from etomcrm.order_handling.models import ProductRow
+from etomcrm.security.service import SYSTEM
+from etomcrm.selling.accounts import payer_terms
+from etomcrm.selling.models import BillingAccountRow
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+BILL_PATH = "/tmf-api/customerBillManagement/v4/customerBill"
+BILL_KIND_NAME = "customerBill"
+
+# TMF678 customerBill states and the moves between them. ``new`` → ``validated`` is the
+# issue (a number is taken), ``validated`` → ``sent`` the delivery; payments move a sent
+# bill to partiallyPaid / settled, a returned debit back to sent.
+BILL_TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"onHold", "validated"}),
+    "onHold": frozenset({"new", "validated"}),
+    "validated": frozenset({"onHold", "sent"}),
+    "sent": frozenset({"partiallyPaid", "settled"}),
+    "partiallyPaid": frozenset({"settled", "sent"}),
+    "settled": frozenset({"partiallyPaid", "sent"}),
+}
+# The moves staff make by hand (PATCH): holding a bill back and releasing it, to where
+# it was (an unnumbered bill to new, an issued one to validated).
+STAFF_MOVES = frozenset(
+    {("new", "onHold"), ("onHold", "new"), ("validated", "onHold"), ("onHold", "validated")}
+)
+
+# UN/ECE rec. 20 units of the rate types (a line shows one month, one piece, gigabytes).
+UNITS = {"recurring": "MON", "usage": "E34"}
+
+
+def money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _money(value: Decimal, currency: str) -> JsonDict:
+    return {"unit": currency, "value": float(value)}
+
+
+def _instant(day: date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def _category(rate: Decimal) -> TaxCategory:
+    # A charge without tax to a business is reverse charge (§13b UStG): the only
+    # zero-rated supply etomcrm makes.
+    return "S" if rate != 0 else "AE"
+
+
+# ----- totals ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Totals:
+    taxes: tuple[TaxSubtotal, ...]
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
+
+
+def totals(lines: Sequence[tuple[Decimal, Decimal]]) -> Totals:
+    """(net, tax rate in percent) lines → net per rate, tax per rate rounded half up,
+    gross = net + tax. The net total is the sum of the lines' nets exactly."""
+    basis: dict[Decimal, Decimal] = defaultdict(lambda: ZERO)
+    for net, rate in lines:
+        basis[Decimal(rate).normalize()] += money(net)
+    subtotals = []
+    for rate in sorted(basis):
+        tax = money(basis[rate] * rate / 100)
+        subtotals.append(
+            TaxSubtotal(
+                category=_category(rate),
+                rate=rate,
+                basis=basis[rate],
+                tax=tax,
+                exemption_reason=(
+                    "Steuerschuldnerschaft des Leistungsempfängers (§13b UStG) / reverse charge"
+                    if rate == 0
+                    else None
+                ),
+            )
+        )
+    net = sum((s.basis for s in subtotals), ZERO)
+    tax = sum((s.tax for s in subtotals), ZERO)
+    return Totals(tuple(subtotals), net, tax, net + tax)
+
+
+# ----- billing an account ----------------------------------------------------------
+
+
+def run_key_for(account_id: str, period_start: date, period_end: date) -> str:
+    return f"{account_id}/{period_start.isoformat()}/{period_end.isoformat()}"
+
+
+def _locked(session: Session, stmt: Any) -> Any:
+    # PostgreSQL locks the rows; SQLite serialises writers anyway.
+    return stmt.with_for_update() if session.get_bind().dialect.name == "postgresql" else stmt
+
+
+def bill_account(
+    session: Session,
+    account_id: str,
+    period_start: date,
+    period_end: date,
+    *,
+    today: date,
+    run_key: str | None = None,
+    category: str = "normal",
+) -> str | None:
+    """3.8.3 Create and send the bill (the bill made): the account's unbilled rated charges up
+    to ``period_end`` become one ``new`` bill. Returns its id; the bill made earlier under the
+    same ``run_key`` (default: account and period), so an account is billed once per period
+    whatever the reruns; None when there is nothing to bill, or when the credits exceed the
+    charges (no negative invoice: everything stays for the next bill)."""
+    key = run_key or run_key_for(account_id, period_start, period_end)
+    existing = session.scalar(select(CustomerBillRow.id).where(CustomerBillRow.run_key == key))
+    if existing is not None:
+        return str(existing)
+    account = session.get(BillingAccountRow, account_id)
+    if account is None:
+        raise NotFound(f"no billing account with id {account_id}")
+    rates = list(
+        session.scalars(
+            _locked(
+                session,
+                select(AppliedRateRow)
+                .where(
+                    AppliedRateRow.billing_account_id == account_id,
+                    AppliedRateRow.bill_id.is_(None),
+                    or_(
+                        AppliedRateRow.period_start.is_(None),
+                        AppliedRateRow.period_start <= period_end,
+                    ),
+                )
+                .order_by(AppliedRateRow.period_start, AppliedRateRow.rated_at, AppliedRateRow.id),
+            )
+        )
+    )
+    if not rates:
+        return None
+    total = totals([(r.tax_excluded, r.tax_rate) for r in rates])
+    if total.gross < 0:
+        return None
+    bill_id = new_id()
+    customer_id = account.owner_customer_id or rates[0].customer_id
+    currency = account.currency or rates[0].currency
+    body: JsonDict = {
+        "id": bill_id,
+        "@type": "CustomerBill",
+        "category": category,
+        "state": "new",
+        "runType": "onCycle" if category == "normal" else "offCycle",
+        "billingPeriod": {
+            "startDateTime": _instant(period_start),
+            "endDateTime": _instant(period_end),
+        },
+        "amountDue": _money(total.gross, currency),
+        "remainingAmount": _money(total.gross, currency),
+        "taxExcludedAmount": _money(total.net, currency),
+        "taxIncludedAmount": _money(total.gross, currency),
+        "taxItem": [
+            {
+                "taxCategory": "VAT" if t.category == "S" else "VAT reverse charge",
+                "taxRate": float(t.rate / 100),
+                "taxAmount": _money(t.tax, currency),
+            }
+            for t in total.taxes
+        ],
+        "billingAccount": {
+            "id": account_id,
+            "name": account.name,
+            "@referredType": "BillingAccount",
+        },
+        "relatedParty": [{"id": customer_id, "@referredType": "Customer", "role": "customer"}],
+        "lastUpdate": _instant(today),
+    }
+    row = CustomerBillRow(
+        id=bill_id,
+        at_type="CustomerBill",
+        name=None,
+        status="new",
+        owner_customer_id=customer_id,
+        body=body,
+        version=1,
+        billing_account_id=account_id,
+        run_key=key,
+        category=category,
+        period_start=period_start,
+        period_end=period_end,
+        amount_due=total.gross,
+        remaining_amount=total.gross,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # A concurrent run billed the account for this period first.
+        found = session.scalar(select(CustomerBillRow.id).where(CustomerBillRow.run_key == key))
+        if found is None:
+            raise
+        return str(found)
+    session.execute(
+        update(AppliedRateRow)
+        .where(AppliedRateRow.id.in_([r.id for r in rates]), AppliedRateRow.bill_id.is_(None))
+        .values(bill_id=bill_id)
+    )
+    _counted_anew(session)
+    return bill_id
+
+
+def _counted_anew(session: Session) -> None:
+    # A list's cached total of bills (X-Total-Count) is stale once this commits.
+    after_commit(session, lambda: forget_totals(BILL_KIND_NAME))
+
+
+# ----- states -----------------------------------------------------------------------
+
+
+def _bill(session: Session, bill_id: str, *, lock: bool = False) -> CustomerBillRow:
+    stmt = select(CustomerBillRow).where(CustomerBillRow.id == bill_id)
+    row: CustomerBillRow | None = session.scalar(_locked(session, stmt) if lock else stmt)
+    if row is None:
+        raise NotFound(f"no customer bill with id {bill_id}")
+    return row
+
+
+def _set_state(row: CustomerBillRow, state: str, today: date) -> None:
+    check_transition("a customer bill", BILL_TRANSITIONS, str(row.status), state)
+    row.status = state
+    row.body = {**row.body, "state": state, "lastUpdate": _instant(today)}
+    row.version += 1
+    row.updated_at = utcnow()
+
+
+def check_staff_move(before: str, after: str, *, numbered: bool) -> None:
+    """The state moves a person makes by PATCH; the others are the service's."""
+    if before == after:
+        return
+    if (before, after) == ("onHold", "validated" if not numbered else "new"):
+        raise IllegalTransition(
+            "a held bill is released to where it was: "
+            + ("validated (it has its number)" if numbered else "new (it is not issued yet)")
+        )
+    check_transition("a customer bill", BILL_TRANSITIONS, before, after)
+    if (before, after) not in STAFF_MOVES:
+        raise IllegalTransition(
+            f"a customer bill moves from {before!r} to {after!r} by being issued, sent or "
+            "paid, not by a request; by hand it is only held (onHold) and released"
+        )
+
+
+def _next_number(session: Session, series: str) -> int:
+    """The series' next number, its row locked until the commit (gapless: a rollback
+    gives the number back)."""
+    stmt = select(BillNumberSeries).where(BillNumberSeries.series == series)
+    row: BillNumberSeries | None = session.scalar(_locked(session, stmt))
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(BillNumberSeries(series=series, next_number=1))
+        except IntegrityError:
+            pass
+        row = session.scalar(_locked(session, stmt))
+        assert row is not None
+    number = row.next_number
+    row.next_number = number + 1
+    session.flush()
+    return number
+
+
+def issue(session: Session, bill_id: str, *, today: date) -> str:
+    """3.8.3 Create and send the bill (issued): the next number of its series, the bill date and
+    due date, the content hash; ``BillIssued``. Returns the bill number (the same one when the
+    bill was issued before)."""
+    row = _bill(session, bill_id, lock=True)
+    if row.bill_no is not None:
+        return row.bill_no
+    if row.status != "new":
+        raise IllegalTransition(f"a customer bill in state {row.status!r} cannot be issued")
+    settings = get_settings()
+    credit = row.category == "creditNote"
+    prefix = settings.credit_note_prefix if credit else settings.invoice_prefix
+    series = f"{prefix}-{today.year}"
+    bill_no = f"{series}-{_next_number(session, series):06d}"
+    due = today + timedelta(days=settings.payment_terms_days)
+    row.bill_no = bill_no
+    row.bill_date = today
+    row.payment_due_date = None if credit else due
+    body = {**row.body, "billNo": bill_no, "billDate": _instant(today)}
+    if not credit:
+        body["paymentDueDate"] = _instant(due)
+    row.body = body
+    _set_state(row, "validated", today)
+    session.flush()
+    invoice = build_invoice(session, row)
+    content = canonical_json(invoice)
+    row.content_hash = hashlib.sha256(content).hexdigest()
+    stored = BillDocumentRow(bill_id=bill_id, content=content)
+    stored.pdf, stored.xml = _render(invoice)
+    stored.sha256 = hashlib.sha256(stored.pdf).hexdigest()
+    session.add(stored)
+    row.body = {
+        **row.body,
+        "billDocument": [
+            {
+                "id": bill_id,
+                "name": f"{bill_no}.pdf",
+                "mimeType": "application/pdf",
+                "url": f"{BILL_PATH}/{bill_id}/document",
+                "attachmentType": "creditNote" if credit else "invoice",
+            }
+        ],
+    }
+    record(
+        session,
+        BillIssued(
+            bill_id=bill_id,
+            billing_account_id=row.billing_account_id,
+            customer_id=str(row.owner_customer_id),
+            bill_no=bill_no,
+            amount_due=str(row.amount_due),
+            currency=invoice.currency,
+            payment_due_date=(row.payment_due_date or today).isoformat(),
+            means=invoice.payment.means,
+        ),
+    )
+    return bill_no
+
+
+def hold(session: Session, bill_id: str, *, today: date, held: bool = True) -> None:
+    """3.8.4 Manage customer bills: hold a bill back from processing (an open question), or
+    release it."""
+    row = _bill(session, bill_id, lock=True)
+    if held:
+        check_staff_move(str(row.status), "onHold", numbered=row.bill_no is not None)
+        _set_state(row, "onHold", today)
+    else:
+        _set_state(row, "validated" if row.bill_no else "new", today)
+
+
+# ----- content and its hash ---------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def canonical_json(invoice: Invoice) -> bytes:
+    """The invoice as canonical JSON (sorted keys, decimals as written): what the
+    content hash is taken of."""
+    data = _plain(dataclasses.asdict(invoice))
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def content_hash(invoice: Invoice) -> str:
+    return hashlib.sha256(canonical_json(invoice)).hexdigest()
+
+
+def _typed(kind: Any, value: Any) -> Any:
+    """A value of the canonical JSON back as ``kind`` (the Invoice's field types)."""
+    if value is None:
+        return None
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(
+            **{f.name: _typed(hints[f.name], value.get(f.name)) for f in dataclasses.fields(kind)}
+        )
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        return tuple(_typed(item, v) for v in value)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(kind) if a is not type(None)]
+        return _typed(inner[0], value)
+    if kind is Decimal:
+        return Decimal(value)
+    if kind is date:
+        return date.fromisoformat(value)
+    return value
+
+
+def invoice_from_json(content: bytes) -> Invoice:
+    invoice: Invoice = _typed(Invoice, json.loads(content))
+    return invoice
+
+
+def unchanged(session: Session, bill_id: str) -> bool:
+    """True when the bill is what it was when it was issued: its stored content has the
+    hash the bill keeps, and its charges are still the lines it shows."""
+    row = _bill(session, bill_id)
+    stored = session.get(BillDocumentRow, bill_id)
+    if row.content_hash is None or stored is None:
+        return False
+    if hashlib.sha256(stored.content).hexdigest() != row.content_hash:
+        return False
+    issued = invoice_from_json(stored.content)
+    return list(_invoice_lines(session, bill_id)) == list(issued.lines)
+
+
+# ----- the invoice ------------------------------------------------------------------
+
+
+def _render(invoice: Invoice) -> tuple[bytes, bytes]:
+    """The PDF (Factur-X XML embedded) and the XML of an invoice."""
+    return render_invoice_pdf(invoice), invoice_xml(invoice)
+
+
+def bill_document(session: Session, bill_id: str) -> bytes:
+    """The bill's PDF as issued (stored at issue time, so the same bytes every time)."""
+    row = _bill(session, bill_id)
+    if row.bill_no is None:
+        raise Conflict("a bill has a document once it is issued")
+    stored = session.get(BillDocumentRow, bill_id)
+    if stored is not None and stored.pdf is not None:
+        return stored.pdf
+    if stored is None:
+        raise Conflict("the bill was issued without its content: it cannot be shown")
+    document = _render(invoice_from_json(stored.content))
+    stored.pdf, stored.xml = document
+    stored.sha256 = hashlib.sha256(document[0]).hexdigest()
+    return document[0]
+
+
+def _seller() -> InvoiceParty:
+    s = get_settings()
+    return InvoiceParty(
+        name=s.provider_name,
+        street=s.provider_street,
+        post_code=s.provider_post_code,
+        city=s.provider_city,
+        country=s.provider_country,
+        vat_id=s.provider_vat_id,
+        tax_number=s.provider_tax_number,
+        email=s.provider_email,
+        register=s.provider_register,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Payer:
+    party: InvoiceParty
+    reverse_charge: bool
+    means: str
+    iban: str | None
+    mandate_reference: str | None
+    # How the bill is delivered: by e-mail to the billing contact, in the portal.
+    delivery: tuple[str, ...] = ("email", "portal")
+
+
+def payer(session: Session, account_id: str) -> Payer:
+    """Who the bill is addressed to and how it is paid (the account's payer terms,
+    3.4.4)."""
+    terms = payer_terms(session, [account_id]).get(account_id)
+    if terms is None:
+        raise NotFound(f"no billing account with id {account_id}")
+    return Payer(
+        InvoiceParty(
+            name=terms.legal_name or terms.name,
+            street=terms.street,
+            post_code=terms.post_code,
+            city=terms.city,
+            country=terms.country,
+            vat_id=terms.vat_id,
+            email=terms.email,
+        ),
+        terms.reverse_charge,
+        terms.means or "bankTransfer",
+        terms.iban,
+        terms.mandate_reference,
+        # An account that names no delivery gets its bills both ways.
+        terms.delivery or ("email", "portal"),
+    )
+
+
+def _masked(iban: str | None) -> str | None:
+    if not iban:
+        return None
+    compact = iban.replace(" ", "")
+    return compact[:4] + "*" * (len(compact) - 8) + compact[-4:]
+
+
+def invoice_of(session: Session, bill_id: str) -> Invoice:
+    """3.8.3 Create and send the bill: what the issued bill says, the one value its PDF, XML and
+    API read: as it was issued (a later change of the customer's address does not rewrite
+    it)."""
+    row = _bill(session, bill_id)
+    if row.bill_no is None or row.bill_date is None:
+        raise Conflict("a bill is an invoice once it is issued (it has no number yet)")
+    stored = session.get(BillDocumentRow, bill_id)
+    if stored is not None:
+        return invoice_from_json(stored.content)
+    return build_invoice(session, row)
+
+
+def _invoice_lines(session: Session, bill_id: str) -> tuple[InvoiceLine, ...]:
+    rates = session.scalars(
+        select(AppliedRateRow)
+        .where(AppliedRateRow.bill_id == bill_id)
+        .order_by(AppliedRateRow.period_start, AppliedRateRow.rated_at, AppliedRateRow.id)
+    )
+    return tuple(
+        InvoiceLine(
+            number=number,
+            name=r.name,
+            rate_type=r.rate_type,
+            quantity=r.quantity,
+            unit=UNITS.get(r.rate_type, "C62"),
+            unit_price=r.unit_price,
+            net=money(r.tax_excluded),
+            tax_rate=Decimal(r.tax_rate).normalize(),
+            tax_category=_category(Decimal(r.tax_rate)),
+            period_start=r.period_start,
+            period_end=r.period_end,
+            description=r.description,
+            product_id=r.product_id,
+        )
+        for number, r in enumerate(rates, start=1)
+    )
+
+
+def build_invoice(session: Session, row: CustomerBillRow) -> Invoice:
+    """The invoice of a numbered bill from its charges, account and the provider."""
+    assert row.bill_no is not None and row.bill_date is not None
+    bill_id = row.id
+    lines = _invoice_lines(session, bill_id)
+    who = payer(session, row.billing_account_id)
+    settings = get_settings()
+    total = totals([(line.net, line.tax_rate) for line in lines])
+    credit = row.category == "creditNote"
+    referenced = session.get(CustomerBillRow, row.body.get("referencedBill") or "")
+    debit = who.means == "sepaDirectDebit" and not credit
+    notes: list[str] = []
+    if any(t.category == "AE" for t in total.taxes) or who.reverse_charge:
+        notes.append(
+            "Steuerschuldnerschaft des Leistungsempfängers (§13b UStG). "
+            "Reverse charge: VAT is due by the recipient."
+        )
+    if credit and row.body.get("description"):
+        notes.append(str(row.body["description"]))
+    return Invoice(
+        kind="creditNote" if credit else "invoice",
+        number=row.bill_no,
+        issue_date=row.bill_date,
+        due_date=row.payment_due_date,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        currency=str(row.body.get("amountDue", {}).get("unit") or "EUR"),
+        seller=_seller(),
+        buyer=who.party,
+        lines=lines,
+        taxes=total.taxes,
+        net_total=total.net,
+        tax_total=total.tax,
+        gross_total=total.gross,
+        prepaid=ZERO,
+        amount_due=total.gross,
+        payment=PaymentInstructions(
+            means="sepaDirectDebit" if debit else "bankTransfer",
+            creditor_iban=settings.provider_iban,
+            creditor_bic=settings.provider_bic,
+            creditor_bank=settings.provider_bank,
+            creditor_id=settings.provider_creditor_id if debit else None,
+            mandate_reference=who.mandate_reference if debit else None,
+            debtor_iban=_masked(who.iban) if debit else None,
+            # The pre-notification: the debit is collected on the due date.
+            collection_date=row.payment_due_date if debit else None,
+            reference=row.bill_no,
+        ),
+        bill_id=bill_id,
+        billing_account_id=row.billing_account_id,
+        customer_id=str(row.owner_customer_id),
+        buyer_reference=str(row.owner_customer_id),
+        referenced_invoice=referenced.bill_no if referenced is not None else None,
+        referenced_invoice_date=referenced.bill_date if referenced is not None else None,
+        notes=tuple(notes),
+    )
+
+
+# ----- credit notes -----------------------------------------------------------------
+
+
+def credit_note(
+    session: Session,
+    bill_id: str,
+    lines: list[tuple[str | None, Decimal, str]],
+    reason: str,
+    *,
+    today: date,
+) -> str:
+    """3.8.4 Manage customer bills: correct an issued bill by a credit note that references it.
+    ``lines`` are (the bill's rate id or None, net amount to credit, what for); each becomes a
+    negative line at the rate's VAT rate (the standard rate when no rate is named). The credit
+    note is issued at once from the credit note series. Returns its id."""
+    bill = _bill(session, bill_id, lock=True)
+    if bill.bill_no is None or bill.category == "creditNote":
+        raise Conflict("a credit note corrects an issued invoice")
+    if not lines or not reason.strip():
+        raise InvalidRequest("a credit note needs at least one line and a reason")
+    rates = {
+        r.id: r
+        for r in session.scalars(select(AppliedRateRow).where(AppliedRateRow.bill_id == bill_id))
+    }
+    credited = session.scalars(
+        select(CustomerBillRow.amount_due).where(
+            CustomerBillRow.category == "creditNote",
+            CustomerBillRow.run_key.like(f"credit/{bill_id}/%"),
+        )
+    ).all()
+    default_rate = Decimal(get_settings().vat_rate_percent)
+    payer_terms = payer(session, bill.billing_account_id)
+    if payer_terms.reverse_charge:
+        default_rate = Decimal(0)
+    note_id = new_id()
+    new_rates = []
+    for number, (rate_id, amount, text) in enumerate(lines, start=1):
+        if amount <= 0:
+            raise InvalidRequest("a credit note line credits a positive amount")
+        source = rates.get(rate_id) if rate_id else None
+        if rate_id and source is None:
+            raise InvalidRequest(f"the bill has no line {rate_id}")
+        net = -money(amount)
+        rate = Decimal(source.tax_rate) if source else default_rate
+        tax = money(net * rate / 100)
+        new_rates.append(
+            AppliedRateRow(
+                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"credit/{note_id}/{number}")),
+                source_key=f"credit/{note_id}/{number}",
+                billing_account_id=bill.billing_account_id,
+                customer_id=str(bill.owner_customer_id),
+                bill_id=note_id,
+                product_id=source.product_id if source else None,
+                rate_type="adjustment",
+                name=text,
+                description=reason,
+                period_start=source.period_start if source else bill.period_start,
+                period_end=source.period_end if source else bill.period_end,
+                quantity=Decimal(1),
+                unit_price=net,
+                tax_excluded=net,
+                tax_rate=rate,
+                tax_amount=tax,
+                tax_included=net + tax,
+                currency=source.currency if source else "EUR",
+                characteristic={"creditedBill": bill_id, "creditedRate": rate_id},
+            )
+        )
+    total = totals([(r.tax_excluded, r.tax_rate) for r in new_rates])
+    if -total.gross > bill.amount_due + sum((-Decimal(c) for c in credited), ZERO):
+        raise Conflict("the credit notes would credit more than the bill's amount")
+    currency = str(bill.body.get("amountDue", {}).get("unit") or "EUR")
+    body: JsonDict = {
+        "id": note_id,
+        "@type": "CustomerBill",
+        "category": "creditNote",
+        "state": "new",
+        "runType": "offCycle",
+        "description": reason,
+        "referencedBill": bill_id,
+        "billingPeriod": bill.body.get("billingPeriod"),
+        "amountDue": _money(total.gross, currency),
+        "remainingAmount": _money(total.gross, currency),
+        "taxExcludedAmount": _money(total.net, currency),
+        "taxIncludedAmount": _money(total.gross, currency),
+        "taxItem": [
+            {
+                "taxCategory": "VAT" if t.category == "S" else "VAT reverse charge",
+                "taxRate": float(t.rate / 100),
+                "taxAmount": _money(t.tax, currency),
+            }
+            for t in total.taxes
+        ],
+        "billingAccount": bill.body.get("billingAccount"),
+        "relatedParty": bill.body.get("relatedParty"),
+        "lastUpdate": _instant(today),
+    }
+    session.add(
+        CustomerBillRow(
+            id=note_id,
+            at_type="CustomerBill",
+            status="new",
+            owner_customer_id=bill.owner_customer_id,
+            body=body,
+            version=1,
+            billing_account_id=bill.billing_account_id,
+            run_key=f"credit/{bill_id}/{note_id}",
+            category="creditNote",
+            period_start=bill.period_start,
+            period_end=bill.period_end,
+            amount_due=total.gross,
+            remaining_amount=total.gross,
+        )
+    )
+    session.add_all(new_rates)
+    session.flush()
+    _counted_anew(session)
+    issue(session, note_id, today=today)
+    _set_off(bill, _bill(session, note_id, lock=True), today)
+    return note_id
+
+
+def _set_off(bill: CustomerBillRow, note: CustomerBillRow, today: date) -> None:
+    """A credit note first settles what is still open on the bill it corrects; what the
+    bill no longer owes (it was paid) stays open on the note, the account's credit."""
+    settled = min(bill.remaining_amount, -note.remaining_amount)
+    if settled <= 0:
+        return
+    currency = str(bill.body.get("amountDue", {}).get("unit") or "EUR")
+    for row, remaining in (
+        (bill, bill.remaining_amount - settled),
+        (note, note.remaining_amount + settled),
+    ):
+        row.remaining_amount = remaining
+        row.body = {**row.body, "remainingAmount": _money(remaining, currency)}
+    if bill.remaining_amount == 0 and bill.status in ("sent", "partiallyPaid"):
+        _set_state(bill, "settled", today)
+
+
+def credit_note_for_enquiry(
+    session: Session,
+    bill_id: str,
+    lines: Sequence[CreditLine],
+    reason: str,
+    *,
+    today: date,
+) -> CustomerBillRow:
+    """3.8.1 → 3.8.4: a billing enquiry's adjustment as a credit note. The enquiry speaks
+    of amounts the customer paid (tax included); the credit note of net amounts."""
+    net_lines = [
+        (
+            line.applied_rate_id,
+            money(line.amount * 100 / (100 + line.tax_rate)),
+            line.description,
+        )
+        for line in lines
+    ]
+    return _bill(session, credit_note(session, bill_id, net_lines, reason, today=today))
+
+
+# ----- sending ----------------------------------------------------------------------
+
+
+def send_bill(session: Session, bill_id: str, *, today: date | None = None) -> str:
+    """3.8.3 Create and send the bill (sent): deliver an issued bill: a message (TMF681) to the
+    billing contact with the PDF attached (to the customer's contacts where the account names
+    none); in the portal it is the bill itself (the API). ``BillSent``. Returns the message id
+    (the same one on a second call; empty for an account delivered in the portal only)."""
+    row = _bill(session, bill_id, lock=True)
+    if row.bill_no is None:
+        raise IllegalTransition("a bill is sent once it is issued")
+    day = today or utcnow().date()
+    customer_id = str(row.owner_customer_id)
+    invoice_name = "Gutschrift / credit note" if row.category == "creditNote" else "Rechnung / bill"
+    base = get_settings().public_base_url.rstrip("/")
+    url = f"{base}{BILL_PATH}/{bill_id}/document"
+    amount = f"{row.amount_due} {row.body.get('amountDue', {}).get('unit', 'EUR')}"
+    due = (
+        f" Fällig am / due on {row.payment_due_date.isoformat()}."
+        if row.payment_due_date is not None
+        else ""
+    )
+    who = payer(session, row.billing_account_id)
+    if "email" not in who.delivery:
+        # Delivered in the portal only: the bill is there, in the API, once sent.
+        if row.status == "validated":
+            _set_state(row, "sent", day)
+            record(session, BillSent(bill_id=bill_id, customer_id=customer_id, message_id=""))
+        return ""
+    message = write_message(
+        session,
+        SYSTEM,
+        customer_id=customer_id,
+        to=[who.party.email] if who.party.email else None,
+        subject=f"Ihre {invoice_name.split(' / ')[0]} {row.bill_no} / your {invoice_name} "
+        f"{row.bill_no}",
+        content=(
+            f"{invoice_name} {row.bill_no}: {amount}.{due}\n\n"
+            f"The document: {url}\n(also in the portal, under your bills)"
+        ),
+        key=f"bill/{bill_id}/sent",
+        category="information",
+        related_entity=[{"id": bill_id, "role": "customerBill", "@referredType": "CustomerBill"}],
+        attachment=[
+            {
+                "name": f"{row.bill_no}.pdf",
+                "url": url,
+                "mimeType": "application/pdf",
+                "attachmentType": row.category,
+            }
+        ],
+    )
+    assert message is not None  # information messages are always written
+    message_id = str(message["id"])
+    if row.status == "validated":
+        _set_state(row, "sent", day)
+        record(session, BillSent(bill_id=bill_id, customer_id=customer_id, message_id=message_id))
+    return message_id
+
+
+# ----- on demand --------------------------------------------------------------------
+
+
+def bill_now(
+    session: Session,
+    account_id: str,
+    *,
+    today: date,
+    final: bool = False,
+    key: str | None = None,
+) -> str | None:
+    """3.8.3 Create and send the bill, off cycle: what the account owes until ``today`` (a bill
+    now on request, or the final bill at termination), issued and sent. Returns the bill id,
+    None when nothing is unbilled."""
+    account = session.get(BillingAccountRow, account_id)
+    if account is None:
+        raise NotFound(f"no billing account with id {account_id}")
+    first_open = session.scalar(
+        select(AppliedRateRow.period_start)
+        .where(
+            AppliedRateRow.billing_account_id == account_id,
+            AppliedRateRow.bill_id.is_(None),
+            AppliedRateRow.period_start.is_not(None),
+        )
+        .order_by(AppliedRateRow.period_start)
+        .limit(1)
+    )
+    start = first_open or today.replace(day=1)
+    bill_id = bill_account(
+        session,
+        account_id,
+        min(start, today),
+        today,
+        today=today,
+        run_key=key or f"{'final' if final else 'onDemand'}/{account_id}/{today.isoformat()}",
+        category="final" if final else "onDemand",
+    )
+    if bill_id is None:
+        return None
+    issue(session, bill_id, today=today)
+    send_bill(session, bill_id, today=today)
+    return bill_id
+
+
+def accounts_of_customer(session: Session, customer_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(BillingAccountRow.id)
+            .where(BillingAccountRow.owner_customer_id == customer_id)
+            .order_by(BillingAccountRow.id)
+        )
+    )
+
+
+# ----- rating and the final bill ----------------------------------------------------
+
+
+def rate(
+    session: Session, account_id: str, period_start: date, period_end: date, *, today: date
+) -> int:
+    """3.8.2 before 3.8.3: the account's charges rated up to ``period_end``; the number
+    of unbilled rated charges."""
+    return len(rating.rate_account(session, account_id, period_start, period_end, today=today))
+
+
+def final_bills(session: Session, customer_id: str, *, today: date) -> list[str]:
+    """3.8.3 Create and send the bill at termination: each of the customer's accounts billed off
+    cycle for what it still owes, the final bill, issued and sent. Once per account and day."""
+    made = []
+    for account_id in accounts_of_customer(session, customer_id):
+        start = today.replace(day=1)
+        rate(session, account_id, start, today, today=today)
+        bill_id = bill_now(session, account_id, today=today, final=True, key=f"final/{account_id}")
+        if bill_id is not None:
+            made.append(bill_id)
+    return made
+
+
+def _has_products_in_service(session: Session, customer_id: str) -> bool:
+    return (
+        session.scalar(
+            select(ProductRow.id)
+            .where(
+                ProductRow.owner_customer_id == customer_id,
+                ProductRow.status.not_in(("terminated", "cancelled")),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def final_bill_when_last_product_ends(event: ProductsEnded) -> None:
+    """Handler of ``ProductsEnded``: the customer's last product left service, so its
+    accounts get their final bill."""
+    with session_scope() as session:
+        if not _has_products_in_service(session, event.customer_id):
+            final_bills(session, event.customer_id, today=event.ended_at.date())
+
+
+def final_bill_on_termination(event: CustomerTerminated) -> None:
+    """Handler of ``CustomerTerminated``: the final bill of each of its accounts, unless
+    products are still in service (their disconnection's ``ProductsEnded`` bills then)."""
+    with session_scope() as session:
+        if not _has_products_in_service(session, event.customer_id):
+            final_bills(session, event.customer_id, today=utcnow().date())

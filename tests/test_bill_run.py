@@ -1,0 +1,156 @@
+"""The bill run (Billing flow, 3.8.2 → 3.8.3): every account due billed once, in lanes,
+traced with seed numbers, and neither a rerun nor a SIGKILL mid-run bills an account
+twice or leaves a gap in the numbering."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from etomcrm.billing.models import CustomerBillRow
+from etomcrm.customer_interface.models import CommunicationMessageRow
+from etomcrm.db import session_scope
+from etomcrm.flows import billing
+from etomcrm.flows.framework import PLAIN_FLOWS, PlainRunner
+from etomcrm.flows.models import TaskFlowRow
+from etomcrm.flows.recorder import flows_of_case
+from tests import bill_helpers
+
+
+def _accounts(count: int, *, cycle_day: int = 1) -> list[str]:
+    with session_scope() as session:
+        return [
+            bill_helpers.billable_account(session, f"{10 + n}.00", "5.50", cycle_day=cycle_day)[1]
+            for n in range(count)
+        ]
+
+
+def _numbers() -> list[str]:
+    with session_scope() as session:
+        return sorted(
+            str(n)
+            for n in session.scalars(
+                select(CustomerBillRow.bill_no).where(CustomerBillRow.category == "normal")
+            )
+        )
+
+
+def _billed_accounts() -> list[str]:
+    with session_scope() as session:
+        return list(session.scalars(select(CustomerBillRow.billing_account_id)))
+
+
+def _gapless(count: int) -> list[str]:
+    return [f"RE-2026-{n:06d}" for n in range(1, count + 1)] if count else []
+
+
+def test_a_bill_run_bills_every_account_due_once_and_traces_it(db_url: str) -> None:
+    # given six accounts billed on the 1st and one on the 15th
+    due = _accounts(6)
+    later = _accounts(1, cycle_day=15)
+
+    # when the run of the 1st for November runs (plainly: the same steps, no DBOS)
+    workflow_id = billing.bill_run_workflow_id("2026-11", 1)
+    PLAIN_FLOWS["bill-run"](PlainRunner(workflow_id), "2026-11", 1)
+
+    # then each account of the 1st has one bill, issued and sent, numbered without gaps
+    assert sorted(_billed_accounts()) == sorted(due)
+    assert later[0] not in _billed_accounts()
+    assert _numbers()[0].startswith("RE-") and len(_numbers()) == 6
+    with session_scope() as session:
+        states = set(session.scalars(select(CustomerBillRow.status)))
+        messages = session.scalar(select(func.count()).select_from(CommunicationMessageRow))
+        traces = flows_of_case(session, workflow_id)
+    assert states == {"sent"}
+    assert messages == 6
+    # and the run is traced: the run and its lanes, each account a 3.8.3 step
+    seeds = [line.seed for trace in traces for line in trace.lines]
+    assert "3.8.4" in seeds
+    assert seeds.count("3.8.3") == 6 + 1  # one per account, and the run's summary
+    assert {trace.flow for trace in traces} == {"bill-run", "bill-lane"}
+    assert all(trace.state == "completed" for trace in traces)
+
+    # when it runs again (a rerun of the same period under another run)
+    PLAIN_FLOWS["bill-run"](PlainRunner("bill-run-again"), "2026-11", None)
+
+    # then no account of the 1st is billed twice; the 15th's account gets its bill now
+    billed = _billed_accounts()
+    assert sorted(billed) == sorted(due + later)
+    assert _numbers() == _gapless(7)
+
+
+def test_the_durable_bill_run_bills_in_lanes_and_a_rerun_attaches(db_url: str, flows: None) -> None:
+    # given nine accounts
+    due = _accounts(9)
+
+    # when the run for November is started and awaited, then started again
+    workflow_id = billing.start_bill_run("2026-11")
+    summary = billing.wait_for_bill_run(workflow_id, "2026-11")
+    again = billing.wait_for_bill_run(billing.start_bill_run("2026-11"), "2026-11")
+
+    # then every account was billed once, with numbers 1..9 of the series
+    assert summary["bills"] == 9 and again == summary
+    nets = [Decimal(10 + n) + Decimal("5.50") for n in range(9)]
+    expected = sum(
+        (net + (net * Decimal("0.19")).quantize(Decimal("0.01"), ROUND_HALF_UP) for net in nets),
+        Decimal("0.00"),
+    )
+    assert summary["total"] == str(expected)
+    assert sorted(_billed_accounts()) == sorted(due)
+    assert _numbers() == _gapless(9)
+    with session_scope() as session:
+        lanes = [t for t in flows_of_case(session, workflow_id) if t.flow == "bill-lane"]
+    assert len(lanes) == billing.LANES
+
+
+def _run_cli(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "etomcrm", "bill", "run", "--period", "2026-11"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_a_bill_run_killed_mid_run_and_run_again_bills_each_account_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    # given sixty accounts due
+    count = 60
+    due = _accounts(count)
+    log = tmp_path / "run.log"
+    env = {**os.environ, "ETOMCRM_DATABASE_URL": db_url}
+
+    # when the bill run is killed (SIGKILL) once some of the accounts are billed
+    run = _run_cli(env, log)
+    deadline = time.monotonic() + 120
+    while len(_billed_accounts()) < 3:
+        assert run.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    at_kill = len(_billed_accounts())
+    assert at_kill < count, "the run ended before it could be killed"
+
+    # and the same period is run again, to its end
+    rerun = _run_cli(env, log)
+    assert rerun.wait(timeout=300) == 0, log.read_text()[-3000:]
+
+    # then every account has exactly one bill, and the numbers run 1..60 without a gap
+    billed = _billed_accounts()
+    assert sorted(billed) == sorted(due)
+    assert _numbers() == _gapless(count)
+    with session_scope() as session:
+        messages = session.scalar(select(func.count()).select_from(CommunicationMessageRow))
+        steps = list(session.scalars(select(TaskFlowRow.name)))
+    assert messages == count
+    assert steps.count("3.8.3 Create and send the bill") == count + 1
+    assert f"bill run bill-run-2026-11: {count} bill(s)" in log.read_text().replace("\n", " ")
