@@ -4,14 +4,15 @@ measurements inserted as the network side would write them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from etomcrm.core.tmf_schemas import JsonDict
-from etomcrm.db import new_id, session_scope
+from etomcrm.db import new_id, session_scope, utcnow
 from etomcrm.network.models import MaintenanceWindowRow, NetworkLinkRow, NetworkMeasurementRow
+from etomcrm.qos_sla.feed import CALENDAR_ZONE
 from etomcrm.qos_sla.service import establish_sla
 from tests.factories import customer
 
@@ -232,3 +233,15 @@ def repaired_ticket(
         for status, at in changes:
             ticket = change_status(session, SYSTEM, ticket["id"], status, now=at)
     return ticket
+
+
+def last_day_in_one_month() -> datetime:
+    """The end of the latest 24 hours of five-minute intervals that lie in one SLA month:
+    just after a month began (Berlin time) they are the last day of the month before,
+    so a day of downtime makes exactly one violation whenever a test runs."""
+    now = utcnow()
+    end = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    end -= timedelta(minutes=5)
+    local = end.astimezone(CALENDAR_ZONE)
+    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return month_start.astimezone(UTC) if end - timedelta(days=1) < month_start else end

@@ -21,13 +21,13 @@ from etomcrm.network.scenario import LinkFailure, Scenario
 from etomcrm.network.telemetry import generate_measurements
 from etomcrm.problem_handling.correlation import correlate
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow
-from etomcrm.qos_sla.feed import CALENDAR_ZONE, feed_measurements, feed_simulated
+from etomcrm.qos_sla.feed import feed_measurements, feed_simulated
 from etomcrm.qos_sla.models import SlaViolationRow
 from etomcrm.security.service import SYSTEM
 from tests.conftest import TokenFactory
 from tests.factories import link_down_alarm
 from tests.polling import until
-from tests.qos_helpers import TICKETS, monitored_product
+from tests.qos_helpers import TICKETS, last_day_in_one_month, monitored_product
 
 ALARMS = "/tmf-api/alarmManagement/v4/alarm"
 PROBLEMS = "/tmf-api/serviceProblemManagement/v4/serviceProblem"
@@ -310,16 +310,6 @@ def _five_minutes_ago() -> datetime:
     )
 
 
-def _last_day_in_one_month() -> datetime:
-    """The end of the latest 24 hours that lie in one SLA month: just after a month
-    began (Berlin time) they are the last day of the month before, whose violation is
-    the only one those hours make."""
-    end = _five_minutes_ago()
-    local = end.astimezone(CALENDAR_ZONE)
-    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return month_start.astimezone(UTC) if end - timedelta(days=1) < month_start else end
-
-
 def _stored() -> tuple[int, int]:
     """(measurements, SLA violations) in the database."""
     with session_scope() as session:
@@ -339,7 +329,7 @@ def test_a_batch_that_breaks_the_sla_records_a_violation_and_is_stored_once(
 
     # when the OSS posts the last 24 hours of the link: down all the time (at least
     # twelve hours of them fall in one month)
-    batch = {"measurement": _measured(link_id, _last_day_in_one_month(), 288)}
+    batch = {"measurement": _measured(link_id, last_day_in_one_month(), 288)}
     first = client.post(BATCH, json=batch, headers=network)
 
     # then every measurement is stored and the SLA violation is recorded at once

@@ -17,7 +17,7 @@ from etomcrm.flows.sla_violation import violation_workflow_id
 from tests import factories
 from tests.conftest import TokenFactory
 from tests.polling import flow_in_state, until
-from tests.qos_helpers import sla_level
+from tests.qos_helpers import last_day_in_one_month, sla_level
 from tests.test_fulfillment_flow import complete_contract_data
 
 CATALOG = f"{factories.CATALOG}"
@@ -356,10 +356,7 @@ def break_the_sla(
 ) -> dict[str, Any]:
     """The OSS posts the link's last day, down all the time: the month is lost."""
     admin, network, portal = headers["admin"], headers["network"], headers["portal"]
-    now = utcnow()
-    end = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(
-        minutes=5
-    )
+    end = last_day_in_one_month()
     first = end - timedelta(hours=24)
     batch = [
         {
