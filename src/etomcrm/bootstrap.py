@@ -25,6 +25,7 @@ from etomcrm.api import quotes as quotes_api
 from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
 from etomcrm.api.app import build_app
+from etomcrm.billing import api_kinds as billing_kinds
 from etomcrm.billing import work_list as billing_work_list
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
@@ -93,6 +94,7 @@ KINDS: list[ResourceKind] = [
     *network_kinds.KINDS,
     *problem_handling_kinds.KINDS,
     *qos_sla_kinds.KINDS,
+    *billing_kinds.KINDS,
 ]
 
 # The routes beyond the resource life cycle (task resources, reports, the network view).
