@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from etomcrm.billing.bank_statements import import_statement
 from etomcrm.billing.direct_debit import collect
 from etomcrm.billing.events import PaymentReturned
 from etomcrm.billing.models import AppliedRateRow, DirectDebitItemRow, PaymentRow
 from etomcrm.billing.payments import record_payment
+from etomcrm.cli import app as cli
 from etomcrm.customer_interface.models import PartyInteractionRow
 from etomcrm.db import session_scope
 from tests.conftest import Handled
@@ -200,3 +202,24 @@ def test_a_camt054_return_reverses_the_collection_it_booked(db_url: str, handled
     # and a second import of the notification changes nothing
     again = _import(RETURN)
     assert [e.outcome for e in again.entries] == ["alreadyBooked"]
+
+
+def test_the_cli_imports_a_statement_and_says_what_matched(db_url: str, tmp_path: Path) -> None:
+    _given_the_samples_customers()
+    path = tmp_path / "statement.xml"
+    path.write_bytes(STATEMENT)
+    result = CliRunner().invoke(cli, ["billing", "import-statement", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "2026121600012347" in result.output
+    assert "4 matched, 1 returned, 1 unmatched (on billing's work list), 0 booked before" in (
+        result.output
+    )
+    again = CliRunner().invoke(cli, ["billing", "import-statement", str(path)], terminal_width=200)
+    assert "0 matched, 0 returned, 1 unmatched (on billing's work list), 5 booked before" in (
+        again.output
+    )
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"<Document/>")
+    refused = CliRunner().invoke(cli, ["billing", "import-statement", str(broken)])
+    assert refused.exit_code == 2
+    assert "error:" in refused.output

@@ -13,8 +13,10 @@ from typing import Any
 import sepaxml  # type: ignore[import-untyped]
 from lxml import etree  # type: ignore[import-untyped]
 from sepaxml.validation import try_valid_xml  # type: ignore[import-untyped]
+from typer.testing import CliRunner
 
 from etomcrm.billing.direct_debit import batch_items, collect
+from etomcrm.cli import app as cli
 from etomcrm.db import session_scope
 from tests.payment_helpers import account, bill
 
@@ -151,3 +153,21 @@ def test_collecting_takes_a_bounded_number_of_queries(
 
     few = collected(date(2026, 12, 1), 1)
     assert collected(date(2026, 12, 2), 6) == few
+
+
+def test_the_cli_writes_the_file_of_a_collection_date(db_url: str, tmp_path: Path) -> None:
+    _given_payers()
+    out = tmp_path / "pain.xml"
+    result = CliRunner().invoke(
+        cli, ["billing", "collect", "--date", "2026-12-15", "--out", str(out)], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 debit(s), 156.50 EUR" in result.output
+    assert _schema().validate(etree.fromstring(out.read_bytes()))
+    none = CliRunner().invoke(
+        cli, ["billing", "collect", "--date", "2026-12-01", "--out", str(tmp_path / "x.xml")]
+    )
+    assert "nothing due" in none.output
+    assert not (tmp_path / "x.xml").exists()
+    bad = CliRunner().invoke(cli, ["billing", "collect", "--date", "15.12.2026", "--out", "x"])
+    assert bad.exit_code == 2
