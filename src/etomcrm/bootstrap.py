@@ -26,6 +26,7 @@ from etomcrm.api import requests as requests_api
 from etomcrm.api import retention as retention_api
 from etomcrm.api.app import build_app
 from etomcrm.billing import api_kinds as billing_kinds
+from etomcrm.billing import payments as billing_payments
 from etomcrm.billing import work_list as billing_work_list
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
@@ -75,6 +76,7 @@ from etomcrm.retention import handlers as retention_handlers
 from etomcrm.retention.events import CustomerRiskRaised
 from etomcrm.selling import api_kinds as selling_kinds
 from etomcrm.selling import prospects
+from etomcrm.selling.credit import read_payment_history_from
 from etomcrm.selling.events import QuoteDecided
 
 # Every TMF resource kind etomcrm serves, area by area.
@@ -176,6 +178,7 @@ def bootstrap() -> None:
         for name, workflow, crontab in SCHEDULES:
             engine.register_schedule(name, workflow, crontab)
         route_selling_requests_to(prospects.open_lead)
+        read_payment_history_from(billing_payments.payment_record)
         set_default_network(SimulatedNetwork)
         for event_type, event_handlers in EVENT_HANDLERS.items():
             for handler in event_handlers:

@@ -44,6 +44,7 @@ from etomcrm.core.resources import READ, ResourceKind
 from etomcrm.core.tmf_schemas import PAYMENT, JsonDict
 from etomcrm.db import new_id, utcnow
 from etomcrm.security.service import STAFF_ROLES, SYSTEM, Principal, Role
+from etomcrm.selling.credit import PaymentRecord
 from etomcrm.selling.models import BillingAccountRow
 
 CENT = Decimal("0.01")
@@ -613,4 +614,28 @@ def payment_history(
         overdue_open=overdue,
         returns=int(returns or 0),
         open_balance=open_balance(session, [customer_id])[customer_id],
+    )
+
+
+def payment_record(session: Session, customer_id: str) -> PaymentRecord | None:
+    """3.8.5 for 3.5.2: the customer's open balance and late or returned payments of the
+    last 12 months; None when billing has never issued it a bill nor booked a payment."""
+    history = payment_history(session, customer_id)
+    if (history.bills_issued, history.returns, history.open_balance) == (0, 0, ZERO):
+        known = session.scalar(
+            select(CustomerBillRow.id)
+            .where(
+                CustomerBillRow.owner_customer_id == customer_id,
+                CustomerBillRow.bill_no.is_not(None),
+            )
+            .limit(1)
+        ) or session.scalar(
+            select(PaymentRow.id).where(PaymentRow.owner_customer_id == customer_id).limit(1)
+        )
+        if known is None:
+            return None
+    return PaymentRecord(
+        open_balance=history.open_balance,
+        late_payments=history.late,
+        returned_debits=history.returns,
     )
