@@ -1,5 +1,7 @@
 """Billing accounts and issued bills written straight to the tables, for the payment tests
-(the bill run that issues bills is another part of billing)."""
+(the bill run that issues bills is another part of billing). Payment methods in the shape
+3.4.4 (``selling.accounts``) gives them: ``bankAccountDebit`` with its ``mandate``, or
+``bankAccountTransfer``."""
 
 from __future__ import annotations
 
@@ -45,11 +47,16 @@ def account(
     method: dict[str, Any]
     if means == "sepaDirectDebit":
         method = {
-            "@type": "DirectDebit",
+            "@type": "bankAccountDebit",
             "name": "SEPA direct debit",
-            "mandateId": mandate or f"MD-{account_id[:8]}",
-            "mandateType": scheme,
-            "signatureDate": signed.isoformat(),
+            "status": "active",
+            "mandate": {
+                "reference": mandate or f"MD-{account_id[:8]}",
+                "dateOfSignature": signed.isoformat(),
+                "scheme": scheme,
+            },
+            "sequenceType": "FRST",
+            "account": [{"id": account_id, "@referredType": "BillingAccount"}],
             "accountNumber": iban,
             "accountNumberType": "IBAN",
             "BIC": BIC,
@@ -57,8 +64,10 @@ def account(
         }
     else:
         method = {
-            "@type": "BankAccountTransfer",
+            "@type": "bankAccountTransfer",
             "name": "bank transfer",
+            "status": "active",
+            "account": [{"id": account_id, "@referredType": "BillingAccount"}],
             "accountNumber": iban,
             "accountNumberType": "IBAN",
             "owner": name,

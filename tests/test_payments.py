@@ -31,6 +31,7 @@ from etomcrm.billing.payments import (
 )
 from etomcrm.core.errors import Conflict
 from etomcrm.db import session_scope
+from etomcrm.selling.models import BillingAccountRow
 from tests.conftest import Handled, TokenFactory
 from tests.factories import customer
 from tests.payment_helpers import account, bill, bill_state
@@ -63,6 +64,14 @@ def _setup(*bills: tuple[str, str, date]) -> tuple[str, list[str]]:
 def _state(bill_id: str) -> tuple[str | None, Decimal]:
     with session_scope() as session:
         return bill_state(session, bill_id)
+
+
+def _balance(session: Any, account_id: str) -> Any:
+    """The account's TMF666 accountBalance amount (receivable)."""
+    row = session.get(BillingAccountRow, account_id)
+    [balance] = row.body["accountBalance"]
+    assert balance["balanceType"] == "receivable"
+    return balance["amount"]
 
 
 def _payment(payment_id: str) -> PaymentRow:
@@ -143,6 +152,7 @@ def test_an_overpayment_is_the_accounts_credit_for_the_next_bill(db_url: str) ->
     with session_scope() as session:
         assert account_credit(session, account_id) == Decimal("50.00")
         assert open_balance(session, [CUSTOMER]) == {CUSTOMER: Decimal("-50.00")}
+        assert _balance(session, account_id) == {"unit": "EUR", "value": -50.0}
     # when the next bill of 80.00 is issued and takes the credit
     with session_scope() as session:
         second = bill(session, account_id, CUSTOMER, "RE-2026-000031", "80.00", date(2026, 12, 20))
@@ -157,6 +167,7 @@ def test_an_overpayment_is_the_accounts_credit_for_the_next_bill(db_url: str) ->
             CUSTOMER: Decimal("30.00"),
             "nobody": Decimal("0.00"),
         }
+        assert _balance(session, account_id) == {"unit": "EUR", "value": 30.0}
     assert _payment(payment_id).body["unallocatedAmount"] == {"unit": "EUR", "value": 0.0}
 
 
@@ -186,6 +197,7 @@ def test_a_returned_debit_reopens_the_bills_and_charges_the_fee(
     with session_scope() as session:
         assert account_credit(session, account_id) == Decimal("0.00")
         assert open_balance(session, [CUSTOMER]) == {CUSTOMER: Decimal("180.00")}
+        assert _balance(session, account_id) == {"unit": "EUR", "value": 180.0}
         # the fee waits for the next bill
         fee = session.scalars(
             select(AppliedRateRow).where(AppliedRateRow.billing_account_id == account_id)

@@ -32,8 +32,8 @@ from etomcrm.db import new_id
 from etomcrm.selling.models import BillingAccountRow, PaymentMethodRow
 
 PENDING, BOOKED, RETURNED = "pending", "booked", "returned"
-# The TMF670 paymentMethod type of a SEPA direct debit with its mandate.
-DIRECT_DEBIT_TYPE = "DirectDebit"
+# The TMF670 paymentMethod @type of a SEPA direct debit with its mandate (3.4.4).
+DIRECT_DEBIT_TYPE = "bankAccountDebit"
 MAX_REMITTANCE = 140
 
 
@@ -54,58 +54,68 @@ class Debtor:
 
 def direct_debit_payers(session: Session, account_ids: list[str]) -> dict[str, Debtor]:
     """The accounts among ``account_ids`` that pay by SEPA direct debit, with their mandate
-    (two queries). Read from the TMF670 ``DirectDebit`` payment method (mandateId,
-    signatureDate, mandateType CORE/B2B, accountNumber, BIC, owner); the one place to
-    swap for ``selling.accounts.payer_terms`` once accounts expose it."""
+    (two queries). Read from the active TMF670 ``bankAccountDebit`` payment method as 3.4.4
+    writes it (accountNumber, BIC, mandate reference/dateOfSignature/scheme, sequenceType
+    RCUR after the first collection), the account's default one first: the one place to
+    swap for ``selling.accounts.payer_terms`` once accounts are merged."""
     if not account_ids:
         return {}
-    names = dict(
-        session.execute(
-            select(BillingAccountRow.id, BillingAccountRow.name).where(
+    accounts = {
+        account_id: (name, body)
+        for account_id, name, body in session.execute(
+            select(BillingAccountRow.id, BillingAccountRow.name, BillingAccountRow.body).where(
                 BillingAccountRow.id.in_(account_ids)
             )
-        ).all()
-    )
-    payers: dict[str, Debtor] = {}
+        )
+    }
+    methods: dict[str, list[PaymentMethodRow]] = defaultdict(list)
     for method in session.scalars(
         select(PaymentMethodRow)
-        .where(
-            PaymentMethodRow.billing_account_id.in_(account_ids),
-            PaymentMethodRow.at_type == DIRECT_DEBIT_TYPE,
-        )
-        .order_by(PaymentMethodRow.created_at, PaymentMethodRow.id)
+        .where(PaymentMethodRow.billing_account_id.in_(account_ids))
+        .order_by(PaymentMethodRow.id)
     ):
-        body = method.body
-        if method.status not in (None, "active") or not body.get("mandateId"):
+        if method.body.get("status", method.status) == "active":
+            methods[str(method.billing_account_id)].append(method)
+    payers: dict[str, Debtor] = {}
+    for account_id, active in methods.items():
+        name, account = accounts.get(account_id, (None, {}))
+        default = ((account or {}).get("defaultPaymentMethod") or {}).get("id")
+        chosen = next((m for m in active if m.id == default), active[0])
+        body = chosen.body
+        mandate = body.get("mandate") or {}
+        if body.get("@type") != DIRECT_DEBIT_TYPE or not mandate.get("reference"):
             continue
-        account_id = str(method.billing_account_id)
+        try:
+            signed = date.fromisoformat(str(mandate.get("dateOfSignature"))[:10])
+        except ValueError:
+            continue
         payers[account_id] = Debtor(
             account_id=account_id,
-            payment_method_id=method.id,
-            name=str(body.get("owner") or names.get(account_id) or account_id),
+            payment_method_id=chosen.id,
+            name=str(body.get("owner") or name or account_id),
             iban=str(body.get("accountNumber", "")),
             bic=body.get("BIC"),
-            mandate_reference=str(body["mandateId"]),
-            mandate_signed=date.fromisoformat(str(body.get("signatureDate", ""))[:10]),
-            scheme=str(body.get("mandateType") or "CORE"),
-            first_collection_done=bool(body.get("firstDebitDate")),
+            mandate_reference=str(mandate["reference"]),
+            mandate_signed=signed,
+            scheme=str(mandate.get("scheme") or "CORE"),
+            first_collection_done=body.get("sequenceType") == "RCUR",
         )
     return payers
 
 
-def _mark_first_collections(session: Session, payment_method_ids: list[str], day: date) -> None:
-    """The mandates' first debits were sent (TMF670 ``firstDebitDate``): the next are RCUR
-    (one statement for all)."""
+def _mark_first_collections(session: Session, payment_method_ids: list[str]) -> None:
+    """The mandates' first debits were sent: the next are RCUR (TMF670 extension
+    ``sequenceType``, as ``selling.accounts.mark_first_collection`` writes it; one
+    statement for all)."""
     if not payment_method_ids:
         return
-    stamp = f"{day.isoformat()}T00:00:00Z"
     methods = session.scalars(
         select(PaymentMethodRow).where(PaymentMethodRow.id.in_(payment_method_ids))
     ).all()
     changes = [
-        {"id": m.id, "body": {**m.body, "firstDebitDate": stamp}, "version": m.version + 1}
+        {"id": m.id, "body": {**m.body, "sequenceType": "RCUR"}, "version": m.version + 1}
         for m in methods
-        if not m.body.get("firstDebitDate")
+        if m.body.get("sequenceType") != "RCUR"
     ]
     if changes:
         session.execute(update(PaymentMethodRow), changes)
@@ -213,7 +223,7 @@ def collect(
     session.add(batch)
     session.flush()
     session.execute(insert(DirectDebitItemRow), items)
-    _mark_first_collections(session, firsts, collection_date)
+    _mark_first_collections(session, firsts)
     return batch
 
 

@@ -208,6 +208,41 @@ def _check_payment(body: JsonDict) -> tuple[str, Decimal, str, date, str | None]
     return str(account["id"]), amount, currency, paid_on, reference
 
 
+def record_account_balance(
+    session: Session, account_id: str, amount: Decimal, currency: str
+) -> None:
+    """The TMF666 ``accountBalance`` (receivable; negative: credit), written the way
+    ``selling.accounts.record_account_balance`` writes it: the one place to call that
+    instead once accounts are merged."""
+    account = session.get(BillingAccountRow, account_id)
+    if account is None:
+        return
+    balance: JsonDict = {
+        "balanceType": "receivable",
+        "amount": money(amount.quantize(CENT, ROUND_HALF_UP), currency),
+        "validFor": {"startDateTime": iso(utcnow())},
+    }
+    account.body = {**account.body, "accountBalance": [balance]}
+    account.version = (account.version or 1) + 1
+    account.updated_at = utcnow()
+
+
+def refresh_account_balance(session: Session, account_id: str, currency: str) -> Decimal:
+    """What the account owes now (its open bills less its credit), recorded as its
+    TMF666 ``accountBalance`` (two queries)."""
+    session.flush()
+    owed = session.scalar(
+        select(func.coalesce(func.sum(CustomerBillRow.remaining_amount), 0)).where(
+            CustomerBillRow.billing_account_id == account_id,
+            CustomerBillRow.status.in_(OPEN_STATES),
+            CustomerBillRow.category != "creditNote",
+        )
+    )
+    balance = (Decimal(owed or 0) - account_credit(session, account_id)).quantize(CENT)
+    record_account_balance(session, account_id, balance, currency)
+    return balance
+
+
 @dataclass
 class PaymentKind(ResourceKind):
     """TMF676 payment, posted by billing staff (a customer reads its own); creating one
@@ -254,6 +289,7 @@ class PaymentKind(ResourceKind):
     def after_save(
         self, session: Session, principal: Principal, body: JsonDict, owner: str | None
     ) -> None:
+        refresh_account_balance(session, str(body["account"]["id"]), body["totalAmount"]["unit"])
         record(
             session,
             PaymentReceived(
@@ -358,6 +394,7 @@ def apply_account_credit(session: Session, account_id: str) -> Decimal:
         payment.unallocated = left
         payment.version += 1
         payment.updated_at = utcnow()
+        refresh_account_balance(session, account_id, currency)
         record(
             session,
             PaymentReceived(
@@ -497,6 +534,7 @@ def reverse_payment(
                 characteristic={"paymentId": payment_id, "returnReason": reason},
             )
         )
+    refresh_account_balance(session, account_id, currency)
     record(
         session,
         PaymentReturned(
