@@ -376,6 +376,7 @@ def test_billing_staff_post_a_payment_and_the_customer_reads_only_its_own(
         ({"totalAmount": {"unit": "USD", "value": 5}}, "billed in EUR"),
         ({"account": {"id": "nope", "@referredType": "BillingAccount"}}, "no billing account"),
         ({"paymentDate": "16.12.2026"}, "ISO 8601 date"),
+        ({"reference": "R" * 201}, "1 to 200 characters"),
     ],
 )
 def test_a_bad_payment_is_refused_with_a_reason(
@@ -403,3 +404,24 @@ def test_listing_payments_takes_a_bounded_number_of_queries(
     for _ in range(5):
         client.post(PAYMENTS, json=_body(account_id, 1.0), headers=admin)
     assert listed() == few
+
+
+def test_a_bank_entry_posted_twice_is_a_conflict(client: Any, admin: dict[str, str]) -> None:
+    _, _, account_id, _ = _api_setup(client, admin)
+    body = {**_body(account_id, 10.0), "bankEntryId": "2026121600099999"}
+    assert client.post(PAYMENTS, json=body, headers=admin).status_code == 201
+    assert client.post(PAYMENTS, json=body, headers=admin).status_code == 409
+
+
+def test_open_balance_takes_two_queries_whatever_the_customers(
+    db_url: str, count_queries: Callable[[], Any]
+) -> None:
+    with session_scope() as session:
+        for n in range(5):
+            account_id = account(session, f"ob-{n}")
+            bill(session, account_id, f"ob-{n}", f"OB-{n}", "10.00", date(2026, 12, 1))
+    with count_queries() as one, session_scope() as session:
+        assert open_balance(session, ["ob-0"]) == {"ob-0": Decimal("10.00")}
+    with count_queries() as five, session_scope() as session:
+        assert sum(open_balance(session, [f"ob-{n}" for n in range(5)]).values()) == 50
+    assert one.count == five.count

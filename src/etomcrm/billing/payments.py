@@ -257,6 +257,14 @@ class PaymentKind(ResourceKind):
         self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
     ) -> None:
         account_id, amount, currency, paid_on, reference = _check_payment(body)
+        entry = body.get("bankEntryId")
+        if entry is not None:
+            if not isinstance(entry, str) or not 0 < len(entry) <= MAX_REFERENCE:
+                raise InvalidRequest(
+                    f"bankEntryId must be a text of 1 to {MAX_REFERENCE} characters"
+                )
+            if session.scalar(select(PaymentRow.id).where(PaymentRow.bank_entry_id == entry)):
+                raise Conflict(f"the bank entry {entry} is already booked")
         account = _account(session, account_id)
         if account.currency != currency:
             raise InvalidRequest(
@@ -341,12 +349,9 @@ def record_payment(
     """3.8.5 Manage Customer Billing / Collections (eTOM 1.1.1.8.5): book money ``account_id``
     paid as a TMF676 payment allocated to its bills; returns the payment id.
 
-    A statement entry (``bank_entry_id``) is booked once: booking it again is a Conflict.
+    A statement entry (``bank_entry_id``) is booked once: booking it again is a Conflict
+    (the API's ``bankEntryId`` likewise).
     """
-    if bank_entry_id is not None and session.scalar(
-        select(PaymentRow.id).where(PaymentRow.bank_entry_id == bank_entry_id)
-    ):
-        raise Conflict(f"the bank entry {bank_entry_id} is already booked")
     payload: JsonDict = {
         "account": {"id": account_id, "@referredType": "BillingAccount"},
         "paymentMethod": {"@type": MEANS_TYPE[means], "name": means},
