@@ -112,7 +112,7 @@ def test_the_durable_bill_run_bills_in_lanes_and_a_rerun_attaches(db_url: str, f
 
 def _run_cli(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "etomcrm", "bill", "run", "--period", "2026-11"],
+        [sys.executable, "-m", "etomcrm", "billing", "run", "--period", "2026-11"],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from etomcrm.db import session_scope
+from etomcrm.billing.payments import record_payment, reverse_payment
+from etomcrm.db import session_scope, utcnow
 from etomcrm.security.service import SYSTEM
 from etomcrm.selling.credit import assess_credit, decide
 from tests.conftest import TokenFactory
 from tests.factories import CUSTOMER, customer
+from tests.payment_helpers import account, bill
 
 
 def _profile(client: TestClient, headers: dict[str, str], customer_id: str, **values: Any) -> None:
@@ -178,3 +181,63 @@ def test_a_customer_cannot_write_its_own_credit_facts(
         headers=own,
     )
     assert added.status_code == 200, added.text
+
+
+def test_billing_s_open_balance_and_payment_history_replace_the_typed_figures(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a customer whose characteristics claim nothing is owed and nothing was late
+    bmw = customer(client, admin)
+    _profile(client, admin, bmw["id"], creditScore=500, openBalance="0", latePaymentsLast12Months=0)
+    # but billing knows a bill paid late, a direct debit returned and 20,000 EUR open
+    today = utcnow().date()
+    with session_scope() as session:
+        account_id = account(session, bmw["id"])
+        bill(session, account_id, bmw["id"], "CR-1", "100.00", today - timedelta(days=60))
+        bill(session, account_id, bmw["id"], "CR-2", "20000.00", today + timedelta(days=10))
+        bill(session, account_id, bmw["id"], "CR-3", "50.00", today - timedelta(days=30))
+    with session_scope() as session:
+        record_payment(
+            session,
+            account_id=account_id,
+            amount=Decimal("100.00"),
+            currency="EUR",
+            payment_date=today - timedelta(days=40),
+            reference="CR-1",
+            means="bankTransfer",
+        )
+        debit = record_payment(
+            session,
+            account_id=account_id,
+            amount=Decimal("50.00"),
+            currency="EUR",
+            payment_date=today - timedelta(days=30),
+            reference="CR-3",
+            means="sepaDirectDebit",
+        )
+    with session_scope() as session:
+        reverse_payment(session, debit, reason="AM04", fee=Decimal("3.00"))
+    # when an order of 10,000 EUR is assessed
+    decision = _assess(client, admin, bmw["id"], "10000").json()
+    # then billing's figures count: CR-1 late, CR-3 open past due and returned (3 late
+    # payments → reject), and the open balance is 20,050 EUR
+    assert decision["outcome"] == "reject" and "3 late payments" in decision["reason"]
+    [profile] = client.get(f"{CUSTOMER}/customer/{bmw['id']}", headers=admin).json()[
+        "creditProfile"
+    ]
+    assert profile["openBalance"] == "20050.00"
+    assert profile["paymentHistorySource"] == "billing"
+    assert profile["latePayments"] == 3
+
+
+def test_a_customer_billing_never_billed_is_assessed_on_its_carried_over_figures(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    bmw = customer(client, admin)
+    _profile(client, admin, bmw["id"], openBalance="1000.00")
+    _assess(client, admin, bmw["id"], "10")
+    [profile] = client.get(f"{CUSTOMER}/customer/{bmw['id']}", headers=admin).json()[
+        "creditProfile"
+    ]
+    assert profile["openBalance"] == "1000.00"
+    assert profile["paymentHistorySource"] == "customer characteristics"

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from etomcrm.billing.payments import record_payment, reverse_payment
 from etomcrm.core import resources
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.db import session_scope, utcnow
@@ -25,6 +26,7 @@ from etomcrm.security.service import SYSTEM
 from etomcrm.selling.credit import assess_credit
 from tests.conftest import TokenFactory
 from tests.factories import CUSTOMER, INTERACTION, PARTY, customer, post, site
+from tests.payment_helpers import account, bill
 from tests.qos_helpers import product, sla_level
 
 RISK = "/tmf-api/riskManagement/v4/partyRoleRiskAssessment"
@@ -469,3 +471,72 @@ def test_a_churn_risk_that_becomes_high_gives_the_account_manager_one_retention_
     assert _scores(second)["churn"]["level"] == "high"
     # then no second task
     assert [t["id"] for t in _retention_tasks(client, admin)] == [task["id"]]
+
+
+def test_late_bills_and_a_returned_debit_raise_the_bad_debt_risk(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a customer without a credit assessment (50) that billing saw pay one bill
+    # late, leave one open past due and return one direct debit
+    bmw = customer(client, admin)
+    today = utcnow().date()
+    with session_scope() as session:
+        account_id = account(session, bmw["id"])
+        bill(session, account_id, bmw["id"], "RK-1", "100.00", today - timedelta(days=60))
+        bill(session, account_id, bmw["id"], "RK-2", "40.00", today - timedelta(days=20))
+    with session_scope() as session:
+        record_payment(
+            session,
+            account_id=account_id,
+            amount=Decimal("100.00"),
+            currency="EUR",
+            payment_date=today - timedelta(days=45),
+            reference="RK-1",
+            means="bankTransfer",
+        )
+        debit = record_payment(
+            session,
+            account_id=account_id,
+            amount=Decimal("40.00"),
+            currency="EUR",
+            payment_date=today - timedelta(days=20),
+            reference="RK-2",
+            means="sepaDirectDebit",
+        )
+    with session_scope() as session:
+        reverse_payment(session, debit, reason="AM04", fee=Decimal("3.00"))
+    # when its risk is assessed
+    body = _assess(client, admin, bmw["id"]).json()
+    # then 10 + 2 x 20 (late, overdue) + 25 (returned) + 10 (open past due) = 85, high
+    assert (_scores(body)["badDebt"]["score"], _scores(body)["badDebt"]["level"]) == (85, "high")
+    inputs = _inputs(body)
+    assert (inputs["openBalance"], inputs["billsPaidLate"], inputs["returnedDebits"]) == (
+        "40.00",
+        1,
+        1,
+    )
+    assert body["reason"][-1].startswith("bad debt 85: of 2 bill(s) due in 12 months 1 paid late")
+
+
+def test_a_good_payer_keeps_the_credit_assessment_s_bad_debt_risk(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    bmw = customer(client, admin)
+    today = utcnow().date()
+    with session_scope() as session:
+        account_id = account(session, bmw["id"])
+        bill(session, account_id, bmw["id"], "RK-3", "100.00", today - timedelta(days=10))
+    with session_scope() as session:
+        record_payment(
+            session,
+            account_id=account_id,
+            amount=Decimal("100.00"),
+            currency="EUR",
+            payment_date=today - timedelta(days=12),
+            reference="RK-3",
+            means="bankTransfer",
+        )
+    body = _assess(client, admin, bmw["id"]).json()
+    # billing's 10 is below the 50 of no credit assessment: the higher one stands
+    assert _scores(body)["badDebt"]["score"] == 50
+    assert _inputs(body)["billsDue"] == 1

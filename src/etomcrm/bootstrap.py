@@ -32,12 +32,15 @@ from etomcrm.api.app import build_app
 from etomcrm.billing import api_kinds as billing_kinds
 from etomcrm.billing import bills
 from etomcrm.billing import enquiries as billing_enquiries
+from etomcrm.billing import payments as billing_payments
 from etomcrm.billing import rating as billing_rating
 from etomcrm.billing import work_list as billing_work_list
 from etomcrm.billing.events import (
     BillDisputed,
     BillingEnquiryResolved,
+    BillIssued,
     BillOverdue,
+    BillSent,
     PaymentReceived,
     PaymentReturned,
 )
@@ -93,6 +96,7 @@ from etomcrm.retention import handlers as retention_handlers
 from etomcrm.retention.events import CustomerRiskRaised
 from etomcrm.selling import api_kinds as selling_kinds
 from etomcrm.selling import prospects
+from etomcrm.selling.credit import read_payment_history_from
 from etomcrm.selling.events import QuoteDecided
 
 # Every TMF resource kind etomcrm serves, area by area.
@@ -189,6 +193,8 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
+    BillIssued: [billing_payments.balance_on_issue],
+    BillSent: [billing_payments.settle_from_credit],
     BillOverdue: [dunning.start_dunning_of_overdue_bill],
     PaymentReturned: [dunning.start_dunning_of_returned_debit],
     PaymentReceived: [dunning.wake_dunning_on_payment],
@@ -225,6 +231,7 @@ def bootstrap() -> None:
             engine.register_schedule(name, workflow, crontab)
         route_selling_requests_to(prospects.open_lead)
         billing_enquiries.issue_credit_notes_with(bills.credit_note_for_enquiry)
+        read_payment_history_from(billing_payments.payment_record)
         set_default_network(SimulatedNetwork)
         for event_type, event_handlers in EVENT_HANDLERS.items():
             for handler in event_handlers:

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -16,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from etomcrm import bootstrap
+from etomcrm.billing.bank_statements import import_statement
+from etomcrm.billing.direct_debit import collect
 from etomcrm.config import get_settings
 from etomcrm.core.errors import TmfError
 from etomcrm.core.events import deliver_due, http_poster
@@ -59,8 +63,11 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(user_app, name="user")
 app.add_typer(hub_app, name="hub")
 app.add_typer(flow_app, name="flow")
-bill_app = typer.Typer(help="Bills (3.8.3, 3.8.4): the bill run.", no_args_is_help=True)
-app.add_typer(bill_app, name="bill")
+billing_app = typer.Typer(
+    help="Billing & collections: the bill run, bank statements booked, direct debits collected.",
+    no_args_is_help=True,
+)
+app.add_typer(billing_app, name="billing")
 console = Console()
 
 
@@ -256,7 +263,7 @@ def flow_retry(
     console.print(f"process flow {process_flow_id} retried: active again")
 
 
-@bill_app.command("run")
+@billing_app.command("run")
 def bill_run(
     period: Annotated[str, typer.Option(help="The month billed, e.g. 2026-11")],
     cycle_day: Annotated[
@@ -282,6 +289,68 @@ def bill_run(
     )
     engine.shutdown()
     _exit_leaving_flows_to_recovery()
+
+
+@billing_app.command("import-statement")
+def billing_import_statement(
+    file: Annotated[Path, typer.Argument(help="camt.053 statement (or camt.052/camt.054)")],
+) -> None:
+    """Book a bank statement: credits matched to bills as payments, returned direct debits
+    reversed with the bank's fee, the rest on billing's work list. Importing a file again
+    changes nothing."""
+
+    try:
+        xml = file.read_bytes()
+    except OSError as error:
+        console.print(f"[red]error:[/red] cannot read {file}: {error.strerror}")
+        raise typer.Exit(code=2) from None
+    try:
+        with session_scope() as session:
+            result = import_statement(session, xml)
+    except TmfError as error:
+        _fail(error)
+    for entry in result.entries:
+        console.print(
+            f"{entry.entry_id}  {entry.amount:>12}  {entry.outcome:<13}"
+            + (f"  payment {entry.payment_id}" if entry.payment_id else "")
+            + (f"  {entry.note}" if entry.note else ""),
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    counts = {o: len(result.of(o)) for o in ("paid", "returned", "unmatched", "alreadyBooked")}
+    console.print(
+        f"{counts['paid']} matched, {counts['returned']} returned, "
+        f"{counts['unmatched']} unmatched (on billing's work list), "
+        f"{counts['alreadyBooked']} booked before"
+    )
+
+
+@billing_app.command("collect")
+def billing_collect(
+    date_: Annotated[str, typer.Option("--date", help="Collection date, YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the pain.008 file")],
+) -> None:
+    """Write the SEPA direct-debit file (pain.008) collecting every direct-debit bill due
+    on that date; the same date again gives the same file."""
+
+    try:
+        day = date.fromisoformat(date_)
+    except ValueError:
+        console.print(f"[red]error:[/red] --date must be YYYY-MM-DD, not {date_!r}")
+        raise typer.Exit(code=2) from None
+    try:
+        with session_scope() as session:
+            batch = collect(session, day)
+            found = None if batch is None else (batch.xml, batch.debit_count, batch.total)
+    except TmfError as error:
+        _fail(error)
+    if found is None:
+        console.print(f"nothing due for collection on {day.isoformat()}: no file written")
+        return
+    xml, count, total = found
+    out.write_text(xml, encoding="utf-8")
+    console.print(f"{count} debit(s), {total} EUR, collected on {day.isoformat()}: {out}")
 
 
 @apikey_app.command("create")

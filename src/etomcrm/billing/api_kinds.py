@@ -1,4 +1,4 @@
-"""The TMF678 resource kinds of 3.8.3 / 3.8.4 (the API applies the TMF conventions).
+"""The resource kinds billing serves: TMF678 bills (3.8.3, 3.8.4), TMF676 payments (3.8.5).
 
 ``customerBill`` is made by the bill run, never by a request: a request reads it, and
 staff hold it back (``onHold``) or release it. A bill is a record of business: it is
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from etomcrm.billing import bills
 from etomcrm.billing.bill_models import CustomerBillOnDemandRow
 from etomcrm.billing.models import CustomerBillRow
+from etomcrm.billing.payments import PAYMENT_KIND
 from etomcrm.core import resources
 from etomcrm.core.errors import Conflict, InvalidRequest, MethodNotAllowed, NotFound
 from etomcrm.core.resources import CREATE, DELETE, READ, ResourceKind
@@ -114,4 +115,4 @@ CUSTOMER_BILL_ON_DEMAND_KIND = CustomerBillOnDemandKind(
     changeable=False,
 )
 
-KINDS: list[ResourceKind] = [CUSTOMER_BILL_KIND, CUSTOMER_BILL_ON_DEMAND_KIND]
+KINDS: list[ResourceKind] = [CUSTOMER_BILL_KIND, CUSTOMER_BILL_ON_DEMAND_KIND, PAYMENT_KIND]

@@ -171,3 +171,41 @@ class PaymentAllocationRow(Base):
     bill_id: Mapped[str] = mapped_column(String(64), index=True)
     amount: Mapped[Decimal] = mapped_column(MONEY)
     allocated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DirectDebitBatchRow(Base):
+    """3.8.5: the pain.008 file sent to the bank for one collection date, kept as sent."""
+
+    __tablename__ = "direct_debit_batch"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection_date: Mapped[date] = mapped_column(Date)
+    message_id: Mapped[str] = mapped_column(String(35))
+    debit_count: Mapped[int] = mapped_column(Integer)
+    total: Mapped[Decimal] = mapped_column(MONEY)
+    xml: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # one file per collection date: collecting the date again gives the file back
+    __table_args__ = (Index("ux_direct_debit_batch_date", "collection_date", unique=True),)
+
+
+class DirectDebitItemRow(Base):
+    """One collection of a batch: the bill it collects and its end-to-end id, ``pending``
+    until the bank credits it (``booked``, with the payment) or gives it back
+    (``returned``)."""
+
+    __tablename__ = "direct_debit_item"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    batch_id: Mapped[str] = mapped_column(String(64), index=True)
+    bill_id: Mapped[str] = mapped_column(String(64), index=True)
+    billing_account_id: Mapped[str] = mapped_column(String(64))
+    end_to_end_id: Mapped[str] = mapped_column(String(35), index=True)
+    mandate_reference: Mapped[str] = mapped_column(String(35), index=True)
+    sequence: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    payment_id: Mapped[str | None] = mapped_column(String(64))

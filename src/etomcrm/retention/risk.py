@@ -27,7 +27,11 @@ Churn risk, in points, from the 12 months (365 days) before the assessment:
 
 Bad-debt risk from the customer's latest ``creditProfile`` entry (3.5.2): its
 ``creditRiskRating`` 1 (low) ... 5 (high) gives 10, 30, 50, 70, 90. Without a credit
-assessment the risk is 50: not known to be good or bad.
+assessment the risk is 50: not known to be good or bad. Once billing has billed the
+customer (3.8.5), how it really pays counts too: 10, +20 per bill paid late or still open
+past its due date and +25 per returned direct debit in the 12 months, +10 while an
+amount is open past its due date, within 0-100; the bad-debt risk is the higher of the
+two, the reason naming the figures.
 
 Levels: low below 40, medium from 40, high from 70. When the churn level becomes high
 (the customer's previous assessment was not high, or there was none), the domain event
@@ -44,6 +48,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from etomcrm.billing.payments import payment_history
 from etomcrm.core import resources
 from etomcrm.core.bus import record
 from etomcrm.core.clock import ServiceClock, iso
@@ -83,6 +88,10 @@ NOT_OPEN = frozenset({"closed", "cancelled", "rejected", "resolved"})
 
 BAD_DEBT_BY_RATING = {1: 10, 2: 30, 3: 50, 4: 70, 5: 90}
 BAD_DEBT_UNKNOWN = 50
+PAYER_BASE = 10
+PER_LATE_BILL = 20
+PER_RETURNED_DEBIT = 25
+WHILE_OVERDUE = 10
 
 # What a client may send: the customer, and why it asks. The rest is the result.
 CLIENT_ATTRIBUTES = frozenset({"partyRole", "trigger", "@type"})
@@ -311,6 +320,35 @@ def _bad_debt(customer: JsonDict, now: datetime) -> tuple[int, str, list[JsonDic
     )
 
 
+def _payer_risk(
+    session: Session, customer_id: str, now: datetime
+) -> tuple[int | None, str, list[JsonDict]]:
+    """The bad-debt score from how the customer paid its bills (None: never billed)."""
+    history = payment_history(session, customer_id, today=now.date())
+    if history.bills_issued == 0 and history.returns == 0 and not history.open_balance:
+        return None, "", []
+    points = (
+        PAYER_BASE
+        + PER_LATE_BILL * history.late
+        + PER_RETURNED_DEBIT * history.returns
+        + (WHILE_OVERDUE if history.overdue_open else 0)
+    )
+    score = _capped(points)
+    inputs: list[JsonDict] = [
+        {"name": "openBalance", "valueType": "string", "value": str(history.open_balance)},
+        {"name": "billsDue", "valueType": "integer", "value": history.bills_issued},
+        {"name": "billsPaidLate", "valueType": "integer", "value": history.paid_late},
+        {"name": "billsOverdue", "valueType": "integer", "value": history.overdue_open},
+        {"name": "returnedDebits", "valueType": "integer", "value": history.returns},
+    ]
+    reason = (
+        f"bad debt {score}: of {history.bills_issued} bill(s) due in 12 months "
+        f"{history.paid_late} paid late, {history.overdue_open} open past due; "
+        f"{history.returns} direct debit(s) returned; open balance {history.open_balance} EUR"
+    )
+    return score, reason, inputs
+
+
 def _previous(session: Session, customer_id: str) -> JsonDict | None:
     body: JsonDict | None = session.scalar(
         select(PartyRoleRiskAssessmentRow.body)
@@ -404,6 +442,10 @@ class PartyRoleRiskAssessmentKind(ResourceKind):
         churn_inputs = _churn_inputs(session, customer_id, now - WINDOW, now)
         churn, churn_reasons = churn_inputs.score_and_reasons()
         bad_debt, bad_debt_reason, credit_inputs = _bad_debt(customer, now)
+        paid, paid_reason, paid_inputs = _payer_risk(session, customer_id, now)
+        credit_inputs = [*credit_inputs, *paid_inputs]
+        if paid is not None and paid > bad_debt:
+            bad_debt, bad_debt_reason = paid, paid_reason
         party: JsonDict = {"id": customer_id, "@referredType": "Customer", "role": "customer"}
         if name:
             party["name"] = name

@@ -1,12 +1,17 @@
 """3.5.2 Assess credit worthiness and grant credit, recorded on the TMF629 customer.
 
-Inputs, read from the customer's ``characteristic`` list (until billing keeps them):
+Inputs: the open balance and payment history as billing keeps them (3.8.5, read through
+the port :func:`read_payment_history_from`, wired in the composition root: selling does
+not import billing), and from the customer's ``characteristic`` list:
 
 - ``creditScore``: 0-1000 from the credit agency; a customer without one counts as
   500 (no history is neither good nor bad);
-- ``openBalance``: what the customer owes us now, in EUR; 0 when absent;
+- ``openBalance``: what the customer owes us now, in EUR; 0 when absent. Billing's figure
+  (its issued bills' open amounts less its credit) replaces it once billing knows the
+  customer; the characteristic is the figure carried over from before etomcrm billed it;
 - ``latePaymentsLast12Months``: how many bills were paid late in the last year; 0 when
-  absent;
+  absent. Likewise replaced by billing's count: bills paid after their due date or still
+  open past it, plus returned direct debits, in the last 12 months;
 - ``approvedCreditLimit``: a limit in EUR that credit management granted after a
   review (a large corporation, a framework contract); when absent the score sets it.
 
@@ -28,6 +33,7 @@ second entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -54,6 +60,27 @@ REJECT_LATE_PAYMENTS = 3
 DEPOSIT_CEILING = Decimal("1.5")
 VALID_DAYS = 30
 ASSESSMENT_TYPE = "CreditAssessment"
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """How a customer paid, as billing knows it (3.8.5), in EUR."""
+
+    open_balance: Decimal
+    late_payments: int  # bills paid late or open past due in the last 12 months
+    returned_debits: int  # direct debits that came back in the last 12 months
+
+
+# Billing's answer for one customer; None when billing has never billed it.
+PaymentRecordReader = Callable[[Session, str], PaymentRecord | None]
+_payment_records: PaymentRecordReader | None = None
+
+
+def read_payment_history_from(reader: PaymentRecordReader | None) -> None:
+    """Wire where the assessment reads open balance and payment history (the composition
+    root passes billing's; None: the customer's characteristics only)."""
+    global _payment_records
+    _payment_records = reader
 
 
 @dataclass(frozen=True)
@@ -187,7 +214,8 @@ def assess_credit(
 ) -> CreditDecision:
     """3.5.2 Assess Credit Worthiness (eTOM 1.1.1.5.2): accept, ask a deposit, or reject.
 
-    Reads score, open balance and payment history from the customer, applies the rule
+    Reads the score from the customer, open balance and payment history from billing
+    (or the customer, while billing has not billed it), applies the rule
     of this module and records the assessment in the customer's ``creditProfile``;
     idempotent for the same inputs on the same day.
     """
@@ -203,6 +231,12 @@ def assess_credit(
     late = _whole(_characteristic(body, "latePaymentsLast12Months"), "latePaymentsLast12Months", 0)
     raw_balance = _characteristic(body, "openBalance")
     balance = _decimal(raw_balance if raw_balance is not None else 0, "openBalance").quantize(CENT)
+    billed = _payment_records(session, customer_id) if _payment_records is not None else None
+    source = "customer characteristics"
+    if billed is not None:
+        balance = billed.open_balance.quantize(CENT)
+        late = billed.late_payments + billed.returned_debits
+        source = "billing"
     raw_limit = _characteristic(body, "approvedCreditLimit")
     approved = (
         None if raw_limit is None else _decimal(raw_limit, "approvedCreditLimit").quantize(CENT)
@@ -233,6 +267,7 @@ def assess_credit(
             "orderValue": str(order_value),
             "openBalance": str(balance),
             "latePayments": late,
+            "paymentHistorySource": source,
             "creditLimit": str(decision.limit),
             "deposit": str(decision.deposit),
             "currency": currency,
