@@ -24,7 +24,7 @@ from etomcrm.config import get_settings
 from etomcrm.core.errors import TmfError
 from etomcrm.core.events import deliver_due, http_poster
 from etomcrm.db import session_scope
-from etomcrm.demo import assurance_story, story
+from etomcrm.demo import assurance_story, billing_story, story
 from etomcrm.demo.scenario import run_demo
 from etomcrm.flows import billing as billing_flow
 from etomcrm.flows import engine
@@ -484,3 +484,16 @@ def demo() -> None:
         raise typer.Exit(code=2) from stalled
     print_traces(told.traces)
     assurance_story.print_assurance(console, told)
+    console.print(
+        "Billing: two months billed, paid by direct debit and late by transfer, dunned, "
+        "disputed; the flows run in this process ..."
+    )
+    try:
+        billed = billing_story.tell_billing()
+    except TmfError as error:
+        _fail(error)
+    except story.StoryStalled as stalled:
+        console.print(f"[red]error:[/red] {stalled}")
+        raise typer.Exit(code=2) from stalled
+    print_traces(billed.traces)
+    billing_story.print_billing(console, billed)
