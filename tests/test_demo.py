@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,7 +28,7 @@ from etomcrm.cli import app
 from etomcrm.config import get_settings
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.core.resources import ResourceKind, get, list_resources
-from etomcrm.customer_interface.models import CommunicationMessageRow
+from etomcrm.customer_interface.models import CommunicationMessageRow, CustomerRow
 from etomcrm.customer_interface.service import (
     CUSTOMER_KIND,
     GEOGRAPHIC_SITE_KIND,
@@ -458,3 +459,161 @@ def test_cli_demo_continues_with_assurance_and_a_second_run_changes_nothing(
     assert "assurance story had been told on this database before" in second.output
     assert second.output.count("assurance problem-") == 2
     assert f"{violation['credit']['value']} EUR" in second.output
+
+
+def _billing_counts() -> tuple[int, ...]:
+    from etomcrm.billing.dunning_models import BillingEnquiryRow, DunningCaseRow
+    from etomcrm.billing.models import (
+        AppliedRateRow,
+        CustomerBillRow,
+        DirectDebitBatchRow,
+        PaymentRow,
+        UsageRecordRow,
+    )
+
+    rows = (
+        AppliedRateRow,
+        CustomerBillRow,
+        DirectDebitBatchRow,
+        PaymentRow,
+        UsageRecordRow,
+        DunningCaseRow,
+        BillingEnquiryRow,
+    )
+    return (*_counts(), *(_count(row) for row in rows))
+
+
+def test_cli_demo_continues_with_billing_and_a_second_run_changes_nothing(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import facturx
+
+    from etomcrm.billing.dunning_models import DunningCaseRow
+    from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
+    from etomcrm.core.clock import FLOW_CLOCK
+    from etomcrm.demo.billing_story import SCHMIDT
+
+    # given an empty database, the bills' PDFs and the messages written under tmp_path
+    monkeypatch.setenv("ETOMCRM_MESSAGE_DIR", str(tmp_path / "messages"))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    ahead = FLOW_CLOCK.now() - datetime.now(UTC)
+    # when `etomcrm demo` runs
+    first = runner.invoke(app, ["demo"], terminal_width=200)
+    # then after assurance it tells billing: the bill runs traced, the bills printed
+    assert first.exit_code == 0, first.output
+    assert not engine.is_running()
+    assert "Billing: the bills of the story" in first.output
+    assert first.output.count("bill-run bill-run-") == 2
+    for seed in ("3.8.1", "3.8.2", "3.8.3", "3.8.4", "3.8.5"):
+        assert seed in first.output, seed
+    # and the flows' clock, moved over the months of the story, is put back
+    assert abs((FLOW_CLOCK.now() - datetime.now(UTC)) - ahead) < timedelta(seconds=5)
+    with session_scope() as session:
+        customers = {
+            str(c.name): str(c.id)
+            for c in session.scalars(
+                select(CustomerRow).where(CustomerRow.name.in_(["BMW AG", SCHMIDT]))
+            )
+        }
+        bills = list(
+            session.scalars(
+                select(CustomerBillRow)
+                .where(CustomerBillRow.bill_no.is_not(None))
+                .order_by(CustomerBillRow.bill_no)
+            )
+        )
+        rates = list(session.scalars(select(AppliedRateRow)))
+        cases = list(session.scalars(select(DunningCaseRow)))
+        products = {
+            str(p.name): str(p.status)
+            for p in session.scalars(
+                select(ProductRow).where(ProductRow.owner_customer_id == customers[SCHMIDT])
+            )
+        }
+        suspends = [
+            o.body
+            for o in session.scalars(
+                select(ProductOrderRow).where(
+                    ProductOrderRow.owner_customer_id == customers[SCHMIDT]
+                )
+            )
+            if any(i["action"] == "modify" for i in o.body["productOrderItem"])
+        ]
+    bmw, schmidt = customers["BMW AG"], customers[SCHMIDT]
+    # and the bills of each series are numbered without a gap
+    series: dict[str, list[int]] = {}
+    for bill in bills:
+        prefix, _, number = str(bill.bill_no).rpartition("-")
+        series.setdefault(prefix, []).append(int(number))
+    assert series and all(n == list(range(1, len(n) + 1)) for n in series.values()), series
+    normal = [b for b in bills if b.category == "normal"]
+    bmw_bills = [b for b in normal if b.owner_customer_id == bmw]
+    late_bills = [b for b in normal if b.owner_customer_id == schmidt]
+    assert len(bmw_bills) == 2 and len(late_bills) == 2
+    # and BMW's first bill charges from each site's activation, installation and router
+    # once, the quote's discount as its own lines, and the SLA credit
+    first_lines = [r for r in rates if r.bill_id == bmw_bills[0].id]
+    kinds = {r.rate_type for r in first_lines}
+    assert {"recurring", "oneTime", "discount", "credit"} <= kinds, kinds
+    berlin = ZoneInfo("Europe/Berlin")
+    with session_scope() as session:
+        activated = {
+            str(p.id): datetime.fromisoformat(str(p.body["startDate"]).replace("Z", "+00:00"))
+            .astimezone(berlin)
+            .date()
+            for p in session.scalars(select(ProductRow).where(ProductRow.owner_customer_id == bmw))
+        }
+    recurring = [r for r in first_lines if r.rate_type == "recurring"]
+    for line in recurring:
+        assert line.product_id is not None
+        assert line.period_start == activated[line.product_id], line.characteristic
+        days = (line.period_end - line.period_start).days + 1  # type: ignore[operator]
+        assert line.characteristic["days"] == days <= line.characteristic["daysOfMonth"]
+    # access and SLA recur, router and installation are charged once, per site
+    assert sum(1 for r in first_lines if r.rate_type == "oneTime") == len(recurring)
+    assert all(r.tax_excluded < 0 for r in first_lines if r.rate_type == "discount")
+    # and traffic beyond the included volume is rated on the dealer's first bill
+    (usage,) = [r for r in rates if r.rate_type == "usage"]
+    assert usage.bill_id == late_bills[0].id and usage.tax_excluded > 0
+    # and the SLA credit of the assurance story is on exactly one bill
+    (credit,) = [r for r in rates if str(r.source_key).startswith("sla-credit/")]
+    assert credit.bill_id in {b.id for b in bmw_bills}
+    assert f"{-credit.tax_excluded} EUR" in first.output
+    # and BMW's bills were collected by direct debit and are settled
+    assert [b.status for b in bmw_bills] == ["settled", "settled"]
+    # and the dealer paid late: reminder, notice with fee, final notice, suspension by a
+    # suspend order, then paid and resumed
+    (case,) = [c for c in cases if c.bill_id == late_bills[0].id]
+    assert case.status == "closed"
+    steps = [h.get("name") or h.get("event") for h in case.body["history"]]
+    assert steps == ["reminder", "notice", "finalNotice", "suspended", "closed"], steps
+    assert case.body["history"][-1]["outcome"] == "paid; services resumed"
+    assert late_bills[0].status == "settled"
+    assert suspends and {
+        i["product"]["status"] for o in suspends for i in o["productOrderItem"]
+    } >= {"suspended", "active"}
+    assert set(products.values()) == {"active"}, products
+    # and BMW's disputed line was settled by a credit note referencing its bill
+    (note,) = [b for b in bills if b.category == "creditNote"]
+    assert str(note.bill_no).startswith("GS-")
+    assert note.body["referencedBill"] == bmw_bills[1].id
+    assert note.amount_due < 0
+    # and every bill is a PDF a person can open, with its Factur-X XML inside
+    for bill in bills:
+        pdf = tmp_path / f"{bill.bill_no}.pdf"
+        assert pdf.read_bytes().startswith(b"%PDF"), pdf
+        _, xml = facturx.get_xml_from_pdf(pdf.read_bytes(), check_xsd=False)
+        assert xml and str(bill.bill_no).encode() in xml, bill.bill_no
+        assert str(bill.bill_no) in first.output
+
+    # when it runs again
+    before = _billing_counts()
+    second = runner.invoke(app, ["demo"], terminal_width=200)
+    # then it changes nothing and shows the same bills
+    assert second.exit_code == 0, second.output
+    assert _billing_counts() == before
+    assert "billing story had been told on this database before" in second.output
+    for bill in bills:
+        assert str(bill.bill_no) in second.output

@@ -38,9 +38,9 @@ from sqlalchemy.orm import Session
 from etomcrm.billing import bills
 from etomcrm.billing import dunning as dunning_rules
 from etomcrm.billing.bank_statements import import_statement
-from etomcrm.billing.direct_debit import collect
-from etomcrm.billing.enquiries import approve_adjustment, dispute_bill, propose_adjustment
+from etomcrm.billing.direct_debit import batch_items, collect
 from etomcrm.billing.dunning_models import BillingEnquiryRow
+from etomcrm.billing.enquiries import approve_adjustment, dispute_bill, propose_adjustment
 from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
 from etomcrm.billing.usage import TRAFFIC, Usage, ingest_usage
 from etomcrm.bootstrap import bootstrap
@@ -82,13 +82,12 @@ from etomcrm.selling.accounts import BILLING_ACCOUNT_KIND, PAYMENT_METHOD_KIND
 from etomcrm.selling.customer_data import complete_customer_data, missing_contract_data
 from etomcrm.selling.education import record_education
 from etomcrm.selling.feasibility import qualify_sites
-from etomcrm.selling.models import BillingAccountRow
+from etomcrm.selling.models import BillingAccountRow, PaymentMethodRow
 from etomcrm.selling.quotes import (
     QuoteLine,
     accept_quote,
     approve_quote,
     draft_quote,
-    education_reason,
     submit_quote,
 )
 
@@ -144,6 +143,7 @@ class BillingSummary:
     months: tuple[str, str] = ("", "")
     bills: list[BillView] = field(default_factory=list)
     first_bill_lines: dict[str, int] = field(default_factory=dict)  # rate type -> lines
+    prorated: set[str] = field(default_factory=set)  # recurring charged from activation
     usage_bill: str = ""  # the bill with a usage line, and its line
     credit_bill: str = ""  # the bill that carries the SLA credit
     credit: str = ""
@@ -392,7 +392,7 @@ def _schmidt_order(customer_id: str, site_id: str) -> str:
         lambda s: _flow_state(s, "post-ordering", order_id) == "completed" or None,
         FLOW_TIMEOUT_SECONDS,
     )
-    return order_id
+    return str(order_id)
 
 
 # ----- usage --------------------------------------------------------------------------
@@ -535,7 +535,7 @@ def _collect_and_book(bill_id: str) -> str:
         batch = collect(session, due, created_at=_morning(due - timedelta(days=5)))
         if batch is None:
             raise StoryStalled(f"no direct debit collected for {bill.bill_no} on {due}")
-        items = [i for i in bills_items(session, batch.id) if i.bill_id == bill_id]
+        items = [i for i in batch_items(session, batch.id) if i.bill_id == bill_id]
         (item,) = items
         account = session.get(BillingAccountRow, bill.billing_account_id)
         credit = _Credit(
@@ -556,15 +556,7 @@ def _collect_and_book(bill_id: str) -> str:
         )
 
 
-def bills_items(session: Session, batch_id: str) -> list:  # type: ignore[type-arg]
-    from etomcrm.billing.direct_debit import batch_items
-
-    return batch_items(session, batch_id)
-
-
 def _iban_of(session: Session, account_id: str) -> str:
-    from etomcrm.selling.models import PaymentMethodRow
-
     body = session.scalar(
         select(PaymentMethodRow.body).where(PaymentMethodRow.billing_account_id == account_id)
     )
@@ -862,6 +854,10 @@ def _read_back(
                 summary.first_bill_lines[line.rate_type] = (
                     summary.first_bill_lines.get(line.rate_type, 0) + 1
                 )
+                days = (line.characteristic or {}).get("days")
+                if line.rate_type == "recurring" and days is not None:
+                    of = (line.characteristic or {}).get("daysOfMonth")
+                    summary.prorated.add(f"from {line.period_start} ({days} of {of} days)")
         credits = session.scalars(
             select(AppliedRateRow).where(
                 AppliedRateRow.source_key.like("sla-credit/%"),
@@ -883,7 +879,7 @@ def _read_back(
             bill = by_id.get(str(line.bill_id))
             summary.usage_bill = (
                 f"{bill.bill_no if bill else line.bill_id}: {line.name}, {line.quantity} GB "
-                f"× {line.unit_price} = {line.tax_excluded} EUR"
+                f"at {line.unit_price} = {line.tax_excluded} EUR"
             )
         for bill in bmw_bills[:2]:
             summary.collection += f"{bill.bill_no}: {bill.status}" + (
@@ -893,10 +889,12 @@ def _read_back(
         if late:
             case = dunning_rules.dunning_of_bill(session, PAULA, late[0].id)
             summary.dunning = [
-                f"{h.get('levelName', h.get('level'))}: {h.get('date', '')[:10]}"
+                f"{h.get('name') or h.get('event')} {str(h.get('date', ''))[:10]}"
+                + (f" (fee {h['fee']['value']} EUR)" if h.get("fee") else "")
+                + (f" (suspension on {h['suspensionDate']})" if h.get("suspensionDate") else "")
+                + (f": {h['outcome']}" if h.get("outcome") else "")
                 for h in case.get("history", [])
             ]
-            summary.dunning.append(f"case {case['status']}: {case.get('outcome', '')}")
             summary.traces += flows_of_case(session, late[0].id)
             summary.schmidt_products = ", ".join(
                 sorted(
@@ -914,14 +912,13 @@ def _read_back(
         if enquiry is not None:
             adjustment = enquiry.body.get("adjustment") or {}
             authorization = (adjustment.get("authorization") or {}).get("state")
+            credited = (adjustment.get("netAmount") or {}).get("value")
+            how = "approved by a second person" if authorization else "under the approval limit"
             summary.enquiry = (
-                f"{enquiry.id} {enquiry.status}: net {adjustment.get('netAmount', {}).get('value')} "
-                f"EUR, "
-                + (
-                    "approved by a second person"
-                    if authorization
-                    else "below the approval threshold"
-                )
+                f"BMW disputed a line of {by_id[enquiry.bill_id].bill_no}; "
+                f"enquiry {enquiry.status}, {credited} EUR net credited ({how})"
+                if enquiry.bill_id in by_id
+                else f"enquiry {enquiry.status}"
             )
         for note in (b for b in rows if b.category == "creditNote"):
             referenced = by_id.get(str(note.body.get("referencedBill")))
@@ -967,7 +964,15 @@ def print_billing(console: Console, summary: BillingSummary) -> None:
             else ""
         ),
     )
-    facts.add_row("Traffic rated", summary.usage_bill or "no usage line")
+    facts.add_row(
+        "Recurring charges",
+        "prorated from each site's activation: " + ", ".join(sorted(summary.prorated)),
+    )
+    facts.add_row(
+        "Traffic rated (3.8.2)",
+        (summary.usage_bill or "no usage line")
+        + "; BMW's quote has no traffic item, so its sites' traffic is not charged",
+    )
     facts.add_row("SEPA direct debit (3.8.5)", summary.collection)
     facts.add_row("Dunning of Autohaus Schmidt (3.8.5)", "; ".join(summary.dunning))
     facts.add_row("Autohaus Schmidt's products", summary.schmidt_products)
