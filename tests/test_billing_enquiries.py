@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from etomcrm.billing.models import CustomerBillRow
+from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
 from etomcrm.customer_interface.models import CommunicationMessageRow, PartyInteractionRow
 from etomcrm.db import session_scope, utcnow
 from etomcrm.network.port import business_date
@@ -348,3 +348,52 @@ def test_staff_take_up_a_customer_request_as_an_enquiry(
         request = session.get(PartyInteractionRow, filed.json()["id"])
         assert request is not None
         assert "billing enquiry" in request.body["note"][-1]["text"]
+
+
+def test_a_line_credited_in_full_is_credited_less_its_contract_discount(
+    client: TestClient,
+    auth: TokenFactory,
+    credit_notes: CreditNotes,  # noqa: F811
+) -> None:
+    # given a bill whose access line (429.00 net) had 15 % off on a discount line of its own
+    customer_id, bill_id = _bill((("Site access, December", "510.51"),))
+    with session_scope() as session:
+        session.add(
+            AppliedRateRow(
+                id=f"{bill_id}-d1",
+                source_key=f"test/{bill_id}/discount",
+                billing_account_id=f"acct-{customer_id}",
+                customer_id=customer_id,
+                bill_id=bill_id,
+                rate_type="discount",
+                name="Contract discount 15 % on Site access",
+                tax_excluded=Decimal("-64.35"),
+                tax_rate=Decimal("19.00"),
+                tax_amount=Decimal("-12.23"),
+                tax_included=Decimal("-76.58"),
+                currency="EUR",
+                characteristic={"discountOf": {"id": f"{bill_id}-l1"}},
+            )
+        )
+    own = auth("customer", customer_id=customer_id)
+    enquiry = _dispute(
+        client,
+        own,
+        customerBill={"id": bill_id},
+        disputedLine=[{"id": f"{bill_id}-l1"}],
+        description="The site was down for repair",
+    )
+
+    # when billing credits the disputed line in full
+    adjusted = client.post(
+        f"{ENQUIRIES}/{enquiry['id']}/adjust",
+        json={"reason": "agreed"},
+        headers=auth("billing"),
+    )
+
+    # then the credit is what the line cost the customer: list price less its discount
+    assert adjusted.status_code == 200, adjusted.text
+    ((_, lines, _),) = credit_notes.made
+    assert [(line.amount, line.applied_rate_id) for line in lines] == [
+        (Decimal("433.93"), f"{bill_id}-l1")
+    ]

@@ -385,8 +385,23 @@ def _credit_lines(
         else []
     )
     if amount is None and rates:
+        # A line credited in full is what the customer was charged for it: its list price
+        # less the contract discount the bill took off it on a line of its own.
+        discounts: dict[str, Decimal] = {}
+        for discount in session.scalars(
+            select(AppliedRateRow).where(
+                AppliedRateRow.bill_id == row.bill_id, AppliedRateRow.rate_type == "discount"
+            )
+        ):
+            of = str(((discount.characteristic or {}).get("discountOf") or {}).get("id"))
+            discounts[of] = discounts.get(of, Decimal(0)) + discount.tax_included
         return [
-            CreditLine(f"Credit: {rate.name}", rate.tax_included, rate.tax_rate, rate.id)
+            CreditLine(
+                f"Credit: {rate.name}",
+                rate.tax_included + discounts.get(rate.id, Decimal(0)),
+                rate.tax_rate,
+                rate.id,
+            )
             for rate in sorted(rates, key=lambda r: disputed_ids.index(r.id))
         ]
     credited = amount if amount is not None else row.disputed_amount
