@@ -820,6 +820,8 @@ def _read_back(
                 .order_by(CustomerBillRow.bill_no)
             )
         )
+        # month by month, each month's bills before the credit notes that correct them
+        rows.sort(key=lambda r: (r.period_start or date.min, r.category == "creditNote"))
         for row in rows:
             path = where / f"{row.bill_no}.pdf"
             if write or not path.exists():
@@ -886,6 +888,7 @@ def _read_back(
                 "; " if bill is bmw_bills[0] else ""
             )
         late = [b for b in rows if b.owner_customer_id == schmidt_id and b.category == "normal"]
+        dunning_traces: list[FlowTrace] = []
         if late:
             case = dunning_rules.dunning_of_bill(session, PAULA, late[0].id)
             summary.dunning = [
@@ -895,7 +898,7 @@ def _read_back(
                 + (f": {h['outcome']}" if h.get("outcome") else "")
                 for h in case.get("history", [])
             ]
-            summary.traces += flows_of_case(session, late[0].id)
+            dunning_traces = flows_of_case(session, late[0].id)
             summary.schmidt_products = ", ".join(
                 sorted(
                     f"{name} {status}"
@@ -928,6 +931,7 @@ def _read_back(
             )
         for period in months:
             summary.traces += flows_of_case(session, billing_flow.bill_run_workflow_id(period))
+        summary.traces += dunning_traces
     return summary
 
 
