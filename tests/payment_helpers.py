@@ -39,7 +39,23 @@ def account(
             name=name,
             status="active",
             owner_customer_id=customer_id,
-            body={"id": account_id, "@type": "BillingAccount", "name": name, "state": "active"},
+            body={
+                "id": account_id,
+                "@type": "BillingAccount",
+                "name": name,
+                "state": "active",
+                "currency": "EUR",
+                "billCycleDay": 1,
+                "billStructure": {"presentationMedia": [{"name": "portal"}]},
+                "relatedParty": [
+                    {
+                        "id": customer_id,
+                        "@referredType": "Customer",
+                        "role": "customer",
+                        "name": "customer",
+                    }
+                ],
+            },
             bill_cycle_day=1,
             currency="EUR",
         )

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import psycopg
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from etomcrm.api.conventions import MAX_JSON_DEPTH
-from etomcrm.core.resources import MAX_FILTER_VALUES
+from etomcrm.config import get_settings
+from etomcrm.core.models import AuditRecord, OutboxEvent
+from etomcrm.core.resources import MAX_FILTER_VALUES, MAX_FILTERS
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.db import session_scope
 from tests.factories import CUSTOMER, customer
@@ -110,3 +116,59 @@ def test_reads_and_writes_survive_killed_database_connections(
     assert client.get(href, headers=admin).status_code == 200
     assert client.get(f"{CUSTOMER}/customer", headers=admin).status_code == 200
     assert customer(client, admin, "Audi AG")["name"] == "Audi AG"
+
+
+def _written() -> tuple[int, int]:
+    """What any write leaves behind: audit records and outbox events."""
+    with session_scope() as session:
+        return (
+            session.scalar(select(func.count()).select_from(AuditRecord)) or 0,
+            session.scalar(select(func.count()).select_from(OutboxEvent)) or 0,
+        )
+
+
+def _routes(client: TestClient) -> list[tuple[str, str]]:
+    """Every (method, path) the service answers, path parameters filled with an id that
+    names nothing."""
+    app: Any = client.app
+    found = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or route.path.startswith(("/docs", "/openapi")):
+            continue
+        path = re.sub(r"\{[^}]+\}", "no-such-id", route.path)
+        found += [(method, path) for method in sorted(route.methods)]
+    return found
+
+
+def test_hostile_bodies_and_queries_on_every_route_get_a_4xx_and_write_nothing(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given every route of the service, and what is written so far
+    before = _written()
+    deep = "[" * (MAX_JSON_DEPTH + 10) + "]" * (MAX_JSON_DEPTH + 10)
+    huge = '{"name": "' + "x" * (get_settings().max_body_bytes + 1) + '"}'
+    too_many = "&".join(f"name=n{n}" for n in range(MAX_FILTERS + 1))
+    alternatives = "name=" + ",".join(f"n{n}" for n in range(MAX_FILTER_VALUES + 1))
+    checked = 0
+    for method, path in _routes(client):
+        if method in ("POST", "PATCH", "PUT"):
+            # when a body nested too deep, or too large, is sent
+            for body in (deep, huge, "{not json", '{"a": 1e999999}'):
+                answer = client.request(method, path, content=body, headers={**admin, **JSON})
+                # then it is refused as the client's fault, never a 5xx
+                assert 400 <= answer.status_code < 500, (method, path, answer.status_code)
+                checked += 1
+        if method == "GET":
+            # when a query has too many filters, alternatives, or numbers out of range
+            for query in (
+                too_many,
+                alternatives,
+                "limit=1e30",
+                "offset=-1&limit=18446744073709551616",
+            ):
+                answer = client.get(f"{path}?{query}", headers=admin)
+                assert answer.status_code < 500, (path, query, answer.status_code)
+                checked += 1
+    # and nothing was written anywhere
+    assert checked > 200
+    assert _written() == before

@@ -59,7 +59,21 @@ def _account(customer_id: str) -> str:
             at_type="BillingAccount",
             name="Invoices",
             owner_customer_id=customer_id,
-            body={"name": "Invoices", "@type": "BillingAccount"},
+            body={
+                "name": "Invoices",
+                "@type": "BillingAccount",
+                "currency": "EUR",
+                "billCycleDay": 1,
+                "billStructure": {"presentationMedia": [{"name": "portal"}]},
+                "relatedParty": [
+                    {
+                        "id": customer_id,
+                        "@referredType": "Customer",
+                        "role": "customer",
+                        "name": "customer",
+                    }
+                ],
+            },
             bill_cycle_day=1,
             currency="EUR",
         )

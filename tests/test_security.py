@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -12,9 +14,10 @@ from typer.testing import CliRunner
 
 from etomcrm.bootstrap import KINDS as API_KINDS
 from etomcrm.cli import app as cli
+from etomcrm.config import get_settings
 from etomcrm.core.models import AuditRecord
-from etomcrm.db import session_scope, utcnow
-from etomcrm.security.models import ApiKey, UserAccount
+from etomcrm.db import get_engine, session_scope, utcnow
+from etomcrm.security.models import ApiKey, InstallationSecret, UserAccount
 from etomcrm.security.service import _signing_secret, create_user
 from tests.conftest import TokenFactory
 from tests.factories import (
@@ -321,3 +324,36 @@ def test_staff_changes_keep_a_contact_with_its_customer(
     assert fixed.status_code == 200
     # then the customer still sees it
     assert client.get(f"{PARTY}/individual/{contact['id']}", headers=token).status_code == 200
+
+
+def test_login_tokens_are_signed_with_the_secret_from_a_file_and_it_stays_out_of_the_database(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the signing secret in a file (a mounted secret)
+    secret = "a mounted secret of well over thirty-two characters"
+    (tmp_path / "secret").write_text(secret + "\n")
+    monkeypatch.setenv("ETOMCRM_SECRET_KEY_FILE", str(tmp_path / "secret"))
+    get_settings.cache_clear()
+    with session_scope() as session:
+        create_user(session, "anna.sales", "correct horse battery", "sales")
+    # when a user signs in
+    token = client.post(
+        "/auth/token", json={"username": "anna.sales", "password": "correct horse battery"}
+    ).json()["access_token"]
+    # then the token is signed with the file's secret, and the database keeps none
+    assert jwt.decode(token, secret, algorithms=["HS256"])["sub"]
+    with session_scope() as session:
+        assert session.scalars(select(InstallationSecret)).all() == []
+    assert client.get(
+        f"{CUSTOMER}/customer", headers={"Authorization": f"Bearer {token}"}
+    ).is_success
+
+
+def test_a_new_sqlite_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # given no database file yet
+    path = tmp_path / "fresh.db"
+    # when etomcrm opens it
+    with get_engine(f"sqlite:///{path}").connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+    # then it was created 0600 (customer data and password hashes are in it)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

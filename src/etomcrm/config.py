@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     # Signs staff login tokens. When unset, a secret is generated once and kept in the
     # database so every worker process of one installation agrees on it.
     secret_key: str | None = None
+    # The same from a file (a mounted secret), so it is neither in the environment nor
+    # in the database.
+    secret_key_file: Path | None = None
     max_body_bytes: int = 1_000_000
     default_page_limit: int = 50
     max_page_limit: int = 1000

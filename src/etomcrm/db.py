@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, DateTime, Engine, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, create_engine, event, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -117,9 +117,20 @@ _JSON = {
 }
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600) before SQLite
+    does (which would take the umask, often world-readable): it holds customer data and
+    password hashes. An existing file keeps the mode its owner gave it."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 @lru_cache(maxsize=16)
 def _engine_for(url: str, pid: int, reader: bool) -> Engine:
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **_JSON)
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "connect", _sqlite_autocommit)

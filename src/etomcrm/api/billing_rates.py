@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from etomcrm.api.conventions import current_principal, json_response
+from etomcrm.api.conventions import current_principal, json_response, public_base_url
 from etomcrm.api.tmf import error_responses, paging
 from etomcrm.billing.models import AppliedRateRow
 from etomcrm.config import get_settings
@@ -182,7 +182,7 @@ def list_rates(
     rows = session.scalars(
         query.order_by(AppliedRateRow.rated_at, AppliedRateRow.id).offset(offset).limit(size)
     ).all()
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url()
     return [_only(render_rate(row, base), fields) for row in rows], total
 
 
@@ -232,6 +232,6 @@ async def retrieve(request: Request, id: str) -> Response:
                 principal.is_customer and rate.customer_id != principal.customer_id
             ):
                 raise NotFound(f"appliedCustomerBillingRate {id} not found")
-            return render_rate(rate, str(request.base_url).rstrip("/"))
+            return render_rate(rate, public_base_url())
 
     return json_response(_only(await run_in_threadpool(unit_of_work), fields))

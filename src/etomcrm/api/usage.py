@@ -27,7 +27,7 @@ from fastapi.responses import Response
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, public_base_url, read_json
 from etomcrm.api.tmf import (
     FIELDS_PARAMETER,
     ID_PARAMETER,
@@ -147,10 +147,6 @@ def render_usage(row: UsageRecordRow, base_url: str) -> JsonDict:
     return body
 
 
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 def _ingest(principal: Principal, items: list[Any]) -> IngestResult:
     _check_writer(principal)
     records = parse_usage(items)
@@ -182,7 +178,7 @@ async def post_usage(request: Request) -> Response:
                 select(UsageRecordRow).where(UsageRecordRow.usage_id == payload["id"])
             )
             assert row is not None  # just stored
-            return render_usage(row, _base_url(request))
+            return render_usage(row, public_base_url())
 
     return json_response(await run_in_threadpool(unit_of_work), 201)
 
@@ -332,7 +328,7 @@ async def list_usage(request: Request) -> Response:
         if key in filters:
             raise InvalidRequest(f"give {key} once")
         filters[key] = value
-    base = _base_url(request)
+    base = public_base_url()
 
     def unit_of_work() -> tuple[list[JsonDict], int]:
         with session_scope(readonly=True) as session:
@@ -359,7 +355,7 @@ async def retrieve_usage(request: Request) -> Response:
     principal = current_principal(request)
     usage_id = request.path_params["id"]
     fields = request.query_params.get("fields")
-    base = _base_url(request)
+    base = public_base_url()
 
     def unit_of_work() -> JsonDict | None:
         with session_scope(readonly=True) as session:

@@ -145,6 +145,24 @@ def totals(lines: Sequence[tuple[Decimal, Decimal]]) -> Totals:
 # ----- billing an account ----------------------------------------------------------
 
 
+def _amounts(total: Totals, currency: str) -> JsonDict:
+    """A new bill's TMF678 amounts: due (all of it open), net, gross and tax per rate."""
+    return {
+        "amountDue": _money(total.gross, currency),
+        "remainingAmount": _money(total.gross, currency),
+        "taxExcludedAmount": _money(total.net, currency),
+        "taxIncludedAmount": _money(total.gross, currency),
+        "taxItem": [
+            {
+                "taxCategory": "VAT" if t.category == "S" else "VAT reverse charge",
+                "taxRate": float(t.rate / 100),
+                "taxAmount": _money(t.tax, currency),
+            }
+            for t in total.taxes
+        ],
+    }
+
+
 def run_key_for(account_id: str, period_start: date, period_end: date) -> str:
     return f"{account_id}/{period_start.isoformat()}/{period_end.isoformat()}"
 
@@ -211,18 +229,7 @@ def bill_account(
             "startDateTime": _instant(period_start),
             "endDateTime": _instant(period_end),
         },
-        "amountDue": _money(total.gross, currency),
-        "remainingAmount": _money(total.gross, currency),
-        "taxExcludedAmount": _money(total.net, currency),
-        "taxIncludedAmount": _money(total.gross, currency),
-        "taxItem": [
-            {
-                "taxCategory": "VAT" if t.category == "S" else "VAT reverse charge",
-                "taxRate": float(t.rate / 100),
-                "taxAmount": _money(t.tax, currency),
-            }
-            for t in total.taxes
-        ],
+        **_amounts(total, currency),
         "billingAccount": {
             "id": account_id,
             "name": account.name,
@@ -722,18 +729,7 @@ def credit_note(
         "description": reason,
         "referencedBill": bill_id,
         "billingPeriod": bill.body.get("billingPeriod"),
-        "amountDue": _money(total.gross, currency),
-        "remainingAmount": _money(total.gross, currency),
-        "taxExcludedAmount": _money(total.net, currency),
-        "taxIncludedAmount": _money(total.gross, currency),
-        "taxItem": [
-            {
-                "taxCategory": "VAT" if t.category == "S" else "VAT reverse charge",
-                "taxRate": float(t.rate / 100),
-                "taxAmount": _money(t.tax, currency),
-            }
-            for t in total.taxes
-        ],
+        **_amounts(total, currency),
         "billingAccount": bill.body.get("billingAccount"),
         "relatedParty": bill.body.get("relatedParty"),
         "lastUpdate": _instant(today),

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from etomcrm.billing.models import UsageRecordRow
-from etomcrm.core.errors import InvalidRequest, UnknownReference
+from etomcrm.core.errors import RefusedRows
 from etomcrm.core.tmf_schemas import USAGE, schema_errors
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.db import utcnow
@@ -124,26 +124,6 @@ class UsageToBill:
     unit: str = UNIT
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.unknown_only = True
-
-    def add(self, index: int, message: str, *, unknown: bool = False) -> None:
-        self.messages.append(f"usage[{index}]: {message}")
-        self.unknown_only = self.unknown_only and unknown
-
-    def raise_any(self) -> None:
-        if not self.messages:
-            return
-        shown = "; ".join(self.messages[:MAX_ERRORS])
-        more = len(self.messages) - MAX_ERRORS
-        text = f"{len(self.messages)} usage record(s) refused, nothing stored: {shown}" + (
-            f"; and {more} more" if more > 0 else ""
-        )
-        raise UnknownReference(text) if self.unknown_only else InvalidRequest(text)
-
-
 def _instant(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -199,7 +179,7 @@ def parse_usage(items: Sequence[Any]) -> list[Usage]:
     interval ``startDateTime``/``endDateTime`` (or ``validFor``; ``usageDate`` alone
     is an instant).
     """
-    problems = _Problems()
+    problems = RefusedRows("usage", "usage record(s)", shown=MAX_ERRORS)
     records: list[Usage] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -287,7 +267,7 @@ def parse_usage(items: Sequence[Any]) -> list[Usage]:
 
 def check_records(records: Sequence[Usage]) -> None:
     """The sense of each record (volume in range, interval in order, ids unique)."""
-    problems = _Problems()
+    problems = RefusedRows("usage", "usage record(s)", shown=MAX_ERRORS)
     seen: set[str] = set()
     for index, record in enumerate(records):
         if not record.usage_id or len(record.usage_id) > 128:
@@ -329,7 +309,7 @@ def check_references(session: Session, records: Sequence[Usage]) -> None:
                 select(ProductRow.id, ProductRow.owner_customer_id).where(ProductRow.id.in_(part))
             )
         )
-    problems = _Problems()
+    problems = RefusedRows("usage", "usage record(s)", shown=MAX_ERRORS)
     for index, record in enumerate(records):
         if record.customer_id not in known_customers:
             problems.add(index, f"customer {record.customer_id!r} is unknown", unknown=True)

@@ -86,3 +86,28 @@ class ServiceUnavailable(RetryLater):
     """The database is out of reach for a moment (connections lost, a failover)."""
 
     status, code, reason = 503, "SERVICE_UNAVAILABLE", "Service unavailable"
+
+
+class RefusedRows:
+    """The refused rows of a batch, collected so that one answer names them all (the
+    first ``shown``): ``add`` each, then ``raise_any``; nothing of the batch is stored.
+    Refused only for references that name nothing, the answer is 422, else 400."""
+
+    def __init__(self, item: str, noun: str, *, shown: int = 10) -> None:
+        self.item, self.noun, self.shown = item, noun, shown
+        self.messages: list[str] = []
+        self.unknown_only = True
+
+    def add(self, index: int, message: str, *, unknown: bool = False) -> None:
+        self.messages.append(f"{self.item}[{index}]: {message}")
+        self.unknown_only = self.unknown_only and unknown
+
+    def raise_any(self) -> None:
+        if not self.messages:
+            return
+        shown = "; ".join(self.messages[: self.shown])
+        more = len(self.messages) - self.shown
+        text = f"{len(self.messages)} {self.noun} refused, nothing stored: {shown}" + (
+            f"; and {more} more" if more > 0 else ""
+        )
+        raise UnknownReference(text) if self.unknown_only else InvalidRequest(text)

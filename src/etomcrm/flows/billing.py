@@ -176,8 +176,7 @@ def bill_account_step(
             related=(ref,),
         )
     ]
-    if rated is not None:
-        tasks.insert(0, Task(*RATE, f"account {account_id}: {rated} charge(s) rated"))
+    tasks.insert(0, Task(*RATE, f"account {account_id}: {rated} charge(s) rated"))
     return {"bill": bill_id, "billNo": bill_no}, tasks
 
 

@@ -23,6 +23,7 @@ from dbos._error import DBOSNonExistentWorkflowError
 
 import etomcrm
 from etomcrm.config import get_settings
+from etomcrm.db import private_sqlite_file
 from etomcrm.flows.framework import WORKFLOWS
 
 QUEUE_NAME = "etomcrm-flows"
@@ -79,6 +80,9 @@ def launch(
     if not WORKFLOWS:
         raise RuntimeError("no flow is registered: call etomcrm.bootstrap.bootstrap() first")
     url = system_database_url(database_url)
+    if url.startswith("sqlite"):
+        # The checkpoints hold the steps' results, customer data among them.
+        private_sqlite_file(url)
     with _lock:
         if _launched_for == url:
             return

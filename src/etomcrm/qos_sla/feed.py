@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
 from etomcrm.core.clock import iso
-from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest, UnknownReference
+from etomcrm.core.errors import Conflict, Forbidden, InvalidRequest, RefusedRows
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.qos_sla.assessment import assess, trend_warning
@@ -89,28 +89,6 @@ class BatchResult:
         }
 
 
-class _Problems:
-    """Refused rows, collected so that one answer names them all (up to MAX_ERRORS)."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.unknown_only = True
-
-    def add(self, index: int, message: str, *, unknown: bool = False) -> None:
-        self.messages.append(f"measurement[{index}]: {message}")
-        self.unknown_only = self.unknown_only and unknown
-
-    def raise_any(self) -> None:
-        if not self.messages:
-            return
-        shown = "; ".join(self.messages[:MAX_ERRORS])
-        more = len(self.messages) - MAX_ERRORS
-        text = f"{len(self.messages)} measurement(s) refused, nothing stored: {shown}" + (
-            f"; and {more} more" if more > 0 else ""
-        )
-        raise UnknownReference(text) if self.unknown_only else InvalidRequest(text)
-
-
 def _number(row: Mapping[str, Any], name: str) -> float | None:
     value = row.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -133,7 +111,7 @@ def parse_batch(payload: Any) -> list[dict[str, Any]]:
             f"a batch holds at most {MAX_BATCH} measurements, this one {len(items)}: "
             "split it into several batches"
         )
-    problems = _Problems()
+    problems = RefusedRows("measurement", "measurement(s)", shown=MAX_ERRORS)
     rows: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -156,7 +134,7 @@ def parse_batch(payload: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _row(index: int, item: Mapping[str, Any], problems: _Problems) -> dict[str, Any] | None:
+def _row(index: int, item: Mapping[str, Any], problems: RefusedRows) -> dict[str, Any] | None:
     measurement_id, link_id = item["id"], item["linkId"]
     if not isinstance(measurement_id, str) or not 0 < len(measurement_id) <= 128:
         problems.add(index, "id must be text of 1 to 128 characters")
@@ -255,7 +233,7 @@ def _authorize(principal: Principal) -> None:
         )
 
 
-def _check_values(index: int, row: Mapping[str, Any], now: datetime, problems: _Problems) -> None:
+def _check_values(index: int, row: Mapping[str, Any], now: datetime, problems: RefusedRows) -> None:
     at: datetime = row["at"]
     seconds: int = row["interval_seconds"]
     if at.tzinfo is None:
@@ -313,7 +291,7 @@ def feed_measurements(
             )
         )
     }
-    problems = _Problems()
+    problems = RefusedRows("measurement", "measurement(s)", shown=MAX_ERRORS)
     first: dict[str, tuple[int, Mapping[str, Any]]] = {}
     fresh: list[dict[str, Any]] = []
     for index, row in enumerate(rows):

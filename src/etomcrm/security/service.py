@@ -150,9 +150,19 @@ def create_user(
 
 
 def _signing_secret(session: Session) -> str:
-    configured = get_settings().secret_key
-    if configured:
-        return configured
+    settings = get_settings()
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.secret_key_file:
+        try:
+            from_file = settings.secret_key_file.read_text().strip()
+        except OSError as error:
+            raise RuntimeError(
+                f"ETOMCRM_SECRET_KEY_FILE {settings.secret_key_file}: {error.strerror}"
+            ) from None
+        if len(from_file) < 32:
+            raise RuntimeError("ETOMCRM_SECRET_KEY_FILE holds fewer than 32 characters")
+        return from_file
     row = session.get(InstallationSecret, "login-token")
     if row is None:
         row = InstallationSecret(name="login-token", value=secrets.token_urlsafe(48))

@@ -668,22 +668,22 @@ def record_account_balance(
 ) -> None:
     """Write the TMF666 ``accountBalance`` (what the customer owes; negative: credit).
 
-    Only this function writes it; a request that tries is refused or ignored.
+    Only this function writes it; a request that tries is refused. It is billing's fact,
+    written beside the account's document as it is, so an account whose other attributes
+    an older version accepted still gets its balance.
     """
+    account = session.get(BillingAccountRow, account_id)
+    if account is None:
+        return
     value = amount.quantize(CENT, ROUND_HALF_UP)
     balance: JsonDict = {
         "balanceType": "receivable",
         "amount": {"unit": currency, "value": float(value)},
         "validFor": {"startDateTime": iso(utcnow())},
     }
-    resources.patch(
-        session,
-        BILLING_ACCOUNT_KIND,
-        _service(),
-        account_id,
-        {"accountBalance": [balance]},
-        by_service=True,
-    )
+    account.body = {**account.body, "accountBalance": [balance]}
+    account.version = (account.version or 1) + 1
+    account.updated_at = utcnow()
 
 
 def mark_first_collection(session: Session, payment_method_id: str) -> None:
