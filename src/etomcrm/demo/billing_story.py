@@ -11,8 +11,9 @@ lines, and the SLA credit of the assurance story. BMW pays by SEPA B2B direct de
 pays late: the dunning flow sends a reminder, a notice with a fee and a final notice,
 suspends its services through a suspend order on the Fulfillment flow, and resumes them
 when its transfer (a camt.053 statement naming the bill) is booked. The month after is
-billed too; BMW disputes one line of that bill (3.8.1) and gets a credit note approved
-by a second person, set off against the bill before the rest is collected.
+billed too; BMW disputes one line of that bill (3.8.1) and gets a credit note (approved
+by a second person when above the approval limit), set off against the bill before the
+rest is collected.
 
 The flows' clock (``core.clock.FLOW_CLOCK``) is moved to the first of each following
 month for the bill runs and over the dunning deadlines, never slept on, and put back at
@@ -59,13 +60,13 @@ from etomcrm.demo.scenario import PROVIDER_NAME
 from etomcrm.demo.story import (
     ACCESS,
     ANNA,
+    BERND,
     FLOW_TIMEOUT_SECONDS,
     StoryStalled,
     _customer_id,
     _flow_state,
     _offerings,
     _order,
-    _quote,
     _wait,
     katrin,
     network,
@@ -82,7 +83,7 @@ from etomcrm.selling.accounts import BILLING_ACCOUNT_KIND, PAYMENT_METHOD_KIND
 from etomcrm.selling.customer_data import complete_customer_data, missing_contract_data
 from etomcrm.selling.education import record_education
 from etomcrm.selling.feasibility import qualify_sites
-from etomcrm.selling.models import BillingAccountRow, PaymentMethodRow
+from etomcrm.selling.models import BillingAccountRow, PaymentMethodRow, QuoteRow
 from etomcrm.selling.quotes import (
     QuoteLine,
     accept_quote,
@@ -100,13 +101,15 @@ SCHMIDT_IBAN = "DE12500105170648489890"
 SCHMIDT_ACCOUNT = "Autohaus Schmidt Buchhaltung"
 SCHMIDT_ITEMS = (ACCESS, "Managed router", "Installation", "Traffic volume beyond included volume")
 SCHMIDT_SLA = "SLA Silver"
+SCHMIDT_QUOTE = "Extranet access for Autohaus Schmidt, traffic billed by volume"
 # The provider's own account the bank reports on (camt), as the sample statement.
 PROVIDER_IBAN = "DE89370400440532013000"
 PROVIDER_BIC = "COBADEFFXXX"
 # Traffic beyond the included volume at the dealer: a busy first day after activation.
 EXTRA_GB = Decimal(40)
 USAGE_HOURS = 24
-# Billing staff: Lena proposes the adjustment, Tobias approves it (four eyes).
+# Billing staff: Paula proposes an adjustment; above the approval limit Tobias approves it
+# (four eyes).
 PAULA = Principal(id="staff-paula-richter", name="Paula Richter", role=Role.BILLING)
 TOBIAS = Principal(id="staff-tobias-frank", name="Tobias Frank", role=Role.BILLING)
 DISPUTED_SITE = "BMW-DLR-KOE"
@@ -323,13 +326,25 @@ def _schmidt_customer() -> tuple[str, str]:
     return customer_id, site_id
 
 
+def _schmidt_quote(session: Session, customer_id: str) -> JsonDict | None:
+    bodies = session.scalars(select(QuoteRow.body).where(QuoteRow.owner_customer_id == customer_id))
+    return next(
+        (
+            dict(b)
+            for b in bodies
+            if b.get("description") == SCHMIDT_QUOTE and not b.get("supersededBy")
+        ),
+        None,
+    )
+
+
 def _schmidt_order(customer_id: str, site_id: str) -> str:
     """3.5.1, 3.4.3, 3.4.2: the one site qualified, quoted at list price (approved at
     once), explained and accepted; the flows order, deliver and complete it. Returns the
     order id."""
     with session_scope() as session:
         offerings = _offerings(session)
-        quote = _quote(session, customer_id)
+        quote = _schmidt_quote(session, customer_id)
         if quote is None:
             qualify_sites(
                 session,
@@ -344,7 +359,7 @@ def _schmidt_order(customer_id: str, site_id: str) -> str:
                 customer_id=customer_id,
                 items=[QuoteLine(site_id, offerings[name]) for name in SCHMIDT_ITEMS],
                 sla_offering_id=offerings[SCHMIDT_SLA],
-                description="Extranet access for Autohaus Schmidt, traffic billed by volume",
+                description=SCHMIDT_QUOTE,
             )
     quote_id = str(quote["id"])
     if quote.get("state") == "inProgress":
@@ -352,7 +367,7 @@ def _schmidt_order(customer_id: str, site_id: str) -> str:
             quote = submit_quote(session, ANNA, quote_id)
     if quote.get("state") == "pending":
         with session_scope() as session:
-            quote = approve_quote(session, PAULA, quote_id)
+            quote = approve_quote(session, BERND, quote_id)
     if quote.get("state") == "approved":
         with session_scope() as session:
             record_education(
@@ -682,8 +697,8 @@ def _disputed_line(session: Session, bill: CustomerBillRow) -> AppliedRateRow:
 
 def _enquiry(customer_id: str, bill_id: str) -> None:
     """3.8.1: BMW disputes the Köln access line of its second bill; Paula agrees and
-    proposes the credit note, which is above the approval threshold, so Tobias approves
-    it; the credit note (GS-...) references the bill and is set off against it."""
+    proposes the credit note (above the approval limit it waits for Tobias's approval);
+    the credit note (GS-...) references the bill and is set off against it."""
     with session_scope() as session:
         found = session.scalar(
             select(BillingEnquiryRow).where(BillingEnquiryRow.bill_id == bill_id).limit(1)
