@@ -3,8 +3,10 @@
 How a ticket is shaped:
 
 - ``relatedParty`` names its customer (``@referredType`` Customer); a customer's own
-  ticket gets it added. ``relatedEntity`` names the affected products
-  (``@referredType`` Product, role ``affectedProduct``); ``ticketType`` says what it is
+  ticket gets it added. Staff may open a ticket that names no customer (only what
+  TMF621 requires: ``description``, ``severity``, ``ticketType``): an internal ticket,
+  marked ``internal`` true, seen by staff only and told to no customer.
+  ``relatedEntity`` names the affected products (``@referredType`` Product, role ``affectedProduct``); ``ticketType`` says what it is
   about ("network", "billing", ...).
 - ``priority`` is one of TMF621's own examples: Critical, High, Medium, Low (any case
   is accepted and written capitalised); Medium unless said.
@@ -281,11 +283,8 @@ class TroubleTicketKind(CustomerOwnedKind):
     ) -> None:
         super().before_save(session, principal, body, old)
         now = _now()
-        if not principal.is_customer and customer_of(body) is None:
-            raise InvalidRequest(
-                "a trouble ticket belongs to a customer: name it in relatedParty "
-                '({"id": ..., "@referredType": "Customer", "role": "customer"})'
-            )
+        # A ticket staff open for no customer is the provider's own (internal).
+        body["internal"] = customer_of(body) is None
         body["priority"] = normalise_priority(body.get("priority"))
         if old is None:
             self._open(session, principal, body, now)
@@ -425,6 +424,7 @@ TROUBLE_TICKET_KIND = TroubleTicketKind(
         "slaWarning": resources.LIST,
         "escalation": resources.LIST,
         "reopenCount": resources.NUMBER,
+        "internal": {"type": "boolean"},
     },
 )
 
