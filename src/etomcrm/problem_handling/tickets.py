@@ -6,8 +6,8 @@ How a ticket is shaped:
   ticket gets it added. Staff may open a ticket that names no customer (only what
   TMF621 requires: ``description``, ``severity``, ``ticketType``): an internal ticket,
   marked ``internal`` true, seen by staff only and told to no customer.
-  ``relatedEntity`` names the affected products (``@referredType`` Product, role ``affectedProduct``); ``ticketType`` says what it is
-  about ("network", "billing", ...).
+  ``relatedEntity`` names the affected products (``@referredType`` Product, role
+  ``affectedProduct``); ``ticketType`` says what it is about ("network", "billing", ...).
 - ``priority`` is one of TMF621's own examples: Critical, High, Medium, Low (any case
   is accepted and written capitalised); Medium unless said.
 - ``status`` follows :data:`TICKET_TRANSITIONS`; every change appends to
