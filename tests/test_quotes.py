@@ -237,6 +237,72 @@ def test_discount_above_threshold_needs_a_second_person(
     assert approved.json()["authorization"][0]["state"] == "approved"
 
 
+def _tmf648_item(bmw: Bmw, *percentages: float) -> dict[str, Any]:
+    return {
+        "productOffering": {"id": bmw.offerings["Site access 100 Mbit/s"]},
+        "product": {
+            "place": [
+                {
+                    "id": bmw.site_ids[0],
+                    "role": "installationAddress",
+                    "@referredType": "GeographicSite",
+                }
+            ]
+        },
+        "quoteItemPrice": [
+            {
+                "priceType": "recurring",
+                "priceAlteration": [
+                    {"name": "Discount", "priceType": "recurring", "price": {"percentage": p}}
+                ],
+            }
+            for p in percentages
+        ],
+    }
+
+
+def test_a_tmf648_price_alteration_percentage_is_the_quotes_discount(
+    client: TestClient, auth: TokenFactory, bmw: Bmw
+) -> None:
+    # given a sales person who states 15 % off as TMF648 does: a priceAlteration
+    anna, bernd = auth("sales"), auth("sales")
+    party = [{"id": bmw.customer_id, "@referredType": "Customer", "role": "customer"}]
+    payload = {"relatedParty": party, "quoteItem": [_tmf648_item(bmw, 15)]}
+    # when she drafts the quote
+    quote = post(client, QUOTES, payload, anna)
+    # then the discount is 15 %, taken off every line, and needs a second person
+    assert quote["discountPercent"] == 15
+    undiscounted = post(
+        client, QUOTES, {"relatedParty": party, "quoteItem": [_tmf648_item(bmw)]}, anna
+    )
+    assert quote_totals(quote)["recurring"] == (
+        quote_totals(undiscounted)["recurring"] * Decimal("0.85")
+    ).quantize(Decimal("0.01"))
+    line = quote["quoteItem"][0]["quoteItemPrice"][0]
+    assert line["priceAlteration"][0]["price"]["percentage"] == 15
+    assert quote["authorization"][0]["state"] == "requested"
+    assert action(client, quote["id"], "submit", anna).json()["state"] == "pending"
+    assert action(client, quote["id"], "approve", anna).status_code == 403
+    assert action(client, quote["id"], "approve", bernd).json()["state"] == "approved"
+    # and a revision that states 5 % in its items is priced with 5 %, no approval needed
+    revised = client.patch(
+        f"{QUOTES}/{undiscounted['id']}", json={"quoteItem": [_tmf648_item(bmw, 5)]}, headers=anna
+    )
+    assert revised.status_code == 200, revised.text
+    assert revised.json()["discountPercent"] == 5 and "authorization" not in revised.json()
+    # and percentages that disagree are refused with what to do
+    mixed = client.post(
+        QUOTES, json={"relatedParty": party, "quoteItem": [_tmf648_item(bmw, 5, 20)]}, headers=anna
+    )
+    assert mixed.status_code == 400 and "one discount" in mixed.json()["message"]
+    both = client.post(
+        QUOTES,
+        json={"relatedParty": party, "discountPercent": 10, "quoteItem": [_tmf648_item(bmw, 20)]},
+        headers=anna,
+    )
+    assert both.status_code == 400 and "disagree" in both.json()["message"]
+
+
 def test_going_straight_to_approved_past_a_large_discount_is_refused(bmw: Bmw) -> None:
     quote = draft(bmw, sites=1, discount="20")
     with session_scope() as session, pytest.raises(Conflict, match="second person"):
