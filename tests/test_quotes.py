@@ -27,6 +27,8 @@ from tests.factories import CATALOG, customer, post, site
 from tests.quote_helpers import MANAGER, QUOTES, SALES, Bmw, action, draft, educate, load_bmw
 from tests.test_fulfillment_flow import complete_contract_data
 
+ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
+
 
 @pytest.fixture
 def bmw(db_url: str) -> Bmw:
@@ -436,3 +438,63 @@ def test_sales_cancels_an_open_quote(client: TestClient, auth: TokenFactory, bmw
     response = action(client, quote["id"], "cancel", auth("sales"))
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
     assert {i["state"] for i in response.json()["quoteItem"]} == {"cancelled"}
+
+
+def test_an_order_naming_the_accepted_quote_takes_its_prices_and_sla_level(
+    client: TestClient, auth: TokenFactory, bmw: Bmw
+) -> None:
+    # given BMW accepted a quote for one site with SLA Gold and 5 % off
+    quote = draft(bmw, sites=1, discount="5", offerings=("Site access 100 Mbit/s",))
+    with session_scope() as session:
+        submit_quote(session, SALES, quote["id"])
+    complete_contract_data(client, auth("admin"), bmw.customer_id)
+    educate(client, quote["id"], auth("sales"))
+    bmw_user = auth("customer", customer_id=bmw.customer_id)
+    accepted = client.patch(f"{QUOTES}/{quote['id']}", json={"state": "accepted"}, headers=bmw_user)
+    assert accepted.status_code == 200, accepted.text
+    access = next(
+        i for i in quote["quoteItem"] if i["productOffering"]["name"] == "Site access 100 Mbit/s"
+    )
+    # when the order manager orders it in TMF622's shape, naming the quote, not the prices
+    manager = auth("order_manager")
+    party = [{"id": bmw.customer_id, "@referredType": "Customer", "role": "customer"}]
+    place = [
+        {"id": bmw.site_ids[0], "role": "installationAddress", "@referredType": "GeographicSite"}
+    ]
+    item = {
+        "id": "1",
+        "action": "add",
+        "productOffering": {"id": access["productOffering"]["id"]},
+        "product": {"place": place},
+    }
+    response = client.post(
+        ORDERS,
+        json={
+            "relatedParty": party,
+            "quote": [{"id": quote["id"], "@referredType": "Quote"}],
+            "productOrderItem": [item],
+        },
+        headers=manager,
+    )
+    # then the item carries the quote's discounted prices and its SLA level
+    assert response.status_code == 201, response.text
+    ordered = response.json()["productOrderItem"][0]
+    assert ordered["itemPrice"] == [
+        {k: v for k, v in p.items() if k != "productOfferingPrice"}
+        for p in access["quoteItemPrice"]
+    ]
+    assert ordered["itemPrice"][0]["priceAlteration"][0]["price"]["percentage"] == 5
+    assert _characteristic(ordered, "slaLevel") == "SLA Gold"
+    assert ordered["quoteItem"] == {"id": access["id"], "quoteId": quote["id"]}
+    # and an order naming a quote the customer has not accepted is refused, saying why
+    open_quote = draft(bmw, sites=1, offerings=("Site access 100 Mbit/s",))
+    refused = client.post(
+        ORDERS,
+        json={
+            "relatedParty": party,
+            "quote": [{"id": open_quote["id"]}],
+            "productOrderItem": [item],
+        },
+        headers=manager,
+    )
+    assert refused.status_code == 409 and "accepted" in refused.json()["message"]
