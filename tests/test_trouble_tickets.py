@@ -434,3 +434,22 @@ def test_the_scheduled_sweep_tracks_every_ticket_but_leaves_problem_tickets_to_t
     ]
     assert rows[silent["id"]].status == "closed"
     assert rows[followed["id"]].status == "resolved"
+
+
+def test_a_customer_still_answers_a_ticket_written_before_tickets_were_marked_internal(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given a customer's ticket stored without the internal mark (an older record)
+    bmw = customer(client, admin)
+    portal = auth("customer", customer_id=bmw["id"])
+    ticket = client.post(TT, json=_ticket(), headers=portal).json()
+    with session_scope() as session:
+        row = session.get(TroubleTicketRow, ticket["id"])
+        assert row is not None
+        row.body = {k: v for k, v in row.body.items() if k != "internal"}
+    # when the customer adds a note
+    note = [{"text": "Still down at 11:00", "author": "BMW"}]
+    response = _patch(client, ticket["id"], {"note": note}, portal)
+    # then it is accepted and the ticket is marked as the customer's own
+    assert response.status_code == 200, response.text
+    assert response.json()["internal"] is False

@@ -337,7 +337,11 @@ class TroubleTicketKind(CustomerOwnedKind):
         _recompute_due(session, body, now)
 
     def _check_customer_change(self, old: JsonDict, body: JsonDict) -> None:
-        changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)} - {"id"}
+        # internal is the server's (a ticket written before it existed gains it now).
+        changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)} - {
+            "id",
+            "internal",
+        }
         refused = sorted(changed - CUSTOMER_EDITABLE - {"priority"})
         if body.get("priority") != old.get("priority"):
             refused.append("priority")
