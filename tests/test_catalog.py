@@ -148,3 +148,42 @@ def test_catalog_lastupdate_is_set_by_the_server(client: TestClient, admin: dict
     )
     assert created["lastUpdate"] != "2000-01-01T00:00:00Z"
     assert created["lastUpdate"].endswith("Z")
+
+
+def test_every_catalog_entity_answers_with_its_lifecycle_status(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given marketing writes each TMF620 entity with the least its document allows
+    minimal = {
+        "catalog": {"name": "Business catalog"},
+        "category": {"name": "Site access"},
+        "productSpecification": {"name": "Managed router"},
+        "productOffering": {"name": "Extranet Basic"},
+        "productOfferingPrice": {"name": "Monthly fee", "priceType": "recurring"},
+    }
+    for entity, body in minimal.items():
+        # when it is created, read and listed
+        created = post(client, f"{CATALOG}/{entity}", body, admin)
+        read = client.get(f"{CATALOG}/{entity}/{created['id']}", headers=admin).json()
+        listed = client.get(f"{CATALOG}/{entity}", headers=admin).json()
+        # then each answer carries the lifecycleStatus TMF620 makes mandatory
+        assert created["lifecycleStatus"] == "Active", entity
+        assert read["lifecycleStatus"] == "Active", entity
+        assert all(item["lifecycleStatus"] for item in listed), entity
+    # and a status the writer gives is kept; removing it keeps the last one
+    draft = post(
+        client,
+        f"{CATALOG}/productOffering",
+        {"name": "Extranet Pro", "lifecycleStatus": "In design"},
+        admin,
+    )
+    assert draft["lifecycleStatus"] == "In design"
+    cleared = client.patch(
+        f"{CATALOG}/productOffering/{draft['id']}", json={"lifecycleStatus": None}, headers=admin
+    )
+    assert cleared.status_code == 200 and cleared.json()["lifecycleStatus"] == "In design"
+    # and an empty status is refused with what to send
+    empty = client.post(
+        f"{CATALOG}/productOffering", json={"name": "X", "lifecycleStatus": " "}, headers=admin
+    )
+    assert empty.status_code == 400 and "Active" in empty.json()["message"]

@@ -27,6 +27,8 @@ from tests.factories import CATALOG, customer, post, site
 from tests.quote_helpers import MANAGER, QUOTES, SALES, Bmw, action, draft, educate, load_bmw
 from tests.test_fulfillment_flow import complete_contract_data
 
+ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
+
 
 @pytest.fixture
 def bmw(db_url: str) -> Bmw:
@@ -237,6 +239,72 @@ def test_discount_above_threshold_needs_a_second_person(
     assert approved.json()["authorization"][0]["state"] == "approved"
 
 
+def _tmf648_item(bmw: Bmw, *percentages: float) -> dict[str, Any]:
+    return {
+        "productOffering": {"id": bmw.offerings["Site access 100 Mbit/s"]},
+        "product": {
+            "place": [
+                {
+                    "id": bmw.site_ids[0],
+                    "role": "installationAddress",
+                    "@referredType": "GeographicSite",
+                }
+            ]
+        },
+        "quoteItemPrice": [
+            {
+                "priceType": "recurring",
+                "priceAlteration": [
+                    {"name": "Discount", "priceType": "recurring", "price": {"percentage": p}}
+                ],
+            }
+            for p in percentages
+        ],
+    }
+
+
+def test_a_tmf648_price_alteration_percentage_is_the_quotes_discount(
+    client: TestClient, auth: TokenFactory, bmw: Bmw
+) -> None:
+    # given a sales person who states 15 % off as TMF648 does: a priceAlteration
+    anna, bernd = auth("sales"), auth("sales")
+    party = [{"id": bmw.customer_id, "@referredType": "Customer", "role": "customer"}]
+    payload = {"relatedParty": party, "quoteItem": [_tmf648_item(bmw, 15)]}
+    # when she drafts the quote
+    quote = post(client, QUOTES, payload, anna)
+    # then the discount is 15 %, taken off every line, and needs a second person
+    assert quote["discountPercent"] == 15
+    undiscounted = post(
+        client, QUOTES, {"relatedParty": party, "quoteItem": [_tmf648_item(bmw)]}, anna
+    )
+    assert quote_totals(quote)["recurring"] == (
+        quote_totals(undiscounted)["recurring"] * Decimal("0.85")
+    ).quantize(Decimal("0.01"))
+    line = quote["quoteItem"][0]["quoteItemPrice"][0]
+    assert line["priceAlteration"][0]["price"]["percentage"] == 15
+    assert quote["authorization"][0]["state"] == "requested"
+    assert action(client, quote["id"], "submit", anna).json()["state"] == "pending"
+    assert action(client, quote["id"], "approve", anna).status_code == 403
+    assert action(client, quote["id"], "approve", bernd).json()["state"] == "approved"
+    # and a revision that states 5 % in its items is priced with 5 %, no approval needed
+    revised = client.patch(
+        f"{QUOTES}/{undiscounted['id']}", json={"quoteItem": [_tmf648_item(bmw, 5)]}, headers=anna
+    )
+    assert revised.status_code == 200, revised.text
+    assert revised.json()["discountPercent"] == 5 and "authorization" not in revised.json()
+    # and percentages that disagree are refused with what to do
+    mixed = client.post(
+        QUOTES, json={"relatedParty": party, "quoteItem": [_tmf648_item(bmw, 5, 20)]}, headers=anna
+    )
+    assert mixed.status_code == 400 and "one discount" in mixed.json()["message"]
+    both = client.post(
+        QUOTES,
+        json={"relatedParty": party, "discountPercent": 10, "quoteItem": [_tmf648_item(bmw, 20)]},
+        headers=anna,
+    )
+    assert both.status_code == 400 and "disagree" in both.json()["message"]
+
+
 def test_going_straight_to_approved_past_a_large_discount_is_refused(bmw: Bmw) -> None:
     quote = draft(bmw, sites=1, discount="20")
     with session_scope() as session, pytest.raises(Conflict, match="second person"):
@@ -370,3 +438,63 @@ def test_sales_cancels_an_open_quote(client: TestClient, auth: TokenFactory, bmw
     response = action(client, quote["id"], "cancel", auth("sales"))
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
     assert {i["state"] for i in response.json()["quoteItem"]} == {"cancelled"}
+
+
+def test_an_order_naming_the_accepted_quote_takes_its_prices_and_sla_level(
+    client: TestClient, auth: TokenFactory, bmw: Bmw
+) -> None:
+    # given BMW accepted a quote for one site with SLA Gold and 5 % off
+    quote = draft(bmw, sites=1, discount="5", offerings=("Site access 100 Mbit/s",))
+    with session_scope() as session:
+        submit_quote(session, SALES, quote["id"])
+    complete_contract_data(client, auth("admin"), bmw.customer_id)
+    educate(client, quote["id"], auth("sales"))
+    bmw_user = auth("customer", customer_id=bmw.customer_id)
+    accepted = client.patch(f"{QUOTES}/{quote['id']}", json={"state": "accepted"}, headers=bmw_user)
+    assert accepted.status_code == 200, accepted.text
+    access = next(
+        i for i in quote["quoteItem"] if i["productOffering"]["name"] == "Site access 100 Mbit/s"
+    )
+    # when the order manager orders it in TMF622's shape, naming the quote, not the prices
+    manager = auth("order_manager")
+    party = [{"id": bmw.customer_id, "@referredType": "Customer", "role": "customer"}]
+    place = [
+        {"id": bmw.site_ids[0], "role": "installationAddress", "@referredType": "GeographicSite"}
+    ]
+    item = {
+        "id": "1",
+        "action": "add",
+        "productOffering": {"id": access["productOffering"]["id"]},
+        "product": {"place": place},
+    }
+    response = client.post(
+        ORDERS,
+        json={
+            "relatedParty": party,
+            "quote": [{"id": quote["id"], "@referredType": "Quote"}],
+            "productOrderItem": [item],
+        },
+        headers=manager,
+    )
+    # then the item carries the quote's discounted prices and its SLA level
+    assert response.status_code == 201, response.text
+    ordered = response.json()["productOrderItem"][0]
+    assert ordered["itemPrice"] == [
+        {k: v for k, v in p.items() if k != "productOfferingPrice"}
+        for p in access["quoteItemPrice"]
+    ]
+    assert ordered["itemPrice"][0]["priceAlteration"][0]["price"]["percentage"] == 5
+    assert _characteristic(ordered, "slaLevel") == "SLA Gold"
+    assert ordered["quoteItem"] == {"id": access["id"], "quoteId": quote["id"]}
+    # and an order naming a quote the customer has not accepted is refused, saying why
+    open_quote = draft(bmw, sites=1, offerings=("Site access 100 Mbit/s",))
+    refused = client.post(
+        ORDERS,
+        json={
+            "relatedParty": party,
+            "quote": [{"id": open_quote["id"]}],
+            "productOrderItem": [item],
+        },
+        headers=manager,
+    )
+    assert refused.status_code == 409 and "accepted" in refused.json()["message"]

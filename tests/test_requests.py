@@ -239,3 +239,36 @@ def test_a_request_status_follows_its_machine_through_the_plain_tmf_patch_too(
     # then it is refused, naming the allowed moves
     assert response.status_code == 409
     assert "allowed from 'open': closed, inProgress" in response.json()["message"]
+
+
+def test_a_tmf683_customer_request_naming_the_customer_in_related_party_is_accepted(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given a customer and support staff who log its call
+    bmw = customer(client, admin)
+    support = auth("support")
+    # when support files the request in the shape TMF683 defines
+    status, request = _file(
+        client,
+        support,
+        reason="Dealer site Munich is down",
+        description="No connection since 8:00",
+        channel=[{"id": "phone", "name": "phone"}],
+        relatedParty=[{"id": bmw["id"], "@referredType": "Customer", "role": "customer"}],
+    )
+    # then it is filed for that customer, classified and routed
+    assert status == 201, request
+    assert request["reason"] == "Dealer site Munich is down"
+    assert request["channel"][0]["id"] == "phone"
+    assert request["relatedParty"][0]["id"] == bmw["id"]
+    assert request["routedTo"] == "support"
+    # and a body that names no customer and no reason gets a 400 that says what to add
+    status, error = _file(client, support, reason="x", channel=[{"id": "phone"}])
+    assert status == 400 and "relatedParty" in error["message"]
+    status, error = _file(
+        client,
+        support,
+        channel=[{"id": "phone"}],
+        relatedParty=[{"id": bmw["id"], "@referredType": "Customer"}],
+    )
+    assert status == 400 and "reason" in error["message"]

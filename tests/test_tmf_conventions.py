@@ -10,7 +10,17 @@ from etomcrm.config import get_settings
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.customer_interface.models import CustomerRow
 from etomcrm.db import session_scope
-from tests.factories import CATALOG, CUSTOMER, PARTY, SITE, customer, organization, post, site
+from tests.factories import (
+    CATALOG,
+    CUSTOMER,
+    INTERACTION,
+    PARTY,
+    SITE,
+    customer,
+    organization,
+    post,
+    site,
+)
 
 
 def _count(row: type) -> int:
@@ -127,6 +137,39 @@ def test_fields_selects_attributes_plus_id_href_and_required(
     assert set(response.json()) == {"id", "href", "@type", "name", "engagedParty"}
     listed = client.get(f"{CUSTOMER}/customer?fields=status", headers=admin).json()
     assert set(listed[0]) == {"id", "href", "@type", "status", "engagedParty"}
+
+
+def test_fields_and_filters_accept_the_at_attributes_of_every_resource(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a customer and a request it filed (TMF683 lists no @-attributes)
+    created = customer(client, admin)
+    request = post(
+        client,
+        f"{INTERACTION}/customerRequest",
+        {"customerId": created["id"], "channel": "phone", "subject": "Invoice question"},
+        admin,
+    )
+    # when a client selects the @-attributes in fields
+    one = client.get(f"{CUSTOMER}/customer/{created['id']}?fields=@type,@baseType", headers=admin)
+    many = client.get(f"{INTERACTION}/partyInteraction?fields=@type,@baseType", headers=admin)
+    # then they are accepted and answered
+    assert one.status_code == 200, one.text
+    assert one.json()["@type"] == "Customer"
+    assert many.status_code == 200, many.text
+    assert many.json() == [
+        {
+            "id": request["id"],
+            "href": request["href"],
+            "@type": "CustomerRequest",
+            "@baseType": "PartyInteraction",
+        }
+    ]
+    # and a filter by @baseType finds it
+    found = client.get(
+        f"{INTERACTION}/partyInteraction", params={"@baseType": "PartyInteraction"}, headers=admin
+    )
+    assert found.status_code == 200 and [r["id"] for r in found.json()] == [request["id"]]
 
 
 def test_fields_with_unknown_attribute_is_refused(

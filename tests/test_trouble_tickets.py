@@ -76,14 +76,42 @@ def test_a_customer_opens_a_ticket_and_sees_only_its_own(
     assert any("acknowledged" in (s or "") for s in subjects)
 
 
-def test_staff_must_name_the_customer_and_a_priority_from_the_document(
+def test_staff_open_an_internal_ticket_with_only_what_tmf621_requires(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given support staff and a customer with a portal token
+    support = auth("support")
+    bmw = customer(client, admin)
+    portal = auth("customer", customer_id=bmw["id"])
+    # when support opens a ticket with only the attributes TMF621 requires
+    required = {
+        "description": "Core router R7 fan alarm",
+        "severity": "Minor",
+        "ticketType": "network",
+    }
+    created = client.post(TT, json=required, headers=support)
+    # then it is accepted as an internal ticket of no customer, with its targets
+    assert created.status_code == 201, created.text
+    ticket = created.json()
+    assert ticket["internal"] is True and "relatedParty" not in ticket
+    assert ticket["status"] == "acknowledged" and ticket["priority"] == "Medium"
+    assert ticket["slaTier"] == "standard" and ticket["expectedResolutionDate"]
+    # and staff work it; no customer sees it
+    assert _patch(client, ticket["id"], {"status": "inProgress"}, support).status_code == 200
+    assert client.get(f"{TT}/{ticket['id']}", headers=portal).status_code == 404
+    assert client.get(TT, headers=portal).json() == []
+    # and a customer's ticket is still its own, not internal
+    own = client.post(TT, json=required, headers=portal)
+    assert own.status_code == 201, own.text
+    assert own.json()["internal"] is False
+    assert own.json()["relatedParty"][0]["id"] == bmw["id"]
+
+
+def test_staff_must_give_a_priority_from_the_document(
     client: TestClient, admin: dict[str, str], auth: TokenFactory
 ) -> None:
     support = auth("support")
     bmw = customer(client, admin)
-    no_customer = client.post(TT, json=_ticket(), headers=support)
-    assert no_customer.status_code == 400
-    assert "relatedParty" in no_customer.json()["message"]
     odd = client.post(TT, json=_ticket(bmw["id"], priority="urgent"), headers=support)
     assert odd.status_code == 400
     assert "Critical, High, Medium, Low" in odd.json()["message"]
@@ -406,3 +434,22 @@ def test_the_scheduled_sweep_tracks_every_ticket_but_leaves_problem_tickets_to_t
     ]
     assert rows[silent["id"]].status == "closed"
     assert rows[followed["id"]].status == "resolved"
+
+
+def test_a_customer_still_answers_a_ticket_written_before_tickets_were_marked_internal(
+    client: TestClient, admin: dict[str, str], auth: TokenFactory
+) -> None:
+    # given a customer's ticket stored without the internal mark (an older record)
+    bmw = customer(client, admin)
+    portal = auth("customer", customer_id=bmw["id"])
+    ticket = client.post(TT, json=_ticket(), headers=portal).json()
+    with session_scope() as session:
+        row = session.get(TroubleTicketRow, ticket["id"])
+        assert row is not None
+        row.body = {k: v for k, v in row.body.items() if k != "internal"}
+    # when the customer adds a note
+    note = [{"text": "Still down at 11:00", "author": "BMW"}]
+    response = _patch(client, ticket["id"], {"note": note}, portal)
+    # then it is accepted and the ticket is marked as the customer's own
+    assert response.status_code == 200, response.text
+    assert response.json()["internal"] is False

@@ -29,6 +29,7 @@ from etomcrm.api.tmf import error_responses, paging
 from etomcrm.billing.models import AppliedRateRow
 from etomcrm.config import get_settings
 from etomcrm.core.errors import InvalidRequest, NotFound
+from etomcrm.core.resources import COMMON_ATTRIBUTES
 from etomcrm.core.tmf_schemas import CUSTOMER_BILL, JsonDict
 from etomcrm.db import session_scope
 from etomcrm.security.service import Principal
@@ -155,7 +156,7 @@ def _fields(fields: str | None) -> list[str] | None:
     if not fields:
         return None
     names = [f.strip() for f in fields.split(",") if f.strip()]
-    unknown = [n for n in names if n not in PROPERTIES]
+    unknown = [n for n in names if n not in PROPERTIES and n not in COMMON_ATTRIBUTES]
     if unknown:
         raise InvalidRequest(f"fields names unknown attributes of {TYPE_NAME}: {unknown}")
     return names

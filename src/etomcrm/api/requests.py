@@ -3,7 +3,10 @@
 - ``POST /tmf-api/partyInteraction/v4/customerRequest`` files a request (body:
   ``customerId`` (a customer's own token may leave it out), ``channel``, ``subject``,
   ``description``, and for staff an optional ``classification``); answers 201 with the
-  classified, routed ``partyInteraction``.
+  classified, routed ``partyInteraction``. The TMF683 ``PartyInteraction`` shape is
+  accepted as the document defines it: ``reason`` for the subject, ``channel`` as a list
+  of ``ChannelRef`` (``id`` or ``name``), and the customer named in ``relatedParty``
+  (``@referredType`` ``Customer``, or role ``customer``/``requester``).
 - ``GET /tmf-api/partyInteraction/v4/customerRequest`` is the queue: ``queue`` (a staff
   role; default the caller's own, every queue for admin), ``status`` (comma-separated;
   default ``open,inProgress``), ``offset``, ``limit``. A customer sees its own requests.
@@ -51,14 +54,80 @@ def text_field(data: JsonDict, name: str, *, required: bool = False) -> str | No
     return value
 
 
+CUSTOMER_ROLES = ("customer", "requester")
+
+
+def _related_customer(data: JsonDict) -> str | None:
+    """The customer a TMF683 body names in ``relatedParty``, if it names one."""
+    parties = data.get("relatedParty")
+    if parties is None:
+        return None
+    if not isinstance(parties, list) or not all(isinstance(p, dict) for p in parties):
+        raise InvalidRequest("'relatedParty' must be a list of objects with an 'id'")
+    named = [
+        p
+        for p in parties
+        if p.get("@referredType") == "Customer"
+        or str(p.get("role") or "").lower() in CUSTOMER_ROLES
+    ]
+    if not named:
+        return None
+    ids = {p.get("id") for p in named}
+    if len(ids) > 1:
+        raise InvalidRequest("'relatedParty' names more than one customer; a request has one")
+    (customer_id,) = ids
+    if not isinstance(customer_id, str) or not customer_id:
+        raise InvalidRequest("the customer in 'relatedParty' needs its 'id'")
+    return customer_id
+
+
+def _channel(data: JsonDict) -> str:
+    """``channel`` as a plain name, or as TMF683 defines it: a list of ``RelatedChannel``."""
+    value = data.get("channel")
+    if isinstance(value, list):
+        if len(value) != 1 or not isinstance(value[0], dict):
+            raise InvalidRequest(
+                "'channel' must hold exactly one RelatedChannel such as "
+                f"{{'id': 'portal'}}; the channels are {', '.join(requests.CHANNELS)}"
+            )
+        ref = value[0]
+        name = next(
+            (v for v in (ref.get("id"), ref.get("name")) if v in requests.CHANNELS),
+            ref.get("id") or ref.get("name"),
+        )
+        if not isinstance(name, str):
+            raise InvalidRequest("the RelatedChannel in 'channel' needs an 'id' or a 'name'")
+        return name
+    return text_field(data, "channel", required=True) or ""
+
+
+def _subject(data: JsonDict) -> str:
+    """What the request is about: ``subject``, or TMF683's ``reason``."""
+    subject = text_field(data, "subject") or text_field(data, "reason")
+    if subject is None:
+        raise InvalidRequest("the body needs 'reason' (or 'subject'): what the request is about")
+    return subject
+
+
 _STRING = {"type": "string"}
 REQUEST_BODY = {
     "type": "object",
-    "required": ["channel", "subject"],
+    "required": ["channel"],
     "properties": {
         "customerId": {**_STRING, "description": "The requester (a customer's own by default)"},
-        "channel": {"type": "string", "enum": list(requests.CHANNELS)},
+        "relatedParty": {
+            "type": "array",
+            "items": PARTY_INTERACTION.ref("RelatedParty"),
+            "description": "TMF683: the requesting customer ('@referredType': 'Customer')",
+        },
+        "channel": {
+            "oneOf": [
+                {"type": "string", "enum": list(requests.CHANNELS)},
+                {"type": "array", "items": PARTY_INTERACTION.ref("RelatedChannel"), "maxItems": 1},
+            ]
+        },
         "subject": _STRING,
+        "reason": {**_STRING, "description": "TMF683: what the request is about (= subject)"},
         "description": _STRING,
         "classification": {"type": "string", "enum": list(requests.QUEUES)},
     },
@@ -98,11 +167,14 @@ async def create_request(request: Request) -> Response:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object")
-    customer_id = text_field(data, "customerId") or principal.customer_id
+    customer_id = text_field(data, "customerId") or _related_customer(data) or principal.customer_id
     if customer_id is None:
-        raise InvalidRequest("name the requesting customer in 'customerId'")
-    channel = text_field(data, "channel", required=True) or ""
-    subject = text_field(data, "subject", required=True) or ""
+        raise InvalidRequest(
+            "name the requesting customer in 'relatedParty' "
+            "(an entry with '@referredType': 'Customer' and its 'id') or in 'customerId'"
+        )
+    channel = _channel(data)
+    subject = _subject(data)
     description = text_field(data, "description") or ""
     classification = text_field(data, "classification")
 

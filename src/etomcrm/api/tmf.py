@@ -122,7 +122,7 @@ def _fields(kind: ResourceKind, fields: str | None) -> list[str] | None:
     if not fields:
         return None
     names = [f.strip() for f in fields.split(",") if f.strip()]
-    unknown = [n for n in names if n not in kind.properties]
+    unknown = [n for n in names if not kind.has_attribute(n)]
     if unknown:
         raise InvalidRequest(
             f"fields names unknown attributes of {kind.type_name}: {', '.join(unknown)}"

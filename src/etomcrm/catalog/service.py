@@ -110,20 +110,46 @@ def _sla_figures(body: JsonDict) -> dict[str, Any]:
     return numbers
 
 
+# What a catalog entity is when its writer does not say: TMF620 makes lifecycleStatus
+# mandatory in every response, and an entry marketing writes here is in use (a quote
+# takes an offering without a status as Active; "In design", "Retired", ... are said).
+DEFAULT_LIFECYCLE_STATUS = "Active"
+
+
 @dataclass
-class ProductSpecificationKind(ResourceKind):
+class CatalogEntityKind(ResourceKind):
+    """A TMF620 entity: always answered with its ``lifecycleStatus``."""
+
     def before_save(
         self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
     ) -> None:
+        status = body.get("lifecycleStatus")
+        if status is None:
+            kept = (old or {}).get("lifecycleStatus")
+            body["lifecycleStatus"] = kept if isinstance(kept, str) else DEFAULT_LIFECYCLE_STATUS
+        elif not isinstance(status, str) or not status.strip():
+            raise InvalidRequest(
+                f"lifecycleStatus of a {self.type_name} is a name such as 'In design', "
+                "'Active' or 'Retired'"
+            )
+
+
+@dataclass
+class ProductSpecificationKind(CatalogEntityKind):
+    def before_save(
+        self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
+    ) -> None:
+        super().before_save(session, principal, body, old)
         if body.get("@type") == SLA_TYPE:
             _sla_figures(body)
 
 
 @dataclass
-class CategoryKind(ResourceKind):
+class CategoryKind(CatalogEntityKind):
     def before_save(
         self, session: Session, principal: Principal, body: JsonDict, old: JsonDict | None
     ) -> None:
+        super().before_save(session, principal, body, old)
         parent = body.get("parentId")
         if parent is None:
             return
@@ -246,7 +272,7 @@ def material_availability(session: Session, specification_id: str) -> MaterialAv
     return MaterialAvailability(specification_id, available, min(lead_times, default=0))
 
 
-CATALOG_KIND = ResourceKind(
+CATALOG_KIND = CatalogEntityKind(
     name="catalog",
     type_name="Catalog",
     doc=PRODUCT_CATALOG,
@@ -283,7 +309,7 @@ PRODUCT_SPECIFICATION_KIND = ProductSpecificationKind(
     ),
     status_attribute="lifecycleStatus",
 )
-PRODUCT_OFFERING_KIND = ResourceKind(
+PRODUCT_OFFERING_KIND = CatalogEntityKind(
     name="productOffering",
     type_name="ProductOffering",
     doc=PRODUCT_CATALOG,
@@ -299,7 +325,7 @@ PRODUCT_OFFERING_KIND = ResourceKind(
     ),
     status_attribute="lifecycleStatus",
 )
-PRODUCT_OFFERING_PRICE_KIND = ResourceKind(
+PRODUCT_OFFERING_PRICE_KIND = CatalogEntityKind(
     name="productOfferingPrice",
     type_name="ProductOfferingPrice",
     doc=PRODUCT_CATALOG,

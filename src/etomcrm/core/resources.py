@@ -40,6 +40,9 @@ from etomcrm.security.service import STAFF_ROLES, Principal, Role
 
 READ, CREATE, UPDATE, DELETE = "read", "create", "update", "delete"
 RESERVED_QUERY = frozenset({"fields", "offset", "limit"})
+# What every TMF resource carries, whether or not its definition in the document lists
+# it (TMF683, TMF637, TMF667 and the v2 SLA documents leave the @-attributes out).
+COMMON_ATTRIBUTES = frozenset({"id", "href", "@type", "@baseType", "@schemaLocation"})
 # Each value of a filter is a clause of its own: bounded, so one query string cannot
 # build a statement the database refuses (SQLite's expression depth) or chokes on.
 MAX_FILTERS = 20
@@ -164,6 +167,10 @@ class ResourceKind:
     @property
     def required(self) -> list[str]:
         return self._required
+
+    def has_attribute(self, name: str) -> bool:
+        """Whether ``name`` is an attribute of this kind (for ``fields`` and filters)."""
+        return name in COMMON_ATTRIBUTES or name in self.properties or name in self.extensions
 
     def event_type(self, change: str) -> str | None:
         """The document's name for an event, or None where the API defines none."""
@@ -503,8 +510,7 @@ def get(
 
 def _filter_clause(kind: ResourceKind, dialect: str, attribute: str, values: list[str]) -> Any:
     path = attribute.split(".")
-    known = path[0] in kind.properties or path[0] in kind.extensions
-    if not known and path[0] not in ("id", "@type"):
+    if not kind.has_attribute(path[0]):
         raise InvalidRequest(
             f"cannot filter by {attribute!r}: {kind.type_name} has no attribute {path[0]!r}"
         )

@@ -171,6 +171,7 @@ class ProductOrderKind(ResourceKind):
                 "a productOrder names its customer: add a relatedParty with "
                 '"@referredType": "Customer"'
             )
+        _take_from_quotes(session, customer_id, body)
         body["state"] = "acknowledged"
         # When the order was placed and completed are facts etomcrm records, not a
         # client's say (TMF622 leaves both out of ProductOrder_Create).
@@ -518,22 +519,7 @@ def order_from_quote(session: Session, principal: Principal, quote_id: str) -> J
         }
         if quote_item.get("product"):
             item["product"] = quote_item["product"]
-        prices = [
-            {
-                k: v
-                for k, v in p.items()
-                if k
-                in (
-                    "name",
-                    "priceType",
-                    "recurringChargePeriod",
-                    "price",
-                    "priceAlteration",
-                    "description",
-                )
-            }
-            for p in quote_item.get("quoteItemPrice", []) or []
-        ]
+        prices = _order_prices(quote_item)
         if prices:
             item["itemPrice"] = prices
         items.append(item)
@@ -549,6 +535,111 @@ def order_from_quote(session: Session, principal: Principal, quote_id: str) -> J
         payload["requestedCompletionDate"] = quote["requestedCompletionDate"]
     body, _, _ = resources.create(session, PRODUCT_ORDER_KIND, principal, payload)
     return body
+
+
+ORDER_PRICE_ATTRIBUTES = (
+    "name",
+    "priceType",
+    "recurringChargePeriod",
+    "price",
+    "priceAlteration",
+    "description",
+)
+
+
+def _order_prices(quote_item: JsonDict) -> list[JsonDict]:
+    """A quote item's prices as an order item's itemPrice."""
+    return [
+        {k: v for k, v in p.items() if k in ORDER_PRICE_ATTRIBUTES}
+        for p in quote_item.get("quoteItemPrice", []) or []
+        if isinstance(p, dict)
+    ]
+
+
+def _accepted_quote_items(session: Session, customer_id: str, refs: Any) -> dict[str, JsonDict]:
+    """The items of the accepted quotes an order names in ``quote[]``, by quote/item id."""
+    if not isinstance(refs, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("id"), str) for r in refs
+    ):
+        raise InvalidRequest("'quote' lists the quotes the order follows: [{'id': ...}]")
+    found: dict[str, JsonDict] = {}
+    for ref in refs:
+        row = session.get(QuoteRow, ref["id"])
+        if row is None or row.owner_customer_id != customer_id:
+            raise UnknownReference(
+                f"referenced resource not found: quote {ref['id']} (of this order's customer)"
+            )
+        quote = row.body
+        if quote.get("state") != "accepted":
+            raise Conflict(
+                f"quote {ref['id']} is {quote.get('state')!r}; an order follows only an "
+                "accepted quote (the customer accepts it first)"
+            )
+        for item in _leaf_items(quote.get("quoteItem", []) or []):
+            found[f"{ref['id']}/{item['id']}"] = {**item, "quoteId": ref["id"]}
+    return found
+
+
+def _quote_item_for(item: JsonDict, quoted: dict[str, JsonDict]) -> JsonDict | None:
+    """The quote item an order item follows: the one its ``quoteItem`` names, else the
+    one quoting the same offering for the same site (when exactly one does)."""
+    ref = item.get("quoteItem")
+    if isinstance(ref, dict) and ref.get("id") is not None:
+        quote_ids = {q["quoteId"] for q in quoted.values()}
+        quote_id = ref.get("quoteId") or (next(iter(quote_ids)) if len(quote_ids) == 1 else None)
+        named = quoted.get(f"{quote_id}/{ref['id']}")
+        if named is None:
+            raise UnknownReference(
+                f"productOrderItem {item.get('id')}: quoteItem {ref['id']} is not an item of "
+                f"the quotes the order names ({', '.join(sorted(quote_ids))})"
+            )
+        return named
+    offering = (item.get("productOffering") or {}).get("id")
+    site = site_of(item)
+    matches = [
+        q
+        for q in quoted.values()
+        if q["productOffering"].get("id") == offering and (site is None or site_of(q) == site)
+    ]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _take_from_quotes(session: Session, customer_id: str, body: JsonDict) -> None:
+    """An order that names the accepted quote(s) it follows in ``quote[]`` takes from
+    them what its items leave out: the prices (``itemPrice``), the site, the contract
+    term and the characteristics, the SLA level (``slaLevel``) among them."""
+    refs = body.get("quote")
+    if not refs:
+        return
+    quoted = _accepted_quote_items(session, customer_id, refs)
+    for item in body.get("productOrderItem", []) or []:
+        if item.get("action", "add") != "add":
+            continue
+        quote_item = _quote_item_for(item, quoted)
+        if quote_item is None:
+            continue
+        item.setdefault("quoteItem", {"id": quote_item["id"], "quoteId": quote_item["quoteId"]})
+        if not item.get("itemPrice"):
+            prices = _order_prices(quote_item)
+            if prices:
+                item["itemPrice"] = prices
+        quoted_product = quote_item.get("product")
+        if not isinstance(quoted_product, dict):
+            continue
+        product = item.setdefault("product", {})
+        for attribute, value in quoted_product.items():
+            if attribute != "productCharacteristic" and not product.get(attribute):
+                product[attribute] = value
+        given = product.get("productCharacteristic") or []
+        named = {c.get("name") for c in given if isinstance(c, dict)}
+        product["productCharacteristic"] = [
+            *given,
+            *(
+                c
+                for c in quoted_product.get("productCharacteristic", []) or []
+                if c.get("name") not in named
+            ),
+        ]
 
 
 def _leaf_items(items: Iterable[JsonDict]) -> list[JsonDict]:

@@ -3,9 +3,11 @@
 How a ticket is shaped:
 
 - ``relatedParty`` names its customer (``@referredType`` Customer); a customer's own
-  ticket gets it added. ``relatedEntity`` names the affected products
-  (``@referredType`` Product, role ``affectedProduct``); ``ticketType`` says what it is
-  about ("network", "billing", ...).
+  ticket gets it added. Staff may open a ticket that names no customer (only what
+  TMF621 requires: ``description``, ``severity``, ``ticketType``): an internal ticket,
+  marked ``internal`` true, seen by staff only and told to no customer.
+  ``relatedEntity`` names the affected products (``@referredType`` Product, role
+  ``affectedProduct``); ``ticketType`` says what it is about ("network", "billing", ...).
 - ``priority`` is one of TMF621's own examples: Critical, High, Medium, Low (any case
   is accepted and written capitalised); Medium unless said.
 - ``status`` follows :data:`TICKET_TRANSITIONS`; every change appends to
@@ -281,11 +283,8 @@ class TroubleTicketKind(CustomerOwnedKind):
     ) -> None:
         super().before_save(session, principal, body, old)
         now = _now()
-        if not principal.is_customer and customer_of(body) is None:
-            raise InvalidRequest(
-                "a trouble ticket belongs to a customer: name it in relatedParty "
-                '({"id": ..., "@referredType": "Customer", "role": "customer"})'
-            )
+        # A ticket staff open for no customer is the provider's own (internal).
+        body["internal"] = customer_of(body) is None
         body["priority"] = normalise_priority(body.get("priority"))
         if old is None:
             self._open(session, principal, body, now)
@@ -338,7 +337,11 @@ class TroubleTicketKind(CustomerOwnedKind):
         _recompute_due(session, body, now)
 
     def _check_customer_change(self, old: JsonDict, body: JsonDict) -> None:
-        changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)} - {"id"}
+        # internal is the server's (a ticket written before it existed gains it now).
+        changed = {k for k in set(old) | set(body) if old.get(k) != body.get(k)} - {
+            "id",
+            "internal",
+        }
         refused = sorted(changed - CUSTOMER_EDITABLE - {"priority"})
         if body.get("priority") != old.get("priority"):
             refused.append("priority")
@@ -425,6 +428,7 @@ TROUBLE_TICKET_KIND = TroubleTicketKind(
         "slaWarning": resources.LIST,
         "escalation": resources.LIST,
         "reopenCount": resources.NUMBER,
+        "internal": {"type": "boolean"},
     },
 )
 

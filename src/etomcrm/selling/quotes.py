@@ -25,7 +25,9 @@ How a quote is shaped (the order flow and the portal read exactly this):
   for replenishment. Materials stay items of their own (they have their own price);
   their site says where they go.
 - Terms and discount are extension attributes of the quote: ``contractDurationMonths``
-  and ``discountPercent``; ``validFor`` runs ``quote_validity_days`` from each version.
+  and ``discountPercent``. A client may state the discount as TMF648 does instead, as
+  ``priceAlteration[].price.percentage`` of its quoteItemPrices (one percentage for the
+  whole quote); ``validFor`` runs ``quote_validity_days`` from each version.
 - A discount above ``quote_discount_approval_percent`` puts an ``authorization`` entry
   (@type DiscountApproval) on the quote naming who set it; a different sales or admin
   person approves it.
@@ -369,12 +371,66 @@ def _alteration(price_type: str, entry: JsonDict, discount: Decimal, off: Decima
     return alteration
 
 
-def _price_quote(session: Session, body: JsonDict, customer_id: str) -> None:
-    """Rebuild quoteItem[] and quoteTotalPrice from the catalog and the stock."""
-    lines = _lines_from_items(body.get("quoteItem"))
-    discount = _decimal(body.get("discountPercent", 0), "discountPercent")
+def _altered_percentages(items: Any) -> set[Decimal]:
+    """The discount percentages a client states as TMF648 defines them:
+    ``quoteItem[].quoteItemPrice[].priceAlteration[].price.percentage``."""
+    found: set[Decimal] = set()
+    for position, item in enumerate(items if isinstance(items, list) else [], start=1):
+        prices = item.get("quoteItemPrice") if isinstance(item, dict) else None
+        for price in prices if isinstance(prices, list) else []:
+            alterations = price.get("priceAlteration") if isinstance(price, dict) else None
+            for alteration in alterations if isinstance(alterations, list) else []:
+                amount = alteration.get("price") if isinstance(alteration, dict) else None
+                if isinstance(amount, dict) and amount.get("percentage") is not None:
+                    found.add(
+                        _decimal(
+                            amount["percentage"],
+                            f"quoteItem {position}: priceAlteration price.percentage",
+                        )
+                    )
+    return found
+
+
+def _requested_discount(body: JsonDict, old: JsonDict | None) -> Decimal:
+    """The quote's one discount: ``discountPercent``, or the percentage of the
+    ``priceAlteration`` of its quoteItemPrices (TMF648's own shape).
+
+    On a change, a new ``discountPercent`` wins; else a new percentage in the items.
+    """
+    stated = body.get("discountPercent")
+    before = None if old is None else old.get("discountPercent")
+    altered = _altered_percentages(body.get("quoteItem"))
+    if old is not None and before is not None:
+        altered.discard(_decimal(before, "discountPercent"))
+    if stated is not None and (old is None or stated != before):
+        discount = _decimal(stated, "discountPercent")
+        if old is None and altered - {discount}:
+            raise InvalidRequest(
+                f"discountPercent {discount} and the priceAlteration percentages "
+                f"{', '.join(str(p) for p in sorted(altered))} disagree; a quote has one "
+                "discount, state it once"
+            )
+    elif len(altered) > 1:
+        raise InvalidRequest(
+            "the priceAlteration percentages of the quoteItemPrices differ "
+            f"({', '.join(str(p) for p in sorted(altered))}); a quote has one discount for "
+            "all its items"
+        )
+    elif altered:
+        (discount,) = altered
+    else:
+        discount = _decimal(stated if stated is not None else 0, "discountPercent")
     if not Decimal(0) <= discount <= Decimal(100):
-        raise InvalidRequest(f"discountPercent must lie between 0 and 100, not {discount}")
+        raise InvalidRequest(f"a discount lies between 0 and 100 percent, not {discount}")
+    return discount
+
+
+def _price_quote(
+    session: Session, body: JsonDict, customer_id: str, old: JsonDict | None = None
+) -> None:
+    """Rebuild quoteItem[] and quoteTotalPrice from the catalog and the stock."""
+    discount = _requested_discount(body, old)
+    lines = _lines_from_items(body.get("quoteItem"))
     months = body.get("contractDurationMonths", 36)
     if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 120:
         raise InvalidRequest("contractDurationMonths must be a whole number from 1 to 120")
@@ -625,7 +681,7 @@ class QuoteKind(ResourceKind):
             )
         customer_id = customer_of(old)
         assert customer_id is not None  # every stored quote has one
-        _price_quote(session, body, customer_id)
+        _price_quote(session, body, customer_id, old)
         number = _version_number(old)
         frozen = dict(old)
         frozen["id"] = archive_id(old["id"], number)
