@@ -591,10 +591,14 @@ def _rate_usage(
     since = datetime.combine(earliest, datetime.min.time(), LOCAL)
     already: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
     for chunk in _chunks({p for p, _ in groups}):
+        # The products' records are their customers' (ingest checks it): naming the
+        # customers lets the (customer, start) index find them, not a scan of all usage.
+        owners = {usage_products[p][0].customer_id for p in chunk}
         for product_id, start_at, billed_volume in session.execute(
             select(
                 UsageRecordRow.product_id, UsageRecordRow.start_at, UsageRecordRow.billed_volume
             ).where(
+                UsageRecordRow.customer_id.in_(owners),
                 UsageRecordRow.product_id.in_(chunk),
                 UsageRecordRow.start_at >= since,
                 UsageRecordRow.billed_volume.is_not(None),
