@@ -457,6 +457,35 @@ def test_rating_many_accounts_takes_a_bounded_number_of_queries(
         assert len(session.scalars(select(AppliedRateRow)).all()) == count
 
 
+def test_rated_usage_is_marked_even_when_the_session_holds_the_records(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # Given a site's traffic priced by its usage product, the records named by site only
+    customer_id = _customer(client, admin)
+    account = _account(customer_id)
+    site = str(factories.site(client, admin, customer_id)["id"])
+    product_id = _product(
+        customer_id,
+        [_price("Traffic", "0.09", "usage", unitOfMeasure="GB")],
+        "2026-10-01T00:00:00Z",
+        site=site,
+    )
+    _usage(customer_id, site, "m-1", "12.5", 3)
+    _usage(customer_id, site, "m-2", "7.5", 4)
+    with session_scope() as session:
+        # And the records already loaded as objects in the rating's session
+        held = session.scalars(select(UsageRecordRow).order_by(UsageRecordRow.usage_id)).all()
+        assert [r.status for r in held] == ["received", "received"]
+        # When the account is rated
+        rates = rate_account(session, account, *NOV, today=TODAY)
+        # Then the session sees them rated, with the volume charged and the product
+        assert [(r.status, r.billed_volume, r.product_id) for r in held] == [
+            ("rated", Decimal("12.5"), product_id),
+            ("rated", Decimal("7.5"), product_id),
+        ]
+        assert [r.tax_excluded for r in rates if r.rate_type == "usage"] == [Decimal("1.80")]
+
+
 def test_an_upgrade_ordered_as_delete_and_add_changes_the_price_on_the_day(
     client: TestClient, admin: dict[str, str]
 ) -> None:

@@ -37,10 +37,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Row, Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from etomcrm.billing import charges
@@ -535,9 +535,10 @@ def _rate_usage(
     accounts: dict[str, _Account],
     period_start: date,
     period_end: date,
-) -> list[tuple[UsageRecordRow, Decimal]]:
+) -> list[tuple[int, Decimal, str]]:
     """Usage of the accounts' usage-priced products up to ``period_end``, per billing
-    month; returns the records rated with the volume now charged."""
+    month; returns the records rated: (record id, the volume now charged, the usage
+    product charged)."""
     usage_products: dict[str, tuple[_Account, ProductRow, PriceLine]] = {}
     by_site: dict[tuple[str, str], str] = {}
     for account in accounts.values():
@@ -553,10 +554,22 @@ def _rate_usage(
         return []
     customers = {a.customer_id for a, _, _ in usage_products.values()}
     end_at = datetime.combine(period_end + timedelta(days=1), datetime.min.time(), LOCAL)
-    received: list[UsageRecordRow] = []
+    # Plain rows, not ORM objects: a bill run reads millions of records (the rated ones
+    # are marked by one executemany in rate_accounts, not by the unit of work).
+    received: list[Row[Any]] = []
     for chunk in _chunks(customers):
-        received += session.scalars(
-            select(UsageRecordRow)
+        received += session.execute(
+            select(
+                UsageRecordRow.id,
+                UsageRecordRow.usage_id,
+                UsageRecordRow.version,
+                UsageRecordRow.customer_id,
+                UsageRecordRow.product_id,
+                UsageRecordRow.site_id,
+                UsageRecordRow.start_at,
+                UsageRecordRow.volume,
+                UsageRecordRow.billed_volume,
+            )
             .where(
                 UsageRecordRow.customer_id.in_(chunk),
                 UsageRecordRow.status == USAGE_RECEIVED,
@@ -564,7 +577,7 @@ def _rate_usage(
             )
             .order_by(UsageRecordRow.id)
         )
-    groups: dict[tuple[str, date], list[UsageRecordRow]] = defaultdict(list)
+    groups: dict[tuple[str, date], list[Row[Any]]] = defaultdict(list)
     for record in received:
         product_id = record.product_id if record.product_id in usage_products else None
         if product_id is None and record.site_id:
@@ -578,17 +591,23 @@ def _rate_usage(
     since = datetime.combine(earliest, datetime.min.time(), LOCAL)
     already: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
     for chunk in _chunks({p for p, _ in groups}):
-        for record in session.scalars(
-            select(UsageRecordRow).where(
+        # The products' records are their customers' (ingest checks it): naming the
+        # customers lets the (customer, start) index find them, not a scan of all usage.
+        owners = {usage_products[p][0].customer_id for p in chunk}
+        for product_id, start_at, billed_volume in session.execute(
+            select(
+                UsageRecordRow.product_id, UsageRecordRow.start_at, UsageRecordRow.billed_volume
+            ).where(
+                UsageRecordRow.customer_id.in_(owners),
                 UsageRecordRow.product_id.in_(chunk),
                 UsageRecordRow.start_at >= since,
                 UsageRecordRow.billed_volume.is_not(None),
             )
         ):
-            month = _cycle_of(_local(record.start_at), period_start)
-            already[(str(record.product_id), month)] += record.billed_volume or ZERO
+            month = _cycle_of(_local(start_at), period_start)
+            already[(str(product_id), month)] += billed_volume or ZERO
     sites = {s for (_, s) in by_site}
-    rated: list[tuple[UsageRecordRow, Decimal]] = []
+    rated: list[tuple[int, Decimal, str]] = []
     included = _included_volumes(session, accounts.values()) if sites else {}
     for (product_id, month), records in sorted(groups.items()):
         account, product, price = usage_products[product_id]
@@ -630,9 +649,52 @@ def _rate_usage(
         for record in records:
             # A record named by its site is the site's usage product's from now on, so
             # a later correction finds what was charged for it.
-            record.product_id = record.product_id or product_id
-            rated.append((record, record.volume))
+            rated.append((record.id, record.volume, record.product_id or product_id))
     return rated
+
+
+_MARK_RATED_PG = text(
+    "UPDATE usage_record AS u SET status = :status, billed_volume = r.charged, "
+    "product_id = r.product FROM unnest(CAST(:ids AS bigint[]), CAST(:charged AS numeric[]), "
+    "CAST(:products AS varchar[])) AS r(id, charged, product) WHERE u.id = r.id"
+)
+
+
+def _mark_rated(session: Session, rated: list[tuple[int, Decimal, str]]) -> None:
+    """The rated records become ``rated`` with the volume charged (and the usage product
+    that charged a record named by its site): on PostgreSQL one UPDATE joined to the
+    values as arrays, elsewhere one executemany; any of them loaded as objects in the
+    session is expired so it is read again."""
+    if not rated:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        for begin in range(0, len(rated), 50_000):
+            chunk = rated[begin : begin + 50_000]
+            session.execute(
+                _MARK_RATED_PG,
+                {
+                    "status": USAGE_RATED,
+                    "ids": [i for i, _, _ in chunk],
+                    "charged": [v for _, v, _ in chunk],
+                    "products": [p for _, _, p in chunk],
+                },
+            )
+    else:
+        table = cast(Table, UsageRecordRow.__table__)
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("record_id"))
+            .values(
+                status=USAGE_RATED,
+                billed_volume=bindparam("charged"),
+                product_id=bindparam("charged_product"),
+            ),
+            [{"record_id": i, "charged": v, "charged_product": p} for i, v, p in rated],
+        )
+    ids = {i for i, _, _ in rated}
+    for row in list(session.identity_map.values()):
+        if isinstance(row, UsageRecordRow) and row.id in ids:
+            session.expire(row)
 
 
 def _local(moment: datetime) -> date:
@@ -767,9 +829,7 @@ def rate_accounts(
     rated_usage = _rate_usage(session, batch, accounts, period_start, period_end)
     _store(session, batch)
     # Usage is charged now: a correction later charges the difference to this volume.
-    for record, volume in rated_usage:
-        record.status = USAGE_RATED
-        record.billed_volume = volume
+    _mark_rated(session, rated_usage)
     _carry_excess_credit(session, list(accounts), period_end)
     session.flush()
 
