@@ -96,6 +96,8 @@ class AppliedRateRow(Base):
         Index("ux_applied_rate_source_key", "source_key", unique=True),
         Index("ix_applied_rate_account_unbilled", "billing_account_id", "bill_id"),
         Index("ix_applied_rate_bill", "bill_id"),
+        # What a product was already charged (a final bill before the regular run).
+        Index("ix_applied_rate_product", "product_id"),
     )
 
 
