@@ -172,3 +172,18 @@ def test_hostile_bodies_and_queries_on_every_route_get_a_4xx_and_write_nothing(
     # and nothing was written anywhere
     assert checked > 200
     assert _written() == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tmf-api/customerBillManagement/v4/dunningCase",
+        "/tmf-api/partyInteraction/v4/customerRequest",
+    ],
+)
+def test_an_offset_beyond_64_bits_is_refused_with_400(
+    client: TestClient, admin: dict[str, str], path: str
+) -> None:
+    answer = client.get(f"{path}?offset=114410410908216819712", headers=admin)
+    assert answer.status_code == 400, answer.text
+    assert "offset must be a whole number" in answer.json()["message"]

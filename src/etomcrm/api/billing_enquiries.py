@@ -21,10 +21,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import current_principal, json_response, read_json
+from etomcrm.api.conventions import current_principal, json_response, page_size, read_json
 from etomcrm.api.tmf import error_responses
 from etomcrm.billing import dunning, enquiries
-from etomcrm.config import get_settings
 from etomcrm.core.errors import Forbidden, InvalidRequest
 from etomcrm.core.tmf_schemas import CUSTOMER_BILL, PARTY_INTERACTION, JsonDict
 from etomcrm.db import session_scope
@@ -118,12 +117,6 @@ def _ref_id(data: JsonDict, name: str, *, required: bool) -> str | None:
     return str(value["id"])
 
 
-def _page(offset: int, limit: int | None) -> int:
-    if offset < 0 or (limit is not None and limit < 1):
-        raise InvalidRequest("offset must be at least 0 and limit at least 1")
-    return min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
-
-
 @router.post(
     ENQUIRIES,
     operation_id="createBillingEnquiry",
@@ -175,7 +168,7 @@ def list_enquiries(
     request: Request, status: str | None = None, offset: int = 0, limit: int | None = None
 ) -> Response:
     principal = current_principal(request)
-    size = _page(offset, limit)
+    size = page_size(offset, limit)
     with session_scope(readonly=True) as session:
         items = enquiries.list_enquiries(
             session, principal, status=status, offset=offset, limit=size
@@ -277,7 +270,7 @@ def list_dunning(
     principal = current_principal(request)
     if principal.is_customer:
         raise Forbidden("a customer reads the dunning of its bills (customerBill/{id}/dunning)")
-    size = _page(offset, limit)
+    size = page_size(offset, limit)
     with session_scope(readonly=True) as session:
         items = dunning.dunning_cases(session, status=status, offset=offset, limit=size)
     return json_response(items, headers={"X-Result-Count": str(len(items))})

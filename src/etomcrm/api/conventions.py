@@ -66,6 +66,19 @@ NETWORK_PATHS = tuple(
 )
 
 
+# What a database's OFFSET holds (a 64-bit integer).
+MAX_OFFSET = 2**63 - 1
+
+
+def page_size(offset: int, limit: int | None) -> int:
+    """The page size of a list request, once ``offset`` and ``limit`` are in range."""
+    if not 0 <= offset <= MAX_OFFSET or (limit is not None and limit < 1):
+        raise InvalidRequest(
+            f"offset must be a whole number from 0 to {MAX_OFFSET} and limit at least 1"
+        )
+    return min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
+
+
 def public_base_url() -> str:
     """Where clients reach the API, from configuration (``ETOMCRM_PUBLIC_BASE_URL``).
 

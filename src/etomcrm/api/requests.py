@@ -25,9 +25,14 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.api.conventions import current_principal, json_response, public_base_url, read_json
+from etomcrm.api.conventions import (
+    current_principal,
+    json_response,
+    page_size,
+    public_base_url,
+    read_json,
+)
 from etomcrm.api.tmf import error_responses
-from etomcrm.config import get_settings
 from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import render
 from etomcrm.core.tmf_schemas import PARTY_INTERACTION, JsonDict
@@ -212,9 +217,7 @@ def list_requests(
     limit: int | None = None,
 ) -> Response:
     principal = current_principal(request)
-    if offset < 0 or (limit is not None and limit < 1):
-        raise InvalidRequest("offset must be at least 0 and limit at least 1")
-    size = min(limit or get_settings().default_page_limit, get_settings().max_page_limit)
+    size = page_size(offset, limit)
     statuses = [s.strip() for s in status.split(",") if s.strip()]
     with session_scope(readonly=True) as session:
         items, total = requests.request_queue(
