@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from etomcrm.billing.models import CustomerBillRow
+from etomcrm.billing.payments import record_payment
 from etomcrm.db import new_id
 from etomcrm.selling.models import BillingAccountRow, PaymentMethodRow
 
@@ -153,3 +154,24 @@ def bill_state(session: Session, bill_id: str) -> tuple[str | None, Decimal]:
     row = session.get(CustomerBillRow, bill_id)
     assert row is not None
     return row.status, row.remaining_amount
+
+
+def paid(
+    session: Session,
+    account_id: str,
+    amount: str,
+    on: date,
+    reference: str,
+    *,
+    means: Literal["bankTransfer", "sepaDirectDebit"] = "bankTransfer",
+) -> str:
+    """A payment in EUR of the account on ``on`` naming ``reference``; its id."""
+    return record_payment(
+        session,
+        account_id=account_id,
+        amount=Decimal(amount),
+        currency="EUR",
+        payment_date=on,
+        reference=reference,
+        means=means,
+    )

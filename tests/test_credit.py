@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from etomcrm.billing.payments import record_payment, reverse_payment
+from etomcrm.billing.payments import reverse_payment
 from etomcrm.db import session_scope, utcnow
 from etomcrm.security.service import SYSTEM
 from etomcrm.selling.credit import assess_credit, decide
 from tests.conftest import TokenFactory
 from tests.factories import CUSTOMER, customer
-from tests.payment_helpers import account, bill
+from tests.payment_helpers import account, bill, paid
 
 
 def _profile(client: TestClient, headers: dict[str, str], customer_id: str, **values: Any) -> None:
@@ -197,22 +197,13 @@ def test_billing_s_open_balance_and_payment_history_replace_the_typed_figures(
         bill(session, account_id, bmw["id"], "CR-2", "20000.00", today + timedelta(days=10))
         bill(session, account_id, bmw["id"], "CR-3", "50.00", today - timedelta(days=30))
     with session_scope() as session:
-        record_payment(
+        paid(session, account_id, "100.00", today - timedelta(days=40), "CR-1")
+        debit = paid(
             session,
-            account_id=account_id,
-            amount=Decimal("100.00"),
-            currency="EUR",
-            payment_date=today - timedelta(days=40),
-            reference="CR-1",
-            means="bankTransfer",
-        )
-        debit = record_payment(
-            session,
-            account_id=account_id,
-            amount=Decimal("50.00"),
-            currency="EUR",
-            payment_date=today - timedelta(days=30),
-            reference="CR-3",
+            account_id,
+            "50.00",
+            today - timedelta(days=30),
+            "CR-3",
             means="sepaDirectDebit",
         )
     with session_scope() as session:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from etomcrm.billing.payments import record_payment, reverse_payment
+from etomcrm.billing.payments import reverse_payment
 from etomcrm.core import resources
 from etomcrm.core.models import AuditRecord, OutboxEvent
 from etomcrm.db import session_scope, utcnow
@@ -26,7 +26,7 @@ from etomcrm.security.service import SYSTEM
 from etomcrm.selling.credit import assess_credit
 from tests.conftest import TokenFactory
 from tests.factories import CUSTOMER, INTERACTION, PARTY, customer, post, site
-from tests.payment_helpers import account, bill
+from tests.payment_helpers import account, bill, paid
 from tests.qos_helpers import product, sla_level
 
 RISK = "/tmf-api/riskManagement/v4/partyRoleRiskAssessment"
@@ -485,22 +485,13 @@ def test_late_bills_and_a_returned_debit_raise_the_bad_debt_risk(
         bill(session, account_id, bmw["id"], "RK-1", "100.00", today - timedelta(days=60))
         bill(session, account_id, bmw["id"], "RK-2", "40.00", today - timedelta(days=20))
     with session_scope() as session:
-        record_payment(
+        paid(session, account_id, "100.00", today - timedelta(days=45), "RK-1")
+        debit = paid(
             session,
-            account_id=account_id,
-            amount=Decimal("100.00"),
-            currency="EUR",
-            payment_date=today - timedelta(days=45),
-            reference="RK-1",
-            means="bankTransfer",
-        )
-        debit = record_payment(
-            session,
-            account_id=account_id,
-            amount=Decimal("40.00"),
-            currency="EUR",
-            payment_date=today - timedelta(days=20),
-            reference="RK-2",
+            account_id,
+            "40.00",
+            today - timedelta(days=20),
+            "RK-2",
             means="sepaDirectDebit",
         )
     with session_scope() as session:
@@ -527,15 +518,7 @@ def test_a_good_payer_keeps_the_credit_assessment_s_bad_debt_risk(
         account_id = account(session, bmw["id"])
         bill(session, account_id, bmw["id"], "RK-3", "100.00", today - timedelta(days=10))
     with session_scope() as session:
-        record_payment(
-            session,
-            account_id=account_id,
-            amount=Decimal("100.00"),
-            currency="EUR",
-            payment_date=today - timedelta(days=12),
-            reference="RK-3",
-            means="bankTransfer",
-        )
+        paid(session, account_id, "100.00", today - timedelta(days=12), "RK-3")
     body = _assess(client, admin, bmw["id"]).json()
     # billing's 10 is below the 50 of no credit assessment: the higher one stands
     assert _scores(body)["badDebt"]["score"] == 50
