@@ -80,6 +80,7 @@ from etomcrm.order_handling.events import (
     ProductsActivated,
     ProductsEnded,
 )
+from etomcrm.pages import routes as pages
 from etomcrm.problem_handling import api_kinds as problem_handling_kinds
 from etomcrm.problem_handling.events import (
     AlarmCleared,
@@ -135,6 +136,8 @@ ROUTERS: list[APIRouter] = [
     usage_api.router,
     billing_rates_api.router,
     billing_enquiries_api.router,
+    # The pages in the browser (issue 11): sign-in, the customer network portal.
+    pages.router,
 ]
 
 # TMF documents whose schemas only the routers above use (no resource kind serves them).

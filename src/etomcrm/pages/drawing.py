@@ -1,0 +1,187 @@
+"""Geometry for the SVG the pages draw on the server: the topology as rings (backbone,
+points of presence, sites) and traffic as paired bars. Only numbers here; the
+templates write the SVG elements (escaped like any other text)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from etomcrm.core.tmf_schemas import JsonDict
+
+# Room each site needs on the outer ring (its circle and a gap), in SVG units.
+SITE_SPACING = 30
+MARGIN = 40
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    kind: str  # backbone, pop, site, headquarters
+    label: str
+    status: str
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Edge:
+    id: str
+    status: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True)
+class TopologyDrawing:
+    size: float
+    nodes: list[Node]
+    edges: list[Edge]
+
+
+def _at(centre: float, radius: float, angle: float) -> tuple[float, float]:
+    return (
+        round(centre + radius * math.cos(angle), 1),
+        round(centre + radius * math.sin(angle), 1),
+    )
+
+
+def topology(sites: list[JsonDict], links: list[JsonDict], pops: list[JsonDict]) -> TopologyDrawing:
+    """The provider's backbone in the middle, the PoPs the customer's links end at on an
+    inner ring, the sites on the outer ring beside their PoP; a line per link, in its
+    status. Sites are ordered by PoP so no line crosses the ring."""
+    first_pop: dict[str, str] = {}
+    for link in links:
+        first_pop.setdefault(link["siteId"], link["popId"])
+    pop_order = {pop["id"]: n for n, pop in enumerate(pops)}
+    ordered = sorted(
+        sites,
+        key=lambda s: (pop_order.get(first_pop.get(s["id"], ""), -1), str(s.get("name") or "")),
+    )
+    outer = max(160.0, len(ordered) * SITE_SPACING / (2 * math.pi))
+    inner = outer * 0.5
+    centre = outer + MARGIN + 60
+    size = 2 * centre
+    nodes = [Node("backbone", "backbone", "Backbone", "up", centre, centre)]
+    placed: dict[str, tuple[float, float]] = {}
+    angles: dict[str, list[float]] = {}
+    for n, site in enumerate(ordered):
+        angle = 2 * math.pi * n / max(1, len(ordered)) - math.pi / 2
+        x, y = _at(centre, outer, angle)
+        placed[site["id"]] = (x, y)
+        angles.setdefault(first_pop.get(site["id"], ""), []).append(angle)
+        nodes.append(
+            Node(
+                site["id"],
+                "headquarters" if site.get("headquarters") else "site",
+                str(site.get("name") or site["id"]),
+                str(site.get("status") or "up"),
+                x,
+                y,
+            )
+        )
+    edges: list[Edge] = []
+    for n, pop in enumerate(pops):
+        own = angles.get(pop["id"])
+        # A PoP stands amid its sites (the middle of their arc).
+        angle = (own[0] + own[-1]) / 2 if own else 2 * math.pi * n / max(1, len(pops)) - math.pi / 2
+        x, y = _at(centre, inner, angle)
+        placed[pop["id"]] = (x, y)
+        nodes.append(Node(pop["id"], "pop", str(pop.get("name") or pop["id"]), pop["status"], x, y))
+        edges.append(Edge(f"core-{pop['id']}", pop["status"], centre, centre, x, y))
+    for link in links:
+        if link["siteId"] in placed and link["popId"] in placed:
+            (x1, y1), (x2, y2) = placed[link["siteId"]], placed[link["popId"]]
+            edges.append(Edge(link["id"], link["status"], x1, y1, x2, y2))
+    return TopologyDrawing(size=round(size, 1), nodes=nodes, edges=edges)
+
+
+@dataclass(frozen=True)
+class Bar:
+    period: str
+    bytes_in: int
+    bytes_out: int
+    x: float
+    height_in: float
+    height_out: float
+    labelled: bool
+
+
+@dataclass(frozen=True)
+class BarChart:
+    granularity: str
+    width: float
+    height: float
+    bar_width: float
+    peak: int
+    bars: list[Bar]
+
+    @property
+    def total_in(self) -> int:
+        return sum(bar.bytes_in for bar in self.bars)
+
+    @property
+    def total_out(self) -> int:
+        return sum(bar.bytes_out for bar in self.bars)
+
+
+def periods(granularity: str, start: datetime, end: datetime) -> list[str]:
+    """Every bucket from ``start`` to ``end`` (exclusive), named as the traffic service
+    names them, so a period without traffic still gets its (empty) place."""
+    names: list[str] = []
+    if granularity == "hour":
+        moment = start.replace(minute=0, second=0, microsecond=0)
+        while moment < end:
+            names.append(moment.strftime("%Y-%m-%dT%H:00:00Z"))
+            moment += timedelta(hours=1)
+    elif granularity == "day":
+        moment = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while moment < end:
+            names.append(moment.strftime("%Y-%m-%d"))
+            moment += timedelta(days=1)
+    else:
+        year, month = start.year, start.month
+        while (year, month) <= (end.year, end.month):
+            names.append(f"{year:04d}-{month:02d}")
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return names
+
+
+CHART_WIDTH = 720.0
+CHART_HEIGHT = 180.0
+# At most this many labels under a chart, so they never overlap.
+MAX_LABELS = 12
+
+
+def bars(names: list[str], series: list[JsonDict], granularity: str) -> BarChart:
+    """Bytes in and out per period as pairs of bars scaled to the busiest period."""
+    by_period = {str(point["period"]): point for point in series}
+    peak = max([max(int(p["bytesIn"]), int(p["bytesOut"])) for p in by_period.values()] + [1])
+    slot = CHART_WIDTH / max(1, len(names))
+    every = max(1, math.ceil(len(names) / MAX_LABELS))
+    drawn: list[Bar] = []
+    for n, name in enumerate(names):
+        point = by_period.get(name, {})
+        bytes_in, bytes_out = int(point.get("bytesIn", 0)), int(point.get("bytesOut", 0))
+        drawn.append(
+            Bar(
+                period=name,
+                bytes_in=bytes_in,
+                bytes_out=bytes_out,
+                x=round(n * slot, 2),
+                height_in=round(CHART_HEIGHT * bytes_in / peak, 2),
+                height_out=round(CHART_HEIGHT * bytes_out / peak, 2),
+                labelled=n % every == 0,
+            )
+        )
+    return BarChart(
+        granularity=granularity,
+        width=CHART_WIDTH,
+        height=CHART_HEIGHT,
+        bar_width=round(max(1.0, slot * 0.4), 2),
+        peak=peak,
+        bars=drawn,
+    )
