@@ -20,8 +20,17 @@ demo: install
 	$(BIN)/etomcrm db upgrade
 	$(BIN)/etomcrm demo
 
+# The browser tests drive Debian's Chromium through Playwright for Python; nothing
+# downloads a browser build of its own. Installed here when missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y chromium
+
 # Every test, each on SQLite and on PostgreSQL, then lint, types and the layers.
-test: install
+test: install $(CHROMIUM)
 	./scripts/ensure-postgres.sh
 	$(BIN)/pytest -n 2 --dist loadgroup
 	$(MAKE) lint

@@ -37,11 +37,12 @@ class Network:
 
 def network(client: TestClient, admin: dict[str, str], sites: int, tag: str = "") -> Network:
     """A customer with ``sites`` sites, each on its access link to one PoP (the first
-    one down), with the last 24 hours measured: site n sends n MB in, 2n MB out an hour;
-    the first site's product has this month's availability assessed (missed)."""
+    one down), with the last 24 hours measured (the current one included): site n sends
+    n MB in, 2n MB out an hour; the first site's product has this month's availability
+    assessed (missed)."""
     customer = factories.customer(client, admin)
-    names = [f"Ort {tag}{n}" for n in range(sites)]
-    site_ids = [factories.site(client, admin, customer["id"], name)["id"] for name in names]
+    made = [factories.site(client, admin, customer["id"], f"Ort {tag}{n}") for n in range(sites)]
+    site_ids, names = [s["id"] for s in made], [s["name"] for s in made]
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     with session_scope() as session:
         if session.get(NetworkPopRow, "pop-by-1") is None:
@@ -82,7 +83,7 @@ def network(client: TestClient, admin: dict[str, str], sites: int, tag: str = ""
                     "bytes_in": n * 1_000_000,
                     "bytes_out": 2 * n * 1_000_000,
                 }
-                for hour in range(1, 25)
+                for hour in range(24)
             ]
         session.flush()
         session.execute(insert(NetworkMeasurementRow), rows)
@@ -167,7 +168,8 @@ def test_a_customer_user_signs_in_and_sees_its_network_and_a_site(
     assert site.status_code == 200
     for granularity in ("hour", "day", "month"):
         assert f'id="traffic-{granularity}"' in site.text
-    assert "In: 24.0 MB · Out: 48.0 MB" in site.text  # 24 hours of 1 MB in, 2 MB out
+    hourly = site.text.split('id="traffic-hour"')[1].split("</section>")[0]
+    assert "In: 24.0 MB · Out: 48.0 MB" in hourly  # 24 hours of 1 MB in, 2 MB out
     assert "99.85 %" in site.text and "99.90 %" in site.text and "missed" in site.text
 
 
@@ -346,3 +348,27 @@ def test_the_assets_ship_in_the_package(client: TestClient) -> None:
     assert client.get("/ui/static/style.css").status_code == 200
     assert client.get("/ui/static/htmx.LICENSE").status_code == 404
     assert client.get("/ui/static/..%2Fviews.py").status_code == 404
+
+
+def test_the_shipped_german_catalog_is_compiled_from_its_po_file() -> None:
+    # given the .po file translators edit and the .mo file the pages load
+    from babel.messages.mofile import read_mo
+    from babel.messages.pofile import read_po
+
+    from etomcrm.pages.i18n import LOCALES_DIR
+
+    folder = LOCALES_DIR / "de" / "LC_MESSAGES"
+    with (folder / "messages.po").open("rb") as po, (folder / "messages.mo").open("rb") as mo:
+        source, compiled = read_po(po), read_mo(mo)
+
+    # then every translation is in both, the same (pybabel compile after each edit)
+    def pairs(catalog: Any) -> dict[Any, Any]:
+        # A plural's id and translations are sequences (lists in one reader, tuples in
+        # the other).
+        def same(value: Any) -> Any:
+            return value if isinstance(value, str) else tuple(value)
+
+        return {same(m.id): same(m.string) for m in catalog if m.id}
+
+    assert pairs(source) == pairs(compiled)
+    assert all(m.string for m in source if m.id)
