@@ -372,3 +372,39 @@ def test_the_shipped_german_catalog_is_compiled_from_its_po_file() -> None:
 
     assert pairs(source) == pairs(compiled)
     assert all(m.string for m in source if m.id)
+
+
+def test_staff_search_by_name_or_id_as_their_role_may_read(
+    client: TestClient, admin: dict[str, str], count_queries: Callable[[], Any]
+) -> None:
+    # given BMW with two sites, another customer, and staff of two roles
+    bmw = network(client, admin, 2, "S")
+    factories.customer(client, admin, "Audi AG")
+    user("olaf.berger", role="order_manager")
+    user("mia.wagner", role="marketing")
+    assert sign_in(client, "olaf.berger").status_code == 303
+    client.get("/ui/")  # the session's user is looked up once, then cached
+    # when Olaf searches a name
+    with count_queries() as counter:
+        by_name = client.get("/ui/search", params={"q": "bmw"})
+    # then he finds the customer (linked to its network), and nothing of the other
+    assert by_name.status_code == 200
+    assert f'href="/ui/customers/{bmw.customer_id}/network">BMW AG</a>' in by_name.text
+    assert "Audi" not in by_name.text
+    assert counter.count <= 6  # one query per kind searched
+    # and a site by its id, linked to its page
+    by_id = client.get("/ui/search", params={"q": bmw.site_ids[1]})
+    assert f"/ui/customers/{bmw.customer_id}/sites/{bmw.site_ids[1]}" in by_id.text
+    # a wildcard is an ordinary character, not "everything"
+    assert "BMW AG" not in client.get("/ui/search", params={"q": "%%"}).text
+    # too short a search is refused with the reason beside the field, the text kept
+    short = client.get("/ui/search", params={"q": "x"})
+    assert short.status_code == 400
+    assert 'aria-invalid="true"' in short.text and 'value="x"' in short.text
+    # a role that may not read tickets is told they were not searched
+    page = client.get("/ui/")
+    client.post("/ui/sign-out", data={"csrf_token": csrf_of(page.text)})
+    assert sign_in(client, "mia.wagner").status_code == 303
+    marketing = client.get("/ui/search", params={"q": "bmw"})
+    assert marketing.status_code == 200
+    assert "Not searched (your role may not read them): Tickets" in marketing.text

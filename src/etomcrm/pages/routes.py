@@ -264,6 +264,26 @@ async def home(request: Request) -> Response:
     return render(request, "home.html", views.staff_home(principal), principal=principal)
 
 
+@router.get(PREFIX + "/search")
+async def search(request: Request) -> Response:
+    """The global search: customers, sites, orders, tickets and bills by name or id."""
+    principal = await signed_in(request)
+    text = request.query_params.get("q", "")
+
+    def unit_of_work() -> views.SearchResults:
+        with session_scope(readonly=True) as db:
+            return views.search(db, principal, text)
+
+    results = await run_in_threadpool(unit_of_work)
+    return render(
+        request,
+        "home.html",
+        {**views.staff_home(principal), "results": results},
+        status=400 if results.problem else 200,
+        principal=principal,
+    )
+
+
 @router.get(PREFIX + "/customers/{customer_id}/network")
 async def network(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)

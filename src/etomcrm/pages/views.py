@@ -12,17 +12,21 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from etomcrm.billing.api_kinds import CUSTOMER_BILL_KIND
 from etomcrm.core import resources
-from etomcrm.core.errors import NotFound
+from etomcrm.core.errors import Forbidden, NotFound
+from etomcrm.core.resources import READ, ResourceKind
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import GeographicSiteRow
 from etomcrm.customer_interface.service import CUSTOMER_KIND, GEOGRAPHIC_SITE_KIND
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.network_view import service as network_view
+from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
 from etomcrm.pages import drawing
+from etomcrm.problem_handling.tickets import TROUBLE_TICKET_KIND
 from etomcrm.security.service import Principal
 
 
@@ -242,3 +246,71 @@ def _availability(
 def staff_home(principal: Principal) -> dict[str, Any]:
     """What the staff landing page greets with (the work lists are issue 11's next part)."""
     return {"name": principal.name, "role": principal.role.value}
+
+
+# What the staff search looks in, in the order the answer lists them.
+SEARCHED: tuple[tuple[str, ResourceKind], ...] = (
+    ("customer", CUSTOMER_KIND),
+    ("site", GEOGRAPHIC_SITE_KIND),
+    ("order", PRODUCT_ORDER_KIND),
+    ("ticket", TROUBLE_TICKET_KIND),
+    ("bill", CUSTOMER_BILL_KIND),
+)
+SEARCH_LIMIT = 10
+SEARCH_MIN, SEARCH_MAX = 2, 100
+
+
+@dataclass(frozen=True)
+class Found:
+    kind: str
+    id: str
+    name: str
+    status: str
+    customer_id: str | None
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    text: str
+    found: dict[str, list[Found]] = field(default_factory=dict)
+    # The kinds this role may not read: not searched, and said so.
+    not_searched: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+
+def search(session: Session, principal: Principal, text: str) -> SearchResults:
+    """Customers, sites, orders, tickets and bills whose id is ``text`` or whose name
+    contains it, at most :data:`SEARCH_LIMIT` of each, as the principal may read them
+    (a role without read access to a kind finds none of it, a customer only its own):
+    one query per kind, whatever the number of rows."""
+    text = text.strip()
+    if not SEARCH_MIN <= len(text) <= SEARCH_MAX:
+        return SearchResults(text, problem="length")
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    found: dict[str, list[Found]] = {}
+    not_searched: list[str] = []
+    for label, kind in SEARCHED:
+        try:
+            kind.authorize(principal, READ)
+        except Forbidden:
+            not_searched.append(label)
+            continue
+        row = kind.row
+        stmt = kind.scoped(
+            principal,
+            select(row.id, row.name, row.status, row.owner_customer_id)
+            .where(or_(row.id == text, row.name.ilike(pattern, escape="\\")))
+            .order_by(row.name, row.id)
+            .limit(SEARCH_LIMIT),
+        )
+        found[label] = [
+            Found(
+                label,
+                resource_id,
+                name or "",
+                status or "",
+                resource_id if label == "customer" else owner,
+            )
+            for resource_id, name, status, owner in session.execute(stmt)
+        ]
+    return SearchResults(text, found, not_searched)
