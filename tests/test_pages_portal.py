@@ -408,3 +408,18 @@ def test_staff_search_by_name_or_id_as_their_role_may_read(
     marketing = client.get("/ui/search", params={"q": "bmw"})
     assert marketing.status_code == 200
     assert "Not searched (your role may not read them): Tickets" in marketing.text
+
+
+def test_bad_addresses_and_bodies_get_a_4xx_page_not_json(client: TestClient) -> None:
+    missing = client.get("/ui/no/such/page")
+    assert missing.status_code == 404 and "Not found" in missing.text
+    assert missing.headers["content-type"].startswith("text/html")
+    form = client.get("/ui/sign-in")
+    crowded = client.post(
+        "/ui/sign-in",
+        content="&".join(f"f{n}=x" for n in range(50)) + f"&csrf_token={csrf_of(form.text)}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert crowded.status_code == 400 and crowded.headers["content-type"].startswith("text/html")
+    as_json = client.post("/ui/sign-in", json={"username": "a", "password": "b"})
+    assert as_json.status_code == 403  # no form token: refused before anything is read

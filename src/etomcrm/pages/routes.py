@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etomcrm.core.errors import Forbidden, NotFound, TmfError, TooManyRequests, Unauthorized
 from etomcrm.db import session_scope, utcnow
@@ -96,6 +97,15 @@ class PageRoute(APIRoute):
                 return await original(request)
             except Unauthorized:
                 return _sign_in_redirect(request)
+            except StarletteHTTPException as error:
+                # A form Starlette could not read (too many fields, a broken body).
+                return render(
+                    request,
+                    "error.html",
+                    {"status": error.status_code, "message": str(error.detail)},
+                    status=error.status_code,
+                    principal=request.scope.get("etomcrm.principal"),
+                )
             except TmfError as error:
                 principal = request.scope.get("etomcrm.principal")
                 response = render(
@@ -334,4 +344,18 @@ async def static(name: str) -> Response:
         path,
         media_type=_MEDIA[path.suffix],
         headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get(PREFIX + "/{rest:path}")
+async def no_such_page(rest: str, request: Request) -> Response:
+    """Any other address under the pages: the 404 page, for the signed-in or not."""
+    token = session.session_token(request)
+    principal = security.cached_principal(token) if token else None
+    return render(
+        request,
+        "error.html",
+        {"status": 404, "message": "no such page"},
+        status=404,
+        principal=principal,
     )
