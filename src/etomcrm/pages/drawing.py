@@ -62,7 +62,7 @@ def topology(sites: list[JsonDict], links: list[JsonDict], pops: list[JsonDict])
         key=lambda s: (pop_order.get(first_pop.get(s["id"], ""), -1), str(s.get("name") or "")),
     )
     outer = max(160.0, len(ordered) * SITE_SPACING / (2 * math.pi))
-    inner = outer * 0.5
+    inner = outer * 0.6
     centre = outer + MARGIN + 60
     size = 2 * centre
     nodes = [Node("backbone", "backbone", "Backbone", "up", centre, centre)]
@@ -84,19 +84,34 @@ def topology(sites: list[JsonDict], links: list[JsonDict], pops: list[JsonDict])
             )
         )
     edges: list[Edge] = []
-    for n, pop in enumerate(pops):
-        own = angles.get(pop["id"])
-        # A PoP stands amid its sites (the middle of their arc).
-        angle = (own[0] + own[-1]) / 2 if own else 2 * math.pi * n / max(1, len(pops)) - math.pi / 2
+    for pop_id, angle in _spread(pops, angles).items():
+        pop = next(p for p in pops if p["id"] == pop_id)
         x, y = _at(centre, inner, angle)
-        placed[pop["id"]] = (x, y)
-        nodes.append(Node(pop["id"], "pop", str(pop.get("name") or pop["id"]), pop["status"], x, y))
-        edges.append(Edge(f"core-{pop['id']}", pop["status"], centre, centre, x, y))
+        placed[pop_id] = (x, y)
+        nodes.append(Node(pop_id, "pop", str(pop.get("name") or pop_id), pop["status"], x, y))
+        edges.append(Edge(f"core-{pop_id}", pop["status"], centre, centre, x, y))
     for link in links:
         if link["siteId"] in placed and link["popId"] in placed:
             (x1, y1), (x2, y2) = placed[link["siteId"]], placed[link["popId"]]
             edges.append(Edge(link["id"], link["status"], x1, y1, x2, y2))
     return TopologyDrawing(size=round(size, 1), nodes=nodes, edges=edges)
+
+
+def _spread(pops: list[JsonDict], angles: dict[str, list[float]]) -> dict[str, float]:
+    """Each PoP's angle on the inner ring: evenly spaced in the order of their sites'
+    arcs, the whole ring turned to lie closest to those arcs (PoPs with one site each
+    would otherwise pile up and hide each other's names)."""
+    wanted = []
+    for n, pop in enumerate(pops):
+        own = angles.get(pop["id"])
+        default = 2 * math.pi * n / max(1, len(pops)) - math.pi / 2
+        wanted.append(((own[0] + own[-1]) / 2 if own else default, pop["id"]))
+    wanted.sort()
+    step = 2 * math.pi / max(1, len(wanted))
+    # The turn: the circular mean of how far each PoP is from its even place.
+    offsets = [angle - k * step for k, (angle, _) in enumerate(wanted)]
+    turn = math.atan2(sum(map(math.sin, offsets)), sum(map(math.cos, offsets)))
+    return {pop_id: turn + k * step for k, (_, pop_id) in enumerate(wanted)}
 
 
 @dataclass(frozen=True)
