@@ -423,3 +423,16 @@ def test_bad_addresses_and_bodies_get_a_4xx_page_not_json(client: TestClient) ->
     assert crowded.status_code == 400 and crowded.headers["content-type"].startswith("text/html")
     as_json = client.post("/ui/sign-in", json={"username": "a", "password": "b"})
     assert as_json.status_code == 403  # no form token: refused before anything is read
+
+
+def test_a_refreshing_map_without_a_session_sends_the_whole_page_to_sign_in(
+    client: TestClient,
+) -> None:
+    # htmx swaps a fragment; a redirect would put the sign-in page inside the map
+    answer = client.get(
+        "/ui/customers/anything/network/map",
+        headers={"HX-Request": "true"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 204
+    assert answer.headers["hx-redirect"] == "/ui/sign-in"
