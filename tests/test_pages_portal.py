@@ -137,8 +137,29 @@ def test_an_unsigned_request_to_a_page_goes_to_the_sign_in_page(client: TestClie
 def test_a_customer_user_signs_in_and_sees_its_network_and_a_site(
     client: TestClient, admin: dict[str, str]
 ) -> None:
-    # given a customer with three sites and its portal user
+    # given a customer with three sites, an open ticket about the second, its portal user
     bmw = network(client, admin, 3)
+    ticket = client.post(
+        "/tmf-api/troubleTicket/v4/troubleTicket",
+        json={
+            "name": "Slow access at the second site",
+            "description": "Throughput far below the booked bandwidth",
+            "severity": "minor",
+            "ticketType": "network",
+            "relatedParty": [
+                {"id": bmw.customer_id, "@referredType": "Customer", "role": "customer"}
+            ],
+            "relatedEntity": [
+                {
+                    "id": f"{bmw.customer_id}-p2",
+                    "@referredType": "Product",
+                    "role": "affectedProduct",
+                }
+            ],
+        },
+        headers=admin,
+    )
+    assert ticket.status_code == 201, ticket.text
     user("katrin.weber", customer_id=bmw.customer_id)
     # when the user signs in
     signed = sign_in(client, "katrin.weber")
@@ -157,6 +178,11 @@ def test_a_customer_user_signs_in_and_sees_its_network_and_a_site(
         assert f"/ui/customers/{bmw.customer_id}/sites/{site_id}" in home.text
     assert "<svg" in home.text and 'class="node site down"' in home.text
     assert "3 sites" in home.text
+    # and the open problem, on the map and beside it, with the site it is about
+    assert home.text.count('class="problem-ring"') == 1
+    problems = home.text.split('class="problems"')[1].split("</section>")[0]
+    assert "Slow access at the second site" in problems
+    assert f'/sites/{bmw.site_ids[1]}">{bmw.site_names[1]}</a>' in problems
     # and the map refreshes by itself while the page is open
     assert f'hx-get="/ui/customers/{bmw.customer_id}/network/map"' in home.text
     fragment = client.get(f"/ui/customers/{bmw.customer_id}/network/map")

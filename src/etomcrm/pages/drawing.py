@@ -23,6 +23,8 @@ class Node:
     status: str
     x: float
     y: float
+    # An open ticket is about this site.
+    problem: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ def topology(sites: list[JsonDict], links: list[JsonDict], pops: list[JsonDict])
                 str(site.get("status") or "up"),
                 x,
                 y,
+                bool(site.get("problem")),
             )
         )
     edges: list[Edge] = []

@@ -26,6 +26,7 @@ from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.network_view import service as network_view
 from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
 from etomcrm.pages import drawing
+from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.problem_handling.tickets import TROUBLE_TICKET_KIND
 from etomcrm.security.service import Principal
 
@@ -74,12 +75,18 @@ def network_page(
     view = network_view.network_view(session, principal, customer_id, period=period)
     hubs, codes = _headquarters(session, customer_id)
     topology = view["topology"]
+    troubled = _sites_with_problems(session, customer_id, topology["links"])
+    problems = [
+        {**problem, "sites": troubled.get(problem["id"], [])} for problem in view["openProblems"]
+    ]
+    problem_sites = {site for sites in troubled.values() for site in sites}
     sites = sorted(
         (
             {
                 **site,
                 "code": codes.get(site["id"], ""),
                 "headquarters": site["id"] in hubs,
+                "problem": site["id"] in problem_sites,
             }
             for site in topology["sites"]
         ),
@@ -91,9 +98,30 @@ def network_page(
         period=period,
         map=drawing.topology(sites, topology["links"], topology["pops"]),
         sites=sites,
-        open_problems=view["openProblems"],
+        open_problems=problems,
         sla_standing=view["slaStanding"],
     )
+
+
+def _sites_with_problems(
+    session: Session, customer_id: str, links: list[JsonDict]
+) -> dict[str, list[str]]:
+    """Open ticket id → the sites it is about: a ticket names the affected products
+    (TMF621 ``relatedEntity``), and each product's access link its site (one query)."""
+    site_of_product = {link["productId"]: link["siteId"] for link in links if link["productId"]}
+    troubled: dict[str, list[str]] = {}
+    for ticket_id, body in session.execute(
+        select(TroubleTicketRow.id, TroubleTicketRow.body).where(
+            TroubleTicketRow.owner_customer_id == customer_id,
+            TroubleTicketRow.status.not_in(network_view.CLOSED_TICKETS),
+        )
+    ):
+        for entity in body.get("relatedEntity") or []:
+            if isinstance(entity, dict) and entity.get("id") in site_of_product:
+                site = site_of_product[entity["id"]]
+                if site not in troubled.setdefault(ticket_id, []):
+                    troubled[ticket_id].append(site)
+    return troubled
 
 
 @dataclass(frozen=True)
