@@ -25,8 +25,14 @@ day, ``period_end`` the day before the next one, or earlier for a final bill):
 - SLA credits (:func:`record_sla_credit`), written when owed.
 
 Every rate's ``characteristic`` names what it is traceable to (product, price,
-usage records, violation, period), its tax category (S or AE) and the list price.
-Every rate is written once: ``source_key`` is unique.
+usage records: their count, first and last ``usage_id#version`` and the digest of all,
+violation, period), its tax category (S or AE) and the list price. Every rate is
+written once: ``source_key`` is unique.
+
+Rating is set-based (:func:`rate_accounts`, a bill run's chunk of accounts at once):
+the accounts, customers and products are read by a query each, the prices computed
+in Python, the usage records summed per product and billing month and marked rated by
+the database (no record is read into Python), the rates written by one statement.
 """
 
 from __future__ import annotations
