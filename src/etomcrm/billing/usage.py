@@ -429,8 +429,10 @@ WITH written AS (
 )
 SELECT count(*) FILTER (WHERE version = 1), count(*) FILTER (WHERE version > 1) FROM written
 """
-# The stored volumes of a batch's ids: which records are new, which sent before.
-_STORED = "SELECT usage_id, volume FROM usage_record WHERE usage_id = ANY(%s)"
+# The stored volumes of a batch's ids: which records are new, which sent before. The
+# arrays go in binary (%b): psycopg quotes a text array element by element, which took
+# a second per 100,000 ids.
+_STORED = "SELECT usage_id, volume FROM usage_record WHERE usage_id = ANY(%b)"
 # Corrections in one statement; ``volume <>`` again, as a concurrent writer may have
 # stored the same volume meanwhile (then the record is unchanged, not corrected).
 _CORRECT = """
@@ -441,7 +443,7 @@ UPDATE usage_record AS u SET
     version = u.version + 1,
     status = 'received',
     received_at = %s
-FROM unnest(%s::text[], %s::numeric[], %s::timestamptz[], %s::timestamptz[])
+FROM unnest(%b::text[], %b::numeric[], %b::timestamptz[], %b::timestamptz[])
     AS c (usage_id, volume, start_at, end_at)
 WHERE u.usage_id = c.usage_id AND u.volume <> c.volume
 """
