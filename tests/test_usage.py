@@ -497,6 +497,22 @@ def test_a_bulk_batch_mixing_new_unchanged_and_corrected_records_is_counted_exac
     assert sum(volume for volume, _, _ in rows.values()) == Decimal("11250")
 
 
+def _waiting_on_a_lock(application_name: str) -> int:
+    # A transaction of its own per look: PostgreSQL keeps one snapshot of its activity
+    # statistics per transaction.
+    with session_scope() as session:
+        return int(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND wait_event_type = 'Lock'"
+                ),
+                {"name": application_name},
+            )
+            or 0
+        )
+
+
 def test_two_sessions_ingesting_overlapping_batches_store_each_record_once(
     db_url: str, bmw: tuple[str, str]
 ) -> None:
@@ -515,7 +531,7 @@ def test_two_sessions_ingesting_overlapping_batches_store_each_record_once(
     def ingest_b() -> None:
         try:
             with session_scope() as session:
-                session.execute(text("SET application_name = 'usage-test-b'"))
+                session.execute(text("SET LOCAL application_name = 'usage-test-b'"))
                 results["b"] = ingest_usage(session, batch_b)
         except Exception as error:  # shown by the assertion below
             results["b"] = error
@@ -526,17 +542,8 @@ def test_two_sessions_ingesting_overlapping_batches_store_each_record_once(
         # and its COPY waits on A's first shared id) and A commits then
         other = threading.Thread(target=ingest_b)
         other.start()
-        with session_scope() as watcher:
-            waiting = until(
-                lambda: watcher.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE application_name = 'usage-test-b' AND wait_event_type = 'Lock'"
-                    )
-                ),
-                seconds=60,
-            )
-        assert waiting == 1
+        waiting = until(lambda: _waiting_on_a_lock("usage-test-b"), seconds=60)
+        assert waiting == 1, results
     other.join(timeout=120)
 
     # then B's COPY met A's records, and B stored its batch the upsert way instead:
