@@ -116,8 +116,7 @@ def copy_baseline(url: str, rows: list[Any]) -> float:
     from etomcrm.billing.usage import COLUMNS, _copy_text
 
     # The columns the service sets too (no defaults in the table for them).
-    tail = f"\treceived\t1\t{datetime.now(UTC).isoformat()}\n".encode()
-    blocks = [block.replace(b"\n", tail) for block in _copy_text(rows)]
+    blocks = list(_copy_text(rows, f"\treceived\t1\t{datetime.now(UTC).isoformat()}"))
     plain = url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(plain) as conn:
         started = time.perf_counter()

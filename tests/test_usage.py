@@ -3,6 +3,7 @@ site and hour from the performance data, the API and its scoping."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
 
 from etomcrm.billing.models import UsageRecordRow
 from etomcrm.billing.usage import (
+    IngestResult,
     Usage,
     ingest_usage,
     mark_usage_billed,
@@ -25,6 +28,7 @@ from etomcrm.flows.usage import hours_before, traffic_usage_step
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.order_handling.models import ProductRow
 from tests import factories
+from tests.polling import until
 
 PATH = "/tmf-api/usageManagement/v4/usage"
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
@@ -442,6 +446,124 @@ def test_a_large_batch_goes_the_bulk_path_and_stays_idempotent(
         assert usage_for_billing(session, [product_id], NOV, DEC)[product_id].volume == Decimal(
             "1500.25"
         )
+
+
+def test_a_bulk_batch_mixing_new_unchanged_and_corrected_records_is_counted_exactly(
+    bmw: tuple[str, str],
+) -> None:
+    # given 6,000 stored records (a batch over the COPY threshold)
+    customer_id, product_id = bmw
+    hours = [NOV + timedelta(minutes=n) for n in range(9_000)]
+    first = [_record(f"m-{n}", customer_id, product_id, "0.25", hours[n]) for n in range(6_000)]
+    with session_scope() as session:
+        assert ingest_usage(session, first).new == 6_000
+
+    # when a batch sends 3,000 of them unchanged (one differing only beyond the column's
+    # six places), 3,000 corrected and 3,000 new, in no particular order
+    rounded_away = _record("m-2999", customer_id, product_id, "0.2500004", hours[2_999])
+    unchanged = [*first[:2_999], rounded_away]
+    corrected = [
+        _record(f"m-{n}", customer_id, product_id, "1.5", hours[n]) for n in range(3_000, 6_000)
+    ]
+    new = [_record(f"m-{n}", customer_id, product_id, "2", hours[n]) for n in range(6_000, 9_000)]
+    mixed = [*new[::2], *corrected, *unchanged, *new[1::2]]
+    with session_scope() as session:
+        result = ingest_usage(session, mixed)
+
+    # then each is counted and stored as what it is
+    assert (result.received, result.new, result.unchanged, result.corrected) == (
+        9_000,
+        3_000,
+        3_000,
+        3_000,
+    )
+    with session_scope() as session:
+        rows = {
+            usage_id: (volume, version, status)
+            for usage_id, volume, version, status in session.execute(
+                select(
+                    UsageRecordRow.usage_id,
+                    UsageRecordRow.volume,
+                    UsageRecordRow.version,
+                    UsageRecordRow.status,
+                )
+            )
+        }
+    assert len(rows) == 9_000
+    assert rows["m-0"] == (Decimal("0.25"), 1, "received")
+    assert rows["m-2999"] == (Decimal("0.25"), 1, "received")
+    assert rows["m-3000"] == (Decimal("1.5"), 2, "received")
+    assert rows["m-8999"] == (Decimal("2"), 1, "received")
+    assert sum(volume for volume, _, _ in rows.values()) == Decimal("11250")
+
+
+def _waiting_on_a_lock(application_name: str) -> int:
+    # A transaction of its own per look: PostgreSQL keeps one snapshot of its activity
+    # statistics per transaction.
+    with session_scope() as session:
+        return int(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND wait_event_type = 'Lock'"
+                ),
+                {"name": application_name},
+            )
+            or 0
+        )
+
+
+def test_two_sessions_ingesting_overlapping_batches_store_each_record_once(
+    db_url: str, bmw: tuple[str, str]
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time: no two batches meet mid-way")
+    # given session A has stored records 0..5,999 and not yet committed
+    customer_id, product_id = bmw
+    hours = [NOV + timedelta(minutes=n) for n in range(9_000)]
+    batch_a = [_record(f"o-{n}", customer_id, product_id, "1", hours[n]) for n in range(6_000)]
+    # (B sends 3,000 of A's records with another volume, and 3,000 of its own)
+    batch_b = [
+        _record(f"o-{n}", customer_id, product_id, "3", hours[n]) for n in range(3_000, 9_000)
+    ]
+    results: dict[str, Any] = {}
+
+    def ingest_b() -> None:
+        try:
+            with session_scope() as session:
+                session.execute(text("SET LOCAL application_name = 'usage-test-b'"))
+                results["b"] = ingest_usage(session, batch_b)
+        except Exception as error:  # shown by the assertion below
+            results["b"] = error
+
+    with session_scope() as session_a:
+        results["a"] = ingest_usage(session_a, batch_a)
+        # when session B ingests its batch meanwhile (it finds none of its ids stored,
+        # and its COPY waits on A's first shared id) and A commits then
+        other = threading.Thread(target=ingest_b)
+        other.start()
+        waiting = until(lambda: _waiting_on_a_lock("usage-test-b"), seconds=60)
+        assert waiting == 1, results
+    other.join(timeout=120)
+
+    # then B's COPY met A's records, and B stored its batch the upsert way instead:
+    # A's new records corrected, B's own new, each record once
+    assert not other.is_alive()
+    assert (results["a"].new, results["a"].corrected) == (6_000, 0)
+    assert isinstance(results["b"], IngestResult), results["b"]
+    assert (results["b"].new, results["b"].unchanged, results["b"].corrected) == (3_000, 0, 3_000)
+    with session_scope() as session:
+        stored = dict(
+            session.execute(
+                select(UsageRecordRow.usage_id, UsageRecordRow.version).where(
+                    UsageRecordRow.usage_id.like("o-%")
+                )
+            ).all()
+        )
+        total = session.scalar(select(func.sum(UsageRecordRow.volume)))
+    assert len(stored) == 9_000
+    assert (stored["o-0"], stored["o-3000"], stored["o-8999"]) == (1, 2, 1)
+    assert total == 3_000 * 1 + 6_000 * 3
 
 
 def test_the_service_refuses_what_the_api_would(bmw: tuple[str, str]) -> None:
