@@ -62,7 +62,6 @@ from etomcrm.qos_sla.violations import evaluate
 from etomcrm.security.service import Principal, Role
 
 INTERVAL = timedelta(minutes=15)
-SEED = 4242
 ACCESS_PREFIX = "Site access"
 # Two hours down in a month of about 745 hours: 99.73 %, below SLA Gold's 99.9 % (which
 # allows about 45 minutes), yet within its 4-hour time to repair.
@@ -235,7 +234,7 @@ def _month(plan: Plan, summary: AssuranceSummary) -> None:
                 start=start,
                 end=end,
                 interval=INTERVAL,
-                seed=SEED,
+                seed=get_settings().network_seed,
                 scenario=scenario,
                 feed=feed_simulated,
             )
