@@ -212,7 +212,9 @@ def trace(case_id: str) -> None:
 
 
 def print_traces(traces: list[Any]) -> None:
-
+    """Each flow's steps as a table, in the order they happened: a person's step is
+    recorded with the time it was taken, which may come before the steps recorded
+    around it."""
     for flow in traces:
         table = Table(title=f"{flow.flow} {flow.workflow_id} ({flow.state})", title_justify="left")
         table.add_column("time (UTC)")
@@ -220,7 +222,7 @@ def print_traces(traces: list[Any]) -> None:
         table.add_column("process")
         table.add_column("actor")
         table.add_column("outcome")
-        for line in flow.lines:
+        for line in sorted(flow.lines, key=lambda line: line.at):
             table.add_row(
                 line.at.strftime("%Y-%m-%d %H:%M:%S"),
                 line.seed,
