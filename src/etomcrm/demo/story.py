@@ -756,11 +756,10 @@ def summarize(case: Case) -> tuple[Summary, list[FlowTrace], list[FlowTrace]]:
         )
         if order:
             summary.lead_times = _lead_times(session, order["id"], names, late, special)
-        messages = session.scalars(
-            select(CommunicationMessageRow.body).where(
-                CommunicationMessageRow.owner_customer_id == case.customer_id
-            )
-        ).all()
+        cases = {i for i in (case.request_id, case.quote_id, case.order_id, case.campaign_id) if i}
+        messages = messages_about(
+            session, case.customer_id, cases | surveys_of(session, case.customer_id, cases)
+        )
         summary.messages_to_customer = len(messages)
         summary.marketing_messages = sum(1 for m in messages if _is_marketing(m))
         if case.campaign_id:
@@ -778,6 +777,35 @@ def summarize(case: Case) -> tuple[Summary, list[FlowTrace], list[FlowTrace]]:
         for t in request_traces + campaign_traces
     ]
     return summary, request_traces, campaign_traces
+
+
+def messages_about(session: Session, customer_id: str, ids: set[str]) -> list[JsonDict]:
+    """The customer's messages that name one of ``ids`` (a case, a ticket, a survey):
+    what one part of the story told the customer, the same on every run, whatever the
+    other parts sent before or since."""
+    return [
+        body
+        for body in session.scalars(
+            select(CommunicationMessageRow.body).where(
+                CommunicationMessageRow.owner_customer_id == customer_id
+            )
+        )
+        if any(e.get("id") in ids for e in body.get("relatedEntity", []) or [])
+    ]
+
+
+def surveys_of(session: Session, customer_id: str, ids: set[str]) -> set[str]:
+    """The ids of the customer's satisfaction surveys about one of ``ids``."""
+    return {
+        row.id
+        for row in session.scalars(
+            select(PartyInteractionRow).where(
+                PartyInteractionRow.owner_customer_id == customer_id,
+                PartyInteractionRow.at_type == SURVEY_TYPE,
+            )
+        )
+        if any((i.get("item") or {}).get("id") in ids for i in row.body["interactionItem"])
+    }
 
 
 def _is_marketing(message: JsonDict) -> bool:
