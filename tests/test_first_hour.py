@@ -3,9 +3,11 @@ a trace that takes every id it prints, its steps in time order."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from etomcrm.config import get_settings
 from etomcrm.db import session_scope
 from etomcrm.flows import billing as billing_flow
 from etomcrm.flows import recorder
+from tests.conftest import PG_SERVER, _admin_connection
 
 
 def _etomcrm(cwd: Path, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,21 +47,38 @@ def test_a_command_before_db_upgrade_says_what_to_run_and_leaves_no_file(
     output = (result.stdout + result.stderr).strip()
     assert "Traceback" not in output
     assert "run 'etomcrm db upgrade' first" in " ".join(output.split())
-    assert len(output.splitlines()) <= 2
+    assert len(output.splitlines()) == 1
     assert not (tmp_path / "etomcrm.db").exists()
 
 
+@pytest.fixture
+def never_upgraded(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database of the same kind as ``db_url`` that exists but never saw 'db upgrade'."""
+    if db_url.startswith("sqlite"):
+        empty = tmp_path / "empty.db"
+        empty.touch()
+        yield f"sqlite:///{empty}"
+        return
+    name = f"etomcrm_never_upgraded_{os.getpid()}"
+    with _admin_connection() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG_SERVER}/{name}"
+    with _admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_a_database_without_the_schema_says_what_to_run(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    never_upgraded: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given an SQLite file that exists but was never upgraded
-    empty = tmp_path / "empty.db"
-    empty.touch()
-    monkeypatch.setenv("ETOMCRM_DATABASE_URL", f"sqlite:///{empty}")
+    # given a database (SQLite or PostgreSQL) that exists but was never upgraded
+    monkeypatch.setenv("ETOMCRM_DATABASE_URL", never_upgraded)
     get_settings.cache_clear()
-    result = CliRunner().invoke(cli, ["flow", "failed"], terminal_width=200)
+    # when a command runs on it
+    result = CliRunner().invoke(cli, ["flow", "failed"], terminal_width=80)
+    # then one line, however narrow the terminal, says what to run
     assert result.exit_code == 2
     assert "has no etomcrm schema: run 'etomcrm db upgrade' first" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_help_names_the_database_setting_and_explains_the_options(tmp_path: Path) -> None:

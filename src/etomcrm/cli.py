@@ -84,7 +84,8 @@ def _wire(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand not in UPGRADING and not ctx.resilient_parsing:
         problem = schema_problem()
         if problem:
-            console.print(f"[red]error:[/red] {problem}")
+            # One line however narrow the terminal: it names the command to run.
+            console.print(f"[red]error:[/red] {problem}", soft_wrap=True)
             raise typer.Exit(code=2)
 
 
