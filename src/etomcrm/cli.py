@@ -17,6 +17,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from etomcrm import bootstrap
 from etomcrm.billing.bank_statements import import_statement
@@ -471,6 +472,17 @@ def demo() -> None:
     engine.launch(schedules=False)
     try:
         _tell_demo()
+    except OperationalError as error:
+        # On SQLite one writer at a time: a step that held the database longer than the
+        # busy timeout (a loaded machine) fails another's. The flow that failed is on
+        # the failed list; retried, the demo goes on where it stopped.
+        console.print(
+            f"[red]error:[/red] the database was busy ({error.orig}): 'etomcrm flow "
+            "failed' names the flow that failed, 'etomcrm flow retry ID' runs it again; "
+            "then run 'etomcrm demo' again, it goes on where it stopped",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=2) from None
     finally:
         engine.shutdown()
     _deliver_demo_messages()

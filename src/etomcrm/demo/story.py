@@ -665,21 +665,35 @@ def _lead_times(
     session: Session, order_id: str, names: dict[str, str], late: set[str], special: set[str]
 ) -> list[SiteLeadTime]:
     """Planned days (the network's lead time at the first service order) against actual
-    days (from the first order's submission to the activation, in simulated days)."""
-    per_site: dict[str, list[JsonDict]] = {}
+    days: the simulated days the network spent on each attempt (a failed one until it
+    failed, the last one until the activation). Not the wall clock from the first
+    submission: the moments a flow looked again and resubmitted would count, at 50
+    simulated days a real second, and differ from run to run."""
+    per_site: dict[str, list[tuple[JsonDict, datetime | None]]] = {}
     for row in session.scalars(
-        select(NetworkServiceOrderRow.body).where(NetworkServiceOrderRow.name.like(f"{order_id}/%"))
+        select(NetworkServiceOrderRow).where(NetworkServiceOrderRow.name.like(f"{order_id}/%"))
     ):
-        per_site.setdefault(str(row["simulation"]["siteId"]), []).append(row)
+        per_site.setdefault(str(row.body["simulation"]["siteId"]), []).append(
+            (row.body, row.ready_at)
+        )
     out = []
-    for site_id, orders in per_site.items():
-        orders.sort(key=lambda b: str(b["externalId"]).rsplit("/", 1)[-1].zfill(4))
+    for site_id, attempts in per_site.items():
+        attempts.sort(key=lambda a: str(a[0]["externalId"]).rsplit("/", 1)[-1].zfill(4))
+        orders = [body for body, _ in attempts]
         first, last = orders[0], orders[-1]
         if last.get("state") != "completed" or not last.get("completionDate"):
             continue
-        seconds = (
-            _moment(last["completionDate"]) - _moment(first["simulation"]["submittedAt"])
-        ).total_seconds()
+        seconds = sum(
+            (
+                (
+                    _moment(body["completionDate"])
+                    if body is last
+                    else ready_at or _moment(body["simulation"]["submittedAt"])
+                )
+                - _moment(body["simulation"]["submittedAt"])
+            ).total_seconds()
+            for body, ready_at in attempts
+        )
         out.append(
             SiteLeadTime(
                 site=names.get(site_id, site_id),
