@@ -465,11 +465,6 @@ def demo() -> None:
     nothing and shows the story again."""
 
     upgrade()
-    bootstrap.bootstrap()
-    # The story drives detection, the QoS month, bill runs and dunning itself; the
-    # schedules (alarm correlation every 30 s ...) would only race it for the database
-    # (SQLite: "database is locked") and make a run depend on the wall clock.
-    engine.launch(schedules=False)
     try:
         _tell_demo()
     except OperationalError as error:
@@ -483,8 +478,6 @@ def demo() -> None:
             soft_wrap=True,
         )
         raise typer.Exit(code=2) from None
-    finally:
-        engine.shutdown()
     _deliver_demo_messages()
 
 

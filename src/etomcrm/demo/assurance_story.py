@@ -495,7 +495,10 @@ def tell_assurance(directory: Path | None = None) -> AssuranceSummary:
         return summary
     launched_here = not engine.is_running()
     try:
-        engine.launch()
+        # The story drives detection and the QoS month itself; the schedules (alarm
+        # correlation every 30 s ...) would only race it for the database (SQLite:
+        # "database is locked") and make a run depend on the wall clock.
+        engine.launch(schedules=False)
         _month(plan, summary)
         _report(plan, summary, directory or Path.cwd())
         _link_failure(plan)

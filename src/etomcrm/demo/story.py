@@ -588,7 +588,10 @@ def tell(timeout: float = FLOW_TIMEOUT_SECONDS) -> Case:
     launched_here = not engine.is_running()
     use_network(network(customer_id))
     try:
-        engine.launch()
+        # The story drives detection and the QoS month itself; the schedules (alarm
+        # correlation every 30 s ...) would only race it for the database (SQLite:
+        # "database is locked") and make a run depend on the wall clock.
+        engine.launch(schedules=False)
         _campaign(case)
         _request(case, timeout)
         _negotiate(case)
