@@ -279,6 +279,23 @@ def test_cli_demo_tells_the_story_end_to_end_and_a_second_run_changes_nothing(
     for flow in ("presale", "ordering", "post-ordering"):
         assert f"{flow} {flow}-" in first.output, flow
     assert "the story in figures" in first.output
+    # and what it prints reads as a new user expects (issue 12): every trace in time
+    # order, risks and messages in words, nothing of the schedules racing the story
+    for times in _trace_times(first.output):
+        assert times == sorted(times), times
+    assert "churn risk " in first.output and "None " not in first.output
+    assert "Traceback" not in first.output and "database is locked" not in first.output
+    # and the customers' messages are sent at the end, none left waiting unsaid
+    sent = re.search(r"Messages to customers: (\d+) sent now as \.eml files", first.output)
+    assert sent is not None and int(sent.group(1)) > 20, first.output[-600:]
+    assert len(list((tmp_path / "messages").glob("**/*.eml"))) == int(sent.group(1))
+    with session_scope() as session:
+        waiting = session.scalar(
+            select(func.count())
+            .select_from(CommunicationMessageRow)
+            .where(CommunicationMessageRow.status == "initial")
+        )
+    assert not waiting or f"{waiting} wait for their scheduled time" in first.output
 
     # and the figures the summary reports are those of the story
     case = story.tell()
@@ -347,6 +364,26 @@ def test_cli_demo_tells_the_story_end_to_end_and_a_second_run_changes_nothing(
     assert "told on this database before" in second.output
     for seed in SEEDS:
         assert f" {seed} " in second.output, seed
+    # and each part counts the messages it sent the same way on every run
+    assert _message_rows(second.output) == _message_rows(first.output)
+    assert len(_message_rows(first.output)) == 2
+    assert "Messages to customers: 0 sent now" in second.output
+
+
+def _trace_times(output: str) -> list[list[str]]:
+    """The times of each printed table's rows, table by table."""
+    tables: list[list[str]] = []
+    for line in output.splitlines():
+        if line.startswith("┏"):
+            tables.append([])
+        found = re.match(r"│ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) │", line)
+        if found and tables:
+            tables[-1].append(found.group(1))
+    return [t for t in tables if t]
+
+
+def _message_rows(output: str) -> list[str]:
+    return [" ".join(line.split()) for line in output.splitlines() if "Messages to BMW" in line]
 
 
 ASSURANCE_SEEDS = ["3.6.1", "3.6.2", "3.6.3", "3.6.4", "3.7.1", "3.7.2", "3.8.2", "3.9.3", "3.9.5"]

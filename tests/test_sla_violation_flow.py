@@ -106,6 +106,9 @@ def test_a_violation_is_forwarded_then_resolved_and_its_credit_goes_to_billing_o
         for t in tasks
     }
     assert f"sent when ticket {ticket_id} closed" in outcomes["3.9.5"], outcomes["3.9.5"]
+    # the risk in words, each score named (the churn score has no riskName in TMF696)
+    assert "churn risk " in outcomes["3.9.3"] and "bad-debt risk " in outcomes["3.9.3"]
+    assert "None" not in outcomes["3.9.3"], outcomes["3.9.3"]
     closed = client.get(f"{VIOLATIONS}/{violation['id']}", headers=katrin).json()
     assert closed["status"] == "closed"
     assert "confirmed" in closed["resolution"]

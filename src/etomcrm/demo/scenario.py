@@ -33,6 +33,7 @@ from etomcrm.catalog.service import (
     SLA_CHARACTERISTICS,
     SLA_TYPE,
 )
+from etomcrm.config import get_settings
 from etomcrm.core.resources import ResourceKind, create, list_resources, patch
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.service import (
@@ -47,6 +48,7 @@ from etomcrm.security.service import SYSTEM
 
 # ----- the data ------------------------------------------------------------------------
 
+# The provider by default (ETOMCRM_PROVIDER_NAME names another).
 PROVIDER_NAME = "Extranet Services GmbH"
 CUSTOMER_NAME = "BMW AG"
 CATALOG_NAME = "Extranet Services"
@@ -512,12 +514,14 @@ class _Loader:
 
 
 def _organizations(loader: _Loader) -> tuple[JsonDict, JsonDict]:
+    # The provider is the one the bills and QoS reports name (ETOMCRM_PROVIDER_NAME).
+    provider_name = get_settings().provider_name
     provider = loader.ensure(
         ORGANIZATION_KIND,
-        {"tradingName": PROVIDER_NAME},
+        {"tradingName": provider_name},
         {
-            "tradingName": PROVIDER_NAME,
-            "name": PROVIDER_NAME,
+            "tradingName": provider_name,
+            "name": provider_name,
             "nameType": "GmbH",
             "isLegalEntity": True,
             "isHeadOffice": True,
@@ -821,7 +825,7 @@ def _catalog(loader: _Loader, provider: JsonDict) -> CatalogRecords:
             "name": spec.name,
             "productNumber": spec.number,
             "description": spec.description,
-            "brand": PROVIDER_NAME,
+            "brand": provider["tradingName"],
             "isBundle": False,
             "lifecycleStatus": "Active",
             "version": "1.0",
@@ -983,7 +987,7 @@ def load(session: Session) -> DemoSummary:
 
 
 def _print(console: Console, summary: DemoSummary) -> None:
-    table = Table(title="BMW extranet scenario (DESIGN.md section 5)")
+    table = Table(title="BMW extranet scenario: the records loaded")
     table.add_column("Kind")
     table.add_column("Created", justify="right")
     table.add_column("Updated", justify="right")

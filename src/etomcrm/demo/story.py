@@ -588,7 +588,10 @@ def tell(timeout: float = FLOW_TIMEOUT_SECONDS) -> Case:
     launched_here = not engine.is_running()
     use_network(network(customer_id))
     try:
-        engine.launch()
+        # The story drives detection and the QoS month itself; the schedules (alarm
+        # correlation every 30 s ...) would only race it for the database (SQLite:
+        # "database is locked") and make a run depend on the wall clock.
+        engine.launch(schedules=False)
         _campaign(case)
         _request(case, timeout)
         _negotiate(case)
@@ -665,21 +668,35 @@ def _lead_times(
     session: Session, order_id: str, names: dict[str, str], late: set[str], special: set[str]
 ) -> list[SiteLeadTime]:
     """Planned days (the network's lead time at the first service order) against actual
-    days (from the first order's submission to the activation, in simulated days)."""
-    per_site: dict[str, list[JsonDict]] = {}
+    days: the simulated days the network spent on each attempt (a failed one until it
+    failed, the last one until the activation). Not the wall clock from the first
+    submission: the moments a flow looked again and resubmitted would count, at 50
+    simulated days a real second, and differ from run to run."""
+    per_site: dict[str, list[tuple[JsonDict, datetime | None]]] = {}
     for row in session.scalars(
-        select(NetworkServiceOrderRow.body).where(NetworkServiceOrderRow.name.like(f"{order_id}/%"))
+        select(NetworkServiceOrderRow).where(NetworkServiceOrderRow.name.like(f"{order_id}/%"))
     ):
-        per_site.setdefault(str(row["simulation"]["siteId"]), []).append(row)
+        per_site.setdefault(str(row.body["simulation"]["siteId"]), []).append(
+            (row.body, row.ready_at)
+        )
     out = []
-    for site_id, orders in per_site.items():
-        orders.sort(key=lambda b: str(b["externalId"]).rsplit("/", 1)[-1].zfill(4))
+    for site_id, attempts in per_site.items():
+        attempts.sort(key=lambda a: str(a[0]["externalId"]).rsplit("/", 1)[-1].zfill(4))
+        orders = [body for body, _ in attempts]
         first, last = orders[0], orders[-1]
         if last.get("state") != "completed" or not last.get("completionDate"):
             continue
-        seconds = (
-            _moment(last["completionDate"]) - _moment(first["simulation"]["submittedAt"])
-        ).total_seconds()
+        seconds = sum(
+            (
+                (
+                    _moment(body["completionDate"])
+                    if body is last
+                    else ready_at or _moment(body["simulation"]["submittedAt"])
+                )
+                - _moment(body["simulation"]["submittedAt"])
+            ).total_seconds()
+            for body, ready_at in attempts
+        )
         out.append(
             SiteLeadTime(
                 site=names.get(site_id, site_id),
@@ -756,11 +773,10 @@ def summarize(case: Case) -> tuple[Summary, list[FlowTrace], list[FlowTrace]]:
         )
         if order:
             summary.lead_times = _lead_times(session, order["id"], names, late, special)
-        messages = session.scalars(
-            select(CommunicationMessageRow.body).where(
-                CommunicationMessageRow.owner_customer_id == case.customer_id
-            )
-        ).all()
+        cases = {i for i in (case.request_id, case.quote_id, case.order_id, case.campaign_id) if i}
+        messages = messages_about(
+            session, case.customer_id, cases | surveys_of(session, case.customer_id, cases)
+        )
         summary.messages_to_customer = len(messages)
         summary.marketing_messages = sum(1 for m in messages if _is_marketing(m))
         if case.campaign_id:
@@ -778,6 +794,35 @@ def summarize(case: Case) -> tuple[Summary, list[FlowTrace], list[FlowTrace]]:
         for t in request_traces + campaign_traces
     ]
     return summary, request_traces, campaign_traces
+
+
+def messages_about(session: Session, customer_id: str, ids: set[str]) -> list[JsonDict]:
+    """The customer's messages that name one of ``ids`` (a case, a ticket, a survey):
+    what one part of the story told the customer, the same on every run, whatever the
+    other parts sent before or since."""
+    return [
+        body
+        for body in session.scalars(
+            select(CommunicationMessageRow.body).where(
+                CommunicationMessageRow.owner_customer_id == customer_id
+            )
+        )
+        if any(e.get("id") in ids for e in body.get("relatedEntity", []) or [])
+    ]
+
+
+def surveys_of(session: Session, customer_id: str, ids: set[str]) -> set[str]:
+    """The ids of the customer's satisfaction surveys about one of ``ids``."""
+    return {
+        row.id
+        for row in session.scalars(
+            select(PartyInteractionRow).where(
+                PartyInteractionRow.owner_customer_id == customer_id,
+                PartyInteractionRow.at_type == SURVEY_TYPE,
+            )
+        )
+        if any((i.get("item") or {}).get("id") in ids for i in row.body["interactionItem"])
+    }
 
 
 def _is_marketing(message: JsonDict) -> bool:

@@ -42,6 +42,8 @@ from etomcrm.security.service import SYSTEM
 log = logging.getLogger(__name__)
 
 FLOW = "sla-violation"
+# The customer risk assessment's scores (TMF696 partyRoleRiskAssessment) in words.
+RISK_WORDS = {"churn": "churn risk", "badDebt": "bad-debt risk"}
 TICKET_RECHECK_SECONDS = 24 * 3600.0
 ENDED = frozenset({"closed", "cancelled", "rejected"})
 
@@ -175,6 +177,9 @@ def credit_to_billing_step(session: Session, workflow_id: str, violation_id: str
                 "billing and will appear on your next bill."
             ),
             key=f"sla-violation/{violation.violation_key}/credit",
+            related_entity=[
+                {"id": violation_id, "role": "slaViolation", "@referredType": "SlaViolation"}
+            ],
         )
     return (
         {"credit": credit.get("value")},
@@ -200,16 +205,17 @@ def customer_risk_step(session: Session, workflow_id: str, violation_id: str) ->
             violation.owner_customer_id,
             reason=f"SLA violation {violation_id} closed",
         )
-        scores = {
-            str(s.get("riskName")): s.get("score")
+        # In words: the churn score has no riskName (TMF696 knows no churn risk).
+        scores = [
+            f"{RISK_WORDS.get(str(s.get('risk')), s.get('riskName') or 'risk')} "
+            f"{s.get('score')}" + (f" ({s['level']})" if s.get("level") else "")
             for s in (risk.get("riskAssessmentResult") or {}).get("score") or []
-        }
+        ]
         tasks.append(
             Task(
                 "3.9.3",
                 "Analyse and manage customer risk",
-                f"risk assessment {risk['id']}: "
-                + ", ".join(f"{name} {score}" for name, score in scores.items()),
+                f"risk assessment {risk['id']}: " + ", ".join(scores),
             )
         )
         ticket = _ticket_of(session, violation)

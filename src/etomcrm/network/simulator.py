@@ -2,36 +2,39 @@
 
 Everything it decides comes from a seeded hash, never from a shared random stream, so
 the answer for a site or a service order does not depend on what was asked before or
-in which process: the same seed, site and key give the same coverage, lead time and
+in which process. The hash takes what the network knows a site by (its code, name and
+address: :func:`etomcrm.network.identity.site_identity`), never the CRM's ids, which
+are new on every run: the same seed and site give the same coverage, lead time and
 outcome on every run.
 
-Per site (hash of seed + site id): serviceable or not, fibre at the site or copper
+Per site (hash of seed + site identity): serviceable or not, fibre at the site or copper
 only, a regional and a site-specific share of the lead time, and whether a special
 build (civil works, a new line) is needed. Lead times: 10 days for up to 10 Mbit/s,
 14 for up to 100 Mbit/s, 20 for more (fibre only), plus up to 6 days by region
 (postcode area) and 4 by site, so 10 to 30 days; a special build adds 10 to 20.
 
-Per service order (hash of seed + key): on time, late by 3 to 15 days, or failed part
-way. One simulated day lasts ``day_seconds`` real seconds. A service order is
-``inProgress`` with ``ready_at`` at its planned end; asked at or after that time it is
-``completed``, or ``failed``, or (late) ``inProgress`` once more with a later expected
-date and a new ``ready_at``. With ``day_seconds`` 0 an on-time order is completed when
-it is sent; a late one still reports its delay once before it completes, so a flow
-sees the same sequence of answers at any speed. The stored order holds its outcome
-and phase, so the status survives restarts of any process.
+Per service order (hash of seed + site identity + attempt): on time, late by 3 to 15
+days, or failed part way. One simulated day lasts ``day_seconds`` real seconds. A
+service order is ``inProgress`` with ``ready_at`` at its planned end; asked at or after
+that time it is ``completed``, or ``failed``, or (late) ``inProgress`` once more with a
+later expected date and a new ``ready_at``. With ``day_seconds`` 0 an on-time order is
+completed when it is sent; a late one still reports its delay once before it completes,
+so a flow sees the same sequence of answers at any speed. The stored order holds its
+outcome and phase, so the status survives restarts of any process.
 
 Link status (3.6.1): a link is as its row says (``up``, ``degraded``, ``down``), and
 down whatever it says while its point of presence is down; a site without a link is
 ``unknown`` to the network.
 
 Repairs (3.6.2): a repair request for a service problem is stored as a TMF641 service
-order of ``@type`` ``SimulatedRepairOrder`` (id from the problem, so asking twice is
-one repair). Its duration (1 to 6 hours) and cause come from the seeded hash of the
-problem id; one hour lasts ``day_seconds / 24`` real seconds, so with ``day_seconds``
-0 a repair is done as soon as the network looks (:meth:`SimulatedNetwork.repairs_done`,
-on the network side's schedule). A done repair puts the link or point of presence up
-again and is reported as a :class:`RepairReport`, which the caller delivers through
-the TMF656 entry a real OSS uses (a PATCH of the service problem).
+order of ``@type`` ``SimulatedRepairOrder`` (id from the problem, so asking twice is one
+repair). Its duration (1 to 6 hours) and cause come from the seeded hash of the resource
+at fault (a point of presence by its id, an access link by its site); one hour lasts
+``day_seconds / 24`` real seconds, so with ``day_seconds`` 0 a repair is done as soon as
+the network looks (:meth:`SimulatedNetwork.repairs_done`, on the network side's
+schedule). A done repair puts the link or point of presence up again and is reported as
+a :class:`RepairReport`, which the caller delivers through the TMF656 entry a real OSS
+uses (a PATCH of the service problem).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from etomcrm.core.errors import NotFound
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import GeographicSiteRow
 from etomcrm.db import utcnow
+from etomcrm.network.identity import site_identity, site_identity_of
 from etomcrm.network.models import NetworkLinkRow, NetworkPopRow, NetworkServiceOrderRow
 from etomcrm.network.port import (
     LinkState,
@@ -213,10 +217,9 @@ class SimulatedNetwork:
         return random.Random(int.from_bytes(digest[:8], "big"))
 
     def _coverage(self, site: JsonDict) -> _Coverage:
-        site_id = str(site.get("id", ""))
         postcode = str(_place(site).get("postcode", ""))
         region = self._random("region", postcode[:2] or "unknown")
-        draw = self._random("site", site_id)
+        draw = self._random("site", site_identity(site))
         # Every draw is made whatever the earlier ones gave, so each stays stable.
         unserviceable = draw.random() < self.unserviceable_rate
         distance_km = draw.randint(12, 60)
@@ -289,10 +292,12 @@ class SimulatedNetwork:
 
     # ----- service orders ---------------------------------------------------------------
 
-    def _outcome(self, key: str, site_id: str, attempt: int) -> tuple[Outcome, int, float, str]:
+    def _outcome(
+        self, site: JsonDict, site_id: str, attempt: int
+    ) -> tuple[Outcome, int, float, str]:
         """The outcome, the days of delay, the share of the lead time after which a
         failing order fails, and the detail the network reports when it happens."""
-        draw = self._random("order", key)
+        draw = self._random("order", f"{site_identity(site)}|{attempt}")
         roll = draw.random()
         delay_days = draw.randint(3, 15)
         fail_share = draw.uniform(0.1, 1.0)
@@ -350,7 +355,7 @@ class SimulatedNetwork:
         site_row = session.get(GeographicSiteRow, site_id)
         site = site_row.body if site_row is not None else {"id": site_id}
         qualification = self.qualify(session, site=site, offering_id=offering_id)
-        outcome, delay_days, fail_share, detail = self._outcome(key, site_id, attempt)
+        outcome, delay_days, fail_share, detail = self._outcome(site, site_id, attempt)
         lead = qualification.lead_time_days
         if action == "delete":
             # Ceasing a service needs no build: it is done on the day planned.
@@ -563,6 +568,16 @@ class SimulatedNetwork:
 
     # ----- repairs (3.6.2) --------------------------------------------------------------
 
+    def _fault_identity(self, session: Session, resource: JsonDict | None, problem_id: str) -> str:
+        """What a repair's draw is keyed by: the resource at fault as the network knows
+        it (a point of presence by its id, a link by its site), not the problem's id."""
+        if resource is None:
+            return problem_id
+        link = session.get(NetworkLinkRow, resource["id"])
+        if link is not None:
+            return f"link|{site_identity_of(session, link.site_id)}"
+        return f"{resource['@referredType']}|{resource['id']}"
+
     def request_repair(self, session: Session, *, problem: JsonDict) -> RepairOrder:
         problem_id = str(problem["id"])
         key = f"repair/{problem_id}"
@@ -570,8 +585,6 @@ class SimulatedNetwork:
         existing = session.get(NetworkServiceOrderRow, order_id)
         if existing is not None:
             return self._repair_order(existing)
-        draw = self._random("repair", problem_id)
-        hours = draw.randint(*REPAIR_HOURS)
         resource = next(
             (
                 {"id": str(r["id"]), "@referredType": str(r.get("@referredType") or "Resource")}
@@ -580,6 +593,8 @@ class SimulatedNetwork:
             ),
             None,
         )
+        draw = self._random("repair", self._fault_identity(session, resource, problem_id))
+        hours = draw.randint(*REPAIR_HOURS)
         causes = (
             POP_CAUSES
             if resource and resource["@referredType"] == "PointOfPresence"

@@ -1,7 +1,8 @@
 """Performance data of the simulated network: one row per link and interval.
 
 Values (all from seeded hashes, so the same seed, links and period give the same rows,
-whichever window a call asks for: each link's draws come per UTC day):
+whichever window a call asks for: each link's draws come per UTC day, keyed by the
+link's site as the network knows it and its point of presence, never by ids):
 
 - ``availability``: the share of the interval the link was up, from the scenario's
   downtime (flaps, failures, PoP outages, maintenance work); 1 otherwise.
@@ -36,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.errors import InvalidRequest
+from etomcrm.network.identity import site_identity_of
 from etomcrm.network.maintenance import Window, merge
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.network.scenario import Scenario
@@ -111,10 +113,12 @@ def generate_measurements(
     rows: list[dict[str, object]] = []
     written = 0
     for link in links:
-        site = _rng(seed, "site-volume", link.site_id)
+        # Drawn by the site as the network knows it, not by ids new on every run.
+        known_as = site_identity_of(session, link.site_id)
+        site = _rng(seed, "site-volume", known_as)
         level = site.uniform(0.1, 0.7)
         out_share = site.uniform(0.25, 0.6)
-        base_latency = _rng(seed, "link-latency", link.id).uniform(4.0, 25.0)
+        base_latency = _rng(seed, "link-latency", f"{known_as}|{link.pop_id}").uniform(4.0, 25.0)
         full = link.bandwidth_mbits * bytes_at_full * level
         link_down = down.get(link.id, [])
         link_degrading = degrading.get(link.id, [])
@@ -124,7 +128,9 @@ def generate_measurements(
             this_day = slot.replace(hour=0, minute=0, second=0, microsecond=0)
             if this_day != day_start:
                 day_start = this_day
-                draw = _rng(seed, "measure", f"{link.id}|{this_day.date().isoformat()}")
+                draw = _rng(
+                    seed, "measure", f"{known_as}|{link.pop_id}|{this_day.date().isoformat()}"
+                )
                 day_draws = [
                     (draw.uniform(0.85, 1.15), draw.uniform(0.0, 0.05), draw.uniform(0.8, 1.2))
                     for _ in range(slots_per_day)

@@ -6,8 +6,9 @@
 - A customer's site is reached over one access link per active TMF637 product with a
   site (``product.place[0].id``). The site's region is its address's
   ``stateOrProvince`` (a name or a code), or else its postcode's area
-  (:func:`region_of`); in a state with two PoPs, the seeded hash of the site id picks
-  one, so the same seed always hangs a site on the same PoP.
+  (:func:`region_of`); in a state with two PoPs, the seeded hash of the site (as the
+  network knows it: code, name, address; not its id, new on every run) picks one, so
+  the same seed always hangs a site on the same PoP.
 - A link's id comes from its product (``link-<product id>``) and its bandwidth from
   the product's offering (``prodSpecCharValueUse`` ``bandwidth``), else the product's
   own ``bandwidthMbit`` characteristic, else :data:`DEFAULT_BANDWIDTH_MBITS`.
@@ -28,6 +29,7 @@ from etomcrm.catalog.models import ProductOfferingRow
 from etomcrm.config import get_settings
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import GeographicSiteRow
+from etomcrm.network.identity import site_identity
 from etomcrm.network.models import NetworkLinkRow, NetworkPopRow
 from etomcrm.order_handling.models import ProductRow
 
@@ -250,7 +252,9 @@ def build_topology(session: Session, customer_id: str, *, seed: int | None = Non
             site = sites.get(site_id)
             region = region_of(_first_place(site.body) if site is not None else {})
             candidates = _pops_of(region)
-            pop_id, pop_name = candidates[_draw(seed, "pop", site_id) % len(candidates)]
+            # By the site as the network knows it: its id is new on every run.
+            known_as = site_identity(site.body) if site is not None else site_id
+            pop_id, pop_name = candidates[_draw(seed, "pop", known_as) % len(candidates)]
             if pop_id not in pops:
                 pop = session.get(NetworkPopRow, pop_id)
                 if pop is None:

@@ -37,6 +37,7 @@ How a ticket is shaped:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -406,7 +407,17 @@ def _status_message(body: JsonDict, last: JsonDict) -> str:
         "rejected": "We cannot take this ticket up.",
         "cancelled": "Your ticket is cancelled.",
     }[str(last["status"])]
-    return f"{text} Reason: {last.get('changeReason')}"
+    reason = str(last.get("changeReason") or "")
+    # A reason etomcrm wrote itself names a user or an API key ("apikey:portal"), which
+    # tells the customer nothing: only a reason someone gave in words is passed on.
+    if not reason or _written_by_etomcrm(reason):
+        return text
+    return f"{text} Reason: {reason}"
+
+
+def _written_by_etomcrm(reason: str) -> bool:
+    """The reasons a ticket gets from etomcrm when none is given (opened, status moved)."""
+    return bool(re.fullmatch(r"received from .+|\w+ -> \w+ by .+", reason))
 
 
 TROUBLE_TICKET_KIND = TroubleTicketKind(

@@ -11,6 +11,7 @@ from fpdf import FPDF
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from etomcrm.config import get_settings
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.tmf_schemas import JsonDict
@@ -22,8 +23,6 @@ from etomcrm.qos_sla import assessment
 from etomcrm.qos_sla.models import QosAssessmentRow, SlaRow, SlaViolationRow
 from etomcrm.qos_sla.service import TIME_TO_REPAIR, terms_of
 from etomcrm.security.service import Principal
-
-PROVIDER = "etomcrm Telecom Services GmbH"
 
 
 def qos_report(session: Session, principal: Principal, customer_id: str, period: str) -> JsonDict:
@@ -78,7 +77,8 @@ def qos_report(session: Session, principal: Principal, customer_id: str, period:
     total_credit = sum((Decimal(s["credit"]["value"]) for s in rows), Decimal("0.00"))
     return {
         "customer": {"id": customer_id, "name": holder.name},
-        "provider": PROVIDER,
+        # The provider as its bills name it (ETOMCRM_PROVIDER_NAME), not a name of our own.
+        "provider": get_settings().provider_name,
         "period": period,
         "periodStart": iso(start),
         "periodEnd": iso(end),

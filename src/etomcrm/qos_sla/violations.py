@@ -314,4 +314,7 @@ def _inform(sla_row: SlaRow, assessment: Assessment, violation: JsonDict, sessio
             f"bill applies. Trouble ticket {violation['troubleTicket']['id']} follows it up."
         ),
         key=f"sla-violation/{violation['violationKey']}",
+        related_entity=[
+            {"id": violation["id"], "role": "slaViolation", "@referredType": "SlaViolation"}
+        ],
     )
