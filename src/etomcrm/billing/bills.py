@@ -990,6 +990,10 @@ def credit_note(
     session.flush()
     _counted_anew(session)
     issue(session, note_id, today=today)
+    # No delivery step renders a credit note (it is made one at a time, not by the bill
+    # run): its document is rendered now, so that reading it later writes nothing (a
+    # reader looping over the documents would otherwise hold SQLite's write lock).
+    render_document(session, note_id)
     _set_off(bill, _bill(session, note_id, lock=True), today)
     return note_id
 
