@@ -604,51 +604,89 @@ class Timer:
             self.seconds += time.perf_counter() - started
 
 
+def reset_bills(url: str) -> None:
+    """No bill made: the bills, their documents, the number series and the messages that
+    sent them deleted (the next round bills every account afresh)."""
+    from sqlalchemy import delete, update
+
+    from etomcrm.billing.bill_models import BillDocumentRow
+    from etomcrm.billing.models import AppliedRateRow, BillNumberSeries, CustomerBillRow
+    from etomcrm.customer_interface.models import CommunicationMessageRow
+    from etomcrm.db import session_scope
+
+    with session_scope(url) as session:
+        session.execute(update(AppliedRateRow).values(bill_id=None))
+        session.execute(delete(BillDocumentRow))
+        session.execute(delete(CustomerBillRow))
+        session.execute(delete(BillNumberSeries))
+        session.execute(delete(CommunicationMessageRow))
+    _vacuum(url, "customer_bill", "bill_document")
+
+
 def bill_run(url: str, account_ids: list[str]) -> dict[str, Any]:
-    """What a lane's ``bill_account_step`` does for each account, plainly (not through
-    DBOS, without its trace records): in one transaction, a savepoint, ``bills.rate``,
-    ``bill_account``, ``issue`` (number, hash, stored document: the PDF rendered),
-    ``send_bill``. Each phase timed; the PDF/XML rendering inside ``issue`` timed apart."""
+    """What a lane's ``bill_chunk_step`` does, plainly (not through DBOS, without its
+    trace records), over every account: ``CHUNK`` accounts a transaction, in it a
+    savepoint, ``rating.rate_accounts``, ``bills.bill_accounts``, ``bills.issue_bills``
+    (numbers, invoices, canonical JSON and hash; no rendering). Each phase timed."""
+    from etomcrm.billing import bills, rating
+    from etomcrm.db import session_scope
+    from etomcrm.flows.billing import CHUNK
+
+    phases = dict.fromkeys(("rate", "bill", "issue", "commit"), 0.0)
+    made: list[str] = []
+    start, end = PERIOD
+    started = time.perf_counter()
+    for begin in range(0, len(account_ids), CHUNK):
+        chunk = account_ids[begin : begin + CHUNK]
+        with session_scope(url) as session:
+            with session.begin_nested():
+                mark = time.perf_counter()
+                rating.rate_accounts(session, chunk, start, end, today=TODAY)
+                phases["rate"] += time.perf_counter() - mark
+                mark = time.perf_counter()
+                billed = bills.bill_accounts(session, chunk, start, end, today=TODAY)
+                phases["bill"] += time.perf_counter() - mark
+                mark = time.perf_counter()
+                bill_ids = [b for b in billed.values() if b is not None]
+                bills.issue_bills(session, bill_ids, today=TODAY)
+                phases["issue"] += time.perf_counter() - mark
+                made.extend(bill_ids)
+            mark = time.perf_counter()
+        phases["commit"] += time.perf_counter() - mark
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "bills": made, "phases": phases, "chunk": CHUNK}
+
+
+def deliver(url: str, bill_ids: list[str]) -> dict[str, Any]:
+    """What a lane's ``deliver_bill_step`` does for each bill, plainly: in one
+    transaction, ``render_document`` (the PDF/A-3 with the Factur-X XML, stored) and
+    ``send_bill`` (the TMF681 message with the PDF attached). The rendering timed apart."""
     from etomcrm.billing import bills
     from etomcrm.db import session_scope
 
     render = Timer(bills._render)
     bills._render = render  # timed, still called
-    phases = dict.fromkeys(("rate", "bill", "issue", "send", "commit"), 0.0)
-    billed = 0
-    start, end = PERIOD
     try:
         started = time.perf_counter()
-        for account_id in account_ids:
+        cpu = time.process_time()
+        for bill_id in bill_ids:
             with session_scope(url) as session:
-                with session.begin_nested():
-                    mark = time.perf_counter()
-                    bills.rate(session, account_id, start, end, today=TODAY)
-                    phases["rate"] += time.perf_counter() - mark
-                    mark = time.perf_counter()
-                    bill_id = bills.bill_account(session, account_id, start, end, today=TODAY)
-                    phases["bill"] += time.perf_counter() - mark
-                    if bill_id is not None:
-                        mark = time.perf_counter()
-                        bills.issue(session, bill_id, today=TODAY)
-                        phases["issue"] += time.perf_counter() - mark
-                        mark = time.perf_counter()
-                        bills.send_bill(session, bill_id, today=TODAY)
-                        phases["send"] += time.perf_counter() - mark
-                        billed += 1
-                mark = time.perf_counter()
-            phases["commit"] += time.perf_counter() - mark
+                bills.render_document(session, bill_id)
+                bills.send_bill(session, bill_id, today=TODAY)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu
     finally:
         bills._render = render.function
-    return {"seconds": seconds, "bills": billed, "render_seconds": render.seconds, "phases": phases}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "render_seconds": render.seconds}
 
 
-def profile(url: str, account_ids: list[str]) -> list[dict[str, Any]]:
-    """cProfile of the bill run on a few accounts: the functions by cumulative time."""
+def profile(url: str, account_ids: list[str], delivered: int) -> list[dict[str, Any]]:
+    """cProfile of the bill run's chunk step on a few accounts and the delivery of a few
+    of their bills: the functions by cumulative time."""
     profiler = cProfile.Profile()
     profiler.enable()
-    bill_run(url, account_ids)
+    run = bill_run(url, account_ids)
+    deliver(url, run["bills"][:delivered])
     profiler.disable()
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
@@ -657,11 +695,12 @@ def profile(url: str, account_ids: list[str]) -> list[dict[str, Any]]:
         "_render",
         "render_invoice_pdf",
         "invoice_xml",
-        "rate_account",
+        "render_document",
         "rate_accounts",
-        "bill_account",
-        "build_invoice",
-        "issue",
+        "bill_accounts",
+        "issue_bills",
+        "_build_invoices",
+        "_lines_of",
         "send_bill",
         "write_message",
         "payer_terms",
@@ -731,7 +770,7 @@ def bench(
         "period": [PERIOD[0].isoformat(), PERIOD[1].isoformat()],
         "rounds": [],
         "rate_chunk": RATE_CHUNK,
-        "bill_run_sample": sample,
+        "delivery_sample": sample,
     }
     check_url = _database(db, PG_CHECK_DB if db == "postgresql" else "billrun_check")
     _use(check_url)
@@ -750,14 +789,10 @@ def bench(
     )
     make_floor_table(url, db)
     account_ids = [ids(n)[1] for n in range(accounts)]
-    stride = max(1, accounts // sample)
     for number in range(rounds):
+        reset_bills(url)
         reset(url)
         floor_seconds = floor(url, db)
-        # A different sample each round (a bill once made stays made).
-        picked = account_ids[number % stride :: stride][:sample]
-        run = bill_run(url, picked)
-        reset(url, picked)
         rate_seconds = rate_all(url, account_ids)
         if number == 0:
             out["floor_check"] = compare_floor(url)
@@ -765,42 +800,51 @@ def bench(
                 f"  floor vs rating: {out['floor_check']['differing_groups']} of "
                 f"{out['floor_check']['groups']} (account, rate type) groups differ"
             )
-        per_second = len(picked) / run["seconds"]
-        bare = run["seconds"] - run["render_seconds"]
-        full = accounts / per_second
-        full_bare = accounts * bare / len(picked)
+        reset(url)
+        run = bill_run(url, account_ids)
+        made = run["bills"]
+        # The delivery on a sample of the bills, spread over all, another each round.
+        stride = max(1, len(made) // sample)
+        picked = made[number % stride :: stride][:sample]
+        sent = deliver(url, picked)
+        per_second = len(picked) / sent["seconds"]
         round_ = {
             "floor_seconds": round(floor_seconds, 3),
             "rate_accounts_seconds": round(rate_seconds, 3),
             "rate_ratio": round(rate_seconds / floor_seconds, 2),
-            "bill_run_sample_accounts": len(picked),
-            "bill_run_sample_seconds": round(run["seconds"], 3),
-            "bill_run_sample_bills": run["bills"],
-            "bill_run_accounts_per_second": round(per_second, 2),
-            "bill_run_render_seconds": round(run["render_seconds"], 3),
+            "bill_run_seconds": round(run["seconds"], 3),
+            "bill_run_bills": len(made),
+            "bill_run_accounts_per_second": round(accounts / run["seconds"], 1),
             "bill_run_phases_seconds": {k: round(v, 3) for k, v in run["phases"].items()},
-            "bill_run_extrapolated_seconds": round(full, 1),
-            "bill_run_ratio": round(full / floor_seconds, 1),
-            "bill_run_without_render_accounts_per_second": round(len(picked) / bare, 2),
-            "bill_run_without_render_extrapolated_seconds": round(full_bare, 1),
-            "bill_run_without_render_ratio": round(full_bare / floor_seconds, 1),
+            "bill_run_ratio": round(run["seconds"] / floor_seconds, 2),
+            "delivery_sample_bills": len(picked),
+            "delivery_sample_seconds": round(sent["seconds"], 3),
+            "delivery_sample_cpu_seconds": round(sent["cpu_seconds"], 3),
+            "delivery_render_seconds": round(sent["render_seconds"], 3),
+            "delivery_pdfs_per_second_per_core": round(per_second, 2),
+            "delivery_pdfs_per_cpu_second": round(len(picked) / sent["cpu_seconds"], 2),
+            "delivery_all_bills_one_core_seconds": round(len(made) / per_second, 1),
         }
         log(
             f"  round {number + 1}: floor {floor_seconds:.2f} s; "
-            f"rate_accounts {rate_seconds:.2f} s "
-            f"({round_['rate_ratio']}x); bill run {per_second:.1f} accounts/s "
-            f"({round_['bill_run_without_render_accounts_per_second']}/s without the rendering) "
-            f"-> {full:.0f} s for all ({round_['bill_run_ratio']}x; "
-            f"{round_['bill_run_without_render_ratio']}x without rendering)"
+            f"rate_accounts {rate_seconds:.2f} s ({round_['rate_ratio']}x); "
+            f"bill run (rate, bill, issue; chunks of {run['chunk']}) {run['seconds']:.2f} s "
+            f"for {len(made)} bills ({round_['bill_run_ratio']}x); delivery (render + send) "
+            f"{per_second:.2f} PDFs/s on one core ({round_['delivery_pdfs_per_cpu_second']} "
+            f"per CPU second; rendering {sent['render_seconds']:.1f} of "
+            f"{sent['seconds']:.1f} s)"
         )
         out["rounds"].append(round_)
     for key in out["rounds"][0]:
         if key != "bill_run_phases_seconds":
             out[f"median_{key}"] = statistics.median(r[key] for r in out["rounds"])
     if profiled:
-        picked = account_ids[stride // 2 :: stride][:profiled]
-        out["profile"] = profile(url, picked)
+        reset_bills(url)
+        reset(url)
+        picked = account_ids[:profiled]
+        out["profile"] = profile(url, picked, 20)
         out["profile_accounts"] = len(picked)
+        out["profile_bills_delivered"] = 20
     _drop(db, PG_DB)
     return out
 
@@ -823,10 +867,10 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, help="default 100,000 (PG), 20,000 (SQLite)")
     parser.add_argument("--usage", type=int, help="default 20 records an account")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sample", type=int, default=200, help="bills rendered and sent a round")
     parser.add_argument(
-        "--sample", type=int, default=200, help="accounts the bill run bills a round"
+        "--profile", type=int, default=1000, help="accounts profiled, 20 bills sent (0: none)"
     )
-    parser.add_argument("--profile", type=int, default=20, help="accounts profiled (0: none)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     for db in ("postgresql", "sqlite") if args.db == "both" else (args.db,):

@@ -42,6 +42,15 @@ def _numbers() -> list[str]:
         )
 
 
+def _sent() -> int:
+    with session_scope() as session:
+        return len(
+            list(
+                session.scalars(select(CustomerBillRow.id).where(CustomerBillRow.status == "sent"))
+            )
+        )
+
+
 def _billed_accounts() -> list[str]:
     with session_scope() as session:
         return list(session.scalars(select(CustomerBillRow.billing_account_id)))
@@ -70,10 +79,16 @@ def test_a_bill_run_bills_every_account_due_once_and_traces_it(db_url: str) -> N
         traces = flows_of_case(session, workflow_id)
     assert states == {"sent"}
     assert messages == 6
-    # and the run is traced: the run and its lanes, each account a 3.8.3 step
+    # and the run is traced: the run and its lanes (six accounts in four lanes, a chunk
+    # each), each chunk rated (3.8.2) and billed (3.8.3), each bill rendered and sent
     seeds = [line.seed for trace in traces for line in trace.lines]
+    outcomes = [line.outcome for trace in traces for line in trace.lines]
     assert "3.8.4" in seeds
-    assert seeds.count("3.8.3") == 6 + 1  # one per account, and the run's summary
+    assert seeds.count("3.8.2") == billing.LANES
+    assert seeds.count("3.8.3") == billing.LANES + 6 + 1  # chunks, bills, the run's summary
+    assert sum("rendered and sent" in o for o in outcomes) == 6
+    assert sum("bill(s) made and numbered RE-2026-" in o for o in outcomes) == billing.LANES
+    assert "6 bill(s) for 2026-11" in " ".join(outcomes) and "6 sent" in " ".join(outcomes)
     assert {trace.flow for trace in traces} == {"bill-run", "bill-lane"}
     assert all(trace.state == "completed" for trace in traces)
 
@@ -128,16 +143,16 @@ def test_a_bill_run_killed_mid_run_and_run_again_bills_each_account_once(
     log = tmp_path / "run.log"
     env = {**os.environ, "ETOMCRM_DATABASE_URL": db_url}
 
-    # when the bill run is killed (SIGKILL) once some of the accounts are billed
+    # when the bill run is killed (SIGKILL) once some of the bills are sent (the accounts
+    # are billed a chunk at a time, then each bill is rendered and sent)
     run = _run_cli(env, log)
     # (the project's poller: the run is another process, its progress is in the database)
-    until(lambda: run.poll() is not None or len(_billed_accounts()) >= 3, seconds=120)
+    until(lambda: run.poll() is not None or _sent() >= 3, seconds=120)
     assert run.poll() is None, log.read_text()[-3000:]
-    assert len(_billed_accounts()) >= 3, log.read_text()[-3000:]
+    assert _sent() >= 3, log.read_text()[-3000:]
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=30)
-    at_kill = len(_billed_accounts())
-    assert at_kill < count, "the run ended before it could be killed"
+    assert _sent() < count, "the run ended before it could be killed"
 
     # and the same period is run again, to its end
     rerun = _run_cli(env, log)
@@ -151,5 +166,6 @@ def test_a_bill_run_killed_mid_run_and_run_again_bills_each_account_once(
         messages = session.scalar(select(func.count()).select_from(CommunicationMessageRow))
         steps = list(session.scalars(select(TaskFlowRow.name)))
     assert messages == count
-    assert steps.count("3.8.3 Create and send the bill") == count + 1
+    # one record per chunk (a lane's accounts are one chunk), per bill sent, and the run's
+    assert steps.count("3.8.3 Create and send the bill") == billing.LANES + count + 1
     assert f"bill run bill-run-2026-11: {count} bill(s)" in log.read_text().replace("\n", " ")

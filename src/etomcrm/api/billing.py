@@ -1,6 +1,8 @@
 """Billing (3.8.3 / 3.8.4) over HTTP beyond the TMF resource life cycle: the document
 of an issued bill (the PDF with its Factur-X XML embedded), as the customer was sent
-it. ``customerBill`` and ``customerBillOnDemand`` are resource kinds (billing.api_kinds).
+it; a bill issued but not rendered yet (the bill run renders before it sends) is rendered
+from the content stored at issue on the first request, and stored. ``customerBill`` and
+``customerBillOnDemand`` are resource kinds (billing.api_kinds).
 """
 
 from __future__ import annotations

@@ -3,11 +3,14 @@ every account due is rated (3.8.2), billed, issued and sent (3.8.3).
 
 One run per period and cycle day (workflow id ``bill-run-YYYY-MM[-dN]``). The accounts
 are dealt into lanes, each a child workflow of its own, so that they are billed in
-parallel; each account is one step (rated, billed, numbered, sent, and recorded in one
-transaction). A run killed at any moment and run again bills no account twice: a step
-that committed is not repeated (its record and DBOS's checkpoint), a step that did not
-commit left nothing behind, not even a number of the series; and a bill is made once
-per account and period whatever runs it (its run key).
+parallel. A lane goes through its accounts in chunks, each chunk one step (its accounts
+rated, billed and numbered, and recorded, in one transaction); then it delivers, each
+bill rendered and sent in a step of its own (the PDF is what takes time).
+
+A run killed at any moment and run again bills no account twice: a step that committed
+is not repeated (its record and DBOS's checkpoint), a step that did not commit left
+nothing behind, not even a number of the series; and a bill is made once per account
+and period whatever runs it (its run key).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import calendar
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +28,7 @@ from dbos import DBOS
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from etomcrm.billing import bills
+from etomcrm.billing import bills, rating
 from etomcrm.billing.models import CustomerBillRow
 from etomcrm.core.clock import FLOW_CLOCK
 from etomcrm.core.errors import InvalidRequest, TmfError
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 # 04:00 UTC on the 1st: last month's bill run, every cycle day.
 SCHEDULE = "0 0 4 1 * *"
 LANES = 4
+# Accounts a lane bills in one step (one transaction): rated, billed and numbered together.
+CHUNK = 500
 LANE_DONE = "bill-lane-done"
 RATE = ("3.8.2", "Apply prices, discounts, rebates")
 BILL = ("3.8.3", "Create and send the bill")
@@ -86,9 +92,15 @@ def bill_run_flow(run: Runner, period: str, cycle_day: int | None = None) -> str
 
 
 def bill_lane_flow(run: Runner, run_id: str, period: str, accounts: list[str]) -> str:
-    """One lane of a bill run: its accounts one after the other."""
-    for account_id in accounts:
-        run.step(f"account-{account_id}", "bill_account_step", run_id, period, account_id)
+    """One lane of a bill run: its accounts a chunk at a time (rated, billed and numbered,
+    one step each chunk), then each bill rendered and sent (one step each bill)."""
+    deliver: list[str] = []
+    for first in range(0, len(accounts), CHUNK):
+        chunk = accounts[first : first + CHUNK]
+        result = run.step(f"chunk-{first // CHUNK}", "bill_chunk_step", run_id, period, chunk)
+        deliver.extend(result["deliver"])
+    for bill_id in deliver:
+        run.step(f"deliver-{bill_id}", "deliver_bill_step", run_id, bill_id)
     run.step("done", "finish_lane_step", run_id)
     return "billed"
 
@@ -134,10 +146,7 @@ def start_bill_run_step(
     ]
 
 
-@step
-def bill_account_step(
-    session: Session, workflow_id: str, run_id: str, period: str, account_id: str
-) -> StepResult:
+def _start_lane(session: Session, workflow_id: str, run_id: str) -> None:
     recorder.start_flow(
         session,
         workflow_id=workflow_id,
@@ -147,50 +156,156 @@ def bill_account_step(
         customer_id=None,
         description=f"a lane of the bill run {run_id}",
     )
+
+
+@dataclass
+class _Chunk:
+    """What billing a chunk did: accounts rated, bills made now, numbers taken now, bills
+    found made before (an earlier run), accounts that could not be billed."""
+
+    rated: int = 0
+    made: list[str] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    before: list[str] = field(default_factory=list)
+    nothing: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _bill_chunk(
+    session: Session, account_ids: list[str], start: date, end: date, today: date, out: _Chunk
+) -> None:
+    """Rate, bill and number the accounts, in the caller's transaction."""
+    keys = [bills.run_key_for(a, start, end) for a in account_ids]
+    # The bills an earlier run made (and perhaps numbered) for these accounts: the trace
+    # tells them apart from the ones made now.
+    earlier = {
+        str(bill_id): bill_no
+        for bill_id, bill_no in session.execute(
+            select(CustomerBillRow.id, CustomerBillRow.bill_no).where(
+                CustomerBillRow.run_key.in_(keys)
+            )
+        )
+    }
+    rating.rate_accounts(session, account_ids, start, end, today=today)
+    made = bills.bill_accounts(session, account_ids, start, end, today=today)
+    bill_ids = [b for b in made.values() if b is not None]
+    numbers = bills.issue_bills(session, bill_ids, today=today)
+    out.rated += len(account_ids)
+    out.nothing += sum(1 for b in made.values() if b is None)
+    for bill_id in bill_ids:
+        if bill_id in earlier:
+            out.before.append(bill_id)
+        else:
+            out.made.append(bill_id)
+        if earlier.get(bill_id) is None:
+            out.numbers.append(numbers[bill_id])
+
+
+def _span(numbers: list[str]) -> str:
+    """``RE-2026-000001..000015`` for a run of consecutive numbers, else the list."""
+    if not numbers:
+        return ""
+    ordered = sorted(numbers)
+    first, last = ordered[0], ordered[-1]
+    series, _, low = first.rpartition("-")
+    same = all(n.rpartition("-")[0] == series for n in ordered)
+    if same and int(last.rpartition("-")[2]) - int(low) == len(ordered) - 1:
+        return first if first == last else f"{first}..{last.rpartition('-')[2]}"
+    return ", ".join(ordered)
+
+
+@step
+def bill_chunk_step(
+    session: Session, workflow_id: str, run_id: str, period: str, account_ids: list[str]
+) -> StepResult:
+    _start_lane(session, workflow_id, run_id)
     start, end = period_bounds(period)
     today = FLOW_CLOCK.now().date()
+    out = _Chunk()
     try:
-        # A savepoint: an account that cannot be billed leaves nothing half done, and
-        # the lane goes on with the others (the account shows in the trace).
+        # A savepoint: the chunk is billed as one, or (one account cannot be billed) not
+        # at all, and then account by account, so that the others are billed all the same.
         with session.begin_nested():
-            rated = bills.rate(session, account_id, start, end, today=today)
-            bill_id = bills.bill_account(session, account_id, start, end, today=today)
-            if bill_id is None:
-                return {"bill": None}, [
-                    Task(*BILL, f"account {account_id}: nothing to bill for {period}")
-                ]
-            bill_no = bills.issue(session, bill_id, today=today)
+            _bill_chunk(session, account_ids, start, end, today, out)
+    except TmfError:
+        out = _Chunk()
+        for account_id in account_ids:
+            try:
+                with session.begin_nested():
+                    _bill_chunk(session, [account_id], start, end, today, out)
+            except TmfError as error:
+                out.failed[account_id] = error.message
+    # What is to be sent: the chunk's bills numbered and not sent yet (now or before).
+    bill_ids = out.made + out.before
+    deliver = [
+        str(bill_id)
+        for bill_id in session.scalars(
+            select(CustomerBillRow.id)
+            .where(CustomerBillRow.id.in_(bill_ids), CustomerBillRow.status == "validated")
+            .order_by(CustomerBillRow.bill_no)
+        )
+    ]
+    made = f"{len(out.made)} bill(s) made and numbered"
+    if out.numbers:
+        made += f" {_span(out.numbers)}"
+    if len(out.numbers) > len(out.made):
+        made += f" (of them {len(out.numbers) - len(out.made)} made before, numbered now)"
+    if out.before:
+        made += f"; {len(out.before)} account(s) billed before for {period}"
+    if out.nothing:
+        made += f"; {out.nothing} account(s) with nothing to bill"
+    tasks = [
+        Task(*RATE, f"{out.rated} account(s) rated for {start.isoformat()} to {end.isoformat()}"),
+        Task(*BILL, made),
+    ]
+    tasks += [
+        Task(*BILL, f"account {account_id} not billed: {message}")
+        for account_id, message in out.failed.items()
+    ]
+    result: JsonDict = {
+        "deliver": deliver,
+        "made": len(out.made),
+        "before": len(out.before),
+        "failed": out.failed,
+    }
+    return result, tasks
+
+
+@step
+def deliver_bill_step(session: Session, workflow_id: str, run_id: str, bill_id: str) -> StepResult:
+    _start_lane(session, workflow_id, run_id)
+    bill = session.get(CustomerBillRow, bill_id)
+    if bill is None:
+        return {"sent": False}, [Task(*BILL, f"bill {bill_id} not sent: it does not exist")]
+    ref = {"id": bill_id, "@referredType": "CustomerBill", "role": "bill"}
+    if bill.status != "validated":
+        # Sent meanwhile (a rerun), or held back by a person: not sent by this step.
+        return {"sent": False}, [
+            Task(*BILL, f"bill {bill.bill_no} not sent by this run: it is {bill.status}")
+        ]
+    today = FLOW_CLOCK.now().date()
+    try:
+        with session.begin_nested():
+            bills.render_document(session, bill_id)
             message_id = bills.send_bill(session, bill_id, today=today)
     except TmfError as error:
-        return {"bill": None, "error": error.message}, [
-            Task(*BILL, f"account {account_id} not billed: {error.message}")
+        return {"sent": False, "error": error.message}, [
+            Task(*BILL, f"bill {bill.bill_no} not sent: {error.message}", related=(ref,))
         ]
-    bill = session.get(CustomerBillRow, bill_id)
-    assert bill is not None
-    ref = {"id": bill_id, "@referredType": "CustomerBill", "role": "bill"}
-    tasks = [
+    how = f"message {message_id}" if message_id else "in the portal"
+    return {"sent": True, "message": message_id}, [
         Task(
             *BILL,
-            f"account {account_id}: bill {bill_no} over {bill.amount_due} "
-            f"{bill.body['amountDue']['unit']} issued and sent (message {message_id})",
+            f"bill {bill.bill_no} over {bill.amount_due} {bill.body['amountDue']['unit']} "
+            f"rendered and sent ({how})",
             related=(ref,),
         )
     ]
-    tasks.insert(0, Task(*RATE, f"account {account_id}: {rated} charge(s) rated"))
-    return {"bill": bill_id, "billNo": bill_no}, tasks
 
 
 @step
 def finish_lane_step(session: Session, workflow_id: str, run_id: str) -> StepResult:
-    recorder.start_flow(
-        session,
-        workflow_id=workflow_id,
-        flow="bill-lane",
-        case_id=run_id,
-        case_type="BillRun",
-        customer_id=None,
-        description=f"a lane of the bill run {run_id}",
-    )
+    _start_lane(session, workflow_id, run_id)
     recorder.finish_flow(session, workflow_id, "completed")
     return {"done": True}, []
 
@@ -207,17 +322,22 @@ def collect_bill_run_step(
     if (finished or 0) < len(lane_ids):
         return {"done": False}, []
     start, end = period_bounds(period)
+    unsent = CustomerBillRow.status.in_(("new", "validated", "onHold"))
     billed = session.execute(
-        select(func.count(), func.coalesce(func.sum(CustomerBillRow.amount_due), 0)).where(
+        select(
+            func.count(),
+            func.coalesce(func.sum(CustomerBillRow.amount_due), 0),
+            func.count().filter(unsent),
+        ).where(
             CustomerBillRow.period_start == start,
             CustomerBillRow.period_end == end,
             CustomerBillRow.category == "normal",
         )
     ).one()
     recorder.finish_flow(session, workflow_id, "completed")
-    return {"done": True, "bills": int(billed[0])}, [
-        Task(*BILL, f"{billed[0]} bill(s) for {period} issued and sent, {billed[1]} in total")
-    ]
+    summary = f"{billed[0]} bill(s) for {period}, {billed[1]} in total: "
+    summary += f"{billed[0] - billed[2]} sent" + (f", {billed[2]} not sent" if billed[2] else "")
+    return {"done": True, "bills": int(billed[0])}, [Task(*BILL, summary)]
 
 
 def start_bill_run(period: str, cycle_day: int | None = None) -> str:
@@ -244,7 +364,8 @@ def bill_run_tick(scheduled_at: datetime, context: Any) -> None:
 FLOWS: dict[str, Callable[..., str]] = {"bill-run": bill_run_flow, "bill-lane": bill_lane_flow}
 STEP_SEEDS = {
     "start_bill_run_step": MANAGE[0],
-    "bill_account_step": BILL[0],
+    "bill_chunk_step": BILL[0],
+    "deliver_bill_step": BILL[0],
     "finish_lane_step": BILL[0],
     "collect_bill_run_step": BILL[0],
 }

@@ -1,0 +1,208 @@
+"""3.8.3 a chunk at a time: the bill run's set-based billing (``bill_accounts``), issuing
+(``issue_bills``) and the PDF rendered apart (``render_document``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from etomcrm.billing import bills
+from etomcrm.billing.bill_models import BillDocumentRow
+from etomcrm.billing.invoice import invoice_xml
+from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
+from etomcrm.db import session_scope
+from etomcrm.flows.framework import PLAIN_FLOWS, PlainRunner
+from etomcrm.flows.recorder import flows_of_case
+from tests import bill_helpers
+
+NOV = (date(2026, 11, 1), date(2026, 11, 30))
+TODAY = date(2026, 12, 1)
+BILLS = "/tmf-api/customerBillManagement/v4/customerBill"
+
+
+def _accounts(count: int) -> list[str]:
+    with session_scope() as session:
+        return [
+            bill_helpers.billable_account(session, f"{10 + n}.00", "5.50")[1] for n in range(count)
+        ]
+
+
+def _bill_chunk(account_ids: list[str]) -> dict[str, str | None]:
+    with session_scope() as session:
+        return bills.bill_accounts(session, account_ids, *NOV, today=TODAY)
+
+
+def test_a_chunk_is_billed_once_whatever_the_reruns(db_url: str) -> None:
+    # given four accounts with charges and one without
+    billed = _accounts(4)
+    with session_scope() as session:
+        empty = bill_helpers.account(session, bill_helpers.customer(session))
+
+    # when the chunk is billed, and billed again
+    first = _bill_chunk([*billed, empty])
+    again = _bill_chunk([*billed, empty])
+
+    # then each account with charges has one bill, the same on the rerun; the empty one none
+    assert again == first
+    assert first[empty] is None
+    assert all(first[a] is not None for a in billed)
+    with session_scope() as session:
+        rows = {r.billing_account_id: r for r in session.scalars(select(CustomerBillRow))}
+        unbilled = session.scalar(
+            select(func.count()).select_from(AppliedRateRow).where(AppliedRateRow.bill_id.is_(None))
+        )
+        # and every charge is on its account's bill, whose amount is what bill_account makes
+        for n, account_id in enumerate(billed):
+            row = rows[account_id]
+            assert row.id == first[account_id] and row.status == "new"
+            net = Decimal(10 + n) + Decimal("5.50")
+            assert row.amount_due == net + bills.money(net * Decimal("0.19"))
+            charges = session.scalars(
+                select(AppliedRateRow.bill_id).where(
+                    AppliedRateRow.billing_account_id == account_id
+                )
+            ).all()
+            assert set(charges) == {row.id}
+    assert len(rows) == 4
+    assert unbilled == 0
+
+
+def test_a_chunk_is_numbered_consecutively_in_order_and_a_rollback_gives_numbers_back(
+    db_url: str,
+) -> None:
+    # given five billed accounts
+    made = _bill_chunk(_accounts(5))
+    bill_ids = [b for b in made.values() if b is not None]
+
+    # when a chunk is issued and rolled back (a crash before the commit)
+    try:
+        with session_scope() as session:
+            assert bills.issue_bills(session, bill_ids[:2], today=TODAY)
+            raise RuntimeError("crash")
+    except RuntimeError:
+        pass
+    # and then issued in reverse order, then again
+    with session_scope() as session:
+        numbers = bills.issue_bills(session, list(reversed(bill_ids)), today=TODAY)
+    with session_scope() as session:
+        again = bills.issue_bills(session, bill_ids, today=TODAY)
+
+    # then the numbers run 1..5 in the order given, and a second issue changes none
+    assert [numbers[b] for b in reversed(bill_ids)] == [f"RE-2026-{n:06d}" for n in range(1, 6)]
+    assert again == numbers
+    # and each bill keeps its content hash, its PDF not rendered yet
+    with session_scope() as session:
+        for bill_id in bill_ids:
+            stored = session.get(BillDocumentRow, bill_id)
+            assert stored is not None and stored.pdf is None
+            assert bills.unchanged(session, bill_id)
+
+
+def test_the_pdf_is_rendered_before_sending_from_the_content_stored_at_issue(
+    db_url: str,
+) -> None:
+    # given an issued bill, not rendered
+    (account_id,) = _accounts(1)
+    with session_scope() as session:
+        bill_id = bills.bill_account(session, account_id, *NOV, today=TODAY)
+        assert bill_id is not None
+        bills.issue(session, bill_id, today=TODAY)
+
+    # when it is sent
+    with session_scope() as session:
+        bills.send_bill(session, bill_id, today=TODAY)
+
+    # then its PDF and XML exist, rendered from the content the hash vouches for, stored
+    # once (asked for again, the same bytes)
+    with session_scope() as session:
+        stored = session.get(BillDocumentRow, bill_id)
+        assert stored is not None and stored.pdf is not None and stored.xml is not None
+        assert stored.pdf.startswith(b"%PDF")
+        assert bills.unchanged(session, bill_id)
+        assert stored.xml == invoice_xml(bills.invoice_from_json(stored.content))
+        assert bills.render_document(session, bill_id) == stored.pdf
+        assert session.get(CustomerBillRow, bill_id).status == "sent"  # type: ignore[union-attr]
+
+
+def test_the_document_of_a_bill_not_yet_rendered_is_rendered_when_asked_for(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given an issued bill whose PDF is not rendered
+    (account_id,) = _accounts(1)
+    with session_scope() as session:
+        bill_id = bills.bill_account(session, account_id, *NOV, today=TODAY)
+        assert bill_id is not None
+        bills.issue(session, bill_id, today=TODAY)
+
+    # when its document is asked for, twice
+    first = client.get(f"{BILLS}/{bill_id}/document", headers=admin)
+    second = client.get(f"{BILLS}/{bill_id}/document", headers=admin)
+
+    # then it is the PDF, rendered once and stored, the same bytes both times
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "application/pdf"
+    assert first.content == second.content
+    with session_scope() as session:
+        stored = session.get(BillDocumentRow, bill_id)
+        assert stored is not None and stored.pdf == first.content
+        assert bills.unchanged(session, bill_id)
+
+
+def test_a_bad_account_in_a_chunk_does_not_stop_the_others(db_url: str) -> None:
+    # given three accounts due, one of which has its November bill held back before it
+    # was numbered (it cannot be issued)
+    accounts = _accounts(3)
+    held = accounts[1]
+    with session_scope() as session:
+        held_bill = bills.bill_account(session, held, *NOV, today=TODAY)
+        assert held_bill is not None
+        bills.hold(session, held_bill, today=TODAY)
+
+    # when one lane bills them as one chunk
+    PLAIN_FLOWS["bill-lane"](PlainRunner("lane-test"), "bill-run-test", "2026-11", accounts)
+
+    # then the two others are billed, numbered 1 and 2 and sent; the held one is not
+    with session_scope() as session:
+        rows = {r.billing_account_id: r for r in session.scalars(select(CustomerBillRow))}
+        traces = flows_of_case(session, "bill-run-test")
+    assert {a: rows[a].status for a in accounts} == {
+        accounts[0]: "sent",
+        held: "onHold",
+        accounts[2]: "sent",
+    }
+    assert sorted(str(rows[a].bill_no) for a in (accounts[0], accounts[2])) == [
+        "RE-2026-000001",
+        "RE-2026-000002",
+    ]
+    assert rows[held].bill_no is None
+    # and the trace says so: two accounts billed, one not, two bills sent
+    outcomes = [line.outcome for trace in traces for line in trace.lines]
+    assert any(o.startswith(f"account {held} not billed") for o in outcomes)
+    assert "2 bill(s) made and numbered RE-2026-000001..000002" in outcomes
+    assert sum("rendered and sent" in o for o in outcomes) == 2
+
+
+def test_billing_and_issuing_a_chunk_take_a_bounded_number_of_queries(
+    db_url: str, count_queries: Callable[[], Any]
+) -> None:
+    def measure(size: int) -> tuple[int, int]:
+        accounts = _accounts(size)
+        # (counted inside the unit of work: the handlers of BillIssued after the commit are
+        # the payments' work, not issuing's)
+        with session_scope() as session, count_queries() as billing_count:
+            made = bills.bill_accounts(session, accounts, *NOV, today=TODAY)
+        bill_ids = [b for b in made.values() if b is not None]
+        assert len(bill_ids) == size
+        with session_scope() as session, count_queries() as issuing_count:
+            numbers = bills.issue_bills(session, bill_ids, today=TODAY)
+        assert len(numbers) == size
+        return billing_count.count, issuing_count.count
+
+    measure(1)  # the first bill of the year makes its number series
+    small, large = measure(2), measure(12)
+    assert small == large, (small, large)
