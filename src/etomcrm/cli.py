@@ -28,7 +28,7 @@ from etomcrm.core.events import deliver_due, http_poster
 from etomcrm.customer_interface.communication import deliver_messages
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
-from etomcrm.demo import assurance_story, billing_story, story
+from etomcrm.demo import assurance_story, billing_story, sign_ins, story
 from etomcrm.demo.scenario import run_demo
 from etomcrm.flows import billing as billing_flow
 from etomcrm.flows import engine
@@ -479,6 +479,17 @@ def demo() -> None:
         )
         raise typer.Exit(code=2) from None
     _deliver_demo_messages()
+    _print_demo_sign_ins()
+
+
+def _print_demo_sign_ins() -> None:
+    """The story's people as sign-ins for the pages, with their passwords."""
+    with session_scope() as session:
+        people = sign_ins.ensure_sign_ins(session)
+    base = get_settings().public_base_url.rstrip("/")
+    console.print(f"Sign in at {base}/ui/ (after 'etomcrm serve') as one of the story's people:")
+    for person in people:
+        console.print(f"  {person.username:<16} {person.password}  {person.name}", soft_wrap=True)
 
 
 def _tell_demo() -> None:

@@ -42,7 +42,8 @@ class ApiKey(Base):
 
 
 class InstallationSecret(Base):
-    """The secret that signs login tokens when none is configured."""
+    """A secret of this installation by name: the one that signs login tokens when none is
+    configured, the one the demo derives its sign-ins' passwords from."""
 
     __tablename__ = "installation_secret"
 

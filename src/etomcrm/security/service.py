@@ -163,15 +163,20 @@ def _signing_secret(session: Session) -> str:
         if len(from_file) < 32:
             raise RuntimeError("ETOMCRM_SECRET_KEY_FILE holds fewer than 32 characters")
         return from_file
-    row = session.get(InstallationSecret, "login-token")
+    return installation_secret(session, "login-token")
+
+
+def installation_secret(session: Session, name: str) -> str:
+    """A random secret of this installation, made on first use and kept in its database."""
+    row = session.get(InstallationSecret, name)
     if row is None:
-        row = InstallationSecret(name="login-token", value=secrets.token_urlsafe(48))
+        row = InstallationSecret(name=name, value=secrets.token_urlsafe(48))
         session.add(row)
         try:
             session.flush()
         except IntegrityError:  # another worker made it first
             session.rollback()
-            row = session.get(InstallationSecret, "login-token")
+            row = session.get(InstallationSecret, name)
             assert row is not None
     return row.value
 
