@@ -6,7 +6,7 @@ enquiries' port, ``credit_notes``; the bills part fills that port at the merge.)
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from etomcrm.billing import enquiries
+from etomcrm.billing.dunning_models import BillingEnquiryRow
 from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
 from etomcrm.customer_interface.models import CommunicationMessageRow, PartyInteractionRow
 from etomcrm.db import session_scope, utcnow
 from etomcrm.network.port import business_date
+from etomcrm.security.service import Principal, Role
 from tests.conftest import TokenFactory
 from tests.dunning_helpers import (  # noqa: F401  (credit_notes is a fixture)
     CreditNotes,
@@ -397,3 +400,32 @@ def test_a_line_credited_in_full_is_credited_less_its_contract_discount(
     assert [(line.amount, line.applied_rate_id) for line in lines] == [
         (Decimal("433.93"), f"{bill_id}-l1")
     ]
+
+
+def test_an_enquiry_worked_at_a_set_moment_dates_its_credit_note_that_day(
+    db_url: str,
+    credit_notes: CreditNotes,  # noqa: F811
+) -> None:
+    # given a customer's disputed bill
+    customer_id, bill_id = _bill()
+    customer = Principal(id="c", name="Kunde", role=Role.CUSTOMER, customer_id=customer_id)
+    staff = Principal(id="b", name="Billing", role=Role.BILLING)
+    moment = datetime(2027, 2, 3, 10, 0, tzinfo=UTC)
+
+    # when the enquiry is disputed and adjusted at a moment the caller sets (the demo's
+    # story day, months ahead of the wall clock)
+    with enquiries.CLOCK.at(moment), session_scope() as session:
+        enquiry = enquiries.dispute_bill(
+            session, customer, bill_id, description="not connected", line_ids=[f"{bill_id}-l1"]
+        )
+        enquiries.propose_adjustment(session, staff, str(enquiry["id"]), reason="agreed")
+
+    # then the credit note carries that day, and the enquiry that moment
+    ((credited_bill, _, _),) = credit_notes.made
+    with session_scope(readonly=True) as session:
+        note = session.scalars(
+            select(CustomerBillRow).where(CustomerBillRow.category == "creditNote")
+        ).one()
+        row = session.get(BillingEnquiryRow, str(enquiry["id"]))
+    assert credited_bill == bill_id and note.bill_date == date(2027, 2, 3)
+    assert row is not None and row.body["lastUpdate"].startswith("2027-02-03T10:00")

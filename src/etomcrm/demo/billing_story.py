@@ -36,7 +36,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from etomcrm.billing import bills
+from etomcrm.billing import bills, enquiries
 from etomcrm.billing import dunning as dunning_rules
 from etomcrm.billing.bank_statements import import_statement
 from etomcrm.billing.direct_debit import batch_items, collect
@@ -698,7 +698,13 @@ def _disputed_line(session: Session, bill: CustomerBillRow) -> AppliedRateRow:
 def _enquiry(customer_id: str, bill_id: str) -> None:
     """3.8.1: BMW disputes the Köln access line of its second bill; Paula agrees and
     proposes the credit note (above the approval limit it waits for Tobias's approval);
-    the credit note (GS-...) references the bill and is set off against it."""
+    the credit note (GS-...) references the bill and is set off against it. Worked on
+    the story's day (the flows' clock), so the credit note is dated in the bill's month."""
+    with enquiries.CLOCK.at(FLOW_CLOCK.now()):
+        _work_enquiry(customer_id, bill_id)
+
+
+def _work_enquiry(customer_id: str, bill_id: str) -> None:
     with session_scope() as session:
         found = session.scalar(
             select(BillingEnquiryRow).where(BillingEnquiryRow.bill_id == bill_id).limit(1)
