@@ -109,6 +109,10 @@ def test_a_customer_opens_a_ticket_for_a_site_and_follows_it(
     assert f'href="{base}/tickets/{ticket_id}"' in listing.text
     assert "1 open ticket" in listing.text
     assert "min left" in listing.text or "overdue by" in listing.text
+    # and the network page rings the site as an open problem, linked beside it
+    topology = client.get(f"{base}/network")
+    problems = topology.text.split('class="problems"')[1].split("</section>")[0]
+    assert f'/sites/{bmw.site_ids[0]}">{bmw.site_names[0]}</a>' in problems
 
 
 def test_a_customer_confirms_or_rejects_a_resolution(
