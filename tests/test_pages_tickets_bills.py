@@ -109,6 +109,8 @@ def test_a_customer_opens_a_ticket_for_a_site_and_follows_it(
     assert f'href="{base}/tickets/{ticket_id}"' in listing.text
     assert "1 open ticket" in listing.text
     assert "min left" in listing.text or "overdue by" in listing.text
+    german = client.get(f"{base}/tickets", headers={"Accept-Language": "de"})
+    assert "Störungsmeldungen von" in german.text and "1 offene Störungsmeldung" in german.text
     # and the network page rings the site as an open problem, linked beside it
     topology = client.get(f"{base}/network")
     problems = topology.text.split('class="problems"')[1].split("</section>")[0]
