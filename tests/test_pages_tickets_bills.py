@@ -18,9 +18,10 @@ from etomcrm.billing import bills
 from etomcrm.billing.dunning_models import BillingEnquiryRow
 from etomcrm.billing.models import AppliedRateRow
 from etomcrm.db import session_scope
+from etomcrm.problem_handling.events import ServiceProblemRaisedForTicket
 from etomcrm.problem_handling.models import TroubleTicketRow
 from tests import bill_helpers
-from tests.conftest import TokenFactory
+from tests.conftest import Handled, TokenFactory
 from tests.test_pages_portal import csrf_of, network, sign_in, user
 
 NOV = (date(2026, 11, 1), date(2026, 11, 30))
@@ -59,13 +60,14 @@ def _resolved(client: TestClient, admin: dict[str, str], ticket_id: str) -> None
 
 
 def test_a_customer_opens_a_ticket_for_a_site_and_follows_it(
-    client: TestClient, admin: dict[str, str]
+    client: TestClient, admin: dict[str, str], handled: Handled
 ) -> None:
     # given a customer with three sites (the first one's access down) and its portal user
     bmw = network(client, admin, 3)
     user("katrin.weber", customer_id=bmw.customer_id)
     assert sign_in(client, "katrin.weber").status_code == 303
     base = f"/ui/customers/{bmw.customer_id}"
+    raised = handled(ServiceProblemRaisedForTicket)
     # when she opens a ticket from the first site's page
     site = client.get(f"{base}/sites/{bmw.site_ids[0]}")
     assert f'href="{base}/tickets/new?site={bmw.site_ids[0]}"' in site.text
@@ -96,13 +98,17 @@ def test_a_customer_opens_a_ticket_for_a_site_and_follows_it(
     assert {"id": bmw.site_ids[0], "@referredType": "GeographicSite"}.items() <= (
         body["relatedEntity"][0].items()
     )
-    assert body["diagnosis"]["linkStatus"] in ("down", "unknown", "up", "degraded")
+    # the site's access is down: a service problem is raised for the ticket, and its
+    # Assurance flow started by the same event as for a ticket posted to the API
+    assert body["diagnosis"]["linkStatus"] == "down"
+    problem_id = body["diagnosis"]["serviceProblem"]["id"]
+    assert [(e.problem_id, e.ticket_id) for e in raised] == [(problem_id, ticket_id)]
     # and its page shows the site, the status, the history and the network's note
     page = client.get(posted.headers["location"])
     assert page.status_code == 200
     assert f'/sites/{bmw.site_ids[0]}">{bmw.site_names[0]}</a>' in page.text
     assert "acknowledged" in page.text and "No traffic at all since 9:00" in page.text
-    assert "Network diagnosis" in page.text or "Linked to service problem" in page.text
+    assert f"Linked to service problem {problem_id}" in page.text
     # and the list shows it, open first, with its site and its SLA clock running
     listing = client.get(f"{base}/tickets")
     assert listing.status_code == 200
