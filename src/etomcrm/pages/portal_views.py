@@ -20,7 +20,7 @@ whatever their number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import case, select
@@ -97,6 +97,20 @@ def _ticket_sites(body: JsonDict, product_sites: dict[str, str]) -> list[str]:
         if isinstance(site, str) and site not in found:
             found.append(site)
     return found
+
+
+def when(text: object) -> str:
+    """An instant of a document ("2026-12-01T06:37:17.19Z") as a person reads it, in
+    UTC to the minute; a dash when there is none."""
+    if not isinstance(text, str) or not text:
+        return "\u2013"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True)
@@ -207,6 +221,7 @@ class TicketPage:
     notes: list[JsonDict]
     # The customer's own answer to a resolved ticket: confirm, or reject with a reason.
     can_answer: bool
+    when = staticmethod(when)
 
 
 def _own_ticket(
@@ -417,6 +432,7 @@ class BillPage:
     line: str = ""
     description: str = ""
     errors: dict[str, str] = field(default_factory=dict)
+    when = staticmethod(when)
 
 
 def _own_bill(
