@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from etomcrm.billing import bills
+from etomcrm.billing.bill_models import BillDocumentRow
 from etomcrm.billing.dunning_models import BillingEnquiryRow
 from etomcrm.billing.models import AppliedRateRow
 from etomcrm.db import session_scope
@@ -237,6 +238,10 @@ def test_a_customer_reads_its_bills_downloads_them_and_disputes_a_line(
     xml = client.get(f"{base}/{bill_id}/document.xml")
     assert xml.status_code == 200 and b"CrossIndustryInvoice" in xml.content
     assert client.get(f"{base}/{bill_id}/document.doc").status_code == 404
+    with session_scope() as session:
+        stored = session.get(BillDocumentRow, bill_id)
+        # the same bytes as the PDF embeds and the bill keeps
+        assert stored is not None and stored.pdf == pdf.content and stored.xml == xml.content
     assert api_pdf == client.get(f"{base}/{bill_id}/document.pdf").content
     # when she disputes the second line
     disputed = client.post(
