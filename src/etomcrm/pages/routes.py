@@ -331,6 +331,11 @@ async def site(customer_id: str, site_id: str, request: Request) -> Response:
     return render(request, "site.html", {"page": page}, principal=principal)
 
 
+# The portal's tickets and bills, before the catch-all below.
+from etomcrm.pages import portal  # noqa: E402
+
+router.include_router(portal.router)
+
 # The assets are few and fixed: served by name from the package, nothing else.
 _ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA}
 

@@ -106,8 +106,9 @@ def network_page(
 def _sites_with_problems(
     session: Session, customer_id: str, links: list[JsonDict]
 ) -> dict[str, list[str]]:
-    """Open ticket id → the sites it is about: a ticket names the affected products
-    (TMF621 ``relatedEntity``), and each product's access link its site (one query)."""
+    """Open ticket id → the sites it is about: a ticket names the sites or the affected
+    products (TMF621 ``relatedEntity``), and each product's access link its site (one
+    query)."""
     site_of_product = {link["productId"]: link["siteId"] for link in links if link["productId"]}
     troubled: dict[str, list[str]] = {}
     for ticket_id, body in session.execute(
@@ -117,10 +118,15 @@ def _sites_with_problems(
         )
     ):
         for entity in body.get("relatedEntity") or []:
-            if isinstance(entity, dict) and entity.get("id") in site_of_product:
-                site = site_of_product[entity["id"]]
-                if site not in troubled.setdefault(ticket_id, []):
-                    troubled[ticket_id].append(site)
+            if not isinstance(entity, dict):
+                continue
+            if entity.get("@referredType") == "GeographicSite":
+                # A ticket opened for a site (the portal's form) names the site itself.
+                site = entity.get("id")
+            else:
+                site = site_of_product.get(entity.get("id"))
+            if isinstance(site, str) and site not in troubled.setdefault(ticket_id, []):
+                troubled[ticket_id].append(site)
     return troubled
 
 

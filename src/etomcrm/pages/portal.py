@@ -1,0 +1,162 @@
+"""The portal's tickets and bills (seed 5.1): a customer's trouble tickets (open one for
+a site, follow it, confirm or reject its resolution) and its bills (the lines, the PDF
+and XML, a dispute of a line). Thin handlers: each calls one function of
+:mod:`etomcrm.pages.portal_views` in a worker thread and renders its answer; every
+POST carries the session's CSRF token."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from etomcrm.core.errors import Forbidden
+from etomcrm.db import session_scope, utcnow
+from etomcrm.pages import portal_views as views
+from etomcrm.pages import session
+from etomcrm.pages.routes import PREFIX, PageRoute, _form, render, signed_in
+
+router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
+CUSTOMER = PREFIX + "/customers/{customer_id}"
+
+
+def _base(customer_id: str) -> str:
+    return f"{PREFIX}/customers/{quote(customer_id, safe='')}"
+
+
+async def _checked_form(request: Request) -> dict[str, str]:
+    form = await _form(request)
+    if not session.csrf_valid(request, form.get(session.CSRF_FIELD)):
+        raise Forbidden("the form has expired; reload the page and try again")
+    return form
+
+
+@router.get(CUSTOMER + "/tickets")
+async def tickets(customer_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+
+    def unit_of_work() -> views.TicketsPage:
+        with session_scope(readonly=True) as db:
+            return views.tickets_page(db, principal, customer_id, now=utcnow())
+
+    page = await run_in_threadpool(unit_of_work)
+    return render(request, "tickets.html", {"page": page}, principal=principal)
+
+
+@router.get(CUSTOMER + "/tickets/new")
+async def new_ticket(customer_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+    site = request.query_params.get("site", "")
+
+    def unit_of_work() -> views.TicketForm:
+        with session_scope(readonly=True) as db:
+            return views.ticket_form(db, principal, customer_id, site)
+
+    form = await run_in_threadpool(unit_of_work)
+    return render(request, "ticket_new.html", {"form": form}, principal=principal)
+
+
+@router.post(CUSTOMER + "/tickets")
+async def open_ticket(customer_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+    data = await _checked_form(request)
+
+    def unit_of_work() -> views.TicketForm | str:
+        with session_scope() as db:
+            return views.open_ticket(db, principal, customer_id, data)
+
+    outcome = await run_in_threadpool(unit_of_work)
+    if isinstance(outcome, str):
+        target = f"{_base(customer_id)}/tickets/{quote(outcome, safe='')}"
+        return RedirectResponse(target, status_code=303)
+    return render(request, "ticket_new.html", {"form": outcome}, status=400, principal=principal)
+
+
+@router.get(CUSTOMER + "/tickets/{ticket_id}")
+async def ticket(customer_id: str, ticket_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+
+    def unit_of_work() -> views.TicketPage:
+        with session_scope(readonly=True) as db:
+            return views.ticket_page(db, principal, customer_id, ticket_id, now=utcnow())
+
+    page = await run_in_threadpool(unit_of_work)
+    return render(request, "ticket.html", {"page": page}, principal=principal)
+
+
+@router.post(CUSTOMER + "/tickets/{ticket_id}/resolution")
+async def answer_resolution(customer_id: str, ticket_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+    data = await _checked_form(request)
+
+    def unit_of_work() -> None:
+        with session_scope() as db:
+            views.answer_resolution(db, principal, customer_id, ticket_id, data)
+
+    await run_in_threadpool(unit_of_work)
+    target = f"{_base(customer_id)}/tickets/{quote(ticket_id, safe='')}"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get(CUSTOMER + "/bills")
+async def bills(customer_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+
+    def unit_of_work() -> views.BillsPage:
+        with session_scope(readonly=True) as db:
+            return views.bills_page(db, principal, customer_id)
+
+    page = await run_in_threadpool(unit_of_work)
+    return render(request, "bills.html", {"page": page}, principal=principal)
+
+
+@router.get(CUSTOMER + "/bills/{bill_id}")
+async def bill(customer_id: str, bill_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+
+    def unit_of_work() -> views.BillPage:
+        with session_scope(readonly=True) as db:
+            return views.bill_page(db, principal, customer_id, bill_id)
+
+    page = await run_in_threadpool(unit_of_work)
+    return render(request, "bill.html", {"page": page}, principal=principal)
+
+
+@router.get(CUSTOMER + "/bills/{bill_id}/document.{kind}")
+async def bill_document(customer_id: str, bill_id: str, kind: str, request: Request) -> Response:
+    principal = await signed_in(request)
+
+    # Not read-only: a PDF not rendered yet is rendered and kept on its first download.
+    def unit_of_work() -> views.Download:
+        with session_scope() as db:
+            return views.bill_download(db, principal, customer_id, bill_id, kind)
+
+    download = await run_in_threadpool(unit_of_work)
+    return Response(
+        download.content,
+        200,
+        {
+            "Content-Disposition": f'attachment; filename="{download.filename}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+        media_type=download.media_type,
+    )
+
+
+@router.post(CUSTOMER + "/bills/{bill_id}/dispute")
+async def dispute(customer_id: str, bill_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+    data = await _checked_form(request)
+
+    def unit_of_work() -> views.BillPage | str:
+        with session_scope() as db:
+            return views.dispute_line(db, principal, customer_id, bill_id, data)
+
+    outcome = await run_in_threadpool(unit_of_work)
+    if isinstance(outcome, str):
+        target = f"{_base(customer_id)}/bills/{quote(bill_id, safe='')}#enquiries"
+        return RedirectResponse(target, status_code=303)
+    return render(request, "bill.html", {"page": outcome}, status=400, principal=principal)
