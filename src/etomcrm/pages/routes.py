@@ -331,6 +331,12 @@ async def site(customer_id: str, site_id: str, request: Request) -> Response:
     return render(request, "site.html", {"page": page}, principal=principal)
 
 
+# The Customer 360 (its own module; imported here, before the catch-all below).
+from etomcrm.pages import customer360_routes  # noqa: E402
+
+router.include_router(customer360_routes.router)
+
+
 # The assets are few and fixed: served by name from the package, nothing else.
 _ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA}
 
