@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etomcrm.core.errors import Forbidden, NotFound, TmfError, TooManyRequests, Unauthorized
 from etomcrm.db import session_scope, utcnow
-from etomcrm.pages import i18n, session, views
+from etomcrm.pages import i18n, session, views, worklists
 from etomcrm.security import service as security
 from etomcrm.security.throttle import check_sign_in
 
@@ -271,7 +271,18 @@ async def home(request: Request) -> Response:
             f"{PREFIX}/customers/{quote(principal.customer_id, safe='')}/network",
             status_code=303,
         )
-    return render(request, "home.html", views.staff_home(principal), principal=principal)
+
+    def unit_of_work() -> list[worklists.WorkList]:
+        with session_scope(readonly=True) as db:
+            return worklists.work_lists(db, principal)
+
+    lists = await run_in_threadpool(unit_of_work)
+    return render(
+        request,
+        "home.html",
+        {**views.staff_home(principal), "work_lists": lists},
+        principal=principal,
+    )
 
 
 @router.get(PREFIX + "/search")
