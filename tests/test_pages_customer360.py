@@ -69,6 +69,10 @@ def test_a_role_sees_only_the_sections_it_may_read(
     assert page.status_code == 200
     assert "Trouble tickets (" not in page.text
     assert "Not shown (your role may not read them):" in page.text
+    # and in German, as her browser asks
+    german = client.get(f"/ui/customers/{bmw.customer_id}", headers={"Accept-Language": "de"})
+    assert "Kontakthistorie (0)" in german.text and "Standorte (1)" in german.text
+    assert "Nicht angezeigt (Ihre Rolle darf sie nicht lesen):" in german.text
 
 
 def test_a_customers_user_never_sees_a_360(client: TestClient, admin: dict[str, str]) -> None:

@@ -184,6 +184,9 @@ def test_each_role_sees_its_work_lists_with_counts_and_the_oldest(
     text = client.get("/ui/").text
     assert f'href="/ui/customers/{bmw["id"]}">Request 0</a>' in text
     assert "due first" in text and f'href="/ui/customers/{bmw["id"]}">Ticket 0</a>' in text
+    # and in German, as the browser asks
+    german = client.get("/ui/", headers={"Accept-Language": "de"}).text
+    assert "Ihre Arbeitslisten" in german and "Zu bearbeitende Kundenanliegen" in german
 
 
 def test_the_work_lists_take_one_query_each_whatever_their_length(
