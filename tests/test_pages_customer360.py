@@ -4,10 +4,13 @@ one page, as the role may read it, bounded whatever the number of items."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from etomcrm.db import session_scope, utcnow
+from etomcrm.problem_handling.models import TroubleTicketRow
 from tests import factories
 from tests.test_pages_portal import network, sign_in, user
 
@@ -32,6 +35,18 @@ def test_staff_open_a_customers_360_with_each_section_linked(
         headers=admin,
     )
     assert ticket.status_code == 201, ticket.text
+    with session_scope() as session:  # and a ticket closed after it was opened
+        session.add(
+            TroubleTicketRow(
+                id=f"closed-{bmw.customer_id}"[:64],
+                at_type="TroubleTicket",
+                name="Closed later",
+                status="closed",
+                owner_customer_id=bmw.customer_id,
+                body={"id": "closed", "@type": "TroubleTicket", "status": "closed"},
+                created_at=utcnow() + timedelta(minutes=1),
+            )
+        )
     account = factories.billing_account(client, admin, bmw.customer_id)
     other = network(client, admin, 1, "X")
     user("sven.koch", role="admin")
@@ -46,7 +61,8 @@ def test_staff_open_a_customers_360_with_each_section_linked(
     for site_id in bmw.site_ids:  # a site leads to its page
         assert f'href="/ui/customers/{bmw.customer_id}/sites/{site_id}"' in text
     assert "Contact history (1)" in text and "phone" in text
-    assert "Trouble tickets (1)" in text
+    assert "Trouble tickets (2)" in text
+    assert text.index("Slow access at the second site") < text.index("Closed later")  # open first
     assert f'href="/tmf-api/troubleTicket/v4/troubleTicket/{ticket.json()["id"]}"' in text
     assert "Billing accounts (1)" in text and account["id"] in text
     assert "Open balance" in text and "SLA credits owed" in text

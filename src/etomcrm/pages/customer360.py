@@ -135,6 +135,10 @@ def _section(
     session: Session, principal: Principal, label: str, kind: ResourceKind, customer_id: str
 ) -> Section:
     row = kind.row
+    # Open tickets first (the ones being worked on), then the recent closed ones.
+    first: list[Any] = (
+        [row.status.in_([*network_view.CLOSED_TICKETS, "resolved"])] if label == "ticket" else []
+    )
     # The total rides along each row (a window count): one query per section.
     stmt = kind.scoped(
         principal,
@@ -147,7 +151,7 @@ def _section(
             func.count().over().label("total"),
         )
         .where(row.owner_customer_id == customer_id)
-        .order_by(row.created_at.desc(), row.id)
+        .order_by(*first, row.created_at.desc(), row.id)
         .limit(SECTION_LIMIT),
     )
     items: list[Item] = []
