@@ -416,9 +416,10 @@ def test_staff_search_by_name_or_id_as_their_role_may_read(
     # when Olaf searches a name
     with count_queries() as counter:
         by_name = client.get("/ui/search", params={"q": "bmw"})
-    # then he finds the customer (linked to its network), and nothing of the other
+    # then he finds the customer (linked to its 360 and its network), nothing of the other
     assert by_name.status_code == 200
-    assert f'href="/ui/customers/{bmw.customer_id}/network">BMW AG</a>' in by_name.text
+    assert f'href="/ui/customers/{bmw.customer_id}">BMW AG</a>' in by_name.text
+    assert f'href="/ui/customers/{bmw.customer_id}/network"' in by_name.text
     assert "Audi" not in by_name.text
     assert counter.count <= 6  # one query per kind searched
     # and a site by its id, linked to its page

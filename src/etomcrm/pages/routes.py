@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etomcrm.core.errors import Forbidden, NotFound, TmfError, TooManyRequests, Unauthorized
 from etomcrm.db import session_scope, utcnow
-from etomcrm.pages import i18n, session, views
+from etomcrm.pages import i18n, session, views, worklists
 from etomcrm.security import service as security
 from etomcrm.security.throttle import check_sign_in
 
@@ -271,7 +271,18 @@ async def home(request: Request) -> Response:
             f"{PREFIX}/customers/{quote(principal.customer_id, safe='')}/network",
             status_code=303,
         )
-    return render(request, "home.html", views.staff_home(principal), principal=principal)
+
+    def unit_of_work() -> list[worklists.WorkList]:
+        with session_scope(readonly=True) as db:
+            return worklists.work_lists(db, principal)
+
+    lists = await run_in_threadpool(unit_of_work)
+    return render(
+        request,
+        "home.html",
+        {**views.staff_home(principal), "work_lists": lists},
+        principal=principal,
+    )
 
 
 @router.get(PREFIX + "/search")
@@ -335,6 +346,12 @@ async def site(customer_id: str, site_id: str, request: Request) -> Response:
 from etomcrm.pages import portal  # noqa: E402
 
 router.include_router(portal.router)
+
+# The Customer 360 (its own module; imported here, before the catch-all below).
+from etomcrm.pages import customer360_routes  # noqa: E402
+
+router.include_router(customer360_routes.router)
+
 
 # The assets are few and fixed: served by name from the package, nothing else.
 _ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA}

@@ -1,0 +1,26 @@
+"""The Customer 360 page's route (issue 11), thin as the others: it finds the caller,
+calls :func:`etomcrm.pages.customer360.customer_360` in a worker thread, renders."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from etomcrm.db import session_scope, utcnow
+from etomcrm.pages import customer360
+from etomcrm.pages.routes import PREFIX, PageRoute, render, signed_in
+
+router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+@router.get(PREFIX + "/customers/{customer_id}")
+async def customer_page(customer_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+
+    def unit_of_work() -> customer360.Customer360:
+        with session_scope(readonly=True) as db:
+            return customer360.customer_360(db, principal, customer_id, now=utcnow())
+
+    page = await run_in_threadpool(unit_of_work)
+    return render(request, "customer360.html", {"page": page}, principal=principal)
