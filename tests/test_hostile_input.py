@@ -140,6 +140,14 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
     return found
 
 
+def _to_sign_in(path: str, answer: Any) -> bool:
+    return (
+        path.startswith("/ui/")
+        and answer.status_code == 303
+        and answer.headers["location"].startswith("/ui/sign-in")
+    )
+
+
 def test_hostile_bodies_and_queries_on_every_route_get_a_4xx_and_write_nothing(
     client: TestClient, admin: dict[str, str]
 ) -> None:
@@ -154,8 +162,13 @@ def test_hostile_bodies_and_queries_on_every_route_get_a_4xx_and_write_nothing(
         if method in ("POST", "PATCH", "PUT"):
             # when a body nested too deep, or too large, is sent
             for body in (deep, huge, "{not json", '{"a": 1e999999}'):
-                answer = client.request(method, path, content=body, headers={**admin, **JSON})
-                # then it is refused as the client's fault, never a 5xx
+                answer = client.request(
+                    method, path, content=body, headers={**admin, **JSON}, follow_redirects=False
+                )
+                # then it is refused as the client's fault, never a 5xx (a page, which
+                # takes no API key, sends the request to its sign-in page unread)
+                if _to_sign_in(path, answer):
+                    continue
                 assert 400 <= answer.status_code < 500, (method, path, answer.status_code)
                 checked += 1
         if method == "GET":
