@@ -4,12 +4,11 @@ calls :func:`etomcrm.pages.customer360.customer_360` in a worker thread, renders
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.db import session_scope, utcnow
+from etomcrm.db import utcnow
 from etomcrm.pages import customer360
-from etomcrm.pages.routes import PREFIX, PageRoute, render, signed_in
+from etomcrm.pages.routes import PREFIX, PageRoute, in_transaction, render, signed_in
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -18,9 +17,7 @@ router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 async def customer_page(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
-    def unit_of_work() -> customer360.Customer360:
-        with session_scope(readonly=True) as db:
-            return customer360.customer_360(db, principal, customer_id, now=utcnow())
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: customer360.customer_360(db, principal, customer_id, now=utcnow()), readonly=True
+    )
     return render(request, "customer360.html", {"page": page}, principal=principal)

@@ -9,14 +9,13 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from etomcrm.core.errors import Forbidden
-from etomcrm.db import session_scope, utcnow
+from etomcrm.db import utcnow
 from etomcrm.pages import portal_views as views
 from etomcrm.pages import session
-from etomcrm.pages.routes import PREFIX, PageRoute, _form, render, signed_in
+from etomcrm.pages.routes import PREFIX, PageRoute, _form, in_transaction, render, signed_in
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 CUSTOMER = PREFIX + "/customers/{customer_id}"
@@ -37,11 +36,9 @@ async def _checked_form(request: Request) -> dict[str, str]:
 async def tickets(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
-    def unit_of_work() -> views.TicketsPage:
-        with session_scope(readonly=True) as db:
-            return views.tickets_page(db, principal, customer_id, now=utcnow())
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: views.tickets_page(db, principal, customer_id, now=utcnow()), readonly=True
+    )
     return render(request, "tickets.html", {"page": page}, principal=principal)
 
 
@@ -50,11 +47,9 @@ async def new_ticket(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
     site = request.query_params.get("site", "")
 
-    def unit_of_work() -> views.TicketForm:
-        with session_scope(readonly=True) as db:
-            return views.ticket_form(db, principal, customer_id, site)
-
-    form = await run_in_threadpool(unit_of_work)
+    form = await in_transaction(
+        lambda db: views.ticket_form(db, principal, customer_id, site), readonly=True
+    )
     return render(request, "ticket_new.html", {"form": form}, principal=principal)
 
 
@@ -63,11 +58,7 @@ async def open_ticket(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
     data = await _checked_form(request)
 
-    def unit_of_work() -> views.TicketForm | str:
-        with session_scope() as db:
-            return views.open_ticket(db, principal, customer_id, data)
-
-    outcome = await run_in_threadpool(unit_of_work)
+    outcome = await in_transaction(lambda db: views.open_ticket(db, principal, customer_id, data))
     if isinstance(outcome, str):
         target = f"{_base(customer_id)}/tickets/{quote(outcome, safe='')}"
         return RedirectResponse(target, status_code=303)
@@ -78,11 +69,10 @@ async def open_ticket(customer_id: str, request: Request) -> Response:
 async def ticket(customer_id: str, ticket_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
-    def unit_of_work() -> views.TicketPage:
-        with session_scope(readonly=True) as db:
-            return views.ticket_page(db, principal, customer_id, ticket_id, now=utcnow())
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: views.ticket_page(db, principal, customer_id, ticket_id, now=utcnow()),
+        readonly=True,
+    )
     return render(request, "ticket.html", {"page": page}, principal=principal)
 
 
@@ -91,11 +81,9 @@ async def answer_resolution(customer_id: str, ticket_id: str, request: Request) 
     principal = await signed_in(request)
     data = await _checked_form(request)
 
-    def unit_of_work() -> None:
-        with session_scope() as db:
-            views.answer_resolution(db, principal, customer_id, ticket_id, data)
-
-    await run_in_threadpool(unit_of_work)
+    await in_transaction(
+        lambda db: views.answer_resolution(db, principal, customer_id, ticket_id, data)
+    )
     target = f"{_base(customer_id)}/tickets/{quote(ticket_id, safe='')}"
     return RedirectResponse(target, status_code=303)
 
@@ -104,11 +92,9 @@ async def answer_resolution(customer_id: str, ticket_id: str, request: Request) 
 async def bills(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
-    def unit_of_work() -> views.BillsPage:
-        with session_scope(readonly=True) as db:
-            return views.bills_page(db, principal, customer_id)
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: views.bills_page(db, principal, customer_id), readonly=True
+    )
     return render(request, "bills.html", {"page": page}, principal=principal)
 
 
@@ -116,11 +102,9 @@ async def bills(customer_id: str, request: Request) -> Response:
 async def bill(customer_id: str, bill_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
-    def unit_of_work() -> views.BillPage:
-        with session_scope(readonly=True) as db:
-            return views.bill_page(db, principal, customer_id, bill_id)
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: views.bill_page(db, principal, customer_id, bill_id), readonly=True
+    )
     return render(request, "bill.html", {"page": page}, principal=principal)
 
 
@@ -129,11 +113,9 @@ async def bill_document(customer_id: str, bill_id: str, kind: str, request: Requ
     principal = await signed_in(request)
 
     # Not read-only: a PDF not rendered yet is rendered and kept on its first download.
-    def unit_of_work() -> views.Download:
-        with session_scope() as db:
-            return views.bill_download(db, principal, customer_id, bill_id, kind)
-
-    download = await run_in_threadpool(unit_of_work)
+    download = await in_transaction(
+        lambda db: views.bill_download(db, principal, customer_id, bill_id, kind)
+    )
     return Response(
         download.content,
         200,
@@ -151,11 +133,9 @@ async def dispute(customer_id: str, bill_id: str, request: Request) -> Response:
     principal = await signed_in(request)
     data = await _checked_form(request)
 
-    def unit_of_work() -> views.BillPage | str:
-        with session_scope() as db:
-            return views.dispute_line(db, principal, customer_id, bill_id, data)
-
-    outcome = await run_in_threadpool(unit_of_work)
+    outcome = await in_transaction(
+        lambda db: views.dispute_line(db, principal, customer_id, bill_id, data)
+    )
     if isinstance(outcome, str):
         target = f"{_base(customer_id)}/bills/{quote(bill_id, safe='')}#enquiries"
         return RedirectResponse(target, status_code=303)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from etomcrm.core.errors import Forbidden, NotFound, TmfError, TooManyRequests, Unauthorized
@@ -128,6 +129,20 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 def _authenticate(token: str) -> security.Principal:
     with session_scope() as db:
         return security.authenticate(db, token)
+
+
+T = TypeVar("T")
+
+
+async def in_transaction(work: Callable[[Session], T], *, readonly: bool = False) -> T:
+    """A page's one service call in its own transaction, off the event loop (the
+    services are synchronous; the loop keeps serving other requests meanwhile)."""
+
+    def unit_of_work() -> T:
+        with session_scope(readonly=readonly) as db:
+            return work(db)
+
+    return await run_in_threadpool(unit_of_work)
 
 
 async def signed_in(request: Request) -> security.Principal:
@@ -272,11 +287,7 @@ async def home(request: Request) -> Response:
             status_code=303,
         )
 
-    def unit_of_work() -> list[worklists.WorkList]:
-        with session_scope(readonly=True) as db:
-            return worklists.work_lists(db, principal)
-
-    lists = await run_in_threadpool(unit_of_work)
+    lists = await in_transaction(lambda db: worklists.work_lists(db, principal), readonly=True)
     return render(
         request,
         "home.html",
@@ -291,11 +302,7 @@ async def search(request: Request) -> Response:
     principal = await signed_in(request)
     text = request.query_params.get("q", "")
 
-    def unit_of_work() -> views.SearchResults:
-        with session_scope(readonly=True) as db:
-            return views.search(db, principal, text)
-
-    results = await run_in_threadpool(unit_of_work)
+    results = await in_transaction(lambda db: views.search(db, principal, text), readonly=True)
     return render(
         request,
         "home.html",
@@ -309,11 +316,9 @@ async def search(request: Request) -> Response:
 async def network(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
-    def unit_of_work() -> views.NetworkPage:
-        with session_scope(readonly=True) as db:
-            return views.network_page(db, principal, customer_id, now=utcnow())
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: views.network_page(db, principal, customer_id, now=utcnow()), readonly=True
+    )
     return render(request, "network.html", {"page": page}, principal=principal)
 
 
@@ -322,11 +327,9 @@ async def network_map(customer_id: str, request: Request) -> Response:
     """The part of the network page that refreshes while it is open (htmx polls it)."""
     principal = await signed_in(request)
 
-    def unit_of_work() -> views.NetworkPage:
-        with session_scope(readonly=True) as db:
-            return views.network_page(db, principal, customer_id, now=utcnow())
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: views.network_page(db, principal, customer_id, now=utcnow()), readonly=True
+    )
     return render(request, "_network_map.html", {"page": page}, principal=principal)
 
 
@@ -334,11 +337,9 @@ async def network_map(customer_id: str, request: Request) -> Response:
 async def site(customer_id: str, site_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
-    def unit_of_work() -> views.SitePage:
-        with session_scope(readonly=True) as db:
-            return views.site_page(db, principal, customer_id, site_id, now=utcnow())
-
-    page = await run_in_threadpool(unit_of_work)
+    page = await in_transaction(
+        lambda db: views.site_page(db, principal, customer_id, site_id, now=utcnow()), readonly=True
+    )
     return render(request, "site.html", {"page": page}, principal=principal)
 
 
