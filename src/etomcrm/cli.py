@@ -7,9 +7,10 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
 import typer
@@ -90,7 +91,7 @@ def _wire(ctx: typer.Context) -> None:
             raise typer.Exit(code=2)
 
 
-def _fail(error: TmfError) -> None:
+def _fail(error: TmfError) -> NoReturn:
     console.print(f"[red]error:[/red] {error.message}")
     raise typer.Exit(code=2)
 
@@ -492,6 +493,20 @@ def _print_demo_sign_ins() -> None:
         console.print(f"  {person.username:<16} {person.password}  {person.name}", soft_wrap=True)
 
 
+T = TypeVar("T")
+
+
+def _told(part: Callable[[], T]) -> T:
+    """One part of the story told; a refusal or a stalled flow ends the demo in one line."""
+    try:
+        return part()
+    except TmfError as error:
+        _fail(error)
+    except story.StoryStalled as stalled:
+        console.print(f"[red]error:[/red] {stalled}")
+        raise typer.Exit(code=2) from stalled
+
+
 def _tell_demo() -> None:
     try:
         run_demo(console)
@@ -513,26 +528,14 @@ def _tell_demo() -> None:
     console.print(
         "Assurance: a month measured, then two incidents; the flows run in this process ..."
     )
-    try:
-        told = assurance_story.tell_assurance()
-    except TmfError as error:
-        _fail(error)
-    except story.StoryStalled as stalled:
-        console.print(f"[red]error:[/red] {stalled}")
-        raise typer.Exit(code=2) from stalled
+    told = _told(assurance_story.tell_assurance)
     print_traces(_in_time_order(told.traces))
     assurance_story.print_assurance(console, told)
     console.print(
         "Billing: two months billed, paid by direct debit and late by transfer, dunned, "
         "disputed; the flows run in this process ..."
     )
-    try:
-        billed = billing_story.tell_billing()
-    except TmfError as error:
-        _fail(error)
-    except story.StoryStalled as stalled:
-        console.print(f"[red]error:[/red] {stalled}")
-        raise typer.Exit(code=2) from stalled
+    billed = _told(billing_story.tell_billing)
     print_traces(_in_time_order(billed.traces))
     billing_story.print_billing(console, billed)
 
