@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core.errors import Conflict, Forbidden
@@ -80,12 +80,19 @@ def sweep_failed_flows() -> int:
     return marked
 
 
+def is_failed() -> list[ColumnElement[bool]]:
+    """What makes a flow failed (on hold because a step failed, not held by a person):
+    the one criterion of the failed list and of the work list that counts it."""
+    return [
+        ProcessFlowRow.status == recorder.FAILED_STATE,
+        ProcessFlowRow.body["failed"].as_boolean().is_(True),
+    ]
+
+
 def failed_flows(session: Session) -> list[tuple[str, str, str, str, str, str]]:
     """The failed flows, oldest failure first: (id, flow, case, failed at, step, reason)."""
     rows = session.scalars(
-        select(ProcessFlowRow)
-        .where(ProcessFlowRow.status == recorder.FAILED_STATE)
-        .order_by(ProcessFlowRow.updated_at)
+        select(ProcessFlowRow).where(*is_failed()).order_by(ProcessFlowRow.updated_at)
     ).all()
     return [
         (
@@ -97,5 +104,4 @@ def failed_flows(session: Session) -> list[tuple[str, str, str, str, str, str]]:
             str(row.body.get("failureReason", "")),
         )
         for row in rows
-        if row.body.get("failed")
     ]

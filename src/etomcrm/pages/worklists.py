@@ -20,7 +20,7 @@ from etomcrm.customer_interface.models import PartyInteractionRow
 from etomcrm.customer_interface.requests import QUEUES, REQUEST_TYPE
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.flows.api_kinds import PROCESS_FLOW_KIND
-from etomcrm.flows.failures import RETRY_ROLES
+from etomcrm.flows.failures import RETRY_ROLES, is_failed
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import FAILED_STATE
 from etomcrm.network_view.service import CLOSED_TICKETS
@@ -138,7 +138,7 @@ SPECS: tuple[_Spec, ...] = (
         "failedFlows",
         frozenset(RETRY_ROLES),
         ProcessFlowRow,
-        lambda _: [ProcessFlowRow.status == FAILED_STATE],
+        lambda _: is_failed(),
         lambda _: f"{PROCESS_FLOW_KIND.path}?status={FAILED_STATE}",
         lambda: ProcessFlowRow.updated_at,
     ),
