@@ -19,7 +19,7 @@ from etomcrm.db import session_scope, utcnow
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow, NetworkPopRow
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.qos_sla.models import QosAssessmentRow
-from etomcrm.security.service import create_user
+from etomcrm.security.service import create_user, unlock_user
 from tests import factories
 from tests.conftest import TokenFactory
 
@@ -291,6 +291,25 @@ def test_sign_in_is_throttled_as_the_api_is(
     assert third.status_code == 429
     assert int(third.headers["retry-after"]) >= 1
     assert "Too many sign-in attempts" in third.text
+
+
+def test_a_sign_in_after_a_lock_shows_the_lock_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a user whose password someone guessed at until the account locked, and the
+    # lock since lifted
+    monkeypatch.setattr(get_settings(), "login_lockout_failures", 2)
+    user("olaf.berger", role="order_manager")
+    assert sign_in(client, "olaf.berger", "wrong one").status_code == 401
+    assert sign_in(client, "olaf.berger", "wrong two").status_code == 429
+    with session_scope() as session:
+        unlock_user(session, "olaf.berger")
+    # when the user signs in
+    assert sign_in(client, "olaf.berger").status_code == 303
+    home = client.get("/ui/")
+    # then the first page tells of the lock, and the next one no longer does
+    assert 'id="lock-notice"' in home.text and "wrong passwords" in home.text
+    assert 'id="lock-notice"' not in client.get("/ui/").text
 
 
 def test_the_session_cookie_is_secure_behind_tls(

@@ -90,3 +90,20 @@ def test_the_token_answer_is_not_cached_and_nothing_is_sniffed(
     assert answer.headers["cache-control"] == "no-store"
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert client.get("/health").headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_user_is_told_of_a_lock_at_the_next_sign_in_and_only_then(
+    client: TestClient, anna: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a user locked by someone guessing, and the lock lifted by an administrator
+    monkeypatch.setattr(get_settings(), "login_lockout_failures", 3)
+    assert [_sign_in(client, f"guess {n}").status_code for n in range(3)][-1] == 429
+    assert CliRunner().invoke(cli, ["user", "unlock", anna]).exit_code == 0
+    # when the user signs in with the right password
+    first = _sign_in(client, PASSWORD)
+    # then the answer tells them of the lock, when it was and what to do
+    assert first.status_code == 200
+    notice = first.json()["notice"]
+    assert "locked on" in notice and "tell your administrator" in notice
+    # and the next sign-in has nothing more to tell
+    assert "notice" not in _sign_in(client, PASSWORD).json()

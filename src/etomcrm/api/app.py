@@ -170,14 +170,14 @@ def _add_auth_routes(app: FastAPI) -> None:
             if outcome.locked_now:
                 _log.warning("user %r locked after repeated wrong passwords", data["username"])
             raise outcome.error
-        return json_response(
-            {
-                "access_token": outcome.token,
-                "token_type": "bearer",
-                "expires_in": get_settings().login_token_minutes * 60,
-            },
-            headers=NO_STORE,
-        )
+        answer: dict[str, Any] = {
+            "access_token": outcome.token,
+            "token_type": "bearer",
+            "expires_in": get_settings().login_token_minutes * 60,
+        }
+        if outcome.lock_notice:
+            answer["notice"] = outcome.lock_notice
+        return json_response(answer, headers=NO_STORE)
 
 
 # A token is a credential: no cache, shared or private, may keep the answer.

@@ -59,9 +59,11 @@ def render(
         request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("accept-language")
     )
     page = i18n.environment(language).get_template(template)
+    lock_notice = session.lock_notice(request) if principal is not None else None
     html = page.render(
         {
             "principal": principal,
+            "lock_notice": lock_notice,
             "csrf_token": session.csrf_token(request, pre_session),
             "csrf_field": session.CSRF_FIELD,
             "here": request.url.path,
@@ -71,6 +73,8 @@ def render(
     )
     response = HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
     response.headers["Content-Language"] = language
+    if lock_notice is not None:
+        response.delete_cookie(session.LOCK_NOTICE_COOKIE, path="/")  # told once
     return response
 
 
@@ -247,7 +251,7 @@ async def sign_in(request: Request) -> Response:
             status=429 if locked else 401,
         )
     response = RedirectResponse(_local(next_page), status_code=303)
-    session.start(response, outcome.token)
+    session.start(response, outcome.token, outcome.locked_since_last_sign_in)
     return response
 
 

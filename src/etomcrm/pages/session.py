@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 
 from fastapi import Request, Response
 
@@ -23,6 +24,8 @@ from etomcrm.config import get_settings
 
 SESSION_COOKIE = "etomcrm_session"
 PRE_SESSION_COOKIE = "etomcrm_pre"
+# Carries a sign-in lock's time from the sign-in to the first page, which tells of it.
+LOCK_NOTICE_COOKIE = "etomcrm_lock_notice"
 CSRF_FIELD = "csrf_token"
 
 
@@ -65,9 +68,19 @@ def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
     )
 
 
-def start(response: Response, token: str) -> None:
+def start(response: Response, token: str, locked_at: datetime | None = None) -> None:
     set_cookie(response, SESSION_COOKIE, token, get_settings().login_token_minutes * 60)
     response.delete_cookie(PRE_SESSION_COOKIE, path="/")
+    if locked_at is not None:
+        set_cookie(response, LOCK_NOTICE_COOKIE, locked_at.isoformat(), 3600)
+
+
+def lock_notice(request: Request) -> datetime | None:
+    """The lock to tell the signed-in person of, if their sign-in brought one."""
+    try:
+        return datetime.fromisoformat(request.cookies.get(LOCK_NOTICE_COOKIE) or "")
+    except ValueError:
+        return None
 
 
 def end(response: Response) -> None:

@@ -25,6 +25,8 @@ class UserAccount(Base):
     # Consecutive wrong passwords, and the lock they led to (password guessing).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last lock, until the user's next sign-in tells them of it.
+    unnoticed_lock_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(Base):

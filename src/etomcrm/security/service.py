@@ -192,6 +192,19 @@ class SignIn:
     token: str | None = None
     error: TmfError | None = None
     locked_now: bool = False
+    # On a success: the account was locked since the last sign-in (see lock_notice).
+    locked_since_last_sign_in: datetime | None = None
+
+    @property
+    def lock_notice(self) -> str | None:
+        """What the person signing in is told of a lock they may not have caused."""
+        if self.locked_since_last_sign_in is None:
+            return None
+        return (
+            f"Your sign-in was locked on {self.locked_since_last_sign_in:%Y-%m-%d at %H:%M} "
+            "UTC after a run of wrong passwords. If that was not you, tell your "
+            "administrator and change your password."
+        )
 
 
 def login(session: Session, username: str, password: str, *, now: datetime | None = None) -> SignIn:
@@ -215,10 +228,13 @@ def login(session: Session, username: str, password: str, *, now: datetime | Non
         if user.failed_logins >= settings.login_lockout_failures:
             user.failed_logins = 0
             user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+            user.unnoticed_lock_at = now
             return SignIn(error=_locked(user, now), locked_now=True)
         return SignIn(error=Unauthorized("wrong username or password"))
     user.failed_logins = 0
     user.locked_until = None
+    # Told once, at this sign-in: the person learns someone guessed at their password.
+    locked_at, user.unnoticed_lock_at = user.unnoticed_lock_at, None
     claims = {
         "sub": user.id,
         "name": user.username,
@@ -227,7 +243,10 @@ def login(session: Session, username: str, password: str, *, now: datetime | Non
         "iat": now,
         "exp": now + timedelta(minutes=settings.login_token_minutes),
     }
-    return SignIn(token=jwt.encode(claims, _signing_secret(session), algorithm="HS256"))
+    return SignIn(
+        token=jwt.encode(claims, _signing_secret(session), algorithm="HS256"),
+        locked_since_last_sign_in=locked_at,
+    )
 
 
 def _locked(user: UserAccount, now: datetime) -> TooManyRequests:
