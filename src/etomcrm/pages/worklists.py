@@ -25,7 +25,6 @@ from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import FAILED_STATE
 from etomcrm.network_view.service import CLOSED_TICKETS
 from etomcrm.order_handling.models import ProductOrderRow
-from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.problem_handling.tickets import TROUBLE_TICKET_KIND
 from etomcrm.qos_sla.models import SlaViolationRow
@@ -111,7 +110,8 @@ SPECS: tuple[_Spec, ...] = (
             ProductOrderRow.body["inJeopardy"].as_boolean().is_(True),
             ProductOrderRow.status.not_in(["completed", "cancelled", "failed", "rejected"]),
         ],
-        lambda _: f"{PRODUCT_ORDER_KIND.path}?inJeopardy=true",
+        # the order tracker's list of them (pages.orders_routes)
+        lambda _: "/ui/orders?jeopardy=true",
         lambda: ProductOrderRow.created_at,
     ),
     _Spec(
