@@ -196,8 +196,7 @@ def _site_track(
     marks = {m.get("name"): m for m in first.get("milestone") or [] if isinstance(m, dict)}
     committed = _day(first.get("committedCompletionDate"))
     expected = _day(first.get("expectedCompletionDate"))
-    done = state == "completed"
-    ended = done or state == "failed" or order.get("state") in ENDED
+    ended = state in ("completed", "failed") or order.get("state") in ENDED
     raised = first.get("jeopardy") if isinstance(first.get("jeopardy"), dict) else None
     jeopardy = raised if raised is not None and not ended else None
     milestones = [
@@ -212,9 +211,10 @@ def _site_track(
     )
     if raised is not None:
         milestones.append(
+            # It happened (done); the page marks it in the colour of a problem.
             Milestone(
                 "jeopardy",
-                "done" if done else "failed",
+                "done",
                 when(raised.get("raisedAt")),
                 str(raised.get("reason") or ""),
             )
