@@ -8,15 +8,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from etomcrm.db import session_scope, utcnow
 from etomcrm.flows.framework import PlainRunner
 from etomcrm.flows.fulfillment import ordering_workflow_id
+from etomcrm.order_handling.models import ProductOrderRow
 from tests import factories
 from tests.test_fulfillment_flow import access_offering, complete_contract_data, order_body
 from tests.test_pages_portal import sign_in, user
+from tests.test_pages_tickets_bills import billed
 
 ORDERING = "/tmf-api/productOrderingManagement/v4/productOrder"
 
@@ -102,6 +106,40 @@ def test_staff_follow_an_order_per_site_with_jeopardy_and_the_networks_answers(
     # and the acceptance is dated by the flow, whose trace the order links to
     assert "Accepted (credit and data checked)</strong> · done · <time>" in text
     assert f'href="/ui/trace?case={order.order_id}"' in text
+
+
+def test_a_site_past_its_expected_date_shows_overdue(
+    client: TestClient, admin: dict[str, str], network: dict[str, Any]
+) -> None:
+    # given an order whose one open site was expected yesterday (its activation failed
+    # once and the reissued order is still open)
+    order = placed(client, admin, network, 2, fail=(1,))
+    with session_scope() as session:
+        row = session.get(ProductOrderRow, order.order_id)
+        assert row is not None
+        yesterday = (utcnow().date() - timedelta(days=1)).isoformat()
+        row.body = {
+            **row.body,
+            "productOrderItem": [
+                {**item, "expectedCompletionDate": yesterday}
+                if item["state"] != "completed"
+                else item
+                for item in row.body["productOrderItem"]
+            ],
+        }
+    user("olaf.berger", role="order_manager")
+    assert sign_in(client, "olaf.berger").status_code == 303
+    # when the order manager opens it and the list
+    page = client.get(f"/ui/orders/{order.order_id}").text
+    listed = client.get("/ui/orders").text
+    # then the open site is overdue (late, first), the active one is not
+    late = _section(page, order.site_ids[1])
+    assert "overdue" in late and f"Expected</dt><dd>{yesterday}" in late
+    assert "overdue" not in _section(page, order.site_ids[0])
+    assert page.index(f'id="site-{order.site_ids[1]}"') < page.index(
+        f'id="site-{order.site_ids[0]}"'
+    )
+    assert '<span class="late">1</span>' in listed
 
 
 def test_the_order_list_filters_by_state_and_jeopardy_and_pages(
@@ -205,6 +243,7 @@ def test_the_trace_shows_a_cases_flow_with_its_seed_numbers(
     seeds = re.findall(r'<td class="seed">([\d.]+)</td>', text)
     assert seeds[:2] == ["3.4.4", "3.5.2"] and "3.5.3" in seeds and "3.5.4" in seeds
     assert "Track order and handle delays" in text and "late (jeopardy)" in text
+    assert f'href="/ui/orders/{order.order_id}">The order in the order tracker' in text
     # when the id is unknown, too long, or not given
     unknown = client.get("/ui/trace", params={"case": "no-such-case-at-all"})
     assert unknown.status_code == 404
@@ -230,6 +269,15 @@ def test_the_trace_shows_a_cases_flow_with_its_seed_numbers(
     ).json()
     ticket_page = client.get(f"/ui/customers/{order.customer_id}/tickets/{ticket['id']}")
     assert f'href="/ui/trace?case={ticket["id"]}"' in ticket_page.text
+    # and so does a bill's, for staff only
+    bill = billed(name="Audi AG")
+    bill_path = f"/ui/customers/{bill.customer_id}/bills/{bill.bill_ids[0]}"
+    assert f'href="/ui/trace?case={bill.bill_ids[0]}"' in client.get(bill_path).text
+    user("anna.audi", customer_id=bill.customer_id)
+    client.cookies.clear()
+    assert sign_in(client, "anna.audi").status_code == 303
+    own_bill = client.get(bill_path)
+    assert own_bill.status_code == 200 and "/ui/trace" not in own_bill.text
 
 
 def test_the_360_and_the_work_list_lead_to_the_tracker(
