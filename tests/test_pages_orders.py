@@ -283,8 +283,14 @@ def test_the_trace_shows_a_cases_flow_with_its_seed_numbers(
 def test_the_360_and_the_work_list_lead_to_the_tracker(
     client: TestClient, admin: dict[str, str], network: dict[str, Any]
 ) -> None:
-    # given BMW's order in jeopardy and an administrator
+    # given BMW's order in jeopardy, Audi's that ended partial with its flag still set,
+    # and an administrator
     order = placed(client, admin, network, 1, late=(0,))
+    ended = placed(client, admin, network, 1, name="Audi AG", late=(0,))
+    with session_scope() as session:
+        row = session.get(ProductOrderRow, ended.order_id)
+        assert row is not None and row.body["inJeopardy"] is True
+        row.status, row.body = "partial", {**row.body, "state": "partial"}
     user("ada.admin", role="admin")
     assert sign_in(client, "ada.admin").status_code == 303
     # when she opens BMW's 360 and her landing page
@@ -296,7 +302,9 @@ def test_the_360_and_the_work_list_lead_to_the_tracker(
     # and the work list "orders in jeopardy" to the tracker's list of them
     jeopardy = home.split('id="work-ordersInJeopardy"')[1].split("</li>")[0]
     assert 'href="/ui/orders?jeopardy=true"' in jeopardy
-    assert '<strong class="count">1</strong>' in jeopardy
+    assert '<strong class="count">1</strong>' in jeopardy  # a partial order is final
+    listed = client.get("/ui/orders", params={"jeopardy": "true"}).text
+    assert order.order_id in listed and ended.order_id not in listed
     # and the search finds the order and links it
     found = client.get("/ui/search", params={"q": order.order_id}).text
     assert f'href="/ui/orders/{order.order_id}"' in found

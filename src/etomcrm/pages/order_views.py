@@ -53,6 +53,16 @@ ENDED = FINAL_STATES | {"pendingCancellation"}
 CUSTOMER_LIMIT = 200
 
 
+def in_jeopardy() -> list[Any]:
+    """The orders in jeopardy, as the home page's work list counts them and the order
+    list filters them: flagged by 3.5.4 (a site later than promised) and still moving
+    (a partial order is as final as a completed one)."""
+    return [
+        ProductOrderRow.body["inJeopardy"].as_boolean().is_(True),
+        ProductOrderRow.status.not_in(sorted(ENDED)),
+    ]
+
+
 def _day(text: object) -> date | None:
     """The business date of a TMF date or date-time ("2026-12-14", "…T00:00:00Z")."""
     if not isinstance(text, str) or len(text) < 10:
@@ -502,11 +512,7 @@ def orders_page(
     if state:
         conditions.append(row.status == state)
     if jeopardy:
-        # As the home page's work list counts them: flagged by 3.5.4, and still moving.
-        conditions += [
-            row.body["inJeopardy"].as_boolean().is_(True),
-            row.status.not_in(sorted(ENDED)),
-        ]
+        conditions += in_jeopardy()
     if customer_id:
         conditions.append(row.owner_customer_id == customer_id)
     found = session.execute(
