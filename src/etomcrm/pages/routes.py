@@ -357,6 +357,11 @@ from etomcrm.pages import customer360_routes  # noqa: E402
 
 router.include_router(customer360_routes.router)
 
+# The order tracker, the portal's orders and the flow trace (before the catch-all below).
+from etomcrm.pages import orders_routes  # noqa: E402
+
+router.include_router(orders_routes.router)
+
 
 # The assets are few and fixed: served by name from the package, nothing else.
 _ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA}

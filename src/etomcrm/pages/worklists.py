@@ -25,7 +25,7 @@ from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.flows.recorder import FAILED_STATE
 from etomcrm.network_view.service import CLOSED_TICKETS
 from etomcrm.order_handling.models import ProductOrderRow
-from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
+from etomcrm.pages.order_views import in_jeopardy
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.problem_handling.tickets import TROUBLE_TICKET_KIND
 from etomcrm.qos_sla.models import SlaViolationRow
@@ -107,11 +107,10 @@ SPECS: tuple[_Spec, ...] = (
         "ordersInJeopardy",
         frozenset({Role.ADMIN, Role.ORDER_MANAGER}),
         ProductOrderRow,
-        lambda _: [
-            ProductOrderRow.body["inJeopardy"].as_boolean().is_(True),
-            ProductOrderRow.status.not_in(["completed", "cancelled", "failed", "rejected"]),
-        ],
-        lambda _: f"{PRODUCT_ORDER_KIND.path}?inJeopardy=true",
+        # The same orders as the order tracker's list of them (one criterion).
+        lambda _: in_jeopardy(),
+        # the order tracker's list of them (pages.orders_routes)
+        lambda _: "/ui/orders?jeopardy=true",
         lambda: ProductOrderRow.created_at,
     ),
     _Spec(
