@@ -353,6 +353,12 @@ from etomcrm.pages import customer360_routes  # noqa: E402
 
 router.include_router(customer360_routes.router)
 
+# The portal's SLA reports by month and its satisfaction surveys, before the catch-all.
+from etomcrm.pages import reports_routes, surveys_routes  # noqa: E402
+
+router.include_router(reports_routes.router)
+router.include_router(surveys_routes.router)
+
 
 # The assets are few and fixed: served by name from the package, nothing else.
 _ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA}
