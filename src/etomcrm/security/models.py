@@ -25,6 +25,8 @@ class UserAccount(Base):
     # Consecutive wrong passwords, and the lock they led to (password guessing).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The language the person chose for the pages ("de", "en"); None until they choose.
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class ApiKey(Base):

@@ -61,6 +61,9 @@ class Principal:
     name: str
     role: Role
     customer_id: str | None = None
+    # A signed-in person's chosen language for the pages; None for API keys and for
+    # a person who never chose one.
+    language: str | None = None
 
     @property
     def is_customer(self) -> bool:
@@ -192,6 +195,8 @@ class SignIn:
     token: str | None = None
     error: TmfError | None = None
     locked_now: bool = False
+    # The language the user chose for the pages, if any.
+    language: str | None = None
 
 
 def login(session: Session, username: str, password: str, *, now: datetime | None = None) -> SignIn:
@@ -227,7 +232,10 @@ def login(session: Session, username: str, password: str, *, now: datetime | Non
         "iat": now,
         "exp": now + timedelta(minutes=settings.login_token_minutes),
     }
-    return SignIn(token=jwt.encode(claims, _signing_secret(session), algorithm="HS256"))
+    return SignIn(
+        token=jwt.encode(claims, _signing_secret(session), algorithm="HS256"),
+        language=user.language,
+    )
 
 
 def _locked(user: UserAccount, now: datetime) -> TooManyRequests:
@@ -304,8 +312,21 @@ def _login_principal(session: Session, token: str) -> Principal | None:
     if user is None or not user.active:
         raise Unauthorized("the user of this token is no longer active")
     return Principal(
-        id=user.id, name=user.username, role=Role(user.role), customer_id=user.customer_id
+        id=user.id,
+        name=user.username,
+        role=Role(user.role),
+        customer_id=user.customer_id,
+        language=user.language,
     )
+
+
+def set_language(session: Session, user_id: str, language: str) -> None:
+    """Keep the language a signed-in person chose for the pages on their account. The
+    caller checks it is one the pages speak; an API key has no account (NotFound)."""
+    user = session.get(UserAccount, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    user.language = language
 
 
 def select_one() -> Any:
