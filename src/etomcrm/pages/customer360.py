@@ -31,6 +31,7 @@ from etomcrm.order_handling.service import PRODUCT_KIND, PRODUCT_ORDER_KIND
 from etomcrm.problem_handling.tickets import TROUBLE_TICKET_KIND
 from etomcrm.qos_sla.service import SLA_VIOLATION_KIND
 from etomcrm.retention.risk import PARTY_ROLE_RISK_ASSESSMENT_KIND
+from etomcrm.retention.satisfaction import customer_satisfaction
 from etomcrm.security.service import Principal
 from etomcrm.selling.accounts import BILLING_ACCOUNT_KIND
 from etomcrm.selling.quotes import QUOTE_KIND
@@ -88,6 +89,9 @@ class Customer360:
     sla_standing: list[JsonDict] = field(default_factory=list)
     credit_owed: Decimal | None = None
     open_balance: Decimal | None = None
+    # 3.9.5: answered surveys (count, average CSAT, NPS), the latest answer and the
+    # surveys still open; None when the role may not read the contact history.
+    satisfaction: JsonDict | None = None
 
 
 def _money(value: Any) -> str:
@@ -243,5 +247,9 @@ def customer_360(
         credit_owed=(_credit_owed(session, customer_id) if "violation" in sections else None),
         open_balance=(
             open_balance(session, [customer_id])[customer_id] if "bill" in sections else None
+        ),
+        # Surveys are interactions: whoever reads the contact history reads them.
+        satisfaction=(
+            customer_satisfaction(session, customer_id) if "interaction" in sections else None
         ),
     )

@@ -1,6 +1,7 @@
 """German and English: the Jinja2 environment per language, the catalogs (gettext .mo
 files shipped in the package, compiled from the .po beside them) and the choice of
-language: the user's own (the language cookie the switch sets), else the browser's
+language: the signed-in user's own (kept on their account by the switch), else the
+language cookie (the switch sets it, signed in or not), else the browser's
 ``Accept-Language``, else English."""
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ def _accepted(header: str) -> list[str]:
     return [tag for _, _, tag in sorted(weighted)]
 
 
-def choose(cookie: str | None, accept_language: str | None) -> str:
-    """The language to answer in."""
+def choose(cookie: str | None, accept_language: str | None, user: str | None = None) -> str:
+    """The language to answer in: the user's setting, the cookie, the browser's."""
+    if user in LANGUAGES:
+        return str(user)
     if cookie in LANGUAGES:
         return str(cookie)
     preferred = _accepted(accept_language or "")

@@ -36,8 +36,11 @@ async def _checked_form(request: Request) -> dict[str, str]:
 async def tickets(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
+    number = views.page_number(request.query_params.get("page"))
+
     page = await in_transaction(
-        lambda db: views.tickets_page(db, principal, customer_id, now=utcnow()), readonly=True
+        lambda db: views.tickets_page(db, principal, customer_id, now=utcnow(), number=number),
+        readonly=True,
     )
     return render(request, "tickets.html", {"page": page}, principal=principal)
 
@@ -92,8 +95,10 @@ async def answer_resolution(customer_id: str, ticket_id: str, request: Request) 
 async def bills(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
 
+    number = views.page_number(request.query_params.get("page"))
+
     page = await in_transaction(
-        lambda db: views.bills_page(db, principal, customer_id), readonly=True
+        lambda db: views.bills_page(db, principal, customer_id, number=number), readonly=True
     )
     return render(request, "bills.html", {"page": page}, principal=principal)
 

@@ -19,11 +19,13 @@ whatever their number.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import TypeVar
 
-from sqlalchemy import case, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from etomcrm.billing import bills, enquiries
@@ -43,22 +45,58 @@ from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.problem_handling.tickets import FINAL, PAUSED, TROUBLE_TICKET_KIND
 from etomcrm.security.service import Principal
 
+T = TypeVar("T")
+S = TypeVar("S", bound=Select)  # type: ignore[type-arg]
+
 # TMF621's own examples of a severity, mildest last.
 SEVERITIES = ("Critical", "Major", "Minor")
 DESCRIPTION_MAX = 2000
 NAME_MAX = 80
-# The most tickets a list shows (open ones first); older closed ones are in the API.
-TICKET_LIMIT = 200
-BILL_LIMIT = 200
+# The most rows a list shows on one page; the next and previous links lead on.
+PAGE_SIZE = 200
+# No list is longer than this many pages; a larger number is a typed URL, not a link.
+LAST_PAGE = 100_000
 
 
-def _customer(session: Session, principal: Principal, customer_id: str) -> str:
+@dataclass(frozen=True)
+class Paging:
+    """Where a list's page stands: its number (from 1) and whether more follow."""
+
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+
+def page_number(text: str | None) -> int:
+    """The ``page`` of a list's address: 1 when none, a 400 when it is no page number."""
+    if text is None or text == "":
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= LAST_PAGE:
+        raise InvalidRequest(f"page must be a whole number from 1 to {LAST_PAGE}, not {text!r}")
+    return int(text)
+
+
+def paged(stmt: S, number: int) -> S:
+    """One page of a list's query, and one row more: that row tells a next page exists,
+    without a second query to count."""
+    return stmt.offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
+
+
+def page_of(rows: Sequence[T], number: int) -> tuple[list[T], Paging]:
+    """The rows :func:`paged` read, without the one that looked ahead."""
+    return list(rows[:PAGE_SIZE]), Paging(number, len(rows) > PAGE_SIZE)
+
+
+def scoped_customer(session: Session, principal: Principal, customer_id: str) -> str:
     """The customer's name, or the 404 the API gives (another customer's user too)."""
     body, _ = resources.get(session, CUSTOMER_KIND, principal, customer_id)
     return str(body.get("name") or body.get("id") or "")
 
 
-def _site_names(session: Session, customer_id: str) -> dict[str, str]:
+def sites_of(session: Session, customer_id: str) -> dict[str, str]:
     """The customer's sites, id → name, in one query."""
     return {
         site_id: str(name or site_id)
@@ -159,10 +197,9 @@ class TicketsPage:
     customer_name: str
     tickets: list[TicketLine]
     site_names: dict[str, str]
-
-    @property
-    def open_count(self) -> int:
-        return sum(1 for t in self.tickets if t.status not in FINAL)
+    # The customer's open tickets, on every page of the list.
+    open_count: int
+    paging: Paging
 
 
 def _title(body: JsonDict) -> str:
@@ -170,24 +207,30 @@ def _title(body: JsonDict) -> str:
 
 
 def tickets_page(
-    session: Session, principal: Principal, customer_id: str, *, now: datetime
+    session: Session, principal: Principal, customer_id: str, *, now: datetime, number: int = 1
 ) -> TicketsPage:
-    """The customer's tickets, open ones first (newest first within), each with its
-    status, sites and SLA clock: four queries whatever the number of tickets."""
-    name = _customer(session, principal, customer_id)
+    """One page of the customer's tickets, open ones first (newest first within), each
+    with its status, sites and SLA clock: four queries whatever the number of tickets
+    (the count of open ones rides along each row)."""
+    name = scoped_customer(session, principal, customer_id)
     TROUBLE_TICKET_KIND.authorize(principal, READ)
     row = TroubleTicketRow
     ended = case((row.status.in_(FINAL), 1), else_=0)
-    bodies = session.scalars(
+    found = session.execute(
         TROUBLE_TICKET_KIND.scoped(
             principal,
-            select(row.body)
-            .where(row.owner_customer_id == customer_id)
-            .order_by(ended, row.created_at.desc(), row.id)
-            .limit(TICKET_LIMIT),
+            paged(
+                select(row.body, func.sum(1 - ended).over().label("open"))
+                .where(row.owner_customer_id == customer_id)
+                .order_by(ended, row.created_at.desc(), row.id),
+                number,
+            ),
         )
     ).all()
-    site_names = _site_names(session, customer_id)
+    shown, paging = page_of(found, number)
+    bodies = [body for body, _ in shown]
+    open_count = int(found[0][1] or 0) if found else 0
+    site_names = sites_of(session, customer_id)
     product_sites = _sites_of_products(session, customer_id)
     return TicketsPage(
         customer_id,
@@ -206,6 +249,8 @@ def tickets_page(
             for body in bodies
         ],
         site_names,
+        open_count,
+        paging,
     )
 
 
@@ -239,9 +284,9 @@ def _own_ticket(
 def ticket_page(
     session: Session, principal: Principal, customer_id: str, ticket_id: str, *, now: datetime
 ) -> TicketPage:
-    name = _customer(session, principal, customer_id)
+    name = scoped_customer(session, principal, customer_id)
     body = _own_ticket(session, principal, customer_id, ticket_id)
-    site_names = _site_names(session, customer_id)
+    site_names = sites_of(session, customer_id)
     sites = _ticket_sites(body, _sites_of_products(session, customer_id))
     return TicketPage(
         customer_id=customer_id,
@@ -273,9 +318,9 @@ class TicketForm:
 def ticket_form(
     session: Session, principal: Principal, customer_id: str, site: str = ""
 ) -> TicketForm:
-    name = _customer(session, principal, customer_id)
+    name = scoped_customer(session, principal, customer_id)
     TROUBLE_TICKET_KIND.authorize(principal, resources.CREATE)
-    return TicketForm(customer_id, name, _site_names(session, customer_id), site=site)
+    return TicketForm(customer_id, name, sites_of(session, customer_id), site=site)
 
 
 def open_ticket(
@@ -332,7 +377,7 @@ def answer_resolution(
 ) -> None:
     """The customer confirms a resolved ticket's resolution (it closes) or rejects it
     with what is still wrong (it reopens), through the API's service functions."""
-    _customer(session, principal, customer_id)
+    scoped_customer(session, principal, customer_id)
     _own_ticket(session, principal, customer_id, ticket_id)
     answer = form.get("answer")
     if answer == "confirm":
@@ -365,12 +410,9 @@ class BillsPage:
     customer_id: str
     customer_name: str
     bills: list[BillLine]
-
-    @property
-    def open_total(self) -> Decimal:
-        return sum(
-            (b.open_amount for b in self.bills if b.category != "creditNote"), Decimal("0.00")
-        )
+    # What the customer's bills (not its credit notes) leave open, on every page.
+    open_total: Decimal
+    paging: Paging
 
 
 def _bill_line(row: CustomerBillRow) -> BillLine:
@@ -388,22 +430,31 @@ def _bill_line(row: CustomerBillRow) -> BillLine:
     )
 
 
-def bills_page(session: Session, principal: Principal, customer_id: str) -> BillsPage:
-    """The customer's issued bills and credit notes, newest first: two queries whatever
-    their number (a bill not yet issued is not the customer's yet)."""
-    name = _customer(session, principal, customer_id)
+def bills_page(
+    session: Session, principal: Principal, customer_id: str, *, number: int = 1
+) -> BillsPage:
+    """One page of the customer's issued bills and credit notes, newest first: two
+    queries whatever their number (a bill not yet issued is not the customer's yet; the
+    open total rides along each row)."""
+    name = scoped_customer(session, principal, customer_id)
     CUSTOMER_BILL_KIND.authorize(principal, READ)
     row = CustomerBillRow
-    rows = session.scalars(
+    owed = case((row.category != "creditNote", row.remaining_amount), else_=0)
+    found = session.execute(
         CUSTOMER_BILL_KIND.scoped(
             principal,
-            select(row)
-            .where(row.owner_customer_id == customer_id, row.bill_no.is_not(None))
-            .order_by(row.bill_date.desc(), row.bill_no.desc())
-            .limit(BILL_LIMIT),
+            paged(
+                select(row, func.sum(owed).over().label("open"))
+                .where(row.owner_customer_id == customer_id, row.bill_no.is_not(None))
+                .order_by(row.bill_date.desc(), row.bill_no.desc(), row.id),
+                number,
+            ),
         )
     ).all()
-    return BillsPage(customer_id, name, [_bill_line(r) for r in rows])
+    shown, paging = page_of(found, number)
+    open_total = Decimal(str(found[0][1] if found and found[0][1] is not None else 0))
+    open_total = open_total.quantize(Decimal("0.01"))
+    return BillsPage(customer_id, name, [_bill_line(r) for r, _ in shown], open_total, paging)
 
 
 @dataclass(frozen=True)
@@ -466,7 +517,7 @@ def bill_page(
 ) -> BillPage:
     """A bill with its lines (the applied rates it charges) and the enquiries on it:
     four queries whatever the number of lines."""
-    name = _customer(session, principal, customer_id)
+    name = scoped_customer(session, principal, customer_id)
     row = _own_bill(session, principal, customer_id, bill_id)
     found = list(
         session.scalars(
@@ -552,7 +603,7 @@ def bill_download(
 ) -> Download:
     """The issued bill's PDF (Factur-X, as the API's ``customerBill/{id}/document``
     serves it) or its XML (the same invoice as issued)."""
-    _customer(session, principal, customer_id)
+    scoped_customer(session, principal, customer_id)
     row = _own_bill(session, principal, customer_id, bill_id)
     number = row.bill_no or row.id
     if kind == "pdf":

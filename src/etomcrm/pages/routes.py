@@ -29,6 +29,7 @@ PREFIX = "/ui"
 SIGN_IN = PREFIX + "/sign-in"
 STATIC = PREFIX + "/static"
 STATIC_DIR = i18n.HERE / "static"
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
 _MEDIA = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 # Everything the pages load comes from here: no inline script or style, no other host
@@ -56,7 +57,9 @@ def render(
 ) -> HTMLResponse:
     """The template in the request's language, with what every page needs."""
     language = i18n.choose(
-        request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("accept-language")
+        request.cookies.get(i18n.LANGUAGE_COOKIE),
+        request.headers.get("accept-language"),
+        principal.language if principal is not None else None,
     )
     page = i18n.environment(language).get_template(template)
     lock_notice = session.lock_notice(request) if principal is not None else None
@@ -252,6 +255,11 @@ async def sign_in(request: Request) -> Response:
         )
     response = RedirectResponse(_local(next_page), status_code=303)
     session.start(response, outcome.token, outcome.locked_since_last_sign_in)
+    if outcome.language in i18n.LANGUAGES:
+        # The pages before the next sign-in (this one after signing out) speak it too.
+        session.set_cookie(
+            response, i18n.LANGUAGE_COOKIE, str(outcome.language), LANGUAGE_COOKIE_SECONDS
+        )
     return response
 
 
@@ -277,9 +285,25 @@ async def switch_language(request: Request) -> Response:
     language = form.get("language", "")
     if language not in i18n.LANGUAGES:
         raise NotFound(f"no language {language!r}; there are {', '.join(i18n.LANGUAGES)}")
+    principal = await _signed_in_or_none(request)
+    if principal is not None:
+        # Kept on the account, so the next browser the person signs in on speaks it too.
+        await in_transaction(lambda db: security.set_language(db, principal.id, language))
+        token = session.session_token(request)
+        # This process re-reads the user (and its language) on the next request.
+        security.PRINCIPALS.discard_where(lambda key: key == token)
     response = RedirectResponse(_local(form.get("next")), status_code=303)
-    session.set_cookie(response, i18n.LANGUAGE_COOKIE, language, 365 * 24 * 3600)
+    session.set_cookie(response, i18n.LANGUAGE_COOKIE, language, LANGUAGE_COOKIE_SECONDS)
     return response
+
+
+async def _signed_in_or_none(request: Request) -> security.Principal | None:
+    """The signed-in person, or None where a page open to anyone (the language switch)
+    is used without a session or with one that has expired."""
+    try:
+        return await signed_in(request)
+    except TmfError:
+        return None
 
 
 @router.get(PREFIX + "/")
@@ -361,6 +385,11 @@ router.include_router(customer360_routes.router)
 from etomcrm.pages import orders_routes  # noqa: E402
 
 router.include_router(orders_routes.router)
+# The portal's SLA reports by month and its satisfaction surveys, before the catch-all.
+from etomcrm.pages import reports_routes, surveys_routes  # noqa: E402
+
+router.include_router(reports_routes.router)
+router.include_router(surveys_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.

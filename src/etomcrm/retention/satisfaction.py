@@ -236,3 +236,29 @@ def satisfaction_report(session: Session, *, since: datetime | None = None) -> J
         for customer_id, answers in sorted(per_customer.items())
     ]
     return report
+
+
+def customer_satisfaction(session: Session, customer_id: str) -> JsonDict:
+    """3.9.5 Validate Customer Satisfaction (eTOM 1.1.1.9.5): one customer's standing.
+
+    Its answered surveys' count, average CSAT and NPS (as :func:`satisfaction_report`),
+    the latest answer (csat, nps, comment, answeredAt; None before the first) and how
+    many surveys wait for an answer: one query.
+    """
+    answers: list[JsonDict] = []
+    waiting = 0
+    for status, body in session.execute(
+        select(PartyInteractionRow.status, PartyInteractionRow.body).where(
+            PartyInteractionRow.owner_customer_id == customer_id,
+            PartyInteractionRow.at_type == SURVEY_TYPE,
+        )
+    ):
+        answer = (body or {}).get("surveyAnswer")
+        if status == "completed" and isinstance(answer, dict):
+            answers.append(answer)
+        elif status == "open":
+            waiting += 1
+    standing = _summary(answers)
+    standing["open"] = waiting
+    standing["latest"] = max(answers, key=lambda a: str(a.get("answeredAt")), default=None)
+    return standing

@@ -27,6 +27,8 @@ class UserAccount(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The last lock, until the user's next sign-in tells them of it.
     unnoticed_lock_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The language the person chose for the pages ("de", "en"); None until they choose.
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class ApiKey(Base):

@@ -61,6 +61,9 @@ class Principal:
     name: str
     role: Role
     customer_id: str | None = None
+    # A signed-in person's chosen language for the pages; None for API keys and for
+    # a person who never chose one.
+    language: str | None = None
 
     @property
     def is_customer(self) -> bool:
@@ -194,6 +197,8 @@ class SignIn:
     locked_now: bool = False
     # On a success: the account was locked since the last sign-in (see lock_notice).
     locked_since_last_sign_in: datetime | None = None
+    # The language the user chose for the pages, if any.
+    language: str | None = None
 
     @property
     def lock_notice(self) -> str | None:
@@ -246,6 +251,7 @@ def login(session: Session, username: str, password: str, *, now: datetime | Non
     return SignIn(
         token=jwt.encode(claims, _signing_secret(session), algorithm="HS256"),
         locked_since_last_sign_in=locked_at,
+        language=user.language,
     )
 
 
@@ -323,8 +329,21 @@ def _login_principal(session: Session, token: str) -> Principal | None:
     if user is None or not user.active:
         raise Unauthorized("the user of this token is no longer active")
     return Principal(
-        id=user.id, name=user.username, role=Role(user.role), customer_id=user.customer_id
+        id=user.id,
+        name=user.username,
+        role=Role(user.role),
+        customer_id=user.customer_id,
+        language=user.language,
     )
+
+
+def set_language(session: Session, user_id: str, language: str) -> None:
+    """Keep the language a signed-in person chose for the pages on their account. The
+    caller checks it is one the pages speak; an API key has no account (NotFound)."""
+    user = session.get(UserAccount, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    user.language = language
 
 
 def select_one() -> Any:
