@@ -353,6 +353,12 @@ from etomcrm.pages import customer360_routes  # noqa: E402
 
 router.include_router(customer360_routes.router)
 
+# The staff ticket desk and the staff bills (their own modules, before the catch-all).
+from etomcrm.pages import desk_routes, staff_bills_routes  # noqa: E402
+
+router.include_router(desk_routes.router)
+router.include_router(staff_bills_routes.router)
+
 
 # The assets are few and fixed: served by name from the package, nothing else.
 _ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA}
