@@ -102,6 +102,10 @@ def test_support_works_a_ticket_from_the_desk_to_its_resolution(
     page = client.get(f"{DESK}/{down}")
     assert "clock stopped: waiting for the customer" in page.text
     assert "stopped since" in page.text
+    # and only the customer's answer sends it back to work, not a button on the desk
+    assert "/take-up" not in page.text
+    again = client.post(f"{DESK}/{down}/take-up", data={"csrf_token": csrf_of(page.text)})
+    assert again.status_code == 409 and _ticket(down)["status"] == "resolved"
 
 
 def test_support_messages_the_customer_and_a_bad_form_keeps_what_was_typed(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
 from etomcrm.core.clock import iso
-from etomcrm.core.errors import Forbidden, InvalidRequest
+from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest
 from etomcrm.core.resources import CREATE, READ, UPDATE, ResourceKind
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.communication import (
@@ -49,6 +49,8 @@ PAGE_SIZE = 100
 # The states a ticket is open in (the desk's filter offers them).
 OPEN_STATES = tuple(s for s in tickets.TICKET_TRANSITIONS if s not in FINAL)
 SEVERITIES = ("Critical", "Major", "Minor")
+# The states staff take a ticket up (or back up) from: to inProgress.
+TAKE_UP_FROM = frozenset({"acknowledged", "pending", "held"})
 TEXT_MAX = 2000
 SUBJECT_MAX = 200
 # A ticket's alarms shown at most (a flapping link raises many; the API lists them all).
@@ -256,7 +258,9 @@ class TicketPage:
 
     @property
     def can_take_up(self) -> bool:
-        return self.can_work and "inProgress" in tickets.TICKET_TRANSITIONS[self.status]
+        # A resolved ticket goes back to work when its customer rejects the resolution
+        # (the portal's answer), not by a button here.
+        return self.can_work and self.status in TAKE_UP_FROM
 
     @property
     def can_resolve(self) -> bool:
@@ -361,6 +365,12 @@ def ticket_page(
 def take_up(session: Session, principal: Principal, ticket_id: str, *, now: datetime) -> None:
     """Staff take the ticket up (or resume it): to inProgress, as the API's PATCH."""
     staff_only(principal)
+    body, _ = resources.get(session, TROUBLE_TICKET_KIND, principal, ticket_id)
+    if body.get("status") not in TAKE_UP_FROM:
+        raise IllegalTransition(
+            f"trouble ticket {ticket_id} is {body.get('status')!r}; it is taken up from "
+            f"{', '.join(sorted(TAKE_UP_FROM))}"
+        )
     tickets.change_status(session, principal, ticket_id, "inProgress", now=now)
 
 

@@ -317,6 +317,8 @@ def log_enquiry(
     if channel not in STAFF_CHANNELS:
         errors["channel"] = "channel"
     page = bill_page(session, principal, bill_id, form="new", values=values, errors=errors)
+    if not page.disputable:
+        raise Conflict(f"bill {page.number} cannot be disputed: it is {page.bill.status}")
     if line and line not in {rate.id for rate in page.lines}:
         errors["line"] = "line"
     if errors:
@@ -346,11 +348,15 @@ def _enquiry_bill(session: Session, principal: Principal, enquiry_id: str) -> st
 
 
 def _amount(text: str) -> Decimal | None:
+    """A positive amount in cents as typed ("12.50", "12,50"); None when it is not one."""
+    if len(text) > 20:
+        return None
     try:
         amount = Decimal(text.replace(",", "."))
+        # quantize raises on an exponent beyond the context ("1e999999"): not an amount.
+        if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+            return None
     except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
         return None
     return amount
 
