@@ -114,6 +114,8 @@ def test_billing_reads_a_bill_with_its_documents_payments_and_dunning(
     # and the customer's 360 and the home page's work lists lead to these pages
     c360 = client.get(f"/ui/customers/{bmw.customer_id}")
     assert f'href="{BILLS}/{bmw.bill_id}"' in c360.text
+    found = client.get("/ui/search", params={"q": bmw.bill_id})
+    assert f'href="{BILLS}/{bmw.bill_id}"' in found.text
     home = client.get("/ui/").text
     for target in ("/ui/billing/approvals", "/ui/billing/dunning", "/ui/billing/tasks"):
         assert f'href="{target}"' in home
@@ -237,6 +239,9 @@ def test_billing_rejects_an_enquiry_with_its_reason(client: TestClient) -> None:
     done = _enquiry(bmw.bill_id)
     assert done["status"] == "rejected" and done["resolution"]["reason"] == "The contract price"
     assert "Rejected: The contract price" in client.get(f"{BILLS}/{bmw.bill_id}").text
+    german = client.get(f"{BILLS}/{bmw.bill_id}", headers={"Accept-Language": "de"}).text
+    assert f"Rechnung {bmw.bill_no}" in german and "Abgelehnt: The contract price" in german
+    assert "Beanstandet: 23,80 EUR" in german
 
 
 def test_the_billing_tasks_list_shows_unmatched_payments(client: TestClient) -> None:

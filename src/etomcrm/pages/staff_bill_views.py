@@ -67,6 +67,14 @@ def _customer_names(session: Session, ids: set[str]) -> dict[str, str]:
     }
 
 
+def _money(value: Any) -> Decimal | None:
+    """The amount of a TMF Money in a document, for the pages' number format."""
+    try:
+        return Decimal(str((value or {}).get("value")))
+    except (InvalidOperation, AttributeError):
+        return None
+
+
 def _bill(session: Session, principal: Principal, bill_id: str) -> CustomerBillRow:
     staff_only(principal)
     CUSTOMER_BILL_KIND.authorize(principal, READ)
@@ -109,9 +117,13 @@ class Enquiry:
     created: str
     channel: str
     description: str
-    disputed: str
+    disputed: Decimal | None
     lines: list[str]
     adjustment: JsonDict
+    # The credit note proposed: by whom, gross and net.
+    proposer: str
+    credit_gross: Decimal | None
+    credit_net: Decimal | None
     resolution: JsonDict
     # What the signed-in person may do with it.
     can_answer: bool
@@ -163,6 +175,14 @@ class BillPage:
         )
 
     @property
+    def dunning_fee(self) -> Decimal:
+        return _money(self.dunning.get("fee")) or Decimal("0.00")
+
+    @property
+    def dunning_disputed(self) -> Decimal:
+        return _money(self.dunning.get("disputedAmount")) or Decimal("0.00")
+
+    @property
     def paid(self) -> Decimal:
         return sum((a.allocated for a in self.allocations), Decimal("0.00"))
 
@@ -177,9 +197,12 @@ def _enquiry(body: JsonDict, principal: Principal, billing_staff: bool) -> Enqui
         created=when(body.get("creationDate")),
         channel=str(body.get("channel") or ""),
         description=str(body.get("description") or ""),
-        disputed=str((body.get("disputedAmount") or {}).get("value") or ""),
+        disputed=_money(body.get("disputedAmount")),
         lines=[str(line.get("name") or line.get("id")) for line in body.get("disputedLine") or []],
         adjustment=adjustment,
+        proposer=str((adjustment.get("proposedBy") or {}).get("name") or proposer or ""),
+        credit_gross=_money(adjustment.get("amount")),
+        credit_net=_money(adjustment.get("netAmount")),
         resolution=body.get("resolution") or {},
         can_answer=billing_staff and status == "open",
         can_approve=billing_staff and status == "pendingApproval" and proposer != principal.id,
@@ -443,8 +466,8 @@ class Approval:
     bill_id: str
     bill_no: str
     customer_id: str | None
-    net: str
-    gross: str
+    net: Decimal | None
+    gross: Decimal | None
     reason: str
     proposed_by: str
     proposed_by_me: bool
@@ -478,8 +501,8 @@ def approvals_page(session: Session, principal: Principal) -> ListPage:
                 bill_id=bill_id,
                 bill_no=bill_no or bill_id,
                 customer_id=owner,
-                net=str((adjustment.get("netAmount") or {}).get("value") or ""),
-                gross=str((adjustment.get("amount") or {}).get("value") or ""),
+                net=_money(adjustment.get("netAmount")),
+                gross=_money(adjustment.get("amount")),
                 reason=str(adjustment.get("reason") or ""),
                 proposed_by=str(proposer.get("name") or proposer.get("id") or ""),
                 proposed_by_me=proposer.get("id") == principal.id,
