@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
-from etomcrm.problem_handling.models import TroubleTicketRow
+from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
 from tests.test_pages_portal import csrf_of, network, sign_in, user
 from tests.test_pages_tickets_bills import _ticket_for
 
@@ -54,14 +54,38 @@ def test_support_works_a_ticket_from_the_desk_to_its_resolution(
     assert "Störungsannahme" in german.text and "2 offene Störungsmeldungen" in german.text
     # and the home page's work list links to the desk
     assert f'href="{DESK}"' in client.get("/ui/").text
+    # and the network raised an alarm on the link the ticket's service problem is about
+    problem_id = _ticket(down)["diagnosis"]["serviceProblem"]["id"]
+    with session_scope() as session:
+        problem = session.get(ServiceProblemRow, problem_id)
+        assert problem is not None and problem.correlation_key
+        link = problem.correlation_key.split(":", 1)[1]
+        session.add(
+            AlarmRow(
+                id="alarm-desk-1",
+                at_type="Alarm",
+                name="LOS",
+                status="raised",
+                body={
+                    "id": "alarm-desk-1",
+                    "state": "raised",
+                    "perceivedSeverity": "critical",
+                    "alarmedObject": {"id": link},
+                    "alarmRaisedTime": "2026-12-01T06:00:00Z",
+                    "probableCause": "lossOfSignal",
+                },
+                alarmed_object_id=link,
+                correlation_key=problem.correlation_key,
+            )
+        )
     # when she opens the ticket of the site that is down
     page = client.get(f"{DESK}/{down}")
     # then it shows its clock, the time it stood still, its service problem and alarms
     assert page.status_code == 200
-    problem_id = _ticket(down)["diagnosis"]["serviceProblem"]["id"]
     assert 'id="clock"' in page.text and 'id="paused"' in page.text and "0 h 0 min" in page.text
     assert f'/serviceProblem/{problem_id}"' in page.text
-    assert 'id="alarms"' in page.text
+    alarms = page.text.split('id="alarms"')[1].split("</section>")[0]
+    assert "lossOfSignal" in alarms and link in alarms and "critical" in alarms
     assert "acknowledged" in page.text
     # and it cannot be resolved before it is taken up
     assert 'action="/ui/desk/tickets/' + down + '/resolve"' not in page.text
@@ -237,3 +261,34 @@ def test_the_desk_and_a_ticket_take_as_many_queries_for_thirty_tickets_as_for_th
     many = queries(DESK)
     assert few == many <= 4
     assert queries(f"{DESK}/{tickets[0]}") <= 6
+
+
+def test_an_internal_ticket_shows_on_the_desk_without_a_customer_to_write_to(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a ticket staff opened for no customer (an internal one)
+    answer = client.post(
+        "/tmf-api/troubleTicket/v4/troubleTicket",
+        json={
+            "description": "Backbone maintenance check",
+            "severity": "Minor",
+            "ticketType": "network",
+        },
+        headers=admin,
+    )
+    assert answer.status_code == 201, answer.text
+    ticket_id = answer.json()["id"]
+    _staff(client, "sabine.support", "support")
+    # when support opens the desk and the ticket
+    desk = client.get(DESK)
+    page = client.get(f"{DESK}/{ticket_id}")
+    # then it is listed as internal, and its page offers no message to a customer
+    assert f'href="{DESK}/{ticket_id}"' in desk.text and "internal" in desk.text
+    assert page.status_code == 200 and "/message" not in page.text
+    refused = client.post(
+        f"{DESK}/{ticket_id}/message",
+        data={"subject": "Hello", "content": "Hi", "csrf_token": csrf_of(page.text)},
+    )
+    assert refused.status_code == 403
+    # and an unknown ticket is a 404 page
+    assert client.get(f"{DESK}/no-such-ticket").status_code == 404
