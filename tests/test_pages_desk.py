@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
+from etomcrm.pages import desk_views
 from etomcrm.problem_handling.models import AlarmRow, ServiceProblemRow, TroubleTicketRow
 from tests.test_pages_portal import csrf_of, network, sign_in, user
 from tests.test_pages_tickets_bills import _ticket_for
@@ -292,3 +294,25 @@ def test_an_internal_ticket_shows_on_the_desk_without_a_customer_to_write_to(
     assert refused.status_code == 403
     # and an unknown ticket is a 404 page
     assert client.get(f"{DESK}/no-such-ticket").status_code == 404
+
+
+def test_the_desk_pages_its_list(
+    client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given three open tickets and a desk of two tickets a page
+    bmw = network(client, admin, 1)
+    for _ in range(3):
+        _ticket_for(client, admin, bmw.customer_id, bmw.site_ids[0])
+    monkeypatch.setattr(desk_views, "PAGE_SIZE", 2)
+    _staff(client, "sabine.support", "support")
+    # when support opens the desk, then its second page
+    first = client.get(DESK, params={"severity": "Major"})
+    second = client.get(DESK, params={"severity": "Major", "page": "2"})
+    # then the first shows two with a link on, keeping the filter, the second the third
+    assert first.text.count('<tr class="ticket') == 2
+    assert (
+        "page 1 of 2" in first.text
+        and 'href="/ui/desk/tickets?page=2&amp;severity=Major"' in first.text
+    )
+    assert second.text.count('<tr class="ticket') == 1 and 'rel="prev"' in second.text
+    assert "3 open tickets" in second.text
