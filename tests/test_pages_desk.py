@@ -55,7 +55,13 @@ def test_support_works_a_ticket_from_the_desk_to_its_resolution(
     german = client.get(DESK, headers={"Accept-Language": "de"})
     assert "Störungsannahme" in german.text and "2 offene Störungsmeldungen" in german.text
     # and the home page's work list links to the desk
-    assert f'href="{DESK}"' in client.get("/ui/").text
+    home = client.get("/ui/").text
+    assert f'href="{DESK}"' in home
+    # and the ticket due first is a click away from it
+    assert (
+        f'href="{DESK}/{down}">the ticket</a>' in home
+        or f'href="{DESK}/{up}">the ticket</a>' in home
+    )
     # and the network raised an alarm on the link the ticket's service problem is about
     problem_id = _ticket(down)["diagnosis"]["serviceProblem"]["id"]
     with session_scope() as session:
