@@ -63,7 +63,8 @@ def test_staff_open_a_customers_360_with_each_section_linked(
     assert "Contact history (1)" in text and "phone" in text
     assert "Trouble tickets (2)" in text
     assert text.index("Slow access at the second site") < text.index("Closed later")  # open first
-    assert f'href="/tmf-api/troubleTicket/v4/troubleTicket/{ticket.json()["id"]}"' in text
+    # a ticket leads to its page on the staff ticket desk
+    assert f'href="/ui/desk/tickets/{ticket.json()["id"]}"' in text
     assert "Billing accounts (1)" in text and account["id"] in text
     assert "Open balance" in text and "SLA credits owed" in text
     assert "SLA standing in" in text and "missed" in text  # the first product's availability

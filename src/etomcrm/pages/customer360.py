@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -37,6 +38,13 @@ from etomcrm.selling.accounts import BILLING_ACCOUNT_KIND
 from etomcrm.selling.quotes import QUOTE_KIND
 
 SECTION_LIMIT = 10
+# The sections whose items have a page of their own; the others link to the API.
+PAGE_HREFS = {
+    "site": "/ui/customers/{customer}/sites/{id}",
+    "order": "/ui/orders/{id}",  # the order tracker, per site
+    "ticket": "/ui/desk/tickets/{id}",
+    "bill": "/ui/billing/bills/{id}",
+}
 
 # The sections, in the page's order: label → the kind that holds them.
 SECTIONS: tuple[tuple[str, ResourceKind], ...] = (
@@ -164,12 +172,13 @@ def _section(
         total = int(count)
         body = body or {}
         state = status or str(body.get("state") or "")
-        if label == "site":
-            href = f"/ui/customers/{customer_id}/sites/{resource_id}"
-        elif label == "order":
-            href = f"/ui/orders/{resource_id}"  # the order tracker, per site
-        else:
-            href = resources.href_for(kind, "", resource_id)
+        href = (
+            PAGE_HREFS[label].format(
+                customer=quote(customer_id, safe=""), id=quote(resource_id, safe="")
+            )
+            if label in PAGE_HREFS
+            else resources.href_for(kind, "", resource_id)
+        )
         items.append(Item(resource_id, str(name or ""), str(state), at, _detail(label, body), href))
     return Section(label, total, items, kind.path)
 

@@ -390,6 +390,11 @@ from etomcrm.pages import reports_routes, surveys_routes  # noqa: E402
 
 router.include_router(reports_routes.router)
 router.include_router(surveys_routes.router)
+# The staff ticket desk and the staff bills (their own modules, before the catch-all).
+from etomcrm.pages import desk_routes, staff_bills_routes  # noqa: E402
+
+router.include_router(desk_routes.router)
+router.include_router(staff_bills_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.

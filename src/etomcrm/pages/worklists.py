@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from etomcrm.billing.api_kinds import CUSTOMER_BILL_KIND
 from etomcrm.billing.dunning_models import BillingEnquiryRow, DunningCaseRow
 from etomcrm.billing.work_list import BILLING_TASK
 from etomcrm.customer_interface.models import PartyInteractionRow
@@ -27,7 +26,6 @@ from etomcrm.network_view.service import CLOSED_TICKETS
 from etomcrm.order_handling.models import ProductOrderRow
 from etomcrm.pages.order_views import in_jeopardy
 from etomcrm.problem_handling.models import TroubleTicketRow
-from etomcrm.problem_handling.tickets import TROUBLE_TICKET_KIND
 from etomcrm.qos_sla.models import SlaViolationRow
 from etomcrm.qos_sla.service import SLA_VIOLATION_KIND
 from etomcrm.retention.tasks import RETENTION_QUEUE, RETENTION_TASK_TYPE
@@ -37,7 +35,9 @@ from etomcrm.selling.quotes import APPROVER_ROLES, QUOTE_KIND
 
 BILLING_WORKERS = frozenset({Role.ADMIN, Role.BILLING})
 INTERACTIONS = PARTY_INTERACTION_KIND.path
-BILLING_BASE = CUSTOMER_BILL_KIND.doc.base_path
+# The lists that have their own pages (the ticket desk, billing's lists) link to them;
+# the others to the API's list. ("/ui" is routes.PREFIX, which imports this module.)
+PAGES = "/ui"
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ SPECS: tuple[_Spec, ...] = (
         BILLING_WORKERS,
         BillingEnquiryRow,
         lambda _: [BillingEnquiryRow.status == "pendingApproval"],
-        lambda _: f"{BILLING_BASE}/billingEnquiry?status=pendingApproval",
+        lambda _: f"{PAGES}/billing/approvals",
         lambda: BillingEnquiryRow.updated_at,
     ),
     _Spec(
@@ -122,7 +122,7 @@ SPECS: tuple[_Spec, ...] = (
             TroubleTicketRow.status.not_in([*CLOSED_TICKETS, "resolved"]),
             TroubleTicketRow.resolution_due_at.is_not(None),
         ],
-        lambda _: f"{TROUBLE_TICKET_KIND.path}?status=acknowledged,inProgress",
+        lambda _: f"{PAGES}/desk/tickets",
         lambda: TroubleTicketRow.resolution_due_at,
     ),
     _Spec(
@@ -160,7 +160,7 @@ SPECS: tuple[_Spec, ...] = (
             PartyInteractionRow.at_type == BILLING_TASK,
             PartyInteractionRow.status == "open",
         ],
-        lambda _: f"{INTERACTIONS}?@type={BILLING_TASK}&routedTo=billing&status=open",
+        lambda _: f"{PAGES}/billing/tasks",
         lambda: PartyInteractionRow.created_at,
     ),
     _Spec(
@@ -168,7 +168,7 @@ SPECS: tuple[_Spec, ...] = (
         BILLING_WORKERS,
         DunningCaseRow,
         lambda _: [DunningCaseRow.status != "closed"],
-        lambda _: f"{BILLING_BASE}/dunningCase?status=open",
+        lambda _: f"{PAGES}/billing/dunning",
         lambda: DunningCaseRow.created_at,
     ),
 )
