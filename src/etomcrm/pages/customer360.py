@@ -160,11 +160,13 @@ def _section(
         total = int(count)
         body = body or {}
         state = status or str(body.get("state") or "")
-        href = (
-            f"/ui/customers/{customer_id}/sites/{resource_id}"
-            if label == "site"
-            else resources.href_for(kind, "", resource_id)
-        )
+        if label == "site":
+            href = f"/ui/customers/{customer_id}/sites/{resource_id}"
+        elif label == "quote":
+            # The quote page: the builder's view with its materials, costs and approval.
+            href = f"/ui/customers/{customer_id}/quotes/{resource_id}"
+        else:
+            href = resources.href_for(kind, "", resource_id)
         items.append(Item(resource_id, str(name or ""), str(state), at, _detail(label, body), href))
     return Section(label, total, items, kind.path)
 

@@ -353,6 +353,11 @@ from etomcrm.pages import customer360_routes  # noqa: E402
 
 router.include_router(customer360_routes.router)
 
+# The quote builder and the portal's quotes (seed 5.2; before the catch-all below).
+from etomcrm.pages import quotes_routes  # noqa: E402
+
+router.include_router(quotes_routes.router)
+
 
 # The assets are few and fixed: served by name from the package, nothing else.
 _ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in _MEDIA}
