@@ -273,9 +273,11 @@ def test_a_revision_is_a_new_version_shown_beside_the_old_one(client: TestClient
     assert "0 %" in text and "3 %" in text
     assert "SLA Silver" in text and 'class="amount changed"' in text
     assert "Margin" in text
-    # and the old version is readable as it was
+    # and the old version is readable as it was, but not listed as a quote of its own
     old = client.get(f"/ui/customers/{bmw.customer_id}/quotes/{quote['id']}-v1")
     assert old.status_code == 200 and "This is an earlier version" in old.text
+    listing = client.get(f"/ui/customers/{bmw.customer_id}/quotes").text
+    assert f'id="quote-{quote["id"]}"' in listing and f"{quote['id']}-v1" not in listing
 
 
 def test_a_customer_accepts_its_quote_with_the_education_acknowledged(
