@@ -423,13 +423,21 @@ def test_the_cost_estimate_adds_purchase_labour_and_line_costs(bmw: Bmw) -> None
     assert estimate.not_costed == []
 
 
-def test_customer_360_and_the_quote_pages_link_to_each_other(client: TestClient, bmw: Bmw) -> None:
+def test_customer_360_links_to_the_quote_pages_which_speak_german_too(
+    client: TestClient, bmw: Bmw
+) -> None:
     quote = draft(bmw)
     user("anna.sales", role="sales")
     assert sign_in(client, "anna.sales").status_code == 303
     page = client.get(f"/ui/customers/{bmw.customer_id}")
     assert f'href="/ui/customers/{bmw.customer_id}/quotes/{quote["id"]}"' in page.text
     assert f'href="/ui/customers/{bmw.customer_id}/quotes"' in page.text
+    # and the quote pages speak the browser's German
+    german = {"Accept-Language": "de-DE,de;q=0.9"}
+    listing = client.get(f"/ui/customers/{bmw.customer_id}/quotes", headers=german)
+    assert "Angebote für BMW AG" in listing.text and "Neues Angebot" in listing.text
+    one = client.get(f"/ui/customers/{bmw.customer_id}/quotes/{quote['id']}", headers=german)
+    assert "Interne Kostenschätzung" in one.text and "SLA-Stufe" in one.text
 
 
 def test_the_quote_pages_need_as_many_queries_for_sixty_sites_as_for_two(

@@ -443,6 +443,9 @@ def decide(
     answer = form.get("answer", "")
     reason = form.get("reason", "").strip()
     acknowledged = form.get("acknowledged") == "yes"
+    if answer not in ("accept", "reject"):
+        # The page's two buttons say which; anything else was not sent by the page.
+        raise InvalidRequest(f"answer is accept or reject, not {answer!r}")
     errors: dict[str, str] = {}
     if answer == "accept" and not acknowledged:
         errors["acknowledged"] = "missing"
@@ -450,8 +453,6 @@ def decide(
         errors["reason"] = "empty"
     elif len(reason) > NOTE_MAX:
         errors["reason"] = "long"
-    elif answer not in ("accept", "reject"):
-        errors["answer"] = "answer"
     if errors:
         return quote_page(
             session, principal, customer_id, quote_id, form={"reason": reason}, errors=errors
