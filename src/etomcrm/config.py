@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # Selling rules.
     quote_discount_approval_percent: float = 10.0  # above this, a second person approves
     quote_validity_days: int = 30
+    # The internal cost estimate of a quote (3.4.3, seed 5.2): an engineer's hour on
+    # site, and what a month of a line or SLA costs the provider (wholesale access,
+    # backbone share, operations) as a share of its list price. A material's purchase
+    # cost is kept with its stock (``unitCost`` of the stocked product).
+    quote_labour_rate_per_hour: float = 85.0
+    quote_recurring_cost_percent: float = 45.0
 
     # The simulated network side: everything it decides comes from this seed, so a run
     # can be repeated. One simulated lead-time day lasts this many real seconds (0 answers

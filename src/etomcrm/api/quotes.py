@@ -20,7 +20,7 @@ from etomcrm.core.resources import href_for, render
 from etomcrm.core.tmf_schemas import PARTY_INTERACTION, QUOTE, JsonDict
 from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.db import session_scope
-from etomcrm.selling import education, quotes
+from etomcrm.selling import education, quote_print, quotes
 from etomcrm.selling.quotes import QUOTE_KIND
 
 JSON = "application/json"
@@ -103,6 +103,26 @@ async def reject(id: str, request: Request) -> Response:
 )
 async def cancel(id: str, request: Request) -> Response:
     return await _quote_action(request, id, quotes.cancel_quote)
+
+
+@router.get(
+    _PATH + "/document",
+    response_class=Response,
+    summary="The quote (this version) as a PDF for the customer, in English or German",
+    responses={200: {"description": "The quote", "content": {"application/pdf": {}}}, **_ERRORS},
+)
+async def document(id: str, request: Request, language: str = "en") -> Response:
+    principal = current_principal(request)
+    if language not in quote_print.LANGUAGES:
+        raise InvalidRequest(f"language is one of {', '.join(quote_print.LANGUAGES)}")
+
+    def unit_of_work() -> tuple[bytes, str]:
+        with session_scope(readonly=True) as session:
+            return quote_print.quote_document(session, principal, id, language)
+
+    pdf, filename = await run_in_threadpool(unit_of_work)
+    headers = {"Content-Disposition": f'inline; filename="{filename}"'}
+    return Response(pdf, 200, headers, media_type="application/pdf")
 
 
 @router.get(

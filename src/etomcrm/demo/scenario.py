@@ -45,6 +45,7 @@ from etomcrm.customer_interface.service import (
 )
 from etomcrm.db import session_scope
 from etomcrm.security.service import SYSTEM
+from etomcrm.selling.quote_costs import COST_CHARACTERISTIC
 
 # ----- the data ------------------------------------------------------------------------
 
@@ -403,6 +404,7 @@ class Stock:
     lead_time_days: int
     minimum: int
     reorder: int
+    unit_cost: float  # EUR paid to the vendor per unit: the quote's cost estimate
 
 
 WAREHOUSE = {
@@ -414,8 +416,10 @@ WAREHOUSE = {
     "country": "DE",
 }
 STOCKS: tuple[Stock, ...] = (
-    Stock("Managed router in the central warehouse", "router", "Managed router", 40, 21, 10, 30),
-    Stock("LTE backup modem in the central warehouse", "lte_modem", None, 15, 35, 5, 20),
+    Stock(
+        "Managed router in the central warehouse", "router", "Managed router", 40, 21, 10, 30, 415.0
+    ),
+    Stock("LTE backup modem in the central warehouse", "lte_modem", None, 15, 35, 5, 20, 95.0),
 )
 
 
@@ -948,7 +952,9 @@ def _stocks(loader: _Loader, provider: JsonDict, catalog: CatalogRecords) -> Non
                     "name": LEAD_TIME_CHARACTERISTIC,
                     "valueType": "integer",
                     "value": stock.lead_time_days,
-                }
+                },
+                # The quote's internal cost estimate reads the purchase cost from here.
+                {"name": COST_CHARACTERISTIC, "valueType": "number", "value": stock.unit_cost},
             ],
         }
         if stock.offering is not None:

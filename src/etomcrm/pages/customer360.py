@@ -41,6 +41,8 @@ SECTION_LIMIT = 10
 # The sections whose items have a page of their own; the others link to the API.
 PAGE_HREFS = {
     "site": "/ui/customers/{customer}/sites/{id}",
+    # The quote page: the builder's view with its materials, costs and approval.
+    "quote": "/ui/customers/{customer}/quotes/{id}",
     "order": "/ui/orders/{id}",  # the order tracker, per site
     "ticket": "/ui/desk/tickets/{id}",
     "bill": "/ui/billing/bills/{id}",

@@ -395,6 +395,10 @@ from etomcrm.pages import desk_routes, staff_bills_routes  # noqa: E402
 
 router.include_router(desk_routes.router)
 router.include_router(staff_bills_routes.router)
+# The quote builder and the portal's quotes (seed 5.2; before the catch-all below).
+from etomcrm.pages import quotes_routes  # noqa: E402
+
+router.include_router(quotes_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.

@@ -31,7 +31,7 @@ from etomcrm.qos_sla.service import SLA_VIOLATION_KIND
 from etomcrm.retention.tasks import RETENTION_QUEUE, RETENTION_TASK_TYPE
 from etomcrm.security.service import Principal, Role
 from etomcrm.selling.models import QuoteRow
-from etomcrm.selling.quotes import APPROVER_ROLES, QUOTE_KIND
+from etomcrm.selling.quotes import APPROVER_ROLES
 
 BILLING_WORKERS = frozenset({Role.ADMIN, Role.BILLING})
 INTERACTIONS = PARTY_INTERACTION_KIND.path
@@ -91,8 +91,12 @@ SPECS: tuple[_Spec, ...] = (
         "quoteApprovals",
         frozenset(APPROVER_ROLES),
         QuoteRow,
-        lambda _: [QuoteRow.status == "pending"],
-        lambda _: f"{QUOTE_KIND.path}?state=pending",
+        # A version superseded while pending is kept as it was: not a discount to approve.
+        lambda _: [
+            QuoteRow.status == "pending",
+            QuoteRow.body["supersededBy"].as_string().is_(None),
+        ],
+        lambda _: "/ui/quotes/approvals",
         lambda: QuoteRow.updated_at,
     ),
     _Spec(

@@ -42,6 +42,7 @@ from etomcrm.selling.models import ProductOfferingQualificationRow
 from etomcrm.selling.quotes import (
     EDUCATION_TYPE,
     QUOTE_KIND,
+    accept_quote,
     education_reason,
 )
 
@@ -158,7 +159,7 @@ def _latest_feasibility(session: Session, customer_id: str) -> dict[str, _Feasib
     return latest
 
 
-def _effort_per_offering(session: Session, offering_ids: set[str]) -> dict[str, Decimal | None]:
+def effort_per_offering(session: Session, offering_ids: set[str]) -> dict[str, Decimal | None]:
     """Hours per unit from the catalog, or None where it says nothing."""
     offerings: dict[str, JsonDict] = dict(
         session.execute(
@@ -212,7 +213,7 @@ def education_brief(session: Session, quote_id: str, *, principal: Principal = S
     customer_id = customer_of(quote) or ""
     feasibility = _latest_feasibility(session, customer_id)
     items = [i for i in quote.get("quoteItem", []) or [] if isinstance(i, dict)]
-    effort = _effort_per_offering(session, {i["productOffering"]["id"] for i in items})
+    effort = effort_per_offering(session, {i["productOffering"]["id"] for i in items})
     sites: dict[str, SiteBrief] = {}
     for item in items:
         place = item["product"]["place"][0]
@@ -342,3 +343,33 @@ def record_education(
     }
     body, _, _ = resources.create(session, PARTY_INTERACTION_KIND, principal, payload)
     return body
+
+
+PORTAL_ACKNOWLEDGEMENT = "Read and acknowledged by the customer in the portal before accepting"
+
+
+def accept_with_education(
+    session: Session, principal: Principal, quote_id: str, *, acknowledged: bool
+) -> JsonDict:
+    """3.4.2 Educate the customer (eTOM 1.1.1.4.2): the customer reads the brief of the
+    quote in the portal, acknowledges it, and accepts the quote (3.4.3).
+
+    The acknowledgement is recorded as the education of the current version (channel
+    portal, presented to the signed-in user), then the quote is accepted under the
+    API's rules (approved, valid, customer data complete); if the acceptance is
+    refused, the caller's transaction takes the record back with it.
+    """
+    if not acknowledged:
+        raise InvalidRequest(
+            "acknowledge the lead times, installation effort, site prerequisites and risks "
+            "of the quote before accepting it"
+        )
+    record_education(
+        session,
+        principal,
+        quote_id,
+        presented_to=principal.name,
+        channel="portal",
+        note=PORTAL_ACKNOWLEDGEMENT,
+    )
+    return accept_quote(session, principal, quote_id)

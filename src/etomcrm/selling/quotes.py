@@ -47,7 +47,7 @@ means drafting a new quote.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -563,7 +563,8 @@ def education_reason(quote_id: str, version: str) -> str:
     return f"Customer education on quote {quote_id} version {version}"
 
 
-def _education_recorded(session: Session, body: JsonDict) -> bool:
+def education_recorded(session: Session, body: JsonDict) -> bool:
+    """Whether the customer was educated (3.4.2) on the quote's current version."""
     found = session.scalar(
         select(PartyInteractionRow.id)
         .where(
@@ -736,7 +737,7 @@ class QuoteKind(ResourceKind):
             end = (body.get("validFor") or {}).get("endDateTime")
             if isinstance(end, str) and end < now:
                 raise Conflict(f"quote {body['id']} expired at {end}; ask for a revised version")
-            if not _education_recorded(session, body):
+            if not education_recorded(session, body):
                 raise Conflict(
                     f"the customer has not been educated on version {body.get('version')} of "
                     f"quote {body['id']} (lead times, installation effort, site prerequisites, "
@@ -832,20 +833,28 @@ def _items_payload(lines: Sequence[QuoteLine]) -> list[JsonDict]:
 
 
 def _with_sla(
-    session: Session, lines: Sequence[QuoteLine], sla_offering_id: str | None
+    session: Session,
+    lines: Sequence[QuoteLine],
+    sla: str | Mapping[str, str | None] | None,
 ) -> list[QuoteLine]:
-    """The lines without any SLA offering, plus one SLA line per site when one is given."""
+    """The lines without any SLA offering, plus one SLA line per site: the one SLA level
+    given for every site, or the level given per site id (a site left out, or given
+    None, gets none)."""
     offerings = _offerings(session, {line.offering_id for line in lines})
     kept = [line for line in lines if not offerings[line.offering_id].is_sla]
-    if sla_offering_id is None:
+    if sla is None:
         return kept
-    sla = _offerings(session, {sla_offering_id})[sla_offering_id]
-    if not sla.is_sla:
-        raise InvalidRequest(
-            f"offering {sla.name!r} is not an SLA level (its specification is not an {SLA_TYPE})"
-        )
     sites = list(dict.fromkeys(line.site_id for line in kept))
-    return kept + [QuoteLine(site, sla_offering_id) for site in sites]
+    per_site = {site: sla for site in sites} if isinstance(sla, str) else dict(sla)
+    chosen = {site: per_site[site] for site in sites if per_site.get(site)}
+    levels = _offerings(session, {str(v) for v in chosen.values()})
+    for level in levels.values():
+        if not level.is_sla:
+            raise InvalidRequest(
+                f"offering {level.name!r} is not an SLA level (its specification is not an "
+                f"{SLA_TYPE})"
+            )
+    return kept + [QuoteLine(site, str(chosen[site])) for site in sites if site in chosen]
 
 
 def draft_quote(
@@ -854,7 +863,7 @@ def draft_quote(
     *,
     customer_id: str,
     items: Sequence[QuoteLine],
-    sla_offering_id: str | None,
+    sla_offering_id: str | Mapping[str, str | None] | None,
     discount_percent: Decimal = Decimal(0),
     contract_months: int = 36,
     description: str = "",
@@ -862,7 +871,8 @@ def draft_quote(
     """3.4.3 Negotiate the sale (eTOM 1.1.1.4.3): draft version 1 of a quote.
 
     One item per site and offering, priced from the catalog, materials checked against
-    stock, the SLA level added per site; the quote starts inProgress.
+    stock, the SLA level added per site (one level for all, or a level per site id);
+    the quote starts inProgress.
     """
     if not items:
         raise InvalidRequest("a quote needs at least one line (site and offering)")
@@ -887,7 +897,7 @@ def revise_quote(
     *,
     items: Sequence[QuoteLine] | None = None,
     discount_percent: Decimal | None = None,
-    sla_offering_id: str | _Unchanged | None = UNCHANGED,
+    sla_offering_id: str | Mapping[str, str | None] | _Unchanged | None = UNCHANGED,
     contract_months: int | None = None,
     description: str | None = None,
 ) -> JsonDict:
@@ -898,15 +908,19 @@ def revise_quote(
     """
     current, _ = resources.get(session, QUOTE_KIND, principal, quote_id)
     lines = list(items) if items is not None else _lines_from_items(current.get("quoteItem"))
+    new_sla: str | Mapping[str, str | None] | None
     if isinstance(sla_offering_id, _Unchanged):
         current_lines = _lines_from_items(current.get("quoteItem"))
         offerings = _offerings(session, {line.offering_id for line in current_lines})
-        sla_ids = {o.id for o in offerings.values() if o.is_sla}
-        if len(sla_ids) > 1:
-            raise InvalidRequest(
-                "this quote has different SLA levels per site; say which one the revision uses"
-            )
-        new_sla = next(iter(sla_ids), None)
+        by_site: dict[str, str | None] = {
+            line.site_id: line.offering_id
+            for line in current_lines
+            if offerings[line.offering_id].is_sla
+        }
+        levels = set(by_site.values())
+        # One level for the whole quote covers the sites a revision adds too; with a
+        # level per site, each site keeps its own and a site new to the quote gets none.
+        new_sla = by_site if len(levels) > 1 else next(iter(levels), None)
     else:
         new_sla = sla_offering_id
     changes: JsonDict = {"quoteItem": _items_payload(_with_sla(session, lines, new_sla))}
