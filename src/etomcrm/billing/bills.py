@@ -27,6 +27,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import ARRAY, String, case, func, insert, literal, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -612,18 +613,28 @@ def hold(session: Session, bill_id: str, *, today: date, held: bool = True) -> N
 def canonical_json(invoice: Invoice) -> bytes:
     """The invoice as canonical JSON (sorted keys, decimals as written): what the
     content hash is taken of."""
-    # The encoder walks the tuples and dicts itself and asks _json only for what it does
-    # not know (dataclasses field by field, decimals as written, dates in ISO): the bytes
-    # dataclasses.asdict gave, in a fraction of the time (issuing a chunk spent its time
-    # there).
-    return json.dumps(
-        invoice, default=_json, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    # orjson walks the tuples, dicts and strings itself and asks _json only for what it
+    # is told to pass (dataclasses field by field, decimals as written, dates in ISO):
+    # the bytes json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # gave, in a fraction of the time (issuing a chunk spent a fifth of its time there).
+    return orjson.dumps(invoice, default=_json, option=_CANONICAL)
+
+
+_CANONICAL = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+)
+
+
+# The field names of each dataclass of an invoice, found once (not for every object).
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    names = _FIELDS.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: getattr(value, name) for name in names}
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, date):
