@@ -10,8 +10,8 @@ leaves room for every record of a page to be marked once. It applies to pages
 written from now on (a table already full keeps its pages until rewritten). The
 price: the table takes about twice the pages. SQLite has no fill factor.
 
-Revision ID: 0015_usage_fillfactor
-Revises: 0014_usage_bill_partial_index
+Revision ID: 0017_usage_fillfactor
+Revises: 0016_user_language
 Create Date: 2026-12-01 10:40:00
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0015_usage_fillfactor"
-down_revision: str | None = "0014_usage_bill_partial_index"
+revision: str = "0017_usage_fillfactor"
+down_revision: str | None = "0016_user_language"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
