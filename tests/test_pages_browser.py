@@ -1,6 +1,7 @@
 """The customer network portal in a real browser: Playwright for Python driving
 Debian's Chromium (``make test`` installs it) against etomcrm served by Uvicorn.
-Screenshots of the pages land in ``build/screenshots`` (the test's artifacts)."""
+Screenshots of the pages land in ``test-artifacts/screenshots`` (the tests' artifacts,
+ignored by git; ``scripts/screenshots.py`` makes the README's on the demo data)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.polling import until
 from tests.test_pages_portal import PASSWORD, network, user
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 
 pytestmark = pytest.mark.xdist_group("browser")
 

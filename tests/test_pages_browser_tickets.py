@@ -1,7 +1,8 @@
 """The portal's tickets and bills in a real browser (Playwright driving Debian's
 Chromium against etomcrm served by Uvicorn): a customer opens a ticket for a site by
 keyboard, a bad form shows the reason beside the field and keeps what was typed, and
-a bill's lines and documents are a click away. Screenshots in ``build/screenshots``."""
+a bill's lines and documents are a click away. Screenshots in
+``test-artifacts/screenshots``."""
 
 from __future__ import annotations
 

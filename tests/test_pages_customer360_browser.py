@@ -29,6 +29,9 @@ def test_staff_search_bmw_and_open_its_360(
     _sign_in(olaf, served, "olaf.berger")
     # when he searches for BMW on the landing page
     expect(olaf).to_have_url(f"{served}/ui/")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    database = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    olaf.screenshot(path=SCREENSHOTS / f"staff-home-{database}.png", full_page=True)
     olaf.get_by_label("Search customers, sites, orders, tickets and bills by name or id").fill(
         "BMW"
     )
@@ -40,8 +43,6 @@ def test_staff_search_bmw_and_open_its_360(
     expect(olaf.get_by_role("heading", level=1)).to_have_text("BMW AG")
     expect(olaf.locator("#section-site h2")).to_have_text("Sites (2)")
     expect(olaf.locator("#section-interaction h2")).to_have_text("Contact history (1)")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    database = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     olaf.screenshot(path=SCREENSHOTS / f"customer360-{database}.png", full_page=True)
     # and a site leads on to its page
     olaf.locator("#section-site").get_by_role("link").first.click()

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from etomcrm.billing.api_kinds import CUSTOMER_BILL_KIND
@@ -150,23 +150,31 @@ def _section(
 ) -> Section:
     row = kind.row
     # Open tickets first (the ones being worked on), then the recent closed ones.
-    first: list[Any] = (
-        [row.status.in_([*network_view.CLOSED_TICKETS, "resolved"])] if label == "ticket" else []
-    )
-    # The total rides along each row (a window count): one query per section.
-    stmt = kind.scoped(
+    ended = (
+        case((row.status.in_([*network_view.CLOSED_TICKETS, "resolved"]), 1), else_=0)
+        if label == "ticket"
+        else literal_column("0")
+    ).label("ended")
+    # The page of ten and its total (a window count riding along each row) are found
+    # on the narrow columns, and only the ten rows' documents are read: sorting whole
+    # documents to keep ten made the 360 of a customer with 10,000 tickets 3.6 times
+    # the API's reads of the same (bench/pages.py). Still one query per section.
+    page = kind.scoped(
         principal,
         select(
-            row.id,
-            row.name,
-            row.status,
-            row.created_at,
-            row.body,
+            row.id.label("id"),
+            ended,
+            row.created_at.label("created_at"),
             func.count().over().label("total"),
         )
         .where(row.owner_customer_id == customer_id)
-        .order_by(*first, row.created_at.desc(), row.id)
+        .order_by(ended, row.created_at.desc(), row.id)
         .limit(SECTION_LIMIT),
+    ).subquery()
+    stmt = (
+        select(row.id, row.name, row.status, row.created_at, row.body, page.c.total)
+        .join(page, page.c.id == row.id)
+        .order_by(page.c.ended, page.c.created_at.desc(), row.id)
     )
     items: list[Item] = []
     total = 0

@@ -7,6 +7,7 @@ or about a site that is not its customer's, gets the same 404 as for nothing at 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from etomcrm.customer_interface.models import GeographicSiteRow
 from etomcrm.customer_interface.service import CUSTOMER_KIND, GEOGRAPHIC_SITE_KIND
 from etomcrm.network.models import NetworkLinkRow, NetworkMeasurementRow
 from etomcrm.network_view import service as network_view
+from etomcrm.network_view.topology import topology_of
 from etomcrm.order_handling.service import PRODUCT_ORDER_KIND
 from etomcrm.pages import drawing
 from etomcrm.problem_handling.models import TroubleTicketRow
@@ -41,6 +43,7 @@ class NetworkPage:
     map: drawing.TopologyDrawing
     sites: list[JsonDict]
     open_problems: list[JsonDict]
+    open_problem_count: int
     sla_standing: list[JsonDict]
 
 
@@ -65,21 +68,27 @@ def _headquarters(session: Session, customer_id: str) -> tuple[set[str], dict[st
     return hubs, codes
 
 
+# The open problems listed under the map: the oldest ones, with the count of all.
+PROBLEM_LIMIT = 20
+
+
 def network_page(
     session: Session, principal: Principal, customer_id: str, *, now: datetime
 ) -> NetworkPage:
     """The topology with the current status of each element, open problems and this
-    month's SLA standing, in a bounded number of queries whatever the number of sites."""
+    month's SLA standing, in a bounded number of queries and rows whatever the number
+    of sites and tickets: the oldest :data:`PROBLEM_LIMIT` open problems are listed with
+    the count of all, and every site with one is marked on the map."""
+    # The customer read through its kind is the scope check (another customer's: 404).
     customer, _ = resources.get(session, CUSTOMER_KIND, principal, customer_id)
     period = now.strftime("%Y-%m")
-    view = network_view.network_view(session, principal, customer_id, period=period)
     hubs, codes = _headquarters(session, customer_id)
-    topology = view["topology"]
-    troubled = _sites_with_problems(session, customer_id, topology["links"])
-    problems = [
-        {**problem, "sites": troubled.get(problem["id"], [])} for problem in view["openProblems"]
-    ]
-    problem_sites = {site for sites in troubled.values() for site in sites}
+    topology = topology_of(session, customer_id)
+    site_of_product = {
+        link["productId"]: link["siteId"] for link in topology["links"] if link["productId"]
+    }
+    problems, problem_count = _open_problems(session, customer_id, site_of_product)
+    problem_sites = _sites_with_problems(session, customer_id, site_of_product)
     sites = sorted(
         (
             {
@@ -99,34 +108,71 @@ def network_page(
         map=drawing.topology(sites, topology["links"], topology["pops"]),
         sites=sites,
         open_problems=problems,
-        sla_standing=view["slaStanding"],
+        open_problem_count=problem_count,
+        sla_standing=network_view.sla_standing(session, customer_id, period),
     )
 
 
+def _open(customer_id: str) -> list[Any]:
+    return [
+        TroubleTicketRow.owner_customer_id == customer_id,
+        TroubleTicketRow.status.not_in(network_view.CLOSED_TICKETS),
+    ]
+
+
+def _sites_of(body: JsonDict, site_of_product: dict[str, str]) -> list[str]:
+    """The sites a ticket is about: it names them, or the affected products (TMF621
+    ``relatedEntity``), and each product's access link its site."""
+    sites: list[str] = []
+    for entity in body.get("relatedEntity") or []:
+        if not isinstance(entity, dict):
+            continue
+        if entity.get("@referredType") == "GeographicSite":
+            # A ticket opened for a site (the portal's form) names the site itself.
+            site = entity.get("id")
+        else:
+            site = site_of_product.get(str(entity.get("id")))
+        if isinstance(site, str) and site not in sites:
+            sites.append(site)
+    return sites
+
+
+def _open_problems(
+    session: Session, customer_id: str, site_of_product: dict[str, str]
+) -> tuple[list[JsonDict], int]:
+    """The oldest open tickets (as the customer network view lists them) with their
+    sites, and how many are open: one query, the count a window count."""
+    rows = session.execute(
+        select(TroubleTicketRow.body, func.count().over())
+        .where(*_open(customer_id))
+        .order_by(TroubleTicketRow.created_at, TroubleTicketRow.id)
+        .limit(PROBLEM_LIMIT)
+    ).all()
+    problems = [
+        {
+            "id": body["id"],
+            "name": body.get("name", ""),
+            "status": body.get("status"),
+            "priority": body.get("priority"),
+            "expectedResolutionDate": body.get("expectedResolutionDate"),
+            "sites": _sites_of(body, site_of_product),
+        }
+        for body, _ in rows
+    ]
+    return problems, int(rows[0][1]) if rows else 0
+
+
 def _sites_with_problems(
-    session: Session, customer_id: str, links: list[JsonDict]
-) -> dict[str, list[str]]:
-    """Open ticket id → the sites it is about: a ticket names the sites or the affected
-    products (TMF621 ``relatedEntity``), and each product's access link its site (one
-    query)."""
-    site_of_product = {link["productId"]: link["siteId"] for link in links if link["productId"]}
-    troubled: dict[str, list[str]] = {}
-    for ticket_id, body in session.execute(
-        select(TroubleTicketRow.id, TroubleTicketRow.body).where(
-            TroubleTicketRow.owner_customer_id == customer_id,
-            TroubleTicketRow.status.not_in(network_view.CLOSED_TICKETS),
-        )
-    ):
-        for entity in body.get("relatedEntity") or []:
-            if not isinstance(entity, dict):
-                continue
-            if entity.get("@referredType") == "GeographicSite":
-                # A ticket opened for a site (the portal's form) names the site itself.
-                site = entity.get("id")
-            else:
-                site = site_of_product.get(entity.get("id"))
-            if isinstance(site, str) and site not in troubled.setdefault(ticket_id, []):
-                troubled[ticket_id].append(site)
+    session: Session, customer_id: str, site_of_product: dict[str, str]
+) -> set[str]:
+    """Every site an open ticket is about, from the distinct ``relatedEntity`` lists of
+    the open tickets (one query): however many tickets are open, a customer's tickets
+    name a few sites and products, so few distinct lists come back."""
+    entities = TroubleTicketRow.body["relatedEntity"].as_string()
+    troubled: set[str] = set()
+    for (text,) in session.execute(select(entities).where(*_open(customer_id)).distinct()):
+        if text:
+            troubled.update(_sites_of({"relatedEntity": json.loads(text)}, site_of_product))
     return troubled
 
 

@@ -21,7 +21,6 @@ from etomcrm.customer_interface.service import PARTY_INTERACTION_KIND
 from etomcrm.flows.api_kinds import PROCESS_FLOW_KIND
 from etomcrm.flows.failures import RETRY_ROLES, is_failed
 from etomcrm.flows.models import ProcessFlowRow
-from etomcrm.flows.recorder import FAILED_STATE
 from etomcrm.network_view.service import CLOSED_TICKETS
 from etomcrm.order_handling.models import ProductOrderRow
 from etomcrm.pages.order_views import in_jeopardy
@@ -142,7 +141,8 @@ SPECS: tuple[_Spec, ...] = (
         frozenset(RETRY_ROLES),
         ProcessFlowRow,
         lambda _: is_failed(),
-        lambda _: f"{PROCESS_FLOW_KIND.path}?status={FAILED_STATE}",
+        # The API's list of failed flows (a ProcessFlow has no status attribute to filter).
+        lambda _: f"{PROCESS_FLOW_KIND.path}?failed=true",
         lambda: ProcessFlowRow.updated_at,
     ),
     _Spec(
