@@ -1,7 +1,7 @@
 """The portal's main tasks by keyboard alone (issue 11, "the portal's main tasks can be
 done by keyboard"): Playwright driving Debian's Chromium, every step a key press (Tab
 to the next control, Enter to follow or send, arrows to choose), no click and no fill.
-Screenshots in ``build/screenshots``."""
+Screenshots in ``test-artifacts/screenshots``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The staff ticket desk in a real browser (Playwright driving Debian's Chromium against
 etomcrm served by Uvicorn): support follows the home page's work list to the desk,
 takes a ticket up, sends the resolution form without a resolution (the reason comes
-back beside the field) and resolves it. Screenshots in ``build/screenshots``."""
+back beside the field) and resolves it. Screenshots in ``test-artifacts/screenshots``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The quote builder and the portal's acceptance in a real browser (seed 5.2): sales
 quotes BMW's 66 sites from the builder, Katrin accepts it with the education
-acknowledged. Screenshots land in ``build/screenshots``."""
+acknowledged. Screenshots land in ``test-artifacts/screenshots``."""
 
 from __future__ import annotations
 
