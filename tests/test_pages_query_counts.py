@@ -168,9 +168,16 @@ def test_every_list_the_staff_home_links_to_answers(
     user("ada.admin", role="admin")
     assert sign_in(client, "ada.admin").status_code == 303
     home = client.get("/ui/")
-    links = {h.replace("&amp;", "&") for h in re.findall(r'href="(/tmf-api/[^"]+)"', home.text)}
-    assert len(links) >= 9
-    # then each list it links to is one the API answers (no filter it does not know)
-    for link in sorted(links):
+    found = re.findall(r'<a href="((?:/tmf-api|/ui)/[^"#]+)', home.text)
+    links = {h.replace("&amp;", "&") for h in found}
+    api = sorted(link for link in links if link.startswith("/tmf-api/"))
+    pages = sorted(link for link in links if link.startswith("/ui/") and link != "/ui/")
+    assert len(api) + len(pages) >= 9 and pages
+    # then each list it links to is one the API answers (no filter it does not know), or
+    # a page that opens
+    for link in api:
         answer = client.get(link, headers=admin)
         assert answer.status_code in (200, 206), (link, answer.text)
+    for link in pages:
+        answer = client.get(link)
+        assert answer.status_code == 200, (link, answer.text[:500])
