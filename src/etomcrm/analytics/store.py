@@ -256,12 +256,15 @@ def sync_days(session: Session) -> None:
 
 
 def derive_revenue(session: Session, ids: Sequence[str] | None) -> None:
-    """Rated charges on issued bills (a bill has its number once issued), per customer,
-    product, month of the period charged and kind; credit notes' lines count too."""
+    """Rated charges on issued bills (a bill has its number once issued), per customer
+    (the bill's), product, month of the period charged and kind; credit notes' lines
+    count too."""
     month_source = func.coalesce(AppliedRateRow.period_start, CustomerBillRow.period_start)
+    # The customer is the bill's: its owner column is indexed (the rate's is not), so a
+    # refresh of one customer reads its bills and their lines, not every rated charge.
     stmt = (
         select(
-            AppliedRateRow.customer_id,
+            CustomerBillRow.owner_customer_id,
             AppliedRateRow.product_id,
             month_source,
             AppliedRateRow.rate_type,
@@ -269,16 +272,16 @@ def derive_revenue(session: Session, ids: Sequence[str] | None) -> None:
             AppliedRateRow.tax_excluded,
         )
         .join(CustomerBillRow, CustomerBillRow.id == AppliedRateRow.bill_id)
-        .where(CustomerBillRow.bill_no.is_not(None))
+        .where(CustomerBillRow.bill_no.is_not(None), CustomerBillRow.owner_customer_id.is_not(None))
     )
     sums: dict[tuple[str, str | None, str, str, str], Decimal] = defaultdict(Decimal)
     for part in [None] if ids is None else list(_chunks(ids)):
-        query = stmt if part is None else stmt.where(AppliedRateRow.customer_id.in_(part))
+        query = stmt if part is None else stmt.where(CustomerBillRow.owner_customer_id.in_(part))
         for customer_id, product_id, start, rate_type, currency, amount in session.execute(query):
             start_date = _as_date(start)
             if start_date is None:
                 continue
-            key = (customer_id, product_id, month_of(start_date), rate_type, currency)
+            key = (str(customer_id), product_id, month_of(start_date), rate_type, currency)
             sums[key] += Decimal(amount)
     _insert(
         session,
