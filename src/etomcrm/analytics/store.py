@@ -224,21 +224,23 @@ def _as_date(value: Any) -> date | None:
 def sync_days(session: Session) -> None:
     """The time dimension: every day from the first fact's to the last fact's (revenue
     counts its months from their first day), contiguous so a trend shows empty days."""
+    # min and max each in a query of its own: SQLite answers a lone min() or max() from
+    # the index, but scans the table for both in one query (this runs on every refresh).
     bounds: list[date] = []
     for column in FACT_DAYS:
-        low, high = session.execute(select(func.min(column), func.max(column))).one()
-        bounds += [d for d in (_as_date(low), _as_date(high)) if d is not None]
-    low_month, high_month = session.execute(
-        select(func.min(AnRevenueFact.month), func.max(AnRevenueFact.month))
-    ).one()
-    for month in (low_month, high_month):
+        for edge in (func.min(column), func.max(column)):
+            found = _as_date(session.scalar(select(edge)))
+            if found is not None:
+                bounds.append(found)
+    for edge in (func.min(AnRevenueFact.month), func.max(AnRevenueFact.month)):
+        month = session.scalar(select(edge))
         if month:
             bounds.append(date.fromisoformat(f"{month}-01"))
     if not bounds:
         return
     first, last = min(bounds), max(bounds)
-    stored = session.execute(select(func.min(AnDay.day), func.max(AnDay.day))).one()
-    have_low, have_high = _as_date(stored[0]), _as_date(stored[1])
+    have_low = _as_date(session.scalar(select(func.min(AnDay.day))))
+    have_high = _as_date(session.scalar(select(func.max(AnDay.day))))
     missing: list[date] = []
     day = first
     while day <= last:
@@ -582,16 +584,22 @@ PER_CUSTOMER: list[tuple[Any, Callable[[Session, Sequence[str] | None], None]]] 
 ]
 
 
-def refresh_customers(session: Session, customer_ids: Collection[str]) -> None:
-    """Derive again everything the store holds of these customers (usage: every day)."""
+def refresh_customers(
+    session: Session, customer_ids: Collection[str], tables: Collection[Any] | None = None
+) -> None:
+    """Derive again what the store holds of these customers: every table, or only
+    ``tables`` (those a change can have touched; usage is derived for every day)."""
     ids = sorted(set(customer_ids))
     if not ids:
         return
     for table, derive in PER_CUSTOMER:
+        if tables is not None and table not in tables:
+            continue
         for part in _chunks(ids):
             session.execute(delete(table).where(table.customer_id.in_(part)))
         derive(session, ids)
-    sync_segments(session)
+    if tables is None or AnCustomer in tables:
+        sync_segments(session)
     sync_days(session)
 
 
