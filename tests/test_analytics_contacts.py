@@ -6,12 +6,15 @@ import csv
 import io
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from etomcrm.analytics import store
 from etomcrm.analytics.contacts import contact_statistics
+from etomcrm.cli import app
 from etomcrm.config import get_settings
 from etomcrm.db import session_scope
 from tests import analytics_helpers as given
@@ -153,3 +156,32 @@ def test_contact_statistics_refuse_bad_questions(
     # then each is refused with a TMF error body, never a 500
     assert [a.status_code for a in answers] == [400, 400, 400, 401]
     assert all(a.json()["@type"] == "Error" for a in answers)
+
+
+def test_the_cli_reports_contacts_and_profitability_as_csv(
+    contacts: dict[str, str], tmp_path: Path
+) -> None:
+    # given January's contacts, and files to write to
+    by_channel, profit = tmp_path / "contacts.csv", tmp_path / "profit.csv"
+    runner = CliRunner()
+
+    # when the reports are asked for from the command line
+    contacts_run = runner.invoke(
+        app,
+        ["analytics", "contacts", "--by", "channel", "--from", "2026-01-01",
+         "--to", "2026-01-31", "--csv", str(by_channel)],
+    )  # fmt: skip
+    profit_run = runner.invoke(
+        app, ["analytics", "profitability", "--by", "segment", "--csv", str(profit)]
+    )
+    table_run = runner.invoke(app, ["analytics", "contacts", "--by", "reason"])
+    refused = runner.invoke(app, ["analytics", "contacts", "--from", "1.1.2026"])
+
+    # then the CSV files carry the figures, the table is shown, a bad date is refused
+    assert contacts_run.exit_code == 0, contacts_run.output
+    rows = list(csv.DictReader(io.StringIO(by_channel.read_text(encoding="utf-8"))))
+    assert rows[-1]["key"] == "(all)" and rows[-1]["firstContactResolution"] == "0.667"
+    assert profit_run.exit_code == 0, profit_run.output
+    assert profit.read_text(encoding="utf-8").startswith("key,customers,revenue")
+    assert table_run.exit_code == 0 and "Outage" in table_run.output
+    assert refused.exit_code == 2 and "--from must look like 2026-01-31" in refused.output

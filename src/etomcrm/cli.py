@@ -616,7 +616,11 @@ def _report_out(rows: list[dict[str, Any]], title: str, csv_file: Path | None) -
         return
     table = Table(title=title)
     for column in rows[0] if rows else []:
-        table.add_column(column, justify="left" if column == "key" else "right")
+        if column == "key":
+            # The group's name whole; the figures fold onto more lines in a narrow terminal.
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, justify="right", overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row.values()))
     console.print(table)
