@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from etomcrm.analytics.history import HistoryRefused, import_history
 from etomcrm.analytics.models import AnHistoryCustomer, AnHistoryImport
 from etomcrm.cli import app
+from etomcrm.config import get_settings
 from etomcrm.db import session_scope
 from tests import analytics_helpers as given
 from tests.conftest import TokenFactory
@@ -166,3 +167,20 @@ def test_the_api_imports_csv_and_refuses_bad_rows_with_a_tmf_error(
     assert good.status_code == 201, good.text
     assert good.json()["rows"] == 1
     assert _imported() == 1
+
+
+def test_the_api_refuses_a_file_above_its_limit(
+    db_url: str, client: TestClient, auth: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an API that takes history files of at most 100 bytes
+    monkeypatch.setenv("ETOMCRM_ANALYTICS_HISTORY_MAX_BYTES", "100")
+    get_settings.cache_clear()
+
+    # when a larger file is posted
+    response = client.post(
+        PATH, content=HEADER + GOOD, headers={**auth("analyst"), "Content-Type": "text/csv"}
+    )
+
+    # then it is refused with 413 and nothing is imported
+    assert response.status_code == 413 and "the CLI" in response.json()["message"]
+    assert _imported() == 0

@@ -268,6 +268,9 @@ async def history_import(request: Request, name: str = "upload.csv") -> Response
     if media != CSV:
         raise UnsupportedMediaType(f"send the history as {CSV}, not {media or 'nothing'}")
     limit = get_settings().analytics_history_max_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the file has {declared} bytes; import it with the CLI")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
