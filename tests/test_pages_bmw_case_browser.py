@@ -13,6 +13,7 @@ through the API with billing's key. Screenshots land in ``test-artifacts/screens
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +39,15 @@ BILLS = "/tmf-api/customerBillManagement/v4/customerBill"
 PAYMENTS = "/tmf-api/paymentManagement/v4/payment"
 # Generous: the flows run beside the browser and the server, on a loaded machine too.
 WAIT_MS = 60_000
+
+
+@pytest.fixture(autouse=True)
+def _patient_expectations() -> Iterator[None]:
+    """Every expectation of this test waits up to WAIT_MS (the default is 5 s), then the
+    default again for the tests after it in this worker."""
+    expect.set_options(timeout=WAIT_MS)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 def _this_month() -> str:
@@ -174,7 +184,7 @@ def test_the_bmw_case_from_the_request_to_the_paid_bill(
     expect(olaf).to_have_url(f"{served}/ui/orders/{order['id']}")
     # then each site is tracked with its milestones, until the network has activated all
     expect(olaf.locator(".site-track")).to_have_count(len(sites))
-    assert until(lambda: _reloaded_until_completed(olaf)), olaf.content()
+    assert until(lambda: _reloaded_until_completed(olaf), seconds=WAIT_MS / 1000 * 3)
     for site in sites:
         track = olaf.locator(f"#site-{site['id']}")
         expect(track.locator("ol.milestones li").first).to_be_visible()
