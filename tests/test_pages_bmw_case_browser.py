@@ -118,7 +118,12 @@ def test_the_bmw_case_from_the_request_to_the_paid_bill(
     requests = anna.locator("#work-requests")
     expect(requests.locator(".count")).to_have_text("1")
     shot(anna, "2-work-list")
-    requests.get_by_role("link", name="Offer for extranet access at our dealers").click()
+    requests.get_by_role("link", name="handle them").click()
+    expect(anna).to_have_url(f"{served}/ui/requests")
+    expect(anna.locator("tr.request")).to_have_count(1)
+    shot(anna, "2-requests")
+    # and takes it up, which leads her to BMW
+    anna.get_by_role("button", name="Take it up: Offer for extranet access at our dealers").click()
     expect(anna).to_have_url(f"{served}/ui/customers/{customer}")
     anna.get_by_role("link", name="All quotes, and a new one").click()
     anna.get_by_role("link", name="New quote").click()

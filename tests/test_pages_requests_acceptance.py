@@ -126,3 +126,52 @@ def test_a_customer_accepts_the_delivery_of_its_completed_order(
     assert body["customerAcceptance"]["note"] == "Online, thank you."
     again = client.get(page_url)
     assert 'id="acceptance">given<' in again.text and "Accept the delivery" not in again.text
+
+
+def test_sales_takes_a_request_up_from_its_queue(
+    client: TestClient, auth: TokenFactory, count_queries: Callable[[], Any]
+) -> None:
+    # given two requests for an offer from BMW and one for support, Anna of sales
+    admin = auth("admin")
+    bmw = factories.customer(client, admin)["id"]
+    user("katrin.weber", customer_id=bmw)
+    user("anna.sales", role="sales")
+    assert sign_in(client, "katrin.weber").status_code == 303
+    token = csrf_of(client.get(f"/ui/customers/{bmw}/requests/new").text)
+    for subject in ("Offer for a new site", "Offer for more bandwidth", "Our link is down"):
+        sent = client.post(
+            f"/ui/customers/{bmw}/requests",
+            data={"csrf_token": token, "subject": subject},
+            follow_redirects=False,
+        )
+        assert sent.status_code == 303, sent.text
+    # when Anna opens her queue from the work list
+    assert sign_in(client, "anna.sales").status_code == 303
+    assert 'href="/ui/requests">handle them</a>' in client.get("/ui/").text
+    with count_queries() as counter:
+        queue = client.get("/ui/requests")
+    # then it holds the two offers, oldest first, with BMW's name, not the support one
+    assert queue.status_code == 200
+    assert counter.count <= 6, counter.statements
+    assert queue.text.count('<tr class="request"') == 2
+    assert queue.text.index("Offer for a new site") < queue.text.index("Offer for more")
+    assert "Our link is down" not in queue.text and ">BMW AG</a>" in queue.text
+    first = queue.text.split('<tr class="request" id="request-')[1].split('"')[0]
+    # when she takes the first one up without the form's token, then it is refused
+    assert client.post(f"/ui/requests/{first}/take-up").status_code == 403
+    # when she takes it up
+    taken = client.post(
+        f"/ui/requests/{first}/take-up",
+        data={"csrf_token": csrf_of(queue.text)},
+        follow_redirects=False,
+    )
+    # then she is led to BMW, and the request is in progress with a quote to start
+    assert taken.status_code == 303 and taken.headers["location"] == f"/ui/customers/{bmw}"
+    with session_scope() as session:
+        row = session.get(PartyInteractionRow, first)
+        assert row is not None and row.body["status"] == "inProgress"
+    after = client.get("/ui/requests").text
+    assert f'href="/ui/customers/{bmw}/quotes/new">Start a quote</a>' in after
+    # and Katrin, a customer's user, has no staff queue
+    assert sign_in(client, "katrin.weber").status_code == 303
+    assert client.get("/ui/requests").status_code == 403
