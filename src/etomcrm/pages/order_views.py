@@ -36,6 +36,7 @@ from etomcrm.order_handling.service import (
     FINAL_STATES,
     ORDER_TRANSITIONS,
     PRODUCT_ORDER_KIND,
+    accept_delivery,
     order_sites,
     site_action,
 )
@@ -395,6 +396,23 @@ def customer_order(
     if customer_of(body) != customer_id:
         raise NotFound(f"no productOrder with id {order_id}")
     return _track(session, principal, body, network=False, now=now)
+
+
+NOTE_MAX = 2000
+
+
+def accept_order(
+    session: Session, principal: Principal, customer_id: str, order_id: str, form: dict[str, str]
+) -> None:
+    """3.5.5: the customer accepts what its completed order delivered, as the API's
+    PATCH of ``customerAcceptance`` (another customer's order is a 404; an order not
+    awaiting acceptance, the API's 409)."""
+    resources.get(session, CUSTOMER_KIND, principal, customer_id)
+    body, _ = resources.get(session, PRODUCT_ORDER_KIND, principal, order_id)
+    if customer_of(body) != customer_id:
+        raise NotFound(f"no productOrder with id {order_id}")
+    note = form.get("note", "").strip()[:NOTE_MAX]
+    accept_delivery(session, principal, order_id, note or None)
 
 
 # ----- lists -------------------------------------------------------------------------

@@ -5,12 +5,22 @@ others: each finds the caller, calls one function of :mod:`etomcrm.pages.order_v
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from urllib.parse import quote
 
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from etomcrm.core.errors import Forbidden
 from etomcrm.db import utcnow
-from etomcrm.pages import order_views, trace_views
-from etomcrm.pages.routes import PREFIX, PageRoute, in_transaction, render, signed_in
+from etomcrm.pages import order_views, session, trace_views
+from etomcrm.pages.routes import (
+    PREFIX,
+    PageRoute,
+    _form,
+    in_transaction,
+    render,
+    signed_in,
+)
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 # The list's query parameters; anything else is ignored.
@@ -76,3 +86,18 @@ async def customer_order(customer_id: str, order_id: str, request: Request) -> R
         readonly=True,
     )
     return render(request, "portal_order.html", {"page": track}, principal=principal)
+
+
+@router.post(PREFIX + "/customers/{customer_id}/orders/{order_id}/acceptance")
+async def accept_order(customer_id: str, order_id: str, request: Request) -> Response:
+    """The customer accepts what its completed order delivered (3.5.5)."""
+    principal = await signed_in(request)
+    data = await _form(request)
+    if not session.csrf_valid(request, data.get(session.CSRF_FIELD)):
+        raise Forbidden("the form has expired; reload the page and try again")
+
+    await in_transaction(
+        lambda db: order_views.accept_order(db, principal, customer_id, order_id, data)
+    )
+    target = f"{PREFIX}/customers/{quote(customer_id, safe='')}/orders/{quote(order_id, safe='')}"
+    return RedirectResponse(target, status_code=303)

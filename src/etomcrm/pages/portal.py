@@ -91,6 +91,30 @@ async def answer_resolution(customer_id: str, ticket_id: str, request: Request) 
     return RedirectResponse(target, status_code=303)
 
 
+@router.get(CUSTOMER + "/requests/new")
+async def new_request(customer_id: str, request: Request) -> Response:
+    principal = await signed_in(request)
+    sent = request.query_params.get("sent", "")
+
+    form = await in_transaction(
+        lambda db: views.request_form(db, principal, customer_id, sent), readonly=True
+    )
+    return render(request, "request_new.html", {"form": form}, principal=principal)
+
+
+@router.post(CUSTOMER + "/requests")
+async def file_request(customer_id: str, request: Request) -> Response:
+    """A customer request (3.2.2): classified and routed as the API's POST logs it."""
+    principal = await signed_in(request)
+    data = await _checked_form(request)
+
+    outcome = await in_transaction(lambda db: views.file_request(db, principal, customer_id, data))
+    if isinstance(outcome, str):
+        target = f"{_base(customer_id)}/requests/new?sent={quote(outcome, safe='')}"
+        return RedirectResponse(target, status_code=303)
+    return render(request, "request_new.html", {"form": outcome}, status=400, principal=principal)
+
+
 @router.get(CUSTOMER + "/bills")
 async def bills(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)

@@ -37,6 +37,7 @@ from etomcrm.core import resources
 from etomcrm.core.errors import InvalidRequest, NotFound
 from etomcrm.core.resources import READ
 from etomcrm.core.tmf_schemas import JsonDict
+from etomcrm.customer_interface import requests
 from etomcrm.customer_interface.models import GeographicSiteRow
 from etomcrm.customer_interface.service import CUSTOMER_KIND, GEOGRAPHIC_SITE_KIND
 from etomcrm.network.models import NetworkLinkRow
@@ -613,3 +614,54 @@ def bill_download(
             invoice_xml(bills.invoice_of(session, row.id)), f"{number}.xml", "application/xml"
         )
     raise NotFound(f"no document {kind!r}; there are pdf and xml")
+
+
+REQUEST_SUBJECT_MAX = 200
+
+
+@dataclass
+class RequestForm:
+    """The form to log a customer request (3.2.2): what was typed, what is wrong with
+    it, and the reference of the request just logged (shown once, after the redirect)."""
+
+    customer_id: str
+    customer_name: str
+    subject: str = ""
+    description: str = ""
+    sent: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def request_form(
+    session: Session, principal: Principal, customer_id: str, sent: str = ""
+) -> RequestForm:
+    name = scoped_customer(session, principal, customer_id)
+    return RequestForm(customer_id, name, sent=sent[:NAME_MAX])
+
+
+def file_request(
+    session: Session, principal: Principal, customer_id: str, form: dict[str, str]
+) -> RequestForm | str:
+    """Log the request as the API's POST customerRequest does (classified, routed, a
+    selling request opening a lead): its id, or the form again with the bad fields.
+    A customer files it through the portal; staff log what a customer said by phone."""
+    page = request_form(session, principal, customer_id)
+    page.subject = form.get("subject", "").strip()
+    page.description = form.get("description", "").strip()
+    if not page.subject:
+        page.errors["subject"] = "empty"
+    elif len(page.subject) > REQUEST_SUBJECT_MAX:
+        page.errors["subject"] = "long"
+    if len(page.description) > DESCRIPTION_MAX:
+        page.errors["description"] = "long"
+    if page.errors:
+        return page
+    body = requests.handle_customer_request(
+        session,
+        principal,
+        customer_id=customer_id,
+        channel="portal" if principal.is_customer else "phone",
+        subject=page.subject,
+        description=page.description,
+    )
+    return str(body["id"])

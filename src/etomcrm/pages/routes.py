@@ -399,6 +399,10 @@ router.include_router(staff_bills_routes.router)
 from etomcrm.pages import quotes_routes  # noqa: E402
 
 router.include_router(quotes_routes.router)
+# The staff's customer requests (before the catch-all below).
+from etomcrm.pages import requests_routes  # noqa: E402
+
+router.include_router(requests_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.
