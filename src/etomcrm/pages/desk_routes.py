@@ -10,11 +10,16 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from etomcrm.core.errors import Forbidden
 from etomcrm.db import utcnow
 from etomcrm.pages import desk_views as views
-from etomcrm.pages import session
-from etomcrm.pages.routes import PREFIX, PageRoute, _form, in_transaction, render, signed_in
+from etomcrm.pages.routes import (
+    PREFIX,
+    PageRoute,
+    checked_form,
+    in_transaction,
+    render,
+    signed_in,
+)
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 DESK = PREFIX + "/desk/tickets"
@@ -22,13 +27,6 @@ DESK = PREFIX + "/desk/tickets"
 
 def ticket_href(ticket_id: str) -> str:
     return f"{DESK}/{quote(ticket_id, safe='')}"
-
-
-async def checked_form(request: Request) -> dict[str, str]:
-    form = await _form(request)
-    if not session.csrf_valid(request, form.get(session.CSRF_FIELD)):
-        raise Forbidden("the form has expired; reload the page and try again")
-    return form
 
 
 @router.get(DESK)

@@ -10,13 +10,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from etomcrm.core.errors import Forbidden
 from etomcrm.db import utcnow
-from etomcrm.pages import order_views, session, trace_views
+from etomcrm.pages import order_views, trace_views
 from etomcrm.pages.routes import (
     PREFIX,
     PageRoute,
-    _form,
+    checked_form,
     in_transaction,
     render,
     signed_in,
@@ -92,9 +91,7 @@ async def customer_order(customer_id: str, order_id: str, request: Request) -> R
 async def accept_order(customer_id: str, order_id: str, request: Request) -> Response:
     """The customer accepts what its completed order delivered (3.5.5)."""
     principal = await signed_in(request)
-    data = await _form(request)
-    if not session.csrf_valid(request, data.get(session.CSRF_FIELD)):
-        raise Forbidden("the form has expired; reload the page and try again")
+    data = await checked_form(request)
 
     await in_transaction(
         lambda db: order_views.accept_order(db, principal, customer_id, order_id, data)

@@ -11,11 +11,16 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from etomcrm.core.errors import Forbidden
 from etomcrm.db import utcnow
 from etomcrm.pages import portal_views as views
-from etomcrm.pages import session
-from etomcrm.pages.routes import PREFIX, PageRoute, _form, in_transaction, render, signed_in
+from etomcrm.pages.routes import (
+    PREFIX,
+    PageRoute,
+    checked_form,
+    in_transaction,
+    render,
+    signed_in,
+)
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 CUSTOMER = PREFIX + "/customers/{customer_id}"
@@ -23,13 +28,6 @@ CUSTOMER = PREFIX + "/customers/{customer_id}"
 
 def _base(customer_id: str) -> str:
     return f"{PREFIX}/customers/{quote(customer_id, safe='')}"
-
-
-async def _checked_form(request: Request) -> dict[str, str]:
-    form = await _form(request)
-    if not session.csrf_valid(request, form.get(session.CSRF_FIELD)):
-        raise Forbidden("the form has expired; reload the page and try again")
-    return form
 
 
 @router.get(CUSTOMER + "/tickets")
@@ -59,7 +57,7 @@ async def new_ticket(customer_id: str, request: Request) -> Response:
 @router.post(CUSTOMER + "/tickets")
 async def open_ticket(customer_id: str, request: Request) -> Response:
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
 
     outcome = await in_transaction(lambda db: views.open_ticket(db, principal, customer_id, data))
     if isinstance(outcome, str):
@@ -82,7 +80,7 @@ async def ticket(customer_id: str, ticket_id: str, request: Request) -> Response
 @router.post(CUSTOMER + "/tickets/{ticket_id}/resolution")
 async def answer_resolution(customer_id: str, ticket_id: str, request: Request) -> Response:
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
 
     await in_transaction(
         lambda db: views.answer_resolution(db, principal, customer_id, ticket_id, data)
@@ -106,7 +104,7 @@ async def new_request(customer_id: str, request: Request) -> Response:
 async def file_request(customer_id: str, request: Request) -> Response:
     """A customer request (3.2.2): classified and routed as the API's POST logs it."""
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
 
     outcome = await in_transaction(lambda db: views.file_request(db, principal, customer_id, data))
     if isinstance(outcome, str):
@@ -160,7 +158,7 @@ async def bill_document(customer_id: str, bill_id: str, kind: str, request: Requ
 @router.post(CUSTOMER + "/bills/{bill_id}/dispute")
 async def dispute(customer_id: str, bill_id: str, request: Request) -> Response:
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
 
     outcome = await in_transaction(
         lambda db: views.dispute_line(db, principal, customer_id, bill_id, data)

@@ -14,7 +14,14 @@ from fastapi.responses import RedirectResponse, Response
 from etomcrm.core.errors import Forbidden
 from etomcrm.pages import i18n, session
 from etomcrm.pages import quote_views as views
-from etomcrm.pages.routes import PREFIX, PageRoute, _form, in_transaction, render, signed_in
+from etomcrm.pages.routes import (
+    PREFIX,
+    PageRoute,
+    checked_form,
+    in_transaction,
+    render,
+    signed_in,
+)
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 QUOTES = PREFIX + "/customers/{customer_id}/quotes"
@@ -29,13 +36,6 @@ def _quote_url(customer_id: str, quote_id: str, anchor: str = "") -> str:
         f"{PREFIX}/customers/{quote(customer_id, safe='')}/quotes/{quote(quote_id, safe='')}"
         + anchor
     )
-
-
-async def _checked_form(request: Request) -> dict[str, str]:
-    form = await _form(request)
-    if not session.csrf_valid(request, form.get(session.CSRF_FIELD)):
-        raise Forbidden("the form has expired; reload the page and try again")
-    return form
 
 
 async def _checked_builder(request: Request) -> dict[str, list[str]]:
@@ -134,7 +134,7 @@ async def revise(customer_id: str, quote_id: str, request: Request) -> Response:
 async def action(customer_id: str, quote_id: str, request: Request) -> Response:
     """Staff: submit, approve or cancel."""
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
     step = data.get("action", "")
 
     await in_transaction(lambda db: views.quote_action(db, principal, customer_id, quote_id, step))
@@ -145,7 +145,7 @@ async def action(customer_id: str, quote_id: str, request: Request) -> Response:
 async def education(customer_id: str, quote_id: str, request: Request) -> Response:
     """Staff: the brief was presented to the customer (3.4.2)."""
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
 
     outcome = await in_transaction(
         lambda db: views.record_education(db, principal, customer_id, quote_id, data)
@@ -159,7 +159,7 @@ async def education(customer_id: str, quote_id: str, request: Request) -> Respon
 async def decision(customer_id: str, quote_id: str, request: Request) -> Response:
     """The customer accepts (the brief acknowledged) or rejects, saying why."""
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
 
     outcome = await in_transaction(
         lambda db: views.decide(db, principal, customer_id, quote_id, data)

@@ -10,8 +10,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from etomcrm.core.errors import Forbidden
-from etomcrm.pages import request_views, session
-from etomcrm.pages.routes import PREFIX, PageRoute, _form, in_transaction, render, signed_in
+from etomcrm.pages import request_views
+from etomcrm.pages.routes import (
+    PREFIX,
+    PageRoute,
+    checked_form,
+    in_transaction,
+    render,
+    signed_in,
+)
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 REQUESTS = PREFIX + "/requests"
@@ -33,9 +40,7 @@ async def customer_requests(request: Request) -> Response:
 async def take_up(request_id: str, request: Request) -> Response:
     """Staff take a request up (open → in progress) and go on to its customer."""
     principal = await signed_in(request)
-    data = await _form(request)
-    if not session.csrf_valid(request, data.get(session.CSRF_FIELD)):
-        raise Forbidden("the form has expired; reload the page and try again")
+    await checked_form(request)
 
     customer_id = await in_transaction(lambda db: request_views.take_up(db, principal, request_id))
     target = f"{PREFIX}/customers/{quote(customer_id, safe='')}" if customer_id else REQUESTS

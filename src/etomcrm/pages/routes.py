@@ -180,6 +180,14 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+async def checked_form(request: Request) -> dict[str, str]:
+    """A posted form's fields, once its CSRF token is found to be this session's."""
+    form = await _form(request)
+    if not session.csrf_valid(request, form.get(session.CSRF_FIELD)):
+        raise Forbidden("the form has expired; reload the page and try again")
+    return form
+
+
 @router.get("/", include_in_schema=False)
 async def root() -> Response:
     return RedirectResponse(PREFIX + "/", status_code=303)
@@ -265,9 +273,7 @@ async def sign_in(request: Request) -> Response:
 
 @router.post(PREFIX + "/sign-out")
 async def sign_out(request: Request) -> Response:
-    form = await _form(request)
-    if not session.csrf_valid(request, form.get(session.CSRF_FIELD)):
-        raise Forbidden("the form has expired; reload the page and try again")
+    await checked_form(request)
     token = session.session_token(request)
     if token:
         # The token itself stays valid until it expires; this process forgets it at once.
@@ -279,9 +285,7 @@ async def sign_out(request: Request) -> Response:
 
 @router.post(PREFIX + "/language")
 async def switch_language(request: Request) -> Response:
-    form = await _form(request)
-    if not session.csrf_valid(request, form.get(session.CSRF_FIELD)):
-        raise Forbidden("the form has expired; reload the page and try again")
+    form = await checked_form(request)
     language = form.get("language", "")
     if language not in i18n.LANGUAGES:
         raise NotFound(f"no language {language!r}; there are {', '.join(i18n.LANGUAGES)}")

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from etomcrm.pages import staff_bill_views as views
-from etomcrm.pages.desk_routes import checked_form
-from etomcrm.pages.routes import PREFIX, PageRoute, in_transaction, render, signed_in
+from etomcrm.pages.routes import PREFIX, PageRoute, checked_form, in_transaction, render, signed_in
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 BILLING = PREFIX + "/billing"

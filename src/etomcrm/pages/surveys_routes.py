@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from etomcrm.pages import survey_views as views
-from etomcrm.pages.portal import _checked_form
 from etomcrm.pages.portal_views import page_number
-from etomcrm.pages.routes import PREFIX, PageRoute, in_transaction, render, signed_in
+from etomcrm.pages.routes import PREFIX, PageRoute, checked_form, in_transaction, render, signed_in
 
 router: APIRouter = APIRouter(route_class=PageRoute, include_in_schema=False)
 SURVEYS = PREFIX + "/customers/{customer_id}/surveys"
@@ -42,7 +41,7 @@ async def survey(customer_id: str, survey_id: str, request: Request) -> Response
 @router.post(SURVEYS + "/{survey_id}")
 async def answer(customer_id: str, survey_id: str, request: Request) -> Response:
     principal = await signed_in(request)
-    data = await _checked_form(request)
+    data = await checked_form(request)
 
     refused = await in_transaction(
         lambda db: views.answer_survey(db, principal, customer_id, survey_id, data)
