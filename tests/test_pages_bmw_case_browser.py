@@ -223,7 +223,9 @@ def test_the_bmw_case_from_the_request_to_the_paid_bill(
     # then Bea of billing finds BMW and its bill, with its lines and the amount open
     bea = browser.new_page(locale="en-GB")
     _sign_in(bea, served, "bea.billing")
-    bea.get_by_label("Search customers, sites, orders, tickets and bills by name or id").fill("BMW")
+    bea.get_by_label(
+        "Search customers, sites, quotes, orders, tickets and bills by name or id"
+    ).fill("BMW")
     bea.get_by_role("button", name="Search").click()
     bea.get_by_role("link", name="BMW AG", exact=True).first.click()
     expect(bea).to_have_url(f"{served}/ui/customers/{customer}")

@@ -32,9 +32,9 @@ def test_staff_search_bmw_and_open_its_360(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     database = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     olaf.screenshot(path=SCREENSHOTS / f"staff-home-{database}.png", full_page=True)
-    olaf.get_by_label("Search customers, sites, orders, tickets and bills by name or id").fill(
-        "BMW"
-    )
+    olaf.get_by_label(
+        "Search customers, sites, quotes, orders, tickets and bills by name or id"
+    ).fill("BMW")
     olaf.get_by_role("button", name="Search").click()
     # and opens the customer found
     olaf.get_by_role("link", name="BMW AG", exact=True).click()

@@ -459,3 +459,15 @@ def test_the_quote_pages_need_as_many_queries_for_sixty_sites_as_for_two(
         assert queries(f"{base}/{small['id']}{suffix}") == queries(f"{base}/{large['id']}{suffix}")
     assert queries(f"{base}/{large['id']}") <= 14
     assert queries(base) <= 3
+
+
+def test_staff_find_a_quote_by_its_id_in_the_search(client: TestClient, bmw: Bmw) -> None:
+    # given a quote for BMW
+    quote = draft(bmw)
+    user("anna.sales", role="sales")
+    assert sign_in(client, "anna.sales").status_code == 303
+    # when sales search its id
+    found = client.get("/ui/search", params={"q": quote["id"]})
+    # then the quote is found, linked to its page
+    assert found.status_code == 200
+    assert f'href="/ui/customers/{bmw.customer_id}/quotes/{quote["id"]}"' in found.text

@@ -31,6 +31,7 @@ from etomcrm.pages import drawing
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.problem_handling.tickets import TROUBLE_TICKET_KIND
 from etomcrm.security.service import Principal
+from etomcrm.selling.quotes import QUOTE_KIND
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,7 @@ SEARCHED: tuple[tuple[str, ResourceKind], ...] = (
     ("order", PRODUCT_ORDER_KIND),
     ("ticket", TROUBLE_TICKET_KIND),
     ("bill", CUSTOMER_BILL_KIND),
+    ("quote", QUOTE_KIND),
 )
 SEARCH_LIMIT = 10
 SEARCH_MIN, SEARCH_MAX = 2, 100
@@ -359,7 +361,7 @@ class SearchResults:
 
 
 def search(session: Session, principal: Principal, text: str) -> SearchResults:
-    """Customers, sites, orders, tickets and bills whose id is ``text`` or whose name
+    """Customers, sites, orders, tickets, bills and quotes whose id is ``text`` or whose name
     contains it, at most :data:`SEARCH_LIMIT` of each, as the principal may read them
     (a role without read access to a kind finds none of it, a customer only its own):
     one query per kind, whatever the number of rows."""
