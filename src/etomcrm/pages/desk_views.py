@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.core import resources
 from etomcrm.core.clock import iso
-from etomcrm.core.errors import Forbidden, IllegalTransition, InvalidRequest
+from etomcrm.core.errors import Forbidden, InvalidRequest
 from etomcrm.core.resources import CREATE, READ, UPDATE, ResourceKind
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.communication import (
@@ -49,8 +49,6 @@ PAGE_SIZE = 100
 # The states a ticket is open in (the desk's filter offers them).
 OPEN_STATES = tuple(s for s in tickets.TICKET_TRANSITIONS if s not in FINAL)
 SEVERITIES = ("Critical", "Major", "Minor")
-# The states staff take a ticket up (or back up) from: to inProgress.
-TAKE_UP_FROM = frozenset({"acknowledged", "pending", "held"})
 TEXT_MAX = 2000
 SUBJECT_MAX = 200
 # A ticket's alarms shown at most (a flapping link raises many; the API lists them all).
@@ -260,7 +258,7 @@ class TicketPage:
     def can_take_up(self) -> bool:
         # A resolved ticket goes back to work when its customer rejects the resolution
         # (the portal's answer), not by a button here.
-        return self.can_work and self.status in TAKE_UP_FROM
+        return self.can_work and self.status in tickets.TAKE_UP_FROM
 
     @property
     def can_resolve(self) -> bool:
@@ -365,13 +363,7 @@ def ticket_page(
 def take_up(session: Session, principal: Principal, ticket_id: str, *, now: datetime) -> None:
     """Staff take the ticket up (or resume it): to inProgress, as the API's PATCH."""
     staff_only(principal)
-    body, _ = resources.get(session, TROUBLE_TICKET_KIND, principal, ticket_id)
-    if body.get("status") not in TAKE_UP_FROM:
-        raise IllegalTransition(
-            f"trouble ticket {ticket_id} is {body.get('status')!r}; it is taken up from "
-            f"{', '.join(sorted(TAKE_UP_FROM))}"
-        )
-    tickets.change_status(session, principal, ticket_id, "inProgress", now=now)
+    tickets.take_up(session, principal, ticket_id, now=now)
 
 
 def resolve(

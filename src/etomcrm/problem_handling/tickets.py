@@ -476,6 +476,25 @@ def change_status(
     return body
 
 
+# The states staff take a ticket up (or back up) from. A resolved ticket is not among
+# them: it goes back to work only by the customer's rejection of the resolution.
+TAKE_UP_FROM = frozenset({"acknowledged", "pending", "held"})
+
+
+def take_up(
+    session: Session, principal: Principal, ticket_id: str, *, now: datetime | None = None
+) -> JsonDict:
+    """3.6.3 Track and Manage Customer Problem Resolution: staff take the ticket up (or
+    resume it): to inProgress, from the states in :data:`TAKE_UP_FROM` only."""
+    body, _ = resources.get(session, TROUBLE_TICKET_KIND, principal, ticket_id)
+    if body.get("status") not in TAKE_UP_FROM:
+        raise IllegalTransition(
+            f"trouble ticket {ticket_id} is {body.get('status')!r}; it is taken up from "
+            f"{', '.join(sorted(TAKE_UP_FROM))}"
+        )
+    return change_status(session, principal, ticket_id, "inProgress", now=now)
+
+
 def _own_resolved(session: Session, principal: Principal, ticket_id: str) -> JsonDict:
     row = session.get(TroubleTicketRow, ticket_id)
     if row is None or (principal.is_customer and row.owner_customer_id != principal.customer_id):
