@@ -79,6 +79,20 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 FINAL_STATES = frozenset(s for s, moves in ORDER_TRANSITIONS.items() if not moves)
+# States in which an order no longer moves: no jeopardy, no overdue site.
+ENDED_STATES = FINAL_STATES | {"pendingCancellation"}
+
+
+def in_jeopardy() -> list[Any]:
+    """3.5.4 Track order handling: the orders in jeopardy as the work lists count them —
+    flagged by the tracking (a site later than promised) and still moving (a partial or
+    completed order is final, whatever its flag still says)."""
+    return [
+        ProductOrderRow.body["inJeopardy"].as_boolean().is_(True),
+        ProductOrderRow.status.not_in(sorted(ENDED_STATES)),
+    ]
+
+
 # What staff may set by hand; the rest follows from what the network reports.
 STAFF_SETTABLE = frozenset({"pending", "held", "inProgress"})
 ORDERABLE_ACTIONS = frozenset({"add", "delete", "modify"})

@@ -33,10 +33,11 @@ from etomcrm.network.models import NetworkServiceOrderRow
 from etomcrm.order_handling.models import ProductOrderRow
 from etomcrm.order_handling.service import (
     ACCEPTANCE,
-    FINAL_STATES,
+    ENDED_STATES,
     ORDER_TRANSITIONS,
     PRODUCT_ORDER_KIND,
     accept_delivery,
+    in_jeopardy,
     order_sites,
     site_action,
 )
@@ -48,20 +49,8 @@ PAGE_SIZE_MAX = 200
 PAGE_SIZE = 50
 # Order states the list filters on: TMF622's own.
 STATES = tuple(ORDER_TRANSITIONS)
-# States in which the order no longer moves: no jeopardy, no overdue site.
-ENDED = FINAL_STATES | {"pendingCancellation"}
 # The orders of a customer the portal lists, newest first.
 CUSTOMER_LIMIT = 200
-
-
-def in_jeopardy() -> list[Any]:
-    """The orders in jeopardy, as the home page's work list counts them and the order
-    list filters them: flagged by 3.5.4 (a site later than promised) and still moving
-    (a partial order is as final as a completed one)."""
-    return [
-        ProductOrderRow.body["inJeopardy"].as_boolean().is_(True),
-        ProductOrderRow.status.not_in(sorted(ENDED)),
-    ]
 
 
 def _day(text: object) -> date | None:
@@ -207,7 +196,7 @@ def _site_track(
     marks = {m.get("name"): m for m in first.get("milestone") or [] if isinstance(m, dict)}
     committed = _day(first.get("committedCompletionDate"))
     expected = _day(first.get("expectedCompletionDate"))
-    ended = state in ("completed", "failed") or order.get("state") in ENDED
+    ended = state in ("completed", "failed") or order.get("state") in ENDED_STATES
     raised = first.get("jeopardy") if isinstance(first.get("jeopardy"), dict) else None
     jeopardy = raised if raised is not None and not ended else None
     milestones = [
@@ -445,7 +434,7 @@ def _line(body: JsonDict, customer_id: str, customer_name: str, today: date) -> 
             active += 1
             continue
         expected = _day(first.get("expectedCompletionDate"))
-        moving = state not in ENDED and item_state != "failed"
+        moving = state not in ENDED_STATES and item_state != "failed"
         if moving and (first.get("jeopardy") or (expected is not None and expected < today)):
             late += 1
     return OrderLine(

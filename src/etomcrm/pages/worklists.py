@@ -23,7 +23,7 @@ from etomcrm.flows.failures import RETRY_ROLES, is_failed
 from etomcrm.flows.models import ProcessFlowRow
 from etomcrm.network_view.service import CLOSED_TICKETS
 from etomcrm.order_handling.models import ProductOrderRow
-from etomcrm.pages.order_views import in_jeopardy
+from etomcrm.order_handling.service import in_jeopardy
 from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.qos_sla.models import SlaViolationRow
 from etomcrm.qos_sla.service import SLA_VIOLATION_KIND
