@@ -304,7 +304,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(url: str) -> Iterator[str]:
+def serve(env: dict[str, str], cwd: Path | None = None) -> Iterator[str]:
+    """``etomcrm serve`` (one worker, no flows) on a free port, for the block's time:
+    its base URL once the pages answer. Also used by ``scripts/screenshots.py``."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -319,7 +321,8 @@ def server(url: str) -> Iterator[str]:
             "--no-access-log",
             "--no-flows",
         ],
-        env=environment(url),
+        env=env,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -507,7 +510,7 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
             "version": database_version(db),
             "sites": len(demo.site_ids),
         }
-        with server(url) as base:
+        with serve(environment(url)) as base:
             result["demo"] = run_phase(base, demo, args, "demo data")
             with httpx.Client(base_url=base, timeout=60) as client:
                 result["tickets"] = add_tickets(client, demo, args.tickets)

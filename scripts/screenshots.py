@@ -19,21 +19,19 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from PIL import Image
 from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+# The page benchmark's way of starting a server, so the two stay one.
+sys.path.insert(0, str(ROOT / "bench"))
+from pages import serve  # noqa: E402
+
 CHROMIUM = Path("/usr/bin/chromium")
 # The size of a laptop's browser window; a shot is the window, not the whole page, so
 # the pictures stay small.
@@ -47,41 +45,6 @@ def _environment(folder: Path) -> dict[str, str]:
         "ETOMCRM_MESSAGE_DIR": str(folder / "messages"),
         "PYTHONPATH": str(ROOT / "src"),
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _served(folder: Path) -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "etomcrm", "serve", "--port", str(port), "--no-flows"],
-        env=_environment(folder),
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ui/sign-in", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("etomcrm serve did not start")
-            time.sleep(0.2)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def _passwords(folder: Path) -> dict[str, str]:
@@ -137,7 +100,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         passwords = _passwords(folder)
-        with _served(folder) as base, sync_playwright() as playwright:
+        with serve(_environment(folder), cwd=folder) as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
             page = browser.new_page(viewport=VIEWPORT, locale="en-GB")
             _sign_in(page, base, "paula.richter", passwords["paula.richter"])
