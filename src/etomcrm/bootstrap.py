@@ -14,6 +14,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from etomcrm.analytics import handlers as analytics_handlers
+from etomcrm.api import analytics as analytics_api
 from etomcrm.api import billing as billing_api
 from etomcrm.api import billing_enquiries as billing_enquiries_api
 from etomcrm.api import billing_rates as billing_rates_api
@@ -43,10 +45,11 @@ from etomcrm.billing.events import (
     BillSent,
     PaymentReceived,
     PaymentReturned,
+    UsageIngested,
 )
 from etomcrm.catalog import service as catalog
 from etomcrm.core.bus import BUS, DomainEvent
-from etomcrm.core.resources import ResourceKind
+from etomcrm.core.resources import ResourceChanged, ResourceKind
 from etomcrm.core.tmf_schemas import CUSTOMER_BILL, TmfDocument
 from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.customer_interface.communication import deliver_messages
@@ -136,6 +139,8 @@ ROUTERS: list[APIRouter] = [
     usage_api.router,
     billing_rates_api.router,
     billing_enquiries_api.router,
+    # Analytical CRM (seed 5.3): contact statistics, profitability, history import.
+    analytics_api.router,
     # The pages in the browser (issue 11): sign-in, the customer network portal.
     pages.router,
 ]
@@ -182,27 +187,43 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
         billing_work_list.charging_to_work_list,
         # A completed order's sites get their access links in the network inventory.
         network_view_handlers.links_for_activated_products,
+        analytics_handlers.refresh_customer_of,
     ],
     ProductsEnded: [
         billing_work_list.charging_stop_to_work_list,
         # The customer's last product ended: its final bill (3.8.3).
         bills.final_bill_when_last_product_ends,
+        analytics_handlers.refresh_customer_of,
     ],
     AlarmCleared: [handlers.wake_problem_flows],
-    TicketEnded: [retention_handlers.survey_closed_ticket, handlers.wake_flows_waiting_on_ticket],
+    TicketEnded: [
+        retention_handlers.survey_closed_ticket,
+        handlers.wake_flows_waiting_on_ticket,
+        analytics_handlers.refresh_customer_of,
+    ],
     ViolationRecorded: [handlers.start_violation_flow],
-    SlaCreditOwed: [billing_work_list.credit_to_work_list, billing_rating.record_sla_credit],
+    SlaCreditOwed: [
+        billing_work_list.credit_to_work_list,
+        billing_rating.record_sla_credit,
+        analytics_handlers.refresh_customer_of,
+    ],
     ServiceProblemRaisedForTicket: [handlers.start_flow_of_ticket_problem],
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
-    BillIssued: [billing_payments.balance_on_issue],
+    BillIssued: [billing_payments.balance_on_issue, analytics_handlers.refresh_customer_of],
     BillSent: [billing_payments.settle_from_credit],
-    BillOverdue: [dunning.start_dunning_of_overdue_bill],
-    PaymentReturned: [dunning.start_dunning_of_returned_debit],
-    PaymentReceived: [dunning.wake_dunning_on_payment],
+    BillOverdue: [dunning.start_dunning_of_overdue_bill, analytics_handlers.refresh_customer_of],
+    PaymentReturned: [
+        dunning.start_dunning_of_returned_debit,
+        analytics_handlers.refresh_customer_of,
+    ],
+    PaymentReceived: [dunning.wake_dunning_on_payment, analytics_handlers.refresh_customer_of],
     BillDisputed: [dunning.wake_dunning_on_dispute],
     BillingEnquiryResolved: [dunning.wake_dunning_on_resolution],
+    # The analytical store (seed 5.3) re-derives what a change touched.
+    ResourceChanged: [analytics_handlers.refresh_on_resource_change],
+    UsageIngested: [analytics_handlers.refresh_usage],
     CustomerTerminated: [
         order_handlers.disconnect_terminated_customer,
         bills.final_bill_on_termination,

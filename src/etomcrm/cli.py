@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,11 +18,17 @@ import httpx
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from etomcrm import bootstrap
+from etomcrm.analytics import store as analytics_store
+from etomcrm.analytics.contacts import contact_statistics
+from etomcrm.analytics.export import csv_text
+from etomcrm.analytics.history import HistoryRefused, import_history
+from etomcrm.analytics.profitability import customer_profitability
 from etomcrm.billing.bank_statements import import_statement
 from etomcrm.billing.direct_debit import collect
 from etomcrm.config import get_settings
@@ -73,6 +81,11 @@ billing_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(billing_app, name="billing")
+analytics_app = typer.Typer(
+    help="Analytical CRM: the analytical store, history import, contact and profit reports.",
+    no_args_is_help=True,
+)
+app.add_typer(analytics_app, name="analytics")
 console = Console()
 
 
@@ -580,3 +593,136 @@ def _deliver_demo_messages() -> None:
         soft_wrap=True,
         highlight=False,
     )
+
+
+# ----- analytical CRM (seed 5.3) ------------------------------------------------------
+
+
+def _date_option(value: str | None, name: str, month: bool = False) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(f"{value}-01" if month else value)
+    except ValueError:
+        example = "2026-01" if month else "2026-01-31"
+        console.print(f"[red]error:[/red] {name} must look like {example}, not {value!r}")
+        raise typer.Exit(code=2) from None
+
+
+def _report_out(rows: list[dict[str, Any]], title: str, csv_file: Path | None) -> None:
+    if csv_file is not None:
+        csv_file.write_text(csv_text(rows), encoding="utf-8")
+        console.print(f"{len(rows) - 1} row(s) and the total written to {csv_file}")
+        return
+    table = Table(title=title)
+    for column in rows[0] if rows else []:
+        if column == "key":
+            # The group's name whole; the figures fold onto more lines in a narrow terminal.
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)
+
+
+@analytics_app.command("rebuild")
+def analytics_rebuild() -> None:
+    """Empty the analytical store and derive it again from the operational tables
+    (imported history stays)."""
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("rebuilding", total=len(analytics_store.PER_CUSTOMER))
+        started = time.perf_counter()
+
+        def told(table: str) -> None:
+            progress.update(task, advance=1, description=table)
+
+        with session_scope() as session:
+            result = analytics_store.rebuild(session, told)
+    rows = ", ".join(f"{name} {count}" for name, count in result.rows.items())
+    console.print(f"rebuilt in {time.perf_counter() - started:.1f} s: {rows}")
+
+
+@analytics_app.command("import")
+def analytics_import(
+    file: Annotated[Path, typer.Argument(help="History CSV (README, 'Import of history')")],
+) -> None:
+    """Import a provider's history (customers, contracts, outcomes) from CSV: all rows or
+    none; each bad row is named by its line number."""
+    try:
+        size = file.stat().st_size
+        raw = file.open("rb")
+        handle = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    except OSError as error:
+        console.print(f"[red]error:[/red] cannot read {file}: {error.strerror}")
+        raise typer.Exit(code=2) from None
+    try:
+        with handle, Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"checking {file.name}", total=size or None)
+
+            def told(line: int) -> None:
+                if line % 500 == 0:
+                    progress.update(task, completed=raw.tell())
+
+            with session_scope() as session:
+                result = import_history(
+                    session, handle, file_name=file.name, imported_by="cli", progress=told
+                )
+    except HistoryRefused as refused:
+        for line, message in refused.errors:
+            console.print(f"[red]line {line}:[/red] {message}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {len(refused.errors)} bad row(s); nothing imported")
+        raise typer.Exit(code=2) from None
+    except UnicodeDecodeError as error:
+        console.print(f"[red]error:[/red] {file} is not UTF-8 (byte {error.start})")
+        raise typer.Exit(code=2) from None
+    console.print(
+        f"imported {result.rows} row(s) as {result.import_id}; "
+        f"{result.linked} linked to live customers"
+    )
+
+
+@analytics_app.command("contacts")
+def analytics_contacts(
+    by: Annotated[str, typer.Option(help="channel, reason, customer or total")] = "channel",
+    start: Annotated[str | None, typer.Option("--from", help="First day, 2026-01-01")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, 2026-01-31")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only this customer's contacts")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here")] = None,
+) -> None:
+    """3.2.3: contact volumes, response and handling times against the targets, and
+    first-contact resolution."""
+    first, last = _date_option(start, "--from"), _date_option(end, "--to")
+    try:
+        with session_scope(readonly=True) as session:
+            report = contact_statistics(session, by=by, start=first, end=last, customer_id=customer)
+    except TmfError as error:
+        _fail(error)
+    rows = [g.as_row() for g in report.groups] + [report.total.as_row()]
+    title = (
+        f"Contacts by {report.grouping} (targets: response {report.response_target_minutes}"
+        f" min, handling {report.handling_target_minutes} min)"
+    )
+    _report_out(rows, title, csv_file)
+
+
+@analytics_app.command("profitability")
+def analytics_profitability(
+    by: Annotated[str, typer.Option(help="customer, segment, month or customerMonth")] = "customer",
+    start: Annotated[str | None, typer.Option("--from", help="First month, 2026-01")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last month, 2026-03")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only this customer")] = None,
+    segment: Annotated[str | None, typer.Option(help="Only this segment")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here")] = None,
+) -> None:
+    """Customer profitability: billed revenue minus cost to serve (EUR, net)."""
+    first, last = _date_option(start, "--from", True), _date_option(end, "--to", True)
+    try:
+        with session_scope(readonly=True) as session:
+            report = customer_profitability(
+                session, by=by, start=first, end=last, customer_id=customer, segment=segment
+            )
+    except TmfError as error:
+        _fail(error)
+    rows = [g.as_row() for g in report.groups] + [report.total.as_row()]
+    _report_out(rows, f"Profitability by {report.grouping} ({report.currency})", csv_file)

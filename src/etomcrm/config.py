@@ -117,6 +117,23 @@ class Settings(BaseSettings):
     dunning_final_notice_business_days: int = 5
     dunning_fee_eur: str = "5.00"
     dunning_recheck_seconds: float = 24 * 3600.0
+    # Analytical CRM (seed 5.3). 3.2.3's targets: a contact's handling starts within
+    # this many minutes of its arrival, and takes no longer than this; a contact is
+    # resolved at first contact when the same customer does not come back with the
+    # same reason within this many days.
+    analytics_response_target_minutes: int = 240
+    analytics_handling_target_minutes: int = 30
+    analytics_fcr_window_days: int = 7
+    # Cost to serve (EUR), what profitability takes off the billed revenue: per site
+    # installed (the technician's visit), per router shipped (one per installed site),
+    # per trouble ticket opened plus per hour of its repair, per dunning case.
+    analytics_cost_installation_eur: str = "350.00"
+    analytics_cost_router_eur: str = "180.00"
+    analytics_cost_ticket_eur: str = "25.00"
+    analytics_cost_repair_hour_eur: str = "60.00"
+    analytics_cost_dunning_case_eur: str = "12.00"
+    # The largest history CSV the API takes (the CLI reads files of any size).
+    analytics_history_max_bytes: int = 50_000_000
 
 
 @lru_cache

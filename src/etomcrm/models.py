@@ -1,5 +1,6 @@
 """Every table of etomcrm, imported so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from etomcrm.analytics import models as analytics_models
 from etomcrm.billing import bill_models
 from etomcrm.billing import dunning_models as billing_dunning_models
 from etomcrm.billing import models as billing_models
@@ -20,6 +21,7 @@ from etomcrm.selling import models as selling_models
 metadata = Base.metadata
 
 __all__ = [
+    "analytics_models",
     "bill_models",
     "billing_dunning_models",
     "billing_models",

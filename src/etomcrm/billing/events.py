@@ -84,3 +84,11 @@ class BillingEnquiryResolved(DomainEvent):
     customer_id: str
     outcome: str
     credit_note_id: str | None
+
+
+@dataclass(frozen=True)
+class UsageIngested(DomainEvent):
+    """3.8.2: usage records were stored (new or corrected), for these customers on these
+    days (``YYYY-MM-DD``, UTC)."""
+
+    customer_days: tuple[tuple[str, str], ...]

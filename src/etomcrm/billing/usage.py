@@ -35,7 +35,9 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from etomcrm.billing.events import UsageIngested
 from etomcrm.billing.models import UsageRecordRow
+from etomcrm.core.bus import record as record_event
 from etomcrm.core.errors import RefusedRows
 from etomcrm.core.tmf_schemas import USAGE, schema_errors
 from etomcrm.customer_interface.models import CustomerRow
@@ -344,6 +346,9 @@ def ingest_usage(
         new, corrected = _upsert_by_copy(session, records, received_at)
     else:
         new, corrected = _upsert_by_values(session, records, received_at, dialect)
+    if new or corrected:
+        days = {(r.customer_id, r.start_at.astimezone(UTC).date().isoformat()) for r in records}
+        record_event(session, UsageIngested(tuple(sorted(days))))
     return IngestResult(len(records), new, len(records) - new - corrected, corrected)
 
 

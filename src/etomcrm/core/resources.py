@@ -20,6 +20,7 @@ from sqlalchemy import event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from etomcrm.core.bus import DomainEvent, record
 from etomcrm.core.clock import iso
 from etomcrm.core.errors import (
     Conflict,
@@ -72,6 +73,17 @@ NUMBER: JsonDict = {"type": "number"}
 OBJECT: JsonDict = {"type": "object"}
 LIST: JsonDict = {"type": "array", "items": {"type": "object"}}
 TEXT_LIST: JsonDict = {"type": "array", "items": TEXT}
+
+
+@dataclass(frozen=True)
+class ResourceChanged(DomainEvent):
+    """A TMF resource was created, changed or deleted (``change``: create, update, state,
+    delete) through this module; ``owner`` is the customer it belongs to, if any."""
+
+    kind: str
+    resource_id: str
+    owner: str | None
+    change: str
 
 
 @dataclass
@@ -722,6 +734,9 @@ def emit_change(
     owner: str | None,
     base_url: str,
 ) -> None:
+    # Every change, with or without a TMF event, is told on the bus too (the analytical
+    # store keeps itself up to date from it).
+    record(session, ResourceChanged(kind.name, str(body["id"]), owner, change))
     event_type = kind.event_type(change)
     if event_type is None:
         return

@@ -1,0 +1,291 @@
+"""Analytical CRM (seed 5.3) over HTTP: contact statistics (3.2.3), customer
+profitability, and the import of history. Not a TMF Open API; staff only.
+
+- ``GET /etomcrm/v1/analytics/contactStatistics?groupBy=channel|reason|customer|total
+  &from=YYYY-MM-DD&to=YYYY-MM-DD&customerId=...`` — volumes, response and handling
+  times against the targets, first-contact resolution;
+- ``GET /etomcrm/v1/analytics/customerProfitability?groupBy=customer|segment|month|
+  customerMonth&from=YYYY-MM&to=YYYY-MM&customerId=...&segment=...`` — billed revenue,
+  cost to serve and profit (EUR);
+- ``POST /etomcrm/v1/analytics/historyImport`` with a CSV body (``text/csv``, the
+  format of README "Import of history") — 201 with the rows imported, or 400 naming
+  every bad row by its line number, nothing imported.
+
+Both reports answer JSON, or CSV with ``format=csv`` (or ``Accept: text/csv``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from etomcrm.analytics.contacts import contact_statistics
+from etomcrm.analytics.export import csv_text
+from etomcrm.analytics.history import import_history_text
+from etomcrm.analytics.profitability import customer_profitability
+from etomcrm.api.conventions import current_principal, json_response
+from etomcrm.api.tmf import error_responses
+from etomcrm.config import get_settings
+from etomcrm.core.errors import Forbidden, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from etomcrm.core.tmf_schemas import PARTY_INTERACTION
+from etomcrm.db import session_scope
+from etomcrm.security.service import Principal, Role
+
+BASE = "/etomcrm/v1/analytics"
+CSV = "text/csv"
+JSON = "application/json"
+READERS = frozenset(
+    {Role.ADMIN, Role.ANALYST, Role.MARKETING, Role.SALES, Role.SUPPORT, Role.BILLING}
+)
+IMPORTERS = frozenset({Role.ADMIN, Role.ANALYST})
+_DECIMAL = {"type": ["string", "null"], "description": "A decimal, null without data"}
+CONTACT_ROW = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        **{
+            k: {"type": "integer"}
+            for k in (
+                "contacts",
+                "inbound",
+                "outbound",
+                "responded",
+                "handled",
+                "inboundEnded",
+                "firstContactResolved",
+            )
+        },
+        **{
+            k: _DECIMAL
+            for k in (
+                "meanResponseMinutes",
+                "responseWithinTarget",
+                "meanHandlingMinutes",
+                "handlingWithinTarget",
+                "firstContactResolution",
+            )
+        },
+    },
+}
+PROFIT_ROW = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        **{
+            k: {"type": "integer"}
+            for k in ("customers", "sitesInstalled", "tickets", "dunningCases")
+        },
+        **{
+            k: {"type": "string"}
+            for k in (
+                "revenue",
+                "slaCredits",
+                "installationCost",
+                "routerCost",
+                "repairHours",
+                "ticketCost",
+                "dunningCost",
+                "costToServe",
+                "profit",
+            )
+        },
+    },
+}
+
+
+def _report(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"groups": {"type": "array", "items": row}, "total": row},
+    }
+
+
+def _answers(schema: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": "The report, as JSON or CSV",
+            "content": {JSON: {"schema": schema}, CSV: {"schema": {"type": "string"}}},
+        },
+        **error_responses(PARTY_INTERACTION),
+    }
+
+
+router = APIRouter(tags=["analytics"])
+
+
+def _staff(request: Request, allowed: frozenset[Role]) -> Principal:
+    principal = current_principal(request)
+    if principal.role not in allowed:
+        raise Forbidden(
+            f"the analytical reports are for the roles {', '.join(sorted(allowed))}, "
+            f"not {principal.role}"
+        )
+    return principal
+
+
+def _day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a date such as 2026-01-31, not {value!r}") from None
+
+
+def _month(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(f"{value}-01")
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a month such as 2026-01, not {value!r}") from None
+
+
+def _wants_csv(request: Request, format: str | None) -> bool:
+    if format is not None and format not in ("json", "csv"):
+        raise InvalidRequest(f"format is json or csv, not {format!r}")
+    if format is not None:
+        return format == "csv"
+    accept = request.headers.get("accept", "")
+    return CSV in accept and JSON not in accept
+
+
+def _csv_response(rows: Sequence[dict[str, Any]], name: str) -> Response:
+    return Response(
+        csv_text(rows),
+        200,
+        {"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        media_type=CSV,
+    )
+
+
+@router.get(
+    BASE + "/contactStatistics",
+    operation_id="retrieveContactStatistics",
+    summary="3.2.3 contact volumes, response and handling times, first-contact resolution",
+    responses=_answers(_report(CONTACT_ROW)),
+)
+def contacts(
+    request: Request,
+    groupBy: str = "channel",
+    customerId: str | None = None,
+    format: str | None = None,
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = None,
+) -> Response:
+    _staff(request, READERS)
+    as_csv = _wants_csv(request, format)
+    start, end = _day(from_, "from"), _day(to, "to")
+    with session_scope(readonly=True) as session:
+        report = contact_statistics(
+            session, by=groupBy, start=start, end=end, customer_id=customerId
+        )
+    rows = [g.as_row() for g in report.groups]
+    if as_csv:
+        return _csv_response([*rows, report.total.as_row()], f"contacts-by-{report.grouping}")
+    return json_response(
+        {
+            "groupBy": report.grouping,
+            "from": start.isoformat() if start else None,
+            "to": end.isoformat() if end else None,
+            "responseTargetMinutes": report.response_target_minutes,
+            "handlingTargetMinutes": report.handling_target_minutes,
+            "groups": rows,
+            "total": report.total.as_row(),
+        }
+    )
+
+
+@router.get(
+    BASE + "/customerProfitability",
+    operation_id="retrieveCustomerProfitability",
+    summary="Billed revenue minus cost to serve per customer, segment or month (EUR)",
+    responses=_answers(_report(PROFIT_ROW)),
+)
+def profitability(
+    request: Request,
+    groupBy: str = "customer",
+    customerId: str | None = None,
+    segment: str | None = None,
+    format: str | None = None,
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = None,
+) -> Response:
+    _staff(request, READERS)
+    as_csv = _wants_csv(request, format)
+    start, end = _month(from_, "from"), _month(to, "to")
+    with session_scope(readonly=True) as session:
+        report = customer_profitability(
+            session, by=groupBy, start=start, end=end, customer_id=customerId, segment=segment
+        )
+    rows = [g.as_row() for g in report.groups]
+    if as_csv:
+        return _csv_response([*rows, report.total.as_row()], f"profitability-by-{report.grouping}")
+    return json_response(
+        {
+            "groupBy": report.grouping,
+            "from": report.start_month,
+            "to": report.end_month,
+            "currency": report.currency,
+            "costRates": report.rates.as_dict(),
+            "groups": rows,
+            "total": report.total.as_row(),
+        }
+    )
+
+
+IMPORT_ANSWER = {
+    "type": "object",
+    "properties": {
+        "importId": {"type": "string"},
+        "rows": {"type": "integer"},
+        "linkedToCustomers": {"type": "integer"},
+    },
+}
+
+
+@router.post(
+    BASE + "/historyImport",
+    operation_id="importHistory",
+    summary="Import a provider's history (customers, contracts, outcomes) from CSV",
+    status_code=201,
+    responses={
+        201: {"description": "Imported", "content": {JSON: {"schema": IMPORT_ANSWER}}},
+        **error_responses(PARTY_INTERACTION),
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {CSV: {"schema": {"type": "string"}}}}
+    },
+)
+async def history_import(request: Request, name: str = "upload.csv") -> Response:
+    principal = _staff(request, IMPORTERS)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != CSV:
+        raise UnsupportedMediaType(f"send the history as {CSV}, not {media or 'nothing'}")
+    limit = get_settings().analytics_history_max_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the file has {declared} bytes; import it with the CLI")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the file exceeds {limit} bytes; import it with the CLI")
+        chunks.append(chunk)
+    try:
+        text = b"".join(chunks).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the file is not UTF-8 (byte {exc.start})") from None
+
+    def unit_of_work() -> dict[str, Any]:
+        with session_scope() as session:
+            result = import_history_text(session, text, file_name=name, imported_by=principal.name)
+            return result.as_dict()
+
+    return json_response(await run_in_threadpool(unit_of_work), 201)
