@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.orm import Session
 
 from etomcrm.analytics import handlers as analytics_handlers
 from etomcrm.api import analytics as analytics_api
@@ -55,6 +56,7 @@ from etomcrm.customer_interface import api_kinds as customer_interface_kinds
 from etomcrm.customer_interface.communication import deliver_messages
 from etomcrm.customer_interface.events import CustomerTerminated, SellingRequestLogged
 from etomcrm.customer_interface.requests import route_selling_requests_to
+from etomcrm.flows import analytics as analytics_flow
 from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import (
     assurance,
@@ -173,6 +175,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-hourly-usage", usage.usage_tick, usage.SCHEDULE),
     # Bills past their payment due date with an amount open are dunned (3.8.5).
     ("etomcrm-daily-dunning", dunning.dunning_tick, dunning.SCHEDULE),
+    # What the bus marked is derived again in the analytical store (seed 5.3).
+    ("etomcrm-analytics-catch-up", analytics_flow.analytics_tick, analytics_flow.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
@@ -187,43 +191,35 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
         billing_work_list.charging_to_work_list,
         # A completed order's sites get their access links in the network inventory.
         network_view_handlers.links_for_activated_products,
-        analytics_handlers.refresh_customer_of,
     ],
     ProductsEnded: [
         billing_work_list.charging_stop_to_work_list,
         # The customer's last product ended: its final bill (3.8.3).
         bills.final_bill_when_last_product_ends,
-        analytics_handlers.refresh_customer_of,
     ],
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [
         retention_handlers.survey_closed_ticket,
         handlers.wake_flows_waiting_on_ticket,
-        analytics_handlers.refresh_customer_of,
     ],
     ViolationRecorded: [handlers.start_violation_flow],
     SlaCreditOwed: [
         billing_work_list.credit_to_work_list,
         billing_rating.record_sla_credit,
-        analytics_handlers.refresh_customer_of,
     ],
     ServiceProblemRaisedForTicket: [handlers.start_flow_of_ticket_problem],
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
-    BillIssued: [billing_payments.balance_on_issue, analytics_handlers.refresh_customer_of],
+    BillIssued: [billing_payments.balance_on_issue],
     BillSent: [billing_payments.settle_from_credit],
-    BillOverdue: [dunning.start_dunning_of_overdue_bill, analytics_handlers.refresh_customer_of],
+    BillOverdue: [dunning.start_dunning_of_overdue_bill],
     PaymentReturned: [
         dunning.start_dunning_of_returned_debit,
-        analytics_handlers.refresh_customer_of,
     ],
-    PaymentReceived: [dunning.wake_dunning_on_payment, analytics_handlers.refresh_customer_of],
+    PaymentReceived: [dunning.wake_dunning_on_payment],
     BillDisputed: [dunning.wake_dunning_on_dispute],
     BillingEnquiryResolved: [dunning.wake_dunning_on_resolution],
-    # The analytical store (seed 5.3) re-derives what a change touched.
-    ResourceChanged: [analytics_handlers.refresh_on_resource_change],
-    UsageIngested: [analytics_handlers.refresh_usage],
     CustomerTerminated: [
         order_handlers.disconnect_terminated_customer,
         bills.final_bill_on_termination,
@@ -235,6 +231,18 @@ DELIVERIES: list[Callable[[], int]] = [deliver_messages]
 
 _lock = threading.Lock()
 _done = False
+
+# Event type → bookkeeping done in the transaction of the change itself, just before it
+# commits: the analytical store (seed 5.3) marks what each change touched, and its
+# catch-up (SCHEDULES, and before every report) derives it again.
+IN_TRANSACTION_HANDLERS: dict[type[DomainEvent], list[Callable[[Session, list[Any]], None]]] = {
+    ResourceChanged: [analytics_handlers.mark_resource_changes],
+    UsageIngested: [analytics_handlers.mark_usage],
+    **{
+        event_type: [analytics_handlers.mark_customers_of]
+        for event_type in analytics_handlers.BY_EVENT
+    },
+}
 
 
 def bootstrap() -> None:
@@ -260,6 +268,9 @@ def bootstrap() -> None:
         for event_type, event_handlers in EVENT_HANDLERS.items():
             for handler in event_handlers:
                 BUS.subscribe(event_type, handler)
+        for event_type, in_transaction in IN_TRANSACTION_HANDLERS.items():
+            for transaction_handler in in_transaction:
+                BUS.subscribe_in_transaction(event_type, transaction_handler)
         _done = True
 
 

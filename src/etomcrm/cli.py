@@ -643,6 +643,14 @@ def analytics_rebuild() -> None:
     console.print(f"rebuilt in {time.perf_counter() - started:.1f} s: {rows}")
 
 
+@analytics_app.command("catch-up")
+def analytics_catch_up() -> None:
+    """Derive now what changed since the last catch-up (the schedule does it every
+    minute in the process that runs the flows)."""
+    taken = analytics_store.catch_up_all()
+    typer.echo(f"{taken} change(s) derived again in the analytical store")
+
+
 @analytics_app.command("import")
 def analytics_import(
     file: Annotated[Path, typer.Argument(help="History CSV (README, 'Import of history')")],
@@ -694,6 +702,7 @@ def analytics_contacts(
     first-contact resolution."""
     first, last = _date_option(start, "--from"), _date_option(end, "--to")
     try:
+        analytics_store.catch_up_all()
         with session_scope(readonly=True) as session:
             report = contact_statistics(session, by=by, start=first, end=last, customer_id=customer)
     except TmfError as error:
@@ -718,6 +727,7 @@ def analytics_profitability(
     """Customer profitability: billed revenue minus cost to serve (EUR, net)."""
     first, last = _date_option(start, "--from", True), _date_option(end, "--to", True)
     try:
+        analytics_store.catch_up_all()
         with session_scope(readonly=True) as session:
             report = customer_profitability(
                 session, by=by, start=first, end=last, customer_id=customer, segment=segment

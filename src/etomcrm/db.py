@@ -189,6 +189,28 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
     session.info.setdefault("after_commit", []).append(action)
 
 
+def before_commit(session: Session, key: str, action: Callable[[], None]) -> None:
+    """Run ``action`` in this session's transaction just before its outermost commit,
+    once per ``key`` however often it is registered; never on rollback."""
+    if not session.info.get("before_commit_listening"):
+        session.info["before_commit_listening"] = True
+        event.listen(session, "before_commit", _run_before_commit)
+        event.listen(session, "after_soft_rollback", _forget_before_commit)
+    session.info.setdefault("before_commit", {}).setdefault(key, action)
+
+
+def _run_before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    while actions := session.info.pop("before_commit", {}):
+        for action in actions.values():
+            action()
+
+
+def _forget_before_commit(session: Session, previous_transaction: Any) -> None:
+    session.info.pop("before_commit", None)
+
+
 def _run_after_commit(session: Session) -> None:
     # SQLAlchemy also reports a savepoint's release as a commit; the work is durable
     # only when the outermost transaction commits.

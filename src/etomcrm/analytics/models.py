@@ -262,6 +262,21 @@ class AnHistoryCustomer(Base):
     observed_on: Mapped[date | None] = mapped_column(Date)
 
 
+class AnPending(Base):
+    """What the bus reported changed and the store has not derived again yet: a customer
+    (``tables``: a bit per per-customer table, 0 for all), a customer's usage day
+    (``key`` ``<customer>|<YYYY-MM-DD>``) or a campaign. The handlers only mark; the
+    catch-up (:func:`etomcrm.analytics.store.catch_up`) derives, off the request and
+    the flows, once however often a customer changed meanwhile."""
+
+    __tablename__ = "an_pending"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tables: Mapped[int] = mapped_column(Integer, default=0)
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 # What a rebuild empties and derives again (imported history is not derived).
 DERIVED = (
     AnCustomer,

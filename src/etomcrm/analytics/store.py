@@ -13,13 +13,14 @@ longer it stays.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, cast, delete, func, insert, select
+from sqlalchemy import Date, case, cast, delete, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from etomcrm.analytics.models import (
@@ -31,6 +32,7 @@ from etomcrm.analytics.models import (
     AnDay,
     AnDunningFact,
     AnOrderFact,
+    AnPending,
     AnProduct,
     AnRevenueFact,
     AnSegment,
@@ -47,6 +49,7 @@ from etomcrm.customer_interface.models import (
     GeographicSiteRow,
     PartyInteractionRow,
 )
+from etomcrm.db import session_scope, utcnow
 from etomcrm.marketing.models import CampaignRow
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.problem_handling.models import TroubleTicketRow
@@ -651,6 +654,8 @@ class RebuildResult:
 
 def rebuild(session: Session, progress: Callable[[str], None] | None = None) -> RebuildResult:
     """Empty every derived table and derive it again from the operational tables."""
+    # What was marked before now is derived below; a later mark is a later change.
+    session.execute(delete(AnPending).where(AnPending.marked_at <= utcnow()))
     for table in DERIVED:
         session.execute(delete(table))
     for table, derive in PER_CUSTOMER:
@@ -665,3 +670,117 @@ def rebuild(session: Session, progress: Callable[[str], None] | None = None) -> 
         for table in DERIVED
     }
     return RebuildResult(customers=counts["an_customer"], rows=counts)
+
+
+# ----- the catch-up: the bus marks, the store derives later ----------------------------
+
+# A bit per per-customer table in a customer's mark; 0 marks every table.
+TABLE_BITS: dict[Any, int] = {table: 1 << n for n, (table, _) in enumerate(PER_CUSTOMER)}
+CUSTOMER, USAGE, CAMPAIGN = "customer", "usage", "campaign"
+CATCH_UP_BATCH = 1_000  # marks derived per transaction by the scheduled catch-up
+
+
+def _mask(tables: Collection[Any] | None) -> int:
+    return 0 if tables is None else sum(TABLE_BITS[table] for table in set(tables))
+
+
+def _tables(mask: int) -> list[Any] | None:
+    return None if mask == 0 else [table for table, bit in TABLE_BITS.items() if mask & bit]
+
+
+def _mark(session: Session, kind: str, keys: dict[str, int]) -> None:
+    if not keys:
+        return
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(AnPending)
+    now = utcnow()
+    statement = statement.values(
+        [
+            {"kind": kind, "key": key, "tables": mask, "marked_at": now}
+            for key, mask in sorted(keys.items())
+        ]
+    )
+    current, marked = AnPending.tables, statement.excluded.tables
+    # Marks meet: the tables of both are derived; "every table" (0) absorbs any other.
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[AnPending.kind, AnPending.key],
+            set_={
+                "tables": case((or_(current == 0, marked == 0), 0), else_=current.op("|")(marked))
+            },
+        )
+    )
+
+
+def mark_customers(session: Session, changes: Mapping[str, Collection[Any] | None]) -> None:
+    """Note that each customer's tables (all, for None) are to be derived again."""
+    _mark(session, CUSTOMER, {customer: _mask(tables) for customer, tables in changes.items()})
+
+
+def mark_usage(session: Session, customer_days: Collection[tuple[str, date]]) -> None:
+    """Note that these customers' usage on these days is to be derived again."""
+    _mark(session, USAGE, {f"{customer}|{day.isoformat()}": 0 for customer, day in customer_days})
+
+
+def mark_campaign(session: Session, campaign_id: str) -> None:
+    """Note that a campaign and the touches that name it are to be derived again."""
+    _mark(session, CAMPAIGN, {campaign_id: 0})
+
+
+def pending(session: Session) -> int:
+    """How many marks wait for the catch-up."""
+    return int(session.scalar(select(func.count()).select_from(AnPending)) or 0)
+
+
+def catch_up(session: Session, limit: int | None = None) -> int:
+    """Derive again what the marks name (the oldest ``limit`` of them, or all), and
+    drop those marks; returns how many were taken.
+
+    On PostgreSQL the marks are claimed with ``FOR UPDATE SKIP LOCKED``: two catch-ups
+    at once (the schedule and an analyst's report) never derive the same customer
+    together, and a mark made while its customer is being derived waits for that
+    transaction and is taken by the next catch-up.
+    """
+    query = select(AnPending.kind, AnPending.key, AnPending.tables).order_by(
+        AnPending.marked_at, AnPending.kind, AnPending.key
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    marks = session.execute(query).all()
+    if not marks:
+        return 0
+    for kind in (CUSTOMER, USAGE, CAMPAIGN):
+        keys = sorted(key for kind_, key, _ in marks if kind_ == kind)
+        for part in _chunks(keys):
+            session.execute(
+                delete(AnPending).where(AnPending.kind == kind, AnPending.key.in_(part))
+            )
+    by_mask: dict[int, list[str]] = defaultdict(list)
+    days: list[tuple[str, date]] = []
+    for kind, key, mask in marks:
+        if kind == CUSTOMER:
+            by_mask[mask].append(key)
+        elif kind == USAGE:
+            customer, _, day = key.rpartition("|")
+            days.append((customer, date.fromisoformat(day)))
+        else:
+            refresh_campaign(session, key)
+    for mask in sorted(by_mask):
+        refresh_customers(session, by_mask[mask], _tables(mask))
+    if days:
+        refresh_usage(session, days)
+    return len(marks)
+
+
+def catch_up_all(batch: int = CATCH_UP_BATCH) -> int:
+    """Derive every pending mark, ``batch`` marks per transaction (the schedule, and a
+    report before it reads: its figures include every change committed before it)."""
+    total = 0
+    while True:
+        with session_scope() as session:
+            taken = catch_up(session, batch)
+        total += taken
+        if taken < batch:
+            return total

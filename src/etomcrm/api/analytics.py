@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from etomcrm.analytics import store
 from etomcrm.analytics.contacts import contact_statistics
 from etomcrm.analytics.export import csv_text
 from etomcrm.analytics.history import import_history_text
@@ -181,6 +182,7 @@ def contacts(
     _staff(request, READERS)
     as_csv = _wants_csv(request, format)
     start, end = _day(from_, "from"), _day(to, "to")
+    store.catch_up_all()  # the figures include every change committed before now
     with session_scope(readonly=True) as session:
         report = contact_statistics(
             session, by=groupBy, start=start, end=end, customer_id=customerId
@@ -219,6 +221,7 @@ def profitability(
     _staff(request, READERS)
     as_csv = _wants_csv(request, format)
     start, end = _month(from_, "from"), _month(to, "to")
+    store.catch_up_all()  # the figures include every change committed before now
     with session_scope(readonly=True) as session:
         report = customer_profitability(
             session, by=groupBy, start=start, end=end, customer_id=customerId, segment=segment

@@ -9,6 +9,11 @@ transaction, or starts or signals a flow.
 
 The area that records an event never knows who acts on it: that is what keeps the
 areas from calling up into each other or into the flows.
+
+Bookkeeping that must commit with the change or not at all (the analytical store's
+marks of what changed) subscribes *in the transaction* instead: such a handler gets the
+unit of work's events of its type, together, just before the outermost commit, and
+writes with the same session; it adds no transaction of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from etomcrm.db import after_commit
+from etomcrm.db import after_commit, before_commit
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ class DomainEvent:
 
 E = TypeVar("E", bound=DomainEvent)
 Handler = Callable[[Any], None]
+TransactionHandler = Callable[[Session, list[Any]], None]
 
 
 class MessageBus:
@@ -40,6 +46,30 @@ class MessageBus:
 
     def __init__(self) -> None:
         self._handlers: dict[type[DomainEvent], list[Handler]] = {}
+        self._in_transaction: dict[type[DomainEvent], list[TransactionHandler]] = {}
+
+    def subscribe_in_transaction(self, event_type: type[E], handler: TransactionHandler) -> None:
+        handlers = self._in_transaction.setdefault(event_type, [])
+        if handler not in handlers:
+            handlers.append(handler)
+
+    def unsubscribe_in_transaction(self, event_type: type[E], handler: TransactionHandler) -> None:
+        handlers = self._in_transaction.get(event_type, [])
+        if handler in handlers:
+            handlers.remove(handler)
+
+    def handles_in_transaction(self, event_type: type[DomainEvent]) -> bool:
+        return bool(self._in_transaction.get(event_type))
+
+    def handle_in_transaction(self, session: Session, events: list[DomainEvent]) -> None:
+        """Hand a unit of work's events to the in-transaction handlers, by type, in the
+        order they were recorded; a failure rolls the change back with it."""
+        by_type: dict[type[DomainEvent], list[DomainEvent]] = {}
+        for event in events:
+            by_type.setdefault(type(event), []).append(event)
+        for event_type, of_type in by_type.items():
+            for handler in self._in_transaction.get(event_type, ()):
+                handler(session, of_type)
 
     def subscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
         handlers = self._handlers.setdefault(event_type, [])
@@ -59,6 +89,7 @@ class MessageBus:
 
     def clear(self) -> None:
         self._handlers.clear()
+        self._in_transaction.clear()
 
     def handle(self, event: DomainEvent) -> None:
         """Hand one committed event to each of its handlers.
@@ -82,11 +113,23 @@ def record(session: Session, event: DomainEvent) -> None:
     commit, and never if the transaction rolls back."""
     session.info.setdefault("domain_events", []).append(event)
     after_commit(session, partial(_dispatch, session, event))
+    if BUS.handles_in_transaction(type(event)):
+        if "bus" not in session.info.get("before_commit", {}):
+            # A new unit of work (a rollback forgets the last one's action and events).
+            session.info["in_transaction_events"] = []
+            before_commit(session, "bus", partial(_hand_in_transaction, session))
+        session.info["in_transaction_events"].append(event)
 
 
 def recorded(session: Session) -> list[DomainEvent]:
     """The events this unit of work has recorded so far (for tests and traces)."""
     return list(session.info.get("domain_events", ()))
+
+
+def _hand_in_transaction(session: Session) -> None:
+    events: list[DomainEvent] = session.info.pop("in_transaction_events", [])
+    if events:
+        BUS.handle_in_transaction(session, events)
 
 
 def _dispatch(session: Session, event: DomainEvent) -> None:

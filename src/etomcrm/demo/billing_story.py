@@ -31,6 +31,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+from dbos import DBOS
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -74,6 +75,7 @@ from etomcrm.demo.story import (
 from etomcrm.flows import billing as billing_flow
 from etomcrm.flows import dunning as dunning_flow
 from etomcrm.flows import engine
+from etomcrm.flows import fulfillment as fulfillment_flow
 from etomcrm.flows.recorder import FlowTrace, flows_of_case
 from etomcrm.network.port import use_network
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
@@ -660,6 +662,28 @@ def _dun(customer_id: str, bill_id: str) -> None:
             )
     _at(bill_id, 4, "closed")
     _products_are(customer_id, "active")
+    _changes_completed(customer_id)
+
+
+def _changes_completed(customer_id: str) -> None:
+    """The suspension's and the resumption's post-ordering flows have ended, not only
+    set the products: the story shuts the engine down next, and a flow stopped between
+    its step's commit and its checkpoint would be told as failed."""
+    with session_scope(readonly=True) as session:
+        orders = session.scalars(
+            select(ProductOrderRow.id)
+            .where(ProductOrderRow.owner_customer_id == customer_id)
+            .order_by(ProductOrderRow.created_at, ProductOrderRow.id)
+        ).all()
+    # The first order (the installation) waits on for its acceptance and survey.
+    for order_id in orders[1:]:
+        workflow_id = fulfillment_flow.post_ordering_workflow_id(order_id)
+
+        def ended(_: Session, workflow_id: str = workflow_id) -> bool | None:
+            status = DBOS.get_workflow_status(workflow_id)
+            return status is None or status.status not in ("PENDING", "ENQUEUED") or None
+
+        _wait(f"flow {workflow_id} to end", ended, FLOW_TIMEOUT_SECONDS)
 
 
 # ----- the enquiry --------------------------------------------------------------------

@@ -23,6 +23,15 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "an_pending",
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("tables", sa.Integer(), nullable=False),
+        sa.Column("marked_at", etomcrm.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("kind", "key"),
+    )
+    op.create_index("ix_an_pending_marked_at", "an_pending", ["marked_at"])
+    op.create_table(
         "an_campaign",
         sa.Column("campaign_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=True),
@@ -272,6 +281,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_an_pending_marked_at", table_name="an_pending")
+    op.drop_table("an_pending")
     with op.batch_alter_table("an_usage_fact", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_an_usage_fact_day"))
         batch_op.drop_index("ix_an_usage_fact_customer_day")
