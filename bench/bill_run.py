@@ -13,6 +13,7 @@ import argparse
 import cProfile
 import io
 import json
+import multiprocessing
 import os
 import pstats
 import statistics
@@ -623,11 +624,9 @@ def reset_bills(url: str) -> None:
     _vacuum(url, "customer_bill", "bill_document")
 
 
-def bill_run(url: str, account_ids: list[str]) -> dict[str, Any]:
-    """What a lane's ``bill_chunk_step`` does, plainly (not through DBOS, without its
-    trace records), over every account: ``CHUNK`` accounts a transaction, in it a
-    savepoint, ``rating.rate_accounts``, ``bills.bill_accounts``, ``bills.issue_bills``
-    (numbers, invoices, canonical JSON and hash; no rendering). Each phase timed."""
+def _lane(url: str, account_ids: list[str]) -> dict[str, Any]:
+    """One lane: its accounts ``CHUNK`` at a time, each chunk a transaction with the
+    step's savepoint, rated, billed and issued; each phase timed."""
     from etomcrm.billing import bills, rating
     from etomcrm.db import session_scope
     from etomcrm.flows.billing import CHUNK
@@ -635,7 +634,6 @@ def bill_run(url: str, account_ids: list[str]) -> dict[str, Any]:
     phases = dict.fromkeys(("rate", "bill", "issue", "commit"), 0.0)
     made: list[str] = []
     start, end = PERIOD
-    started = time.perf_counter()
     for begin in range(0, len(account_ids), CHUNK):
         chunk = account_ids[begin : begin + CHUNK]
         with session_scope(url) as session:
@@ -653,8 +651,56 @@ def bill_run(url: str, account_ids: list[str]) -> dict[str, Any]:
                 made.extend(bill_ids)
             mark = time.perf_counter()
         phases["commit"] += time.perf_counter() - mark
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "bills": made, "phases": phases, "chunk": CHUNK}
+    return {"bills": made, "phases": phases}
+
+
+def _worker_ready() -> bool:
+    """A lane's process, started and its modules imported before the clock starts (the
+    flow's lanes run in DBOS workers that are up already)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from etomcrm.billing import bills, rating  # noqa: F401
+    from etomcrm.flows import billing  # noqa: F401
+
+    return True
+
+
+def bill_run(url: str, account_ids: list[str], lanes: int = 1) -> dict[str, Any]:
+    """What the bill run's lanes do, plainly (not through DBOS, without the trace records
+    of the steps), over every account: the accounts dealt into ``lanes`` lanes as the
+    flow deals them, the lanes in parallel (one process each, as the flow's child
+    workflows run in parallel), each lane's accounts ``CHUNK`` a transaction, in it a
+    savepoint, ``rating.rate_accounts``, ``bills.bill_accounts``, ``bills.issue_bills``
+    (numbers, invoices, canonical JSON and hash; no rendering). Each phase timed (summed
+    over the lanes)."""
+    from etomcrm.flows.billing import CHUNK
+
+    if lanes <= 1:
+        started = time.perf_counter()
+        run = _lane(url, account_ids)
+        seconds = time.perf_counter() - started
+        return {**run, "seconds": seconds, "chunk": CHUNK, "lanes": 1}
+    dealt = [account_ids[n::lanes] for n in range(lanes)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(lanes) as pool:
+        assert all(pool.map(_worker_ready_wrapper, range(lanes), chunksize=1))
+        started = time.perf_counter()
+        results = pool.starmap(_lane, [(url, lane) for lane in dealt], chunksize=1)
+        seconds = time.perf_counter() - started
+    phases = dict.fromkeys(("rate", "bill", "issue", "commit"), 0.0)
+    made: list[str] = []
+    for result in results:
+        made.extend(result["bills"])
+        for key, value in result["phases"].items():
+            phases[key] += value
+    return {"bills": made, "phases": phases, "seconds": seconds, "chunk": CHUNK, "lanes": lanes}
+
+
+def _worker_ready_wrapper(_: int) -> bool:
+    # Each worker of the pool imports once; a short pause keeps one worker from
+    # taking every task, so that all of them are up before the clock starts.
+    ready = _worker_ready()
+    time.sleep(0.5)
+    return ready
 
 
 def deliver(url: str, bill_ids: list[str]) -> dict[str, Any]:
@@ -760,7 +806,7 @@ def _use(url: str) -> None:
 
 
 def bench(
-    db: str, accounts: int, usage: int, rounds: int, sample: int, profiled: int
+    db: str, accounts: int, usage: int, rounds: int, sample: int, profiled: int, lanes: int
 ) -> dict[str, Any]:
     per_account = max(1, usage // accounts)
     out: dict[str, Any] = {
@@ -771,6 +817,7 @@ def bench(
         "rounds": [],
         "rate_chunk": RATE_CHUNK,
         "delivery_sample": sample,
+        "lanes": lanes,
     }
     check_url = _database(db, PG_CHECK_DB if db == "postgresql" else "billrun_check")
     _use(check_url)
@@ -801,7 +848,7 @@ def bench(
                 f"{out['floor_check']['groups']} (account, rate type) groups differ"
             )
         reset(url)
-        run = bill_run(url, account_ids)
+        run = bill_run(url, account_ids, lanes)
         made = run["bills"]
         # The delivery on a sample of the bills, spread over all, another each round.
         stride = max(1, len(made) // sample)
@@ -828,7 +875,8 @@ def bench(
         log(
             f"  round {number + 1}: floor {floor_seconds:.2f} s; "
             f"rate_accounts {rate_seconds:.2f} s ({round_['rate_ratio']}x); "
-            f"bill run (rate, bill, issue; chunks of {run['chunk']}) {run['seconds']:.2f} s "
+            f"bill run (rate, bill, issue; chunks of {run['chunk']}, {lanes} lane(s)) "
+            f"{run['seconds']:.2f} s "
             f"for {len(made)} bills ({round_['bill_run_ratio']}x); delivery (render + send) "
             f"{per_second:.2f} PDFs/s on one core ({round_['delivery_pdfs_per_cpu_second']} "
             f"per CPU second; rendering {sent['render_seconds']:.1f} of "
@@ -871,12 +919,21 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=1000, help="accounts profiled, 20 bills sent (0: none)"
     )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        help="lanes billing in parallel, a process each (default: the flow's, "
+        "flows.billing.LANES on PostgreSQL, 1 on SQLite)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     for db in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
         accounts = args.accounts or (100_000 if db == "postgresql" else 20_000)
         usage = args.usage or accounts * 20
-        result = bench(db, accounts, usage, args.rounds, args.sample, args.profile)
+        from etomcrm.flows.billing import LANES
+
+        lanes = args.lanes or (LANES if db == "postgresql" else 1)
+        result = bench(db, accounts, usage, args.rounds, args.sample, args.profile, lanes)
         result["machine"] = _machine()
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%MZ")
         target = RESULTS / f"bill_run-{stamp}-{db}.json"

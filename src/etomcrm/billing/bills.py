@@ -25,10 +25,23 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import ARRAY, String, case, func, insert, literal, or_, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -513,86 +526,159 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
     ids = list(dict.fromkeys(bill_ids))
     if not ids:
         return {}
+    # Plain rows, not ORM objects, and one UPDATE statement for all (executed with many
+    # parameter sets): loading, changing and flushing an object a bill was most of what
+    # issuing spent outside the invoices themselves.
+    table = cast(Table, CustomerBillRow.__table__)
     rows = {
         str(row.id): row
-        for row in session.scalars(
-            _locked(session, select(CustomerBillRow).where(CustomerBillRow.id.in_(ids)))
+        for row in session.execute(
+            _locked(
+                session,
+                select(
+                    table.c.id,
+                    table.c.status,
+                    table.c.bill_no,
+                    table.c.category,
+                    table.c.body,
+                    table.c.version,
+                    table.c.billing_account_id,
+                    table.c.owner_customer_id,
+                    table.c.period_start,
+                    table.c.period_end,
+                    table.c.amount_due,
+                ).where(table.c.id.in_(ids)),
+            )
         )
     }
     numbers: dict[str, str] = {}
-    fresh: list[CustomerBillRow] = []
+    fresh: list[Any] = []
     for bill_id in ids:
-        row = rows.get(bill_id)
-        if row is None:
+        found = rows.get(bill_id)
+        if found is None:
             raise NotFound(f"no customer bill with id {bill_id}")
-        if row.bill_no is not None:
-            numbers[bill_id] = row.bill_no
-        elif row.status != "new":
-            raise IllegalTransition(f"a customer bill in state {row.status!r} cannot be issued")
+        if found.bill_no is not None:
+            numbers[bill_id] = found.bill_no
+        elif found.status != "new":
+            raise IllegalTransition(f"a customer bill in state {found.status!r} cannot be issued")
         else:
-            fresh.append(row)
+            check_transition("a customer bill", BILL_TRANSITIONS, str(found.status), "validated")
+            fresh.append(found)
     if not fresh:
         return numbers
+    # What the invoices are made of is read before the series are locked: parallel lanes
+    # of a bill run wait for a series' row only while numbers are given and written.
+    with session.no_autoflush:
+        sources = _invoice_sources(
+            session,
+            [str(found.id) for found in fresh],
+            {str(found.billing_account_id) for found in fresh},
+            {r for r in (_referenced(found.body) for found in fresh) if r},
+        )
     settings = get_settings()
     due = today + timedelta(days=settings.payment_terms_days)
-    by_series: dict[str, list[CustomerBillRow]] = defaultdict(list)
-    for row in fresh:
-        credit = row.category == "creditNote"
+    by_series: dict[str, list[Any]] = defaultdict(list)
+    for found in fresh:
+        credit = found.category == "creditNote"
         prefix = settings.credit_note_prefix if credit else settings.invoice_prefix
-        by_series[f"{prefix}-{today.year}"].append(row)
+        by_series[f"{prefix}-{today.year}"].append(found)
+    issued: dict[str, _BillFacts] = {}
     for series, members in by_series.items():
         first = _next_numbers(session, series, len(members))
-        for offset, row in enumerate(members):
+        for offset, found in enumerate(members):
             bill_no = f"{series}-{first + offset:06d}"
-            credit = row.category == "creditNote"
-            row.bill_no = bill_no
-            row.bill_date = today
-            row.payment_due_date = None if credit else due
-            body = {**row.body, "billNo": bill_no, "billDate": _instant(today)}
+            credit = found.category == "creditNote"
+            body = {**found.body, "billNo": bill_no, "billDate": _instant(today)}
             if not credit:
                 body["paymentDueDate"] = _instant(due)
-            row.body = body
-            _set_state(row, "validated", today)
-            numbers[row.id] = bill_no
-    # The numbers are written with the content below, in one UPDATE a bill (the
-    # invoices' queries would flush them in one UPDATE and the content in another).
-    with session.no_autoflush:
-        invoices = _build_invoices(session, fresh)
+            # What _set_state does to a bill moved to validated.
+            body = {**body, "state": "validated", "lastUpdate": _instant(today)}
+            issued[found.id] = _BillFacts(
+                id=str(found.id),
+                bill_no=bill_no,
+                bill_date=today,
+                payment_due_date=None if credit else due,
+                period_start=found.period_start,
+                period_end=found.period_end,
+                category=str(found.category),
+                body=body,
+                billing_account_id=str(found.billing_account_id),
+                owner_customer_id=found.owner_customer_id,
+            )
+            numbers[found.id] = bill_no
+    facts = [issued[str(found.id)] for found in fresh]
+    invoices = _build_invoices(session, facts, sources)
     documents = []
-    for row in fresh:
-        invoice = invoices[row.id]
+    changes = []
+    for found, bill in zip(fresh, facts, strict=True):
+        invoice = invoices[bill.id]
         content = canonical_json(invoice)
-        row.content_hash = hashlib.sha256(content).hexdigest()
         documents.append(
-            {"bill_id": row.id, "content": content, "pdf": None, "xml": None, "sha256": None}
+            {"bill_id": bill.id, "content": content, "pdf": None, "xml": None, "sha256": None}
         )
-        row.body = {
-            **row.body,
+        body = {
+            **bill.body,
             "billDocument": [
                 {
-                    "id": row.id,
-                    "name": f"{row.bill_no}.pdf",
+                    "id": bill.id,
+                    "name": f"{bill.bill_no}.pdf",
                     "mimeType": "application/pdf",
-                    "url": f"{BILL_PATH}/{row.id}/document",
-                    "attachmentType": "creditNote" if row.category == "creditNote" else "invoice",
+                    "url": f"{BILL_PATH}/{bill.id}/document",
+                    "attachmentType": "creditNote" if bill.category == "creditNote" else "invoice",
                 }
             ],
         }
+        changes.append(
+            {
+                "b_id": bill.id,
+                "bill_no": bill.bill_no,
+                "bill_date": bill.bill_date,
+                "payment_due_date": bill.payment_due_date,
+                "status": "validated",
+                "body": body,
+                "version": found.version + 1,
+                "updated_at": utcnow(),
+                "content_hash": hashlib.sha256(content).hexdigest(),
+            }
+        )
         record(
             session,
             BillIssued(
-                bill_id=row.id,
-                billing_account_id=row.billing_account_id,
-                customer_id=str(row.owner_customer_id),
-                bill_no=str(row.bill_no),
-                amount_due=str(row.amount_due),
+                bill_id=bill.id,
+                billing_account_id=bill.billing_account_id,
+                customer_id=str(bill.owner_customer_id),
+                bill_no=str(bill.bill_no),
+                amount_due=str(found.amount_due),
                 currency=invoice.currency,
-                payment_due_date=(row.payment_due_date or today).isoformat(),
+                payment_due_date=(bill.payment_due_date or today).isoformat(),
                 means=invoice.payment.means,
             ),
         )
-    session.flush()
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            {
+                name: bindparam(name)
+                for name in (
+                    "bill_no",
+                    "bill_date",
+                    "payment_due_date",
+                    "status",
+                    "body",
+                    "version",
+                    "updated_at",
+                    "content_hash",
+                )
+            }
+        ),
+        changes,
+    )
     session.execute(insert(BillDocumentRow), documents)
+    # Bills this session holds as objects (a credit note just made) read their row again.
+    for held in list(session.identity_map.values()):
+        if isinstance(held, CustomerBillRow) and held.id in issued:
+            session.expire(held)
     return numbers
 
 
@@ -854,17 +940,57 @@ def _invoice_lines(session: Session, bill_id: str) -> tuple[InvoiceLine, ...]:
     return _lines_of(session, [bill_id])[bill_id]
 
 
+@dataclasses.dataclass(frozen=True)
+class _BillFacts:
+    """What a numbered bill's invoice is made of (its row's columns)."""
+
+    id: str
+    bill_no: str | None
+    bill_date: date | None
+    payment_due_date: date | None
+    period_start: date | None
+    period_end: date | None
+    category: str
+    body: JsonDict
+    billing_account_id: str
+    owner_customer_id: str | None
+
+    @classmethod
+    def of(cls, row: CustomerBillRow) -> _BillFacts:
+        return cls(
+            id=row.id,
+            bill_no=row.bill_no,
+            bill_date=row.bill_date,
+            payment_due_date=row.payment_due_date,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            category=row.category,
+            body=row.body,
+            billing_account_id=row.billing_account_id,
+            owner_customer_id=row.owner_customer_id,
+        )
+
+
 def build_invoice(session: Session, row: CustomerBillRow) -> Invoice:
     """The invoice of a numbered bill from its charges, account and the provider."""
-    return _build_invoices(session, [row])[row.id]
+    return _build_invoices(session, [_BillFacts.of(row)])[row.id]
 
 
-def _build_invoices(session: Session, rows: Sequence[CustomerBillRow]) -> dict[str, Invoice]:
-    """The invoices of numbered bills from their charges, accounts and the provider: one
-    query for the lines, the payer terms' few, one for the bills credit notes reference."""
-    lines = _lines_of(session, [row.id for row in rows])
-    terms = payer_terms(session, {row.billing_account_id for row in rows})
-    referenced_ids = {str(r.body["referencedBill"]) for r in rows if r.body.get("referencedBill")}
+_Sources = tuple[
+    dict[str, tuple[InvoiceLine, ...]],
+    dict[str, PayerTerms],
+    dict[str, tuple[str | None, date | None]],
+]
+
+
+def _invoice_sources(
+    session: Session, bill_ids: list[str], account_ids: set[str], referenced_ids: set[str]
+) -> _Sources:
+    """What the invoices of these bills are made of beside the bills themselves: their
+    lines (one query), their accounts' payer terms (a few), the bills credit notes
+    reference (one)."""
+    lines = _lines_of(session, bill_ids)
+    terms = payer_terms(session, account_ids)
     referenced: dict[str, tuple[str | None, date | None]] = {}
     if referenced_ids:
         referenced = {
@@ -875,6 +1001,27 @@ def _build_invoices(session: Session, rows: Sequence[CustomerBillRow]) -> dict[s
                 ).where(CustomerBillRow.id.in_(referenced_ids))
             )
         }
+    return lines, terms, referenced
+
+
+def _referenced(body: JsonDict) -> str | None:
+    return str(body["referencedBill"]) if body.get("referencedBill") else None
+
+
+def _build_invoices(
+    session: Session, rows: Sequence[_BillFacts], sources: _Sources | None = None
+) -> dict[str, Invoice]:
+    """The invoices of numbered bills from their charges, accounts and the provider: one
+    query for the lines, the payer terms' few, one for the bills credit notes reference
+    (unless read before: ``sources``)."""
+    if sources is None:
+        sources = _invoice_sources(
+            session,
+            [row.id for row in rows],
+            {row.billing_account_id for row in rows},
+            {r for r in (_referenced(row.body) for row in rows) if r},
+        )
+    lines, terms, referenced = sources
     invoices = {}
     for row in rows:
         account_terms = terms.get(row.billing_account_id)
@@ -890,7 +1037,7 @@ def _build_invoices(session: Session, rows: Sequence[CustomerBillRow]) -> dict[s
 
 
 def _invoice(
-    row: CustomerBillRow,
+    row: _BillFacts,
     lines: tuple[InvoiceLine, ...],
     who: Payer,
     referenced: tuple[str | None, date | None] | None,
