@@ -59,6 +59,7 @@ from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import (
     assurance,
     billing,
+    churn,
     dunning,
     engine,
     failures,
@@ -173,6 +174,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-hourly-usage", usage.usage_tick, usage.SCHEDULE),
     # Bills past their payment due date with an amount open are dunned (3.8.5).
     ("etomcrm-daily-dunning", dunning.dunning_tick, dunning.SCHEDULE),
+    # The churn model refitted when older than churn_refit_after_days (seed 5.3).
+    ("etomcrm-daily-churn-refit", churn.churn_tick, churn.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Date, Float, Index, Integer, Numeric, String

@@ -23,8 +23,7 @@ PLOT, MARGIN = 240, 36
 def _allowed(principal: Principal) -> None:
     if principal.role not in CHURN_PAGE_ROLES:
         raise Forbidden(
-            "the churn page is for the roles analyst, marketing and admin, "
-            f"not {principal.role}"
+            f"the churn page is for the roles analyst, marketing and admin, not {principal.role}"
         )
 
 
