@@ -317,7 +317,7 @@ def build_dataset(session: Session, now: datetime) -> Dataset:
             select(
                 AnCustomer.customer_id, AnCustomer.name, AnCustomer.status, AnCustomer.created_on
             ).order_by(AnCustomer.customer_id)
-        ).tuples()
+        ).all()
         if c[0] not in linked
     ]
     live_rows, live_labels = _live_rows(session, customers, now.date())
@@ -667,7 +667,7 @@ def customer_features(
             select(
                 AnCustomer.customer_id, AnCustomer.name, AnCustomer.status, AnCustomer.created_on
             ).where(AnCustomer.customer_id.in_(ids))
-        ).tuples()
+        ).all()
     )
     rows, _ = _live_rows(session, customers, now.date())
     found = {c[0]: np.array(r, dtype=np.float64) for c, r in zip(customers, rows, strict=True)}
@@ -759,7 +759,7 @@ def ranking(
     ).order_by(AnCustomer.customer_id)
     if not everyone:
         stmt = stmt.where(AnCustomer.status.not_in(ENDED))
-    customers = list(session.execute(stmt).tuples())
+    customers = list(session.execute(stmt).all())
     if not customers:
         return Ranking(model, 0, offset, [])
     rows, _ = _live_rows(session, customers, now.date())
