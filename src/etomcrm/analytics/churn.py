@@ -632,16 +632,26 @@ class Explained:
         return f"pushed up by {up}; pushed down by {down}"
 
 
-def explain(model: AnChurnModel, rows: Matrix) -> list[Explained]:
-    """The calibrated probability and the exact contributions of each row's features."""
+def _contributions(model: AnChurnModel, rows: Matrix) -> tuple[Matrix, Matrix]:
+    """Each feature's share of the log-odds (coefficient * standardized value) and the
+    calibrated probability, for every row at once."""
     means, scales = np.array(model.means), np.array(model.scales)
-    coefficients = np.array(model.coefficients)
-    contributions = (rows - means) / scales * coefficients
+    contributions: Matrix = (rows - means) / scales * np.array(model.coefficients)
     logits = contributions.sum(axis=1) + model.intercept
     a, b = float(model.calibration.get("a", 1.0)), float(model.calibration.get("b", 0.0))
-    probabilities = _sigmoid(a * logits + b)
+    return contributions, _sigmoid(a * logits + b)
+
+
+def probabilities(model: AnChurnModel, rows: Matrix) -> Matrix:
+    """The calibrated churn probability of every row (vectorised: ranking many)."""
+    return _contributions(model, rows)[1]
+
+
+def explain(model: AnChurnModel, rows: Matrix) -> list[Explained]:
+    """The calibrated probability and the exact contributions of each row's features."""
+    contributions, chances = _contributions(model, rows)
     found = []
-    for row, parts, p in zip(rows, contributions, probabilities, strict=True):
+    for row, parts, p in zip(rows, contributions, chances, strict=True):
         order = np.argsort(-np.abs(parts), kind="stable")
         found.append(
             Explained(
@@ -763,16 +773,19 @@ def ranking(
     if not customers:
         return Ranking(model, 0, offset, [])
     rows, _ = _live_rows(session, customers, now.date())
-    explained = explain(model, np.array(rows, dtype=np.float64))
-    order = sorted(
-        range(len(customers)), key=lambda i: (-explained[i].probability, customers[i][0])
-    )
-    page = order[offset : offset + limit]
+    matrix = np.array(rows, dtype=np.float64)
+    chances = probabilities(model, matrix)
+    # Highest first, ties by customer id (the rows are in id order: a stable sort).
+    order = np.argsort(-chances, kind="stable")[offset : offset + limit]
+    explained = explain(model, matrix[order])
     return Ranking(
         model,
         len(customers),
         offset,
-        [Scored(customers[i][0], customers[i][1], customers[i][2], explained[i]) for i in page],
+        [
+            Scored(customers[i][0], customers[i][1], customers[i][2], e)
+            for i, e in zip(order, explained, strict=True)
+        ],
     )
 
 
