@@ -115,6 +115,9 @@ WORDS = {
 
 def feature_words(name: str, value: float) -> str:
     """A feature and a customer's value of it, in words."""
+    if name in ("contract:unknown", "payment:unknown"):
+        what = "contract type" if name.startswith("contract") else "payment method"
+        return f"{what} unknown" if value else f"{what} known"
     if name.startswith("contract:"):
         kind = name.split(":", 1)[1]
         return f"contract {kind}" if value else f"contract not {kind}"
