@@ -191,6 +191,11 @@ def test_the_model_finds_the_known_signal_and_scores_with_it(
     top = ranked.json()["scores"]
     assert top[0]["pushedUp"][0]["feature"] == "tickets"
     assert [r["score"] for r in top] == sorted((r["score"] for r in top), reverse=True)
+    # and the same ranking comes as CSV
+    exported = client.get(SCORES, params={"limit": 10, "format": "csv"}, headers=analyst)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    lines = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["customerId"] for r in lines] == [r["customerId"] for r in top]
 
 
 def test_on_noise_the_model_reports_chance_level_and_the_rule_stays(
