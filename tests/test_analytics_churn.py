@@ -384,3 +384,22 @@ def test_support_may_not_open_the_churn_page(client: TestClient, db_url: str) ->
     assert sign_in(client, "sam.support").status_code == 303
     # when it opens the churn page, then it is refused
     assert client.get("/ui/analytics/churn").status_code == 403
+
+
+def test_the_scores_take_as_many_queries_for_many_customers_as_for_few(
+    client: TestClient, auth: TokenFactory, count_queries: Callable[[], Any]
+) -> None:
+    # given a fitted model and 20 lived customers
+    analyst = auth("analyst")
+    _import(client, analyst, history_csv(300, signal=True))
+    lived_customers(20, seed=1)
+    assert client.post(MODEL, headers=analyst).status_code == 201
+    with count_queries() as few:
+        assert client.get(SCORES, headers=analyst).status_code == 200
+    # when 200 more customers are there
+    lived_customers(200, seed=2)
+    with count_queries() as many:
+        answer = client.get(SCORES, params={"limit": 100}, headers=analyst)
+    # then the ranking takes the same number of queries
+    assert answer.status_code == 200 and len(answer.json()["scores"]) == 100
+    assert few.count == many.count <= 12
