@@ -61,6 +61,7 @@ from etomcrm.flows import api_kinds as flows_kinds
 from etomcrm.flows import (
     assurance,
     billing,
+    churn,
     dunning,
     engine,
     failures,
@@ -177,6 +178,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-daily-dunning", dunning.dunning_tick, dunning.SCHEDULE),
     # What the bus marked is derived again in the analytical store (seed 5.3).
     ("etomcrm-analytics-catch-up", analytics_flow.analytics_tick, analytics_flow.SCHEDULE),
+    # The churn model refitted when older than churn_refit_after_days (seed 5.3).
+    ("etomcrm-daily-churn-refit", churn.churn_tick, churn.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from etomcrm import bootstrap
+from etomcrm.analytics import churn as churn_model
 from etomcrm.analytics import store as analytics_store
 from etomcrm.analytics.contacts import contact_statistics
 from etomcrm.analytics.export import csv_text
@@ -36,7 +37,7 @@ from etomcrm.core.errors import TmfError
 from etomcrm.core.events import deliver_due, http_poster
 from etomcrm.customer_interface.communication import deliver_messages
 from etomcrm.customer_interface.models import CommunicationMessageRow
-from etomcrm.db import session_scope
+from etomcrm.db import session_scope, utcnow
 from etomcrm.demo import assurance_story, billing_story, sign_ins, story
 from etomcrm.demo.scenario import run_demo
 from etomcrm.flows import billing as billing_flow
@@ -86,6 +87,11 @@ analytics_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(analytics_app, name="analytics")
+churn_app = typer.Typer(
+    help="The churn model (seed 5.3): fit it, show its evaluation, list the scores.",
+    no_args_is_help=True,
+)
+analytics_app.add_typer(churn_app, name="churn")
 console = Console()
 
 
@@ -736,3 +742,83 @@ def analytics_profitability(
         _fail(error)
     rows = [g.as_row() for g in report.groups] + [report.total.as_row()]
     _report_out(rows, f"Profitability by {report.grouping} ({report.currency})", csv_file)
+
+
+@churn_app.command("fit")
+def churn_fit(
+    folds: Annotated[int, typer.Option(help="Folds of the out-of-fold evaluation")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds' shuffle")] = 0,
+) -> None:
+    """Fit the churn model now on the imported and lived history, evaluate it out of
+    fold and store it as the newest version."""
+    try:
+        with session_scope() as session:
+            model = churn_model.fit(session, utcnow(), trained_by="cli", folds=folds, seed=seed)
+            summary = churn_model.model_summary(model)
+    except TmfError as error:
+        _fail(error)
+    _churn_show(summary)
+
+
+def _churn_show(summary: dict[str, Any]) -> None:
+    ev = summary["evaluation"]
+    console.print(
+        f"churn model v{summary['version']} fitted {summary['trainedAt']} on "
+        f"{summary['customers']} customers ({summary['churned']} churned), "
+        f"{ev['folds']} folds out of fold: AUC {ev['auc']:.3f}, Brier {ev['brier']:.4f}, "
+        f"ECE {ev['ece']:.4f}, top-decile lift {ev['topDecileLift']:.2f}; "
+        f"calibration {ev['calibration']}; {ev['verdict']}",
+        soft_wrap=True,
+    )
+    if not summary["usable"]:
+        console.print(f"not used for 3.9.3: {summary['notUsedBecause']}", soft_wrap=True)
+    table = Table(title="Standardized coefficients (log-odds per standard deviation)")
+    for column in ("feature", "coefficient", "mean", "scale"):
+        table.add_column(column, justify="left" if column == "feature" else "right")
+    for feature in sorted(summary["features"], key=lambda f: -abs(f["coefficient"])):
+        table.add_row(
+            feature["name"],
+            f"{feature['coefficient']:+.3f}",
+            f"{feature['mean']:.3f}",
+            f"{feature['scale']:.3f}",
+        )
+    console.print(table)
+
+
+@churn_app.command("show")
+def churn_show() -> None:
+    """The churn model in use: its evaluation and coefficients."""
+    with session_scope(readonly=True) as session:
+        model = churn_model.current_model(session)
+        if model is None:
+            console.print(
+                "[red]error:[/red] no churn model fitted yet: etomcrm analytics churn fit"
+            )
+            raise typer.Exit(code=2)
+        summary = churn_model.model_summary(model)
+    _churn_show(summary)
+
+
+@churn_app.command("scores")
+def churn_scores(
+    limit: Annotated[int, typer.Option(help="How many customers, highest score first")] = 20,
+    offset: Annotated[int, typer.Option(help="Skip this many first")] = 0,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here")] = None,
+) -> None:
+    """The customers ranked by churn score, with the features that pushed each score."""
+    try:
+        with session_scope(readonly=True) as session:
+            ranked = churn_model.ranking(session, utcnow(), offset=offset, limit=limit)
+    except TmfError as error:
+        _fail(error)
+    rows = [r.as_csv_row() for r in ranked.rows]
+    if csv_file is not None:
+        csv_file.write_text(csv_text(rows), encoding="utf-8")
+        console.print(f"{len(rows)} customer(s) of {ranked.total} written to {csv_file}")
+        return
+    table = Table(title=f"Churn scores ({ranked.total} customers)")
+    for column in ("customerId", "name", "score", "reason"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["customerId"], row["name"], str(row["score"]), row["reason"])
+    console.print(table)

@@ -134,6 +134,16 @@ class Settings(BaseSettings):
     analytics_cost_dunning_case_eur: str = "12.00"
     # The largest history CSV the API takes (the CLI reads files of any size).
     analytics_history_max_bytes: int = 50_000_000
+    # The churn model (seed 5.3, predict). It replaces the churn rule of 3.9.3 only when
+    # fitted on at least this many labelled customers with at least this many of each
+    # outcome (churned, stayed), and when its out-of-fold AUC is at least the last figure
+    # (below it, the model is at chance level). A live customer counts as stayed once
+    # active this many months. The daily schedule refits a model older than this many days.
+    churn_min_customers: int = 200
+    churn_min_per_outcome: int = 20
+    churn_min_auc: float = 0.6
+    churn_stayed_after_months: int = 12
+    churn_refit_after_days: int = 7
 
 
 @lru_cache

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, Numeric, String
+from sqlalchemy import BigInteger, Boolean, Date, Float, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from etomcrm.db import Base, UTCDateTime
+from etomcrm.db import Base, JSONDoc, UTCDateTime
 
 MONEY = Numeric(14, 2)
 QUANTITY = Numeric(20, 6)
@@ -275,6 +276,32 @@ class AnPending(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     tables: Mapped[int] = mapped_column(Integer, default=0)
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# ----- churn model -------------------------------------------------------------------
+
+
+class AnChurnModel(Base):
+    """One fit of the churn model (``etomcrm.analytics.churn``), kept as data, not as a
+    pickle: the features' names, the scaler's means and scales, the logistic
+    regression's coefficients and intercept, the calibration map and the out-of-fold
+    evaluation. The newest version is the one in use; older ones stay for comparison.
+    Not derived: a rebuild keeps them."""
+
+    __tablename__ = "an_churn_model"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    trained_by: Mapped[str] = mapped_column(String(200))
+    customers: Mapped[int] = mapped_column(Integer)
+    churned: Mapped[int] = mapped_column(Integer)
+    features: Mapped[list[str]] = mapped_column(JSONDoc)
+    means: Mapped[list[float]] = mapped_column(JSONDoc)
+    scales: Mapped[list[float]] = mapped_column(JSONDoc)
+    coefficients: Mapped[list[float]] = mapped_column(JSONDoc)
+    intercept: Mapped[float] = mapped_column(Float)
+    calibration: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    evaluation: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
 
 
 # What a rebuild empties and derives again (imported history is not derived).

@@ -11,11 +11,20 @@ profitability, and the import of history. Not a TMF Open API; staff only.
   format of README "Import of history") — 201 with the rows imported, or 400 naming
   every bad row by its line number, nothing imported.
 
+- ``GET /etomcrm/v1/analytics/churnModel`` — the churn model in use: its features,
+  coefficients, calibration and out-of-fold evaluation (404 before the first fit);
+- ``POST /etomcrm/v1/analytics/churnModel`` with ``{"folds": 5, "seed": 0}`` (both
+  optional; analyst or admin) — fit it now: 201 with the new version, 400 for bad input
+  or too little history;
+- ``GET /etomcrm/v1/analytics/churnScores?offset=0&limit=50`` — the customers ranked by
+  churn score with the features that pushed each score up and down.
+
 Both reports answer JSON, or CSV with ``format=csv`` (or ``Accept: text/csv``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -24,7 +33,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from etomcrm.analytics import store
+from etomcrm.analytics import churn, store
 from etomcrm.analytics.contacts import contact_statistics
 from etomcrm.analytics.export import csv_text
 from etomcrm.analytics.history import import_history_text
@@ -32,9 +41,15 @@ from etomcrm.analytics.profitability import customer_profitability
 from etomcrm.api.conventions import current_principal, json_response
 from etomcrm.api.tmf import error_responses
 from etomcrm.config import get_settings
-from etomcrm.core.errors import Forbidden, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from etomcrm.core.errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from etomcrm.core.tmf_schemas import PARTY_INTERACTION
-from etomcrm.db import session_scope
+from etomcrm.db import session_scope, utcnow
 from etomcrm.security.service import Principal, Role
 
 BASE = "/etomcrm/v1/analytics"
@@ -44,6 +59,9 @@ READERS = frozenset(
     {Role.ADMIN, Role.ANALYST, Role.MARKETING, Role.SALES, Role.SUPPORT, Role.BILLING}
 )
 IMPORTERS = frozenset({Role.ADMIN, Role.ANALYST})
+CHURN_READERS = frozenset({Role.ADMIN, Role.ANALYST, Role.MARKETING, Role.SALES})
+CHURN_FITTERS = frozenset({Role.ADMIN, Role.ANALYST})
+FIT_OPTIONS = frozenset({"folds", "seed"})
 _DECIMAL = {"type": ["string", "null"], "description": "A decimal, null without data"}
 CONTACT_ROW = {
     "type": "object",
@@ -292,3 +310,119 @@ async def history_import(request: Request, name: str = "upload.csv") -> Response
             return result.as_dict()
 
     return json_response(await run_in_threadpool(unit_of_work), 201)
+
+
+MODEL_ANSWER = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer"},
+        "trainedAt": {"type": "string", "format": "date-time"},
+        "customers": {"type": "integer"},
+        "churned": {"type": "integer"},
+        "usable": {"type": "boolean"},
+        "features": {"type": "array", "items": {"type": "object"}},
+        "intercept": {"type": "number"},
+        "calibration": {"type": "object"},
+        "evaluation": {"type": "object"},
+    },
+}
+
+
+def _model_answer(schema: dict[str, Any], status: int = 200) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"description": "The churn model", "content": {JSON: {"schema": schema}}},
+        **error_responses(PARTY_INTERACTION),
+    }
+
+
+@router.get(
+    BASE + "/churnModel",
+    operation_id="retrieveChurnModel",
+    summary="The churn model in use: coefficients, calibration, out-of-fold evaluation",
+    responses=_model_answer(MODEL_ANSWER),
+)
+def churn_model(request: Request) -> Response:
+    _staff(request, CHURN_READERS)
+    with session_scope(readonly=True) as session:
+        model = churn.current_model(session)
+        if model is None:
+            raise NotFound(
+                "no churn model fitted yet: POST to this path or etomcrm analytics churn fit"
+            )
+        return json_response(churn.model_summary(model))
+
+
+def _fit_options(raw: bytes) -> tuple[int, int]:
+    if not raw.strip():
+        return churn.DEFAULT_FOLDS, 0
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            'send the fit\'s options as a JSON object, e.g. {"folds": 5}'
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest('send the fit\'s options as a JSON object, e.g. {"folds": 5}')
+    unknown = sorted(set(body) - FIT_OPTIONS)
+    if unknown:
+        raise InvalidRequest(f"a fit takes folds and seed, not {', '.join(unknown)}")
+    seed = body.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise InvalidRequest(f"seed must be a whole number from 0 to 2^32-1, not {seed!r}")
+    return body.get("folds", churn.DEFAULT_FOLDS), seed
+
+
+@router.post(
+    BASE + "/churnModel",
+    operation_id="fitChurnModel",
+    summary="Fit the churn model now on the history at hand (analyst, admin)",
+    status_code=201,
+    responses=_model_answer(MODEL_ANSWER, 201),
+)
+async def fit_churn_model(request: Request) -> Response:
+    principal = _staff(request, CHURN_FITTERS)
+    folds, seed = _fit_options(await request.body())
+
+    def unit_of_work() -> dict[str, Any]:
+        with session_scope() as session:
+            model = churn.fit(session, utcnow(), trained_by=principal.name, folds=folds, seed=seed)
+            return churn.model_summary(model)
+
+    return json_response(await run_in_threadpool(unit_of_work), 201)
+
+
+SCORES_ANSWER = {
+    "type": "object",
+    "properties": {
+        "modelVersion": {"type": "integer"},
+        "total": {"type": "integer"},
+        "offset": {"type": "integer"},
+        "scores": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+@router.get(
+    BASE + "/churnScores",
+    operation_id="listChurnScores",
+    summary="Customers ranked by churn score, with the features that pushed each score",
+    responses=_answers(SCORES_ANSWER),
+)
+def churn_scores(
+    request: Request, offset: int = 0, limit: int = 50, format: str | None = None
+) -> Response:
+    _staff(request, CHURN_READERS)
+    as_csv = _wants_csv(request, format)
+    with session_scope(readonly=True) as session:
+        ranked = churn.ranking(session, utcnow(), offset=offset, limit=limit)
+        version = ranked.model.version
+    if as_csv:
+        return _csv_response([r.as_csv_row() for r in ranked.rows], "churn-scores")
+    return json_response(
+        {
+            "modelVersion": version,
+            "total": ranked.total,
+            "offset": ranked.offset,
+            "scores": [r.as_row() for r in ranked.rows],
+        }
+    )

@@ -33,6 +33,17 @@ past its due date and +25 per returned direct debit in the 12 months, +10 while 
 amount is open past its due date, within 0-100; the bad-debt risk is the higher of the
 two, the reason naming the figures.
 
+**The churn model replaces the rule** (seed 5.3, :mod:`etomcrm.analytics.churn`) when a
+fitted model exists that was trained on enough history (setting ``churn_min_customers``,
+200 labelled customers, with ``churn_min_per_outcome``, 20, of each outcome: churned and
+stayed) and is better than chance (out-of-fold AUC at least ``churn_min_auc``, 0.6), and
+the customer is in the analytical store. The churn score is then the model's calibrated
+probability * 100, and its reason names the model and the features that pushed the
+score up and down (each feature's exact share of the log-odds). Otherwise the rule above
+gives the score and one more reason says why the rule was used, e.g. "churn rule used:
+too little history (35 labelled customers ...)". The characteristics then carry
+``churnScoredBy`` (``model vN`` or ``rule``) and the model's feature values.
+
 Levels: low below 40, medium from 40, high from 70. When the churn level becomes high
 (the customer's previous assessment was not high, or there was none), the domain event
 ``CustomerRiskRaised`` is recorded; its handler gives the account manager a retention
@@ -48,6 +59,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from etomcrm.analytics import churn as churn_model
 from etomcrm.billing.payments import payment_history
 from etomcrm.core import resources
 from etomcrm.core.bus import record
@@ -411,6 +423,48 @@ def _check_request(body: JsonDict) -> str:
     return str(party["id"])
 
 
+def _model_or_rule(
+    session: Session, customer_id: str, now: datetime, rule: int, reasons: list[str]
+) -> tuple[int, list[str], list[JsonDict]]:
+    """The churn model's score and reason where it may replace the rule, else the rule's
+    with one more reason saying why the rule was used."""
+    model = churn_model.current_model(session)
+    why_not = churn_model.usable(model)
+    if why_not is None and model is not None:
+        rows = churn_model.customer_features(session, [customer_id], now)
+        if customer_id in rows:
+            explained = churn_model.explain(model, rows[customer_id].reshape(1, -1))[0]
+            auc = float(model.evaluation["auc"])
+            reason = (
+                f"churn {explained.score}: churn model v{model.version} (fitted "
+                f"{model.trained_at.date().isoformat()} on {model.customers} customers, "
+                f"out-of-fold AUC {auc:.2f}) gives a probability of "
+                f"{explained.probability:.0%}; {explained.reason()}"
+            )
+            inputs: list[JsonDict] = [
+                {
+                    "name": "churnScoredBy",
+                    "valueType": "string",
+                    "value": f"model v{model.version}",
+                },
+                *(
+                    {"name": f"model:{name}", "valueType": "number", "value": round(float(v), 4)}
+                    for name, v in zip(model.features, rows[customer_id], strict=True)
+                ),
+            ]
+            return explained.score, [reason], inputs
+        why_not = "the customer is not in the analytical store yet"
+    if model is None:
+        size = churn_model.history_size(session, now)
+        why_not = (
+            size.too_little()
+            if not size.enough()
+            else f"{why_not} ({size.customers} labelled customers)"
+        )
+    scored_by = [{"name": "churnScoredBy", "valueType": "string", "value": "rule"}]
+    return rule, [*reasons, f"churn rule used: {why_not}"], scored_by
+
+
 @dataclass
 class PartyRoleRiskAssessmentKind(ResourceKind):
     """Staff only. Creating one runs 3.9.3 (the client names the customer, etomcrm
@@ -441,6 +495,9 @@ class PartyRoleRiskAssessmentKind(ResourceKind):
         previous = _previous(session, customer_id)
         churn_inputs = _churn_inputs(session, customer_id, now - WINDOW, now)
         churn, churn_reasons = churn_inputs.score_and_reasons()
+        churn, churn_reasons, model_inputs = _model_or_rule(
+            session, customer_id, now, churn, churn_reasons
+        )
         bad_debt, bad_debt_reason, credit_inputs = _bad_debt(customer, now)
         paid, paid_reason, paid_inputs = _payer_risk(session, customer_id, now)
         credit_inputs = [*credit_inputs, *paid_inputs]
@@ -479,6 +536,7 @@ class PartyRoleRiskAssessmentKind(ResourceKind):
         body["characteristic"] = [
             {"name": "assessedFrom", "valueType": "string", "value": iso(now - WINDOW)},
             *churn_inputs.characteristics(),
+            *model_inputs,
             *credit_inputs,
         ]
         body["reason"] = [*churn_reasons, bad_debt_reason]
