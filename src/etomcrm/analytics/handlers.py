@@ -8,6 +8,7 @@ from typing import Any
 
 from etomcrm.analytics import store
 from etomcrm.analytics.models import (
+    AnCampaignLeadFact,
     AnCampaignTouchFact,
     AnContactFact,
     AnCustomer,
@@ -40,7 +41,8 @@ BY_KIND: dict[str, tuple[Any, ...]] = {
     "troubleTicket": (AnTicketFact,),
     "productOrder": (AnOrderFact,),
     "product": (AnProduct,),
-    "salesLead": (AnCampaignTouchFact,),
+    "salesLead": (AnCampaignTouchFact, AnCampaignLeadFact),
+    "salesOpportunity": (AnCampaignLeadFact,),
 }
 # What each fact of another area can touch.
 BY_EVENT: dict[type[DomainEvent], tuple[Any, ...]] = {
