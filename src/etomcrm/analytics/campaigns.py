@@ -355,13 +355,13 @@ def response_rate(session: Session, segment: str) -> ResponseRate:
         .join(AnCustomer, AnCustomer.customer_id == AnCampaignTouchFact.customer_id)
         .where(AnCampaignTouchFact.kind == "message")
         .distinct()
-    ).tuples()
+    ).all()
     reached_set = set(reached)
     responded = {
         (cid, customer)
         for cid, customer in session.execute(
             select(AnCampaignLeadFact.campaign_id, AnCampaignLeadFact.customer_id).distinct()
-        ).tuples()
+        ).all()
     }
     in_segment = {(c, cu) for c, cu, s in reached_set if s == segment}
     if len(in_segment) >= get_settings().analytics_plan_min_reached:

@@ -206,7 +206,7 @@ def plan_campaign(
             select(AnCustomer.customer_id, AnCustomer.name).where(
                 AnCustomer.customer_id.in_(members)
             )
-        ).tuples()
+        ).all()
     )
     scores = (
         _churn_scores(session, members)
