@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -41,6 +42,7 @@ from etomcrm.selling.prospects import (
 )
 from tests import analytics_helpers as given
 from tests.conftest import TokenFactory
+from tests.test_pages_portal import csrf_of, sign_in, user
 
 MARKETING = "/tmf-api/marketing/v4/campaign"
 SUCCESS = "/etomcrm/v1/analytics/campaignSuccess"
@@ -566,3 +568,93 @@ def test_planning_refuses_bad_input(scored: Scored, client: TestClient, auth: To
     for response, status in answers:
         assert response.status_code == status, response.text
         assert response.json()["@type"] == "Error"
+
+
+# ----- pages ------------------------------------------------------------------------
+
+PAGE = "/ui/analytics/campaigns"
+
+
+def test_campaign_page_shows_the_figures_the_interval_and_the_customers_behind_them(
+    controlled: Controlled, client: TestClient
+) -> None:
+    # given an analyst signed in
+    user("anna.analyst", role="analyst")
+    assert sign_in(client, "anna.analyst").status_code == 303
+
+    # when she opens the campaign page, follows "won" and exports the CSV
+    page = client.get(PAGE)
+    won = client.get(f"{PAGE}/{controlled.campaign_id}/customers", params={"figure": "won"})
+    exported = client.get(PAGE + ".csv")
+
+    # then the campaign's row carries its figures and its uplift with the interval
+    assert page.status_code == 200, page.text
+    row = page.text.split(f'id="campaign-{controlled.campaign_id}"')[1].split("</tr>")[0]
+    assert "185.00" in row and "272.73" in row and "300.00" in row
+    assert "0.1500 [-0.1728, 0.3227]" in row
+    assert "no control group kept" in page.text  # the other campaign
+    # and the interval is drawn: -0.1728 .. 0.3227 on -1 .. 1 over 400 units from 20
+    assert '<g class="interval">' in page.text
+    assert 'x1="185.4" y1="24" x2="284.5"' in page.text  # 20 + 0.8272 x 200, 20 + 1.3227 x 200
+    # and the won customers are the winners, each linked to its Customer 360
+    linked = set(re.findall(r'href="/ui/customers/([^"]+)"', won.text))
+    assert linked == set(controlled.winners)
+    # and the CSV has the campaign's figures
+    lines = {r["campaignId"]: r for r in csv.DictReader(io.StringIO(exported.text))}
+    assert lines[controlled.campaign_id]["uplift"] == "0.1500"
+
+
+def test_planning_form_makes_the_target_list(scored: Scored, client: TestClient) -> None:
+    # given a marketing user signed in on the campaign page
+    user("mia.marketing", role="marketing")
+    assert sign_in(client, "mia.marketing").status_code == 303
+    page = client.get(PAGE)
+    token = csrf_of(page.text)
+    form = {"segment": scored.segment, "scoreKind": "churn", "threshold": "70", "seed": "3"}
+
+    # when she plans with the form, without its token, and with a bad threshold
+    planned = client.post(
+        PAGE + "/plan", data={**form, "controlShare": "0.25", "csrf_token": token}
+    )
+    forged = client.post(PAGE + "/plan", data=form)
+    bad = client.post(PAGE + "/plan", data={**form, "threshold": "lots", "csrf_token": token})
+
+    # then the target list names exactly the picked customers, linked to their 360
+    assert planned.status_code == 200, planned.text
+    result = planned.text.split('id="plan-result"')[1]
+    assert re.findall(r'href="/ui/customers/([^"]+)"', result) == scored.picked
+    assert result.count('class="target control"') == 1
+    # and a form without its token, or with a threshold that is no number, is refused
+    assert forged.status_code == 403
+    assert bad.status_code == 400
+
+
+def test_campaign_page_is_for_analysts_marketing_and_admins_and_bounded_in_queries(
+    controlled: Controlled, client: TestClient, count_queries: Callable[[], Any]
+) -> None:
+    # given a support person and an analyst
+    user("sven.support", role="support")
+    assert sign_in(client, "sven.support").status_code == 303
+    support = client.get(PAGE)
+    client.cookies.clear()
+    user("anna.analyst", role="analyst")
+    assert sign_in(client, "anna.analyst").status_code == 303
+    client.get(PAGE)
+
+    # when the analyst opens the page with two campaigns, then with six more
+    with count_queries() as few:
+        assert client.get(PAGE).status_code == 200
+    with session_scope() as session:
+        for i in range(6):
+            body = {
+                "name": f"More {i}",
+                "targetSegment": {"customer": [{"id": controlled.treated[i]}]},
+            }
+            resources.create(session, CAMPAIGN_KIND, MARKETER, body)
+        store.rebuild(session)
+    with count_queries() as many:
+        assert client.get(PAGE).status_code == 200
+
+    # then support may not see it, and the page costs the same statements
+    assert support.status_code == 403
+    assert many.count == few.count
