@@ -71,7 +71,7 @@ def campaigns_page(
     group, and what the planning form offers (segments, planned campaigns)."""
     allowed(principal)
     rows = [r.as_row() for r in campaign_success(session)]
-    intervals = []
+    intervals: list[Interval] = []
     for row in rows:
         if row["uplift"] is None:
             continue
