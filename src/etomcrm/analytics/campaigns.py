@@ -181,7 +181,7 @@ def campaign_success(session: Session, campaign_id: str | None = None) -> list[C
     """Campaign success (seed 5.3, 3.3.2 grown): per campaign (or the one named),
     responses, leads, opportunities, wins, the billed revenue attributed, cost per lead
     and per won customer, and conversion of treated against control with the uplift and
-    its 95 % interval. Seven queries whatever the number of campaigns (the customers
+    its 95 % interval. At most six queries whatever the number of campaigns (the customers
     behind the treated and control figures are kept for one campaign asked for only)."""
     settings = get_settings()
     campaigns_query = select(
