@@ -658,3 +658,36 @@ def test_campaign_page_is_for_analysts_marketing_and_admins_and_bounded_in_queri
     # then support may not see it, and the page costs the same statements
     assert support.status_code == 403
     assert many.count == few.count
+
+
+def test_the_bus_keeps_targets_and_leads_in_the_store_as_a_rebuild_derives_them(
+    controlled: Controlled, client: TestClient, auth: TokenFactory
+) -> None:
+    # given the campaigns of the fixture (store rebuilt), then, through the services and
+    # the API only: a new campaign whose targets are set with a control group, and a
+    # response to it that is qualified and won
+    marketing = auth("marketing")
+    campaign_id = _campaign(client, marketing, "Second wave", controlled.treated[:8])
+    response = client.post(
+        f"{MARKETING}/{campaign_id}/targets",
+        json={"controlShare": 0.25, "seed": 5},
+        headers=marketing,
+    )
+    assert response.status_code == 200, response.text
+    assert client.post(f"{MARKETING}/{campaign_id}/distribute", headers=marketing).is_success
+    with session_scope() as session:
+        _win(session, campaign_id, controlled.treated[30])
+
+    # when the store kept by the bus is compared with one rebuilt from scratch
+    with session_scope(readonly=True) as session:
+        kept = given.store_snapshot(session)
+    with session_scope() as session:
+        store.rebuild(session)
+    with session_scope(readonly=True) as session:
+        rebuilt = given.store_snapshot(session)
+
+    # then they are the same, and hold the new campaign's 8 targets and its won lead
+    assert kept == rebuilt
+    assert sum(1 for row in kept["an_campaign_target"] if row[0] == campaign_id) == 8
+    won = [row for row in kept["an_campaign_lead_fact"] if row[1] == campaign_id]
+    assert [row[6] for row in won] == ["closedWon"]
