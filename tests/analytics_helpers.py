@@ -17,6 +17,7 @@ from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
 from etomcrm.db import new_id
 from etomcrm.order_handling.models import ProductOrderRow
 from etomcrm.problem_handling.models import TroubleTicketRow
+from etomcrm.retention.models import PartyRoleRiskAssessmentRow
 
 
 def at(text: str) -> datetime:
@@ -36,10 +37,14 @@ def _row(row_class: Any, owner: str | None, body: dict[str, Any], **columns: Any
     )
 
 
-def customer(session: Session, name: str, segment: str | None = None) -> str:
+def customer(
+    session: Session, name: str, segment: str | None = None, email: str | None = None
+) -> str:
     body: dict[str, Any] = {"name": name, "status": "active"}
     if segment:
         body["characteristic"] = [{"name": "segment", "value": segment}]
+    if email:
+        body["contactMedium"] = [{"mediumType": "email", "characteristic": {"emailAddress": email}}]
     row = _row(CustomerRow, None, body, name=name, status="active")
     row.owner_customer_id = row.id
     session.add(row)
@@ -170,6 +175,25 @@ def contact(
     if period:
         body["interactionDate"] = period
     row = _row(PartyInteractionRow, customer_id, body, name=reason, status=status)
+    session.add(row)
+    session.flush()
+    return str(row.id)
+
+
+def risk_assessment(session: Session, customer_id: str, churn: int, assessed: datetime) -> str:
+    """A TMF696 assessment of the customer with this churn score, made at ``assessed``."""
+    body = {
+        "status": "succeeded",
+        "partyRole": {"id": customer_id, "@referredType": "Customer"},
+        "riskAssessmentResult": {
+            "score": [
+                {"risk": "churn", "score": churn},
+                {"risk": "badDebt", "score": 10},
+            ]
+        },
+    }
+    row = _row(PartyRoleRiskAssessmentRow, customer_id, body, status="succeeded")
+    row.created_at = assessed
     session.add(row)
     session.flush()
     return str(row.id)

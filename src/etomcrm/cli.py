@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from etomcrm import bootstrap
 from etomcrm.analytics import churn as churn_model
 from etomcrm.analytics import store as analytics_store
+from etomcrm.analytics.campaigns import campaign_success
 from etomcrm.analytics.contacts import contact_statistics
 from etomcrm.analytics.export import csv_text
 from etomcrm.analytics.history import HistoryRefused, import_history
@@ -821,4 +822,44 @@ def churn_scores(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["customerId"], row["name"], str(row["score"]), row["reason"])
+
+
+# The columns of the campaign table in a terminal; the CSV carries every figure.
+CAMPAIGN_COLUMNS = ("name", "leads", "won", "billedRevenue", "costPerLead", "uplift", "95 % CI")
+
+
+@analytics_app.command("campaigns")
+def analytics_campaigns(
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here")] = None,
+) -> None:
+    """Campaign success: responses, leads, wins, billed revenue attributed, cost per lead
+    and per won customer, conversion of treated and control with the uplift and its 95 %
+    interval (Newcombe). The table shows the main figures, the CSV all of them."""
+    try:
+        with session_scope(readonly=True) as session:
+            rows = [r.as_row() for r in campaign_success(session, campaign)]
+    except TmfError as error:
+        _fail(error)
+    if csv_file is not None:
+        csv_file.write_text(csv_text(rows), encoding="utf-8")
+        console.print(f"{len(rows)} campaign(s) written to {csv_file}")
+        return
+    table = Table(title="Campaign success (EUR; uplift: treated minus control conversion)")
+    for column in CAMPAIGN_COLUMNS:
+        if column == "95 % CI":
+            table.add_column(column, no_wrap=True)
+        elif column == "name":
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", overflow="fold")
+    for row in rows:
+        interval = (
+            "no control group"
+            if row["uplift"] is None
+            else f"[{row['upliftLower95']}, {row['upliftUpper95']}]"
+        )
+        cells = [row["name"], row["leads"], row["won"], row["billedRevenue"], row["costPerLead"]]
+        cells += [row["uplift"], interval]
+        table.add_row(*("" if v is None else str(v) for v in cells))
     console.print(table)

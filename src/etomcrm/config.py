@@ -132,6 +132,15 @@ class Settings(BaseSettings):
     analytics_cost_ticket_eur: str = "25.00"
     analytics_cost_repair_hour_eur: str = "60.00"
     analytics_cost_dunning_case_eur: str = "12.00"
+    # Campaign success: a target converted when it ordered within this many days after
+    # the campaign's targets were set (treated and control measured alike); billed
+    # revenue is attributed to a campaign for this many months from the month of the
+    # win, for the products first billed in that month or later.
+    analytics_campaign_conversion_days: int = 90
+    analytics_campaign_attribution_months: int = 12
+    # Campaign planning: a segment's own response rate is used once past campaigns
+    # reached at least this many of its customers (the overall rate otherwise).
+    analytics_plan_min_reached: int = 30
     # The largest history CSV the API takes (the CLI reads files of any size).
     analytics_history_max_bytes: int = 50_000_000
     # The churn model (seed 5.3, predict). It replaces the churn rule of 3.9.3 only when

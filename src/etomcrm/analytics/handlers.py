@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.analytics import store
 from etomcrm.analytics.models import (
+    AnCampaignLeadFact,
     AnCampaignTouchFact,
     AnContactFact,
     AnCustomer,
@@ -46,7 +47,8 @@ BY_KIND: dict[str, tuple[Any, ...]] = {
     "troubleTicket": (AnTicketFact,),
     "productOrder": (AnOrderFact,),
     "product": (AnProduct,),
-    "salesLead": (AnCampaignTouchFact,),
+    "salesLead": (AnCampaignTouchFact, AnCampaignLeadFact),
+    "salesOpportunity": (AnCampaignLeadFact,),
 }
 # What each fact of another area can touch.
 BY_EVENT: dict[type[DomainEvent], tuple[Any, ...]] = {

@@ -225,6 +225,34 @@ class AnCampaignTouchFact(Base):
     day: Mapped[date] = mapped_column(Date, index=True)
 
 
+class AnCampaignTarget(Base):
+    """A customer a campaign targeted, in its treated or its control group (3.3)."""
+
+    __tablename__ = "an_campaign_target"
+
+    campaign_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
+    group: Mapped[str] = mapped_column("target_group", String(10))
+    assigned_on: Mapped[date] = mapped_column(Date)
+
+
+class AnCampaignLeadFact(Base):
+    """A customer's response to a campaign (a TMF699 salesLead naming it) and how far it
+    went: the lead's status, the opportunity qualified from it, its stage and the day
+    it was won."""
+
+    __tablename__ = "an_campaign_lead_fact"
+
+    lead_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ID, index=True)
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    responded_on: Mapped[date] = mapped_column(Date)
+    lead_status: Mapped[str | None] = mapped_column(String(50))
+    opportunity_id: Mapped[str | None] = mapped_column(ID)
+    opportunity_stage: Mapped[str | None] = mapped_column(String(50))
+    won_on: Mapped[date | None] = mapped_column(Date)
+
+
 # ----- imported history -------------------------------------------------------------
 
 
@@ -319,4 +347,6 @@ DERIVED = (
     AnOrderFact,
     AnDunningFact,
     AnCampaignTouchFact,
+    AnCampaignTarget,
+    AnCampaignLeadFact,
 )

@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 from etomcrm.analytics.models import (
     DERIVED,
     AnCampaign,
+    AnCampaignLeadFact,
+    AnCampaignTarget,
     AnCampaignTouchFact,
     AnContactFact,
     AnCustomer,
@@ -50,10 +52,10 @@ from etomcrm.customer_interface.models import (
     PartyInteractionRow,
 )
 from etomcrm.db import session_scope, utcnow
-from etomcrm.marketing.models import CampaignRow
+from etomcrm.marketing.models import CampaignRow, CampaignTargetRow
 from etomcrm.order_handling.models import ProductOrderRow, ProductRow
 from etomcrm.problem_handling.models import TroubleTicketRow
-from etomcrm.selling.models import SalesLeadRow
+from etomcrm.selling.models import SalesLeadRow, SalesOpportunityRow
 
 JsonDict = dict[str, Any]
 UNSEGMENTED = "unsegmented"
@@ -574,6 +576,70 @@ def derive_touches(
     _insert(session, AnCampaignTouchFact, rows)
 
 
+def derive_campaign_targets(session: Session, campaign_id: str | None) -> None:
+    """The targets of a campaign (of every campaign when None) and their group."""
+    stmt = select(
+        CampaignTargetRow.campaign_id,
+        CampaignTargetRow.customer_id,
+        CampaignTargetRow.group,
+        CampaignTargetRow.assigned_at,
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(CampaignTargetRow.campaign_id == campaign_id)
+    _insert(
+        session,
+        AnCampaignTarget,
+        [
+            {
+                "campaign_id": campaign,
+                "customer_id": customer,
+                "group": group,
+                "assigned_on": _as_date(assigned),
+            }
+            for campaign, customer, group, assigned in session.execute(stmt)
+        ],
+    )
+
+
+def derive_campaign_leads(
+    session: Session, ids: Sequence[str] | None, campaign_id: str | None = None
+) -> None:
+    """Customers' leads naming a campaign, with the opportunity each became: its stage
+    and, when won, the day it closed."""
+    leads: dict[str, JsonDict] = {}
+    for lead_id, owner, body, status in _customer_rows(session, SalesLeadRow, ids):
+        campaign = _campaign_ref(body)
+        if campaign is None or (campaign_id is not None and campaign != campaign_id):
+            continue
+        moment = instant(body.get("creationDate"))
+        if moment is None:
+            continue
+        leads[lead_id] = {
+            "lead_id": lead_id,
+            "campaign_id": campaign,
+            "customer_id": owner,
+            "responded_on": moment.date(),
+            "lead_status": body.get("status") or status,
+            "opportunity_id": None,
+            "opportunity_stage": None,
+            "won_on": None,
+        }
+    if leads:
+        for opportunity_id, _owner, body, stage in _customer_rows(
+            session, SalesOpportunityRow, ids
+        ):
+            lead_ref = body.get("salesLead")
+            lead = leads.get(str(lead_ref.get("id"))) if isinstance(lead_ref, dict) else None
+            if lead is None:
+                continue
+            lead["opportunity_id"] = opportunity_id
+            lead["opportunity_stage"] = body.get("stage") or stage
+            if lead["opportunity_stage"] == "closedWon":
+                closed = instant(body.get("closeDate") or body.get("lastUpdate"))
+                lead["won_on"] = closed.date() if closed else lead["responded_on"]
+    _insert(session, AnCampaignLeadFact, list(leads.values()))
+
+
 # ----- refresh and rebuild -----------------------------------------------------------
 
 # Derivation per customer-keyed table; the order is the order of a rebuild.
@@ -588,6 +654,7 @@ PER_CUSTOMER: list[tuple[Any, Callable[[Session, Sequence[str] | None], None]]] 
     (AnOrderFact, derive_orders),
     (AnDunningFact, derive_dunning),
     (AnCampaignTouchFact, derive_touches),
+    (AnCampaignLeadFact, derive_campaign_leads),
 ]
 
 
@@ -643,6 +710,10 @@ def refresh_campaign(session: Session, campaign_id: str) -> None:
         delete(AnCampaignTouchFact).where(AnCampaignTouchFact.campaign_id == campaign_id)
     )
     derive_touches(session, None, campaign_id)
+    session.execute(delete(AnCampaignTarget).where(AnCampaignTarget.campaign_id == campaign_id))
+    derive_campaign_targets(session, campaign_id)
+    session.execute(delete(AnCampaignLeadFact).where(AnCampaignLeadFact.campaign_id == campaign_id))
+    derive_campaign_leads(session, None, campaign_id)
     sync_days(session)
 
 
@@ -663,6 +734,7 @@ def rebuild(session: Session, progress: Callable[[str], None] | None = None) -> 
             progress(table.__tablename__)
         derive(session, None)
     derive_campaigns(session, None)
+    derive_campaign_targets(session, None)
     sync_segments(session)
     sync_days(session)
     counts = {

@@ -18,6 +18,11 @@ profitability, and the import of history. Not a TMF Open API; staff only.
   or too little history;
 - ``GET /etomcrm/v1/analytics/churnScores?offset=0&limit=50`` — the customers ranked by
   churn score with the features that pushed each score up and down.
+- ``GET /etomcrm/v1/analytics/campaignSuccess?campaignId=...`` — per campaign, the
+  figures of :mod:`etomcrm.analytics.campaigns`; ``.../campaignSuccess/{id}/customers
+  ?figure=won`` the customers behind one of them (admin, analyst, marketing);
+- ``POST /etomcrm/v1/analytics/campaignPlan`` — a target list from a segment and a
+  score (:mod:`etomcrm.retention.campaign_plans`).
 
 Both reports answer JSON, or CSV with ``format=csv`` (or ``Accept: text/csv``).
 """
@@ -34,6 +39,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from etomcrm.analytics import churn, store
+from etomcrm.analytics.campaigns import campaign_success, figure_customers
 from etomcrm.analytics.contacts import contact_statistics
 from etomcrm.analytics.export import csv_text
 from etomcrm.analytics.history import import_history_text
@@ -50,6 +56,7 @@ from etomcrm.core.errors import (
 )
 from etomcrm.core.tmf_schemas import PARTY_INTERACTION
 from etomcrm.db import session_scope, utcnow
+from etomcrm.retention.campaign_plans import plan_campaign
 from etomcrm.security.service import Principal, Role
 
 BASE = "/etomcrm/v1/analytics"
@@ -426,3 +433,155 @@ def churn_scores(
             "scores": [r.as_row() for r in ranked.rows],
         }
     )
+
+
+CAMPAIGN_READERS = frozenset({Role.ADMIN, Role.ANALYST, Role.MARKETING})
+_RATE = {"type": ["string", "null"], "description": "A decimal of 4 places, null without data"}
+SUCCESS_ROW = {
+    "type": "object",
+    "properties": {
+        **{k: {"type": ["string", "null"]} for k in ("campaignId", "name", "status")},
+        **{
+            k: {"type": "integer"}
+            for k in (
+                "sent",
+                "responses",
+                "leads",
+                "opportunities",
+                "won",
+                "wonCustomers",
+                "treated",
+                "treatedConverted",
+                "control",
+                "controlConverted",
+            )
+        },
+        **{
+            k: {"type": ["string", "null"], "description": "EUR"}
+            for k in ("billedRevenue", "budget", "costPerLead", "costPerWonCustomer")
+        },
+        **{
+            k: _RATE
+            for k in (
+                "treatedConversion",
+                "controlConversion",
+                "uplift",
+                "upliftLower95",
+                "upliftUpper95",
+            )
+        },
+        "controlGroup": {"type": "string", "enum": ["kept", "no control group kept"]},
+    },
+}
+PLAN_REQUEST = {
+    "type": "object",
+    "required": ["segment", "scoreKind", "threshold"],
+    "properties": {
+        "segment": {"type": "string"},
+        "scoreKind": {"type": "string", "enum": ["churn", "upsell"]},
+        "threshold": {"type": "integer", "minimum": 0, "maximum": 100},
+        "controlShare": {"type": "number", "minimum": 0, "maximum": 0.5},
+        "seed": {"type": "integer"},
+        "campaignId": {"type": "string", "description": "Make the list its targets"},
+    },
+}
+
+
+@router.get(
+    BASE + "/campaignSuccess",
+    operation_id="retrieveCampaignSuccess",
+    summary="Per campaign: responses, leads, wins, billed revenue, cost per lead, uplift",
+    responses=_answers(
+        {"type": "object", "properties": {"campaigns": {"type": "array", "items": SUCCESS_ROW}}}
+    ),
+)
+def campaign_success_report(
+    request: Request, campaignId: str | None = None, format: str | None = None
+) -> Response:
+    _staff(request, CAMPAIGN_READERS)
+    as_csv = _wants_csv(request, format)
+    with session_scope(readonly=True) as session:
+        rows = [r.as_row() for r in campaign_success(session, campaignId)]
+    if as_csv:
+        return _csv_response(rows, "campaign-success")
+    settings = get_settings()
+    return json_response(
+        {
+            "conversionDays": settings.analytics_campaign_conversion_days,
+            "attributionMonths": settings.analytics_campaign_attribution_months,
+            "interval": "95 % Newcombe hybrid score (method 10)",
+            "campaigns": rows,
+        }
+    )
+
+
+@router.get(
+    BASE + "/campaignSuccess/{campaignId}/customers",
+    operation_id="listCampaignFigureCustomers",
+    summary="The customers behind one figure of a campaign (drill-down)",
+    responses=_answers({"type": "object"}),
+)
+def campaign_figure_customers(
+    request: Request, campaignId: str, figure: str = "won", format: str | None = None
+) -> Response:
+    _staff(request, CAMPAIGN_READERS)
+    as_csv = _wants_csv(request, format)
+    with session_scope(readonly=True) as session:
+        found = figure_customers(session, campaignId, figure)
+    rows = [{"customerId": c, "name": n, "segment": s} for c, n, s in found]
+    if as_csv:
+        return _csv_response(rows, f"campaign-{figure}")
+    return json_response({"campaignId": campaignId, "figure": figure, "customers": rows})
+
+
+def _plan_request(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise InvalidRequest("send a JSON object with segment, scoreKind and threshold")
+    unknown = set(payload) - set(PLAN_REQUEST["properties"])
+    if unknown:
+        raise InvalidRequest(f"unknown attribute(s): {', '.join(sorted(unknown))}")
+    missing = [k for k in ("segment", "scoreKind", "threshold") if k not in payload]
+    if missing:
+        raise InvalidRequest(f"missing: {', '.join(missing)}")
+    if not isinstance(payload["segment"], str) or not isinstance(payload["scoreKind"], str):
+        raise InvalidRequest("segment and scoreKind are texts")
+    seed, campaign = payload.get("seed"), payload.get("campaignId")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidRequest(f"seed must be an integer, not {seed!r}")
+    if campaign is not None and not isinstance(campaign, str):
+        raise InvalidRequest("campaignId is a text")
+    return {
+        "segment": payload["segment"],
+        "score_kind": payload["scoreKind"],
+        "threshold": payload["threshold"],
+        "control_share": payload.get("controlShare", 0.0),
+        "seed": seed,
+        "campaign_id": campaign,
+    }
+
+
+@router.post(
+    BASE + "/campaignPlan",
+    operation_id="planCampaign",
+    summary="A target list from a segment and a churn or upsell score, with its expected "
+    "response and control group (optionally made a planned campaign's targets)",
+    responses={
+        200: {"description": "The plan", "content": {JSON: {"schema": {"type": "object"}}}},
+        **error_responses(PARTY_INTERACTION),
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": PLAN_REQUEST}}}},
+)
+async def campaign_plan(request: Request) -> Response:
+    principal = _staff(request, CAMPAIGN_READERS)
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise InvalidRequest("the body is not JSON") from None
+    arguments = _plan_request(payload)
+
+    def unit_of_work() -> dict[str, Any]:
+        with session_scope() as session:
+            plan = plan_campaign(session, principal, today=utcnow().date(), **arguments)
+            return plan.as_dict()
+
+    return json_response(await run_in_threadpool(unit_of_work))

@@ -14,6 +14,7 @@ from etomcrm.api.conventions import (
     json_response,
     public_base_url,
 )
+from etomcrm.core.errors import InvalidRequest
 from etomcrm.core.resources import render
 from etomcrm.db import session_scope
 from etomcrm.marketing import service
@@ -49,6 +50,78 @@ async def distribute(request: Request) -> Response:
     def unit_of_work() -> dict[str, Any]:
         with session_scope() as session:
             return service.distribute_collateral(session, principal, campaign_id)
+
+    body = await run_in_threadpool(unit_of_work)
+    return json_response(render(CAMPAIGN_KIND, body, public_base_url()))
+
+
+TARGETS_REQUEST = {
+    "type": "object",
+    "properties": {
+        "customer": {
+            "type": "array",
+            "description": "The targets; without it, the customers of the target segment",
+            "items": {"type": "object", "required": ["id"], "properties": {"id": {}}},
+        },
+        "controlShare": {"type": "number", "minimum": 0, "maximum": 0.5},
+        "seed": {"type": "integer"},
+    },
+}
+
+
+def _targets_request(payload: Any) -> tuple[list[str] | None, float, int | None]:
+    if not isinstance(payload, dict):
+        raise InvalidRequest("send a JSON object with customer, controlShare and seed")
+    unknown = set(payload) - {"customer", "controlShare", "seed"}
+    if unknown:
+        raise InvalidRequest(f"unknown attribute(s): {', '.join(sorted(unknown))}")
+    customers = payload.get("customer")
+    ids: list[str] | None = None
+    if customers is not None:
+        if not isinstance(customers, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), str) for c in customers
+        ):
+            raise InvalidRequest("customer must be a list of references with an id")
+        ids = [c["id"] for c in customers]
+    share = payload.get("controlShare", 0)
+    if isinstance(share, bool) or not isinstance(share, int | float):
+        raise InvalidRequest(f"controlShare must be a number, not {share!r}")
+    seed = payload.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidRequest(f"seed must be an integer, not {seed!r}")
+    return ids, float(share), seed
+
+
+@router.post(
+    f"{CAMPAIGN_KIND.path}/{{id}}/targets",
+    operation_id="setCampaignTargets",
+    summary="Set a planned campaign's targets and hold a control group out at random",
+    responses={
+        200: {
+            "description": "The campaign with its targeting record",
+            "content": {JSON: {"schema": MARKETING.ref("Campaign")}},
+        },
+        **ERRORS,
+    },
+    openapi_extra={
+        "parameters": [ID],
+        "requestBody": {"required": True, "content": {JSON: {"schema": TARGETS_REQUEST}}},
+    },
+)
+async def targets(request: Request) -> Response:
+    principal = current_principal(request)
+    campaign_id = request.path_params["id"]
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise InvalidRequest("the body is not JSON") from None
+    ids, share, seed = _targets_request(payload)
+
+    def unit_of_work() -> dict[str, Any]:
+        with session_scope() as session:
+            return service.set_campaign_targets(
+                session, principal, campaign_id, customer_ids=ids, control_share=share, seed=seed
+            )
 
     body = await run_in_threadpool(unit_of_work)
     return json_response(render(CAMPAIGN_KIND, body, public_base_url()))

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import copy
 import json
+import random
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from etomcrm.core import resources, states
@@ -44,7 +47,7 @@ from etomcrm.customer_interface.models import (
 )
 from etomcrm.customer_interface.service import CustomerOwnedKind
 from etomcrm.db import utcnow
-from etomcrm.marketing.models import CampaignRow, DocumentRow
+from etomcrm.marketing.models import CampaignRow, CampaignTargetRow, DocumentRow
 from etomcrm.security.service import STAFF_ROLES, Principal, Role
 from etomcrm.selling.prospects import (
     amount_of,
@@ -62,6 +65,9 @@ CAMPAIGN_TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 DISTRIBUTABLE = frozenset({"planned", "active"})
+TREATED, CONTROL = "treated", "control"
+# More than half held out would leave the campaign measuring its control group.
+MAX_CONTROL_SHARE = 0.5
 # A lead that was rejected or cancelled answered the campaign but is no lead.
 NOT_A_LEAD = frozenset({"rejected", "cancelled"})
 
@@ -97,6 +103,20 @@ def _campaign_definitions() -> dict[str, JsonDict]:
             "optedOutCount": count,
         },
     }
+    targeting = {
+        "type": "object",
+        "description": "The campaign's targets as last set (server-set, POST .../targets): "
+        "how many, how many held out as control group, the share asked for and the seed "
+        "of the random draw (the same seed and targets draw the same control group)",
+        "properties": {
+            "targetCount": count,
+            "treatedCount": count,
+            "controlCount": count,
+            "controlShare": {"type": "number", "minimum": 0, "maximum": 0.5},
+            "seed": {"type": "integer"},
+            "assignedAt": {"type": "string", "format": "date-time"},
+        },
+    }
     properties: dict[str, JsonDict] = {
         "id": text,
         "href": text,
@@ -108,6 +128,7 @@ def _campaign_definitions() -> dict[str, JsonDict]:
         "targetSegment": segment,
         "collateral": {"type": "array", "items": {"$ref": "#/definitions/EntityRef"}},
         "distribution": distribution,
+        "targeting": targeting,
         "creationDate": {"type": "string", "format": "date-time"},
         "lastUpdate": {"type": "string", "format": "date-time"},
         "@baseType": text,
@@ -117,7 +138,7 @@ def _campaign_definitions() -> dict[str, JsonDict]:
     writable = {
         k: v
         for k, v in properties.items()
-        if k not in {"id", "href", "distribution", "creationDate", "lastUpdate"}
+        if k not in {"id", "href", "distribution", "targeting", "creationDate", "lastUpdate"}
     }
     description = (
         "A marketing campaign (3.3.1, 3.3.2): target segment, collateral (TMF667 "
@@ -218,6 +239,7 @@ class CampaignKind(ResourceKind):
             if body["status"] != "planned":
                 raise InvalidRequest(f"a new campaign starts planned, not {body['status']!r}")
             body.pop("distribution", None)
+            body.pop("targeting", None)
             return
         before, after = str(old.get("status")), str(body.get("status"))
         if before != after:
@@ -238,7 +260,10 @@ CAMPAIGN_KIND = CampaignKind(
     write_roles=MARKETERS,
     customer_owned=False,
     refs=(RefSpec("collateral[]", "document"), RefSpec("targetSegment.customer[]", "customer")),
-    server_set={"distribution": "it is what distributing the campaign did (POST .../distribute)"},
+    server_set={
+        "distribution": "it is what distributing the campaign did (POST .../distribute)",
+        "targeting": "it is what setting the campaign's targets did (POST .../targets)",
+    },
 )
 DOCUMENT_KIND = DocumentKind(
     name="document",
@@ -317,9 +342,136 @@ def _collateral(session: Session, campaign: JsonDict) -> list[JsonDict]:
     return attachments
 
 
+def control_size(target_count: int, share: float) -> int:
+    """How many of the targets are held out: the share of them, rounded half up."""
+    return int(Decimal(str(share)) * target_count + Decimal("0.5"))
+
+
+def draw_control_group(customer_ids: Sequence[str], share: float, seed: int) -> set[str]:
+    """The control group drawn from the targets: ``control_size`` of them, chosen by a
+    random generator seeded with ``seed`` over the ids in sorted order, so the same
+    targets and seed always draw the same customers."""
+    ordered = sorted(set(customer_ids))
+    return set(random.Random(seed).sample(ordered, control_size(len(ordered), share)))
+
+
+def set_campaign_targets(
+    session: Session,
+    principal: Principal,
+    campaign_id: str,
+    *,
+    customer_ids: Sequence[str] | None = None,
+    control_share: float = 0.0,
+    seed: int | None = None,
+) -> JsonDict:
+    """3.3.1 Issue and distribute marketing collateral (eTOM 1.1.1.3.1): fix whom a
+    planned campaign reaches and hold a control group out at random.
+
+    The targets are ``customer_ids`` (a campaign plan's list) or, without them, the
+    customers of the campaign's target segment. ``control_share`` of them (0 to 0.5,
+    rounded half up) are drawn as control group with a generator seeded by ``seed``
+    (one is drawn and recorded when none is given): they are measured like the others
+    but distribution sends them nothing. Setting targets again replaces them, until the
+    campaign is distributed.
+    """
+    CAMPAIGN_KIND.authorize(principal, resources.UPDATE)
+    campaign, _ = resources.get(session, CAMPAIGN_KIND, principal, campaign_id)
+    if campaign.get("status") != "planned":
+        raise Conflict(
+            f"campaign {campaign_id} is {campaign.get('status')!r}; targets are set while "
+            "a campaign is planned"
+        )
+    if isinstance(control_share, bool) or not isinstance(control_share, int | float):
+        raise InvalidRequest(f"controlShare must be a number, not {control_share!r}")
+    if not 0 <= control_share <= MAX_CONTROL_SHARE:
+        raise InvalidRequest(
+            f"controlShare must be between 0 and {MAX_CONTROL_SHARE}, not {control_share}"
+        )
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    elif isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidRequest(f"seed must be an integer, not {seed!r}")
+    if customer_ids is None:
+        targets = segment_customers(session, campaign["targetSegment"])
+    else:
+        targets = sorted(set(customer_ids))
+        known = set(
+            session.scalars(
+                select(CustomerRow.id).where(
+                    CustomerRow.id.in_(targets), CustomerRow.status != "terminated"
+                )
+            )
+        )
+        unknown = [c for c in targets if c not in known]
+        if unknown:
+            raise InvalidRequest(
+                "targets must be customers on record and not terminated; not: "
+                + ", ".join(unknown[:10])
+            )
+    if not targets:
+        raise InvalidRequest(f"campaign {campaign_id} would target no customer")
+    control = draw_control_group(targets, control_share, seed)
+    now = utcnow()
+    session.execute(delete(CampaignTargetRow).where(CampaignTargetRow.campaign_id == campaign_id))
+    session.execute(
+        insert(CampaignTargetRow),
+        [
+            {
+                "campaign_id": campaign_id,
+                "customer_id": c,
+                "group": CONTROL if c in control else TREATED,
+                "assigned_at": now,
+            }
+            for c in sorted(targets)
+        ],
+    )
+    targeting: JsonDict = {
+        "targetCount": len(targets),
+        "treatedCount": len(targets) - len(control),
+        "controlCount": len(control),
+        "controlShare": control_share,
+        "seed": seed,
+        "assignedAt": iso(now),
+    }
+    body, _ = resources.patch(
+        session, CAMPAIGN_KIND, principal, campaign_id, {"targeting": targeting}, by_service=True
+    )
+    return body
+
+
+def campaign_targets(session: Session, campaign_id: str) -> dict[str, str]:
+    """The campaign's targets and their group (treated or control); empty when its
+    targets were never set (it reaches its target segment)."""
+    return dict(
+        session.execute(
+            select(CampaignTargetRow.customer_id, CampaignTargetRow.group).where(
+                CampaignTargetRow.campaign_id == campaign_id
+            )
+        ).all()
+    )
+
+
+def _recipients(session: Session, campaign_id: str, segment: JsonDict) -> list[str]:
+    """Whom distribution writes to: the treated targets of a campaign whose targets were
+    set (never its control group), else its target segment; never a terminated one."""
+    targets = campaign_targets(session, campaign_id)
+    if not targets:
+        return segment_customers(session, segment)
+    treated = sorted(c for c, group in targets.items() if group == TREATED)
+    live = set(
+        session.scalars(
+            select(CustomerRow.id).where(
+                CustomerRow.id.in_(treated), CustomerRow.status != "terminated"
+            )
+        )
+    )
+    return [c for c in treated if c in live]
+
+
 def distribute_collateral(session: Session, principal: Principal, campaign_id: str) -> JsonDict:
     """3.3.1 Issue and distribute marketing collateral (eTOM 1.1.1.3.1): send the campaign
-    and its collateral to every contact in the target segment who has not opted out.
+    and its collateral to every contact in the target segment who has not opted out
+    (to the treated targets only, when the targets were set with a control group).
 
     One marketing message per customer, once: distributing again reaches only customers
     who joined the segment since. A planned campaign becomes active.
@@ -339,7 +491,7 @@ def distribute_collateral(session: Session, principal: Principal, campaign_id: s
     # A snapshot, not a running sum, so distributing again never counts anyone twice.
     stats: JsonDict = {"customerCount": 0, "messageCount": 0, "recipientCount": 0}
     stats["optedOutCount"] = 0
-    for customer_id in segment_customers(session, campaign["targetSegment"]):
+    for customer_id in _recipients(session, campaign_id, campaign["targetSegment"]):
         stats["customerCount"] += 1
         stats["optedOutCount"] += sum(
             1 for c in customer_contacts(session, customer_id) if c.opted_out

@@ -411,6 +411,10 @@ router.include_router(requests_routes.router)
 from etomcrm.pages import churn_routes  # noqa: E402
 
 router.include_router(churn_routes.router)
+# Analytical CRM's campaign success and planning (before the catch-all below).
+from etomcrm.pages import campaigns_routes  # noqa: E402
+
+router.include_router(campaigns_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.
