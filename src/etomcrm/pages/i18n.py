@@ -16,6 +16,8 @@ from babel.numbers import format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from etomcrm.pages.analytics_nav import DASHBOARDS, may_analyse
+
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 LOCALES_DIR = HERE / "locale"
@@ -83,6 +85,9 @@ def environment(language: str) -> Environment:
     translations = Translations.load(str(LOCALES_DIR), [language], domain="messages")
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.globals["language"] = language
+    # The staff bar links the analyst workspace for the roles that may open it.
+    env.globals["may_analyse"] = may_analyse
+    env.globals["analytics_dashboards"] = DASHBOARDS
     env.globals["languages"] = {
         code: Locale.parse(code).get_display_name(code) for code in LANGUAGES
     }
