@@ -657,3 +657,47 @@ def test_cli_demo_continues_with_billing_and_a_second_run_changes_nothing(
     assert "billing story had been told on this database before" in second.output
     for bill in bills:
         assert str(bill.bill_no) in second.output
+    # and the analytical figures at its end are the same on the second run
+    assert _analytics_lines(second.output) == _analytics_lines(first.output)
+    _check_analytics(first.output, bmw)
+
+
+def _analytics_lines(output: str) -> list[str]:
+    """The lines of the demo's analytics part (from its first heading on)."""
+    lines = output.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("Analytics (seed 5.3)"))
+    return [line for line in lines[start:] if line.startswith(("Analytics", "  "))][:40]
+
+
+def _check_analytics(output: str, bmw: str) -> None:
+    """The demo printed the contact statistics and BMW's months with the API's figures."""
+    from etomcrm.bootstrap import create_app
+    from etomcrm.demo.analytics_story import contact_line, profit_line
+    from etomcrm.security.service import create_api_key
+    from tests.schema_check import ConformingClient
+
+    with session_scope() as session:
+        _, token = create_api_key(session, "demo-analyst", "analyst", None)
+    headers = {"Authorization": f"Bearer {token}"}
+    with ConformingClient(create_app(deliver_events=False, run_flows=False)) as client:
+        contacts = client.get(
+            "/etomcrm/v1/analytics/contactStatistics",
+            params={"groupBy": "channel"},
+            headers=headers,
+        ).json()
+        months = client.get(
+            "/etomcrm/v1/analytics/customerProfitability",
+            params={"groupBy": "month", "customerId": bmw},
+            headers=headers,
+        ).json()
+    # the story's contacts (its interactions, the enquiries and the tickets' messages)
+    assert contacts["total"]["contacts"] > 0
+    for row in [*contacts["groups"], contacts["total"]]:
+        assert contact_line(row) in output, row
+    # BMW's two billed months: revenue, each cost to serve, profit, as the API has them
+    assert len(months["groups"]) >= 2 and any(g["revenue"] != "0.00" for g in months["groups"]), (
+        months
+    )
+    for row in [*months["groups"], months["total"]]:
+        assert profit_line(row, months["currency"]) in output, row
+    assert "BMW AG's profitability per month (EUR, net):" in output

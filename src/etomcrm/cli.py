@@ -39,7 +39,7 @@ from etomcrm.core.events import deliver_due, http_poster
 from etomcrm.customer_interface.communication import deliver_messages
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope, utcnow
-from etomcrm.demo import assurance_story, billing_story, sign_ins, story
+from etomcrm.demo import analytics_story, assurance_story, billing_story, sign_ins, story
 from etomcrm.demo.scenario import run_demo
 from etomcrm.flows import billing as billing_flow
 from etomcrm.flows import engine
@@ -558,6 +558,8 @@ def _tell_demo() -> None:
     billed = _told(billing_story.tell_billing)
     print_traces(_in_time_order(billed.traces))
     billing_story.print_billing(console, billed)
+    # The analytical CRM's figures on the story's data (seed 5.3).
+    analytics_story.print_analytics(console, _told(analytics_story.tell_analytics))
 
 
 def _in_time_order(traces: list[Any]) -> list[Any]:

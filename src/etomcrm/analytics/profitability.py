@@ -177,13 +177,29 @@ def customer_profitability(
         return cells[key]
 
     currencies: set[str] = set()
+
+    def narrowed(stmt: Any, customer: Any, month: Any) -> Any:
+        """The period and the customer asked for, in the query: a month's report (the
+        workspace's index) then reads that month's facts, not every month's."""
+        if first:
+            stmt = stmt.where(month >= first)
+        if last:
+            stmt = stmt.where(month <= last)
+        if customer_id is not None:
+            stmt = stmt.where(customer == customer_id)
+        return stmt
+
     for c, month, rate_type, amount, currency in session.execute(
-        select(
+        narrowed(
+            select(
+                AnRevenueFact.customer_id,
+                AnRevenueFact.month,
+                AnRevenueFact.rate_type,
+                AnRevenueFact.amount,
+                AnRevenueFact.currency,
+            ),
             AnRevenueFact.customer_id,
             AnRevenueFact.month,
-            AnRevenueFact.rate_type,
-            AnRevenueFact.amount,
-            AnRevenueFact.currency,
         )
     ):
         target = cell(c, month)
@@ -195,8 +211,12 @@ def customer_profitability(
         elif rate_type not in NOT_REVENUE:
             target.revenue += Decimal(amount)
     for c, completed, sites in session.execute(
-        select(AnOrderFact.customer_id, AnOrderFact.completed_month, AnOrderFact.site_count).where(
-            AnOrderFact.state == "completed"
+        narrowed(
+            select(
+                AnOrderFact.customer_id, AnOrderFact.completed_month, AnOrderFact.site_count
+            ).where(AnOrderFact.state == "completed"),
+            AnOrderFact.customer_id,
+            AnOrderFact.completed_month,
         )
     ):
         target = cell(c, completed)
@@ -205,7 +225,11 @@ def customer_profitability(
             target.installation_cost += rates.installation * sites
             target.router_cost += rates.router * sites
     for c, month, repair in session.execute(
-        select(AnTicketFact.customer_id, AnTicketFact.month, AnTicketFact.repair_seconds)
+        narrowed(
+            select(AnTicketFact.customer_id, AnTicketFact.month, AnTicketFact.repair_seconds),
+            AnTicketFact.customer_id,
+            AnTicketFact.month,
+        )
     ):
         target = cell(c, month)
         if target is not None:
@@ -213,7 +237,13 @@ def customer_profitability(
             target.tickets += 1
             target.repair_hours += hours
             target.ticket_cost += rates.ticket + rates.repair_hour * hours
-    for c, month in session.execute(select(AnDunningFact.customer_id, AnDunningFact.month)):
+    for c, month in session.execute(
+        narrowed(
+            select(AnDunningFact.customer_id, AnDunningFact.month),
+            AnDunningFact.customer_id,
+            AnDunningFact.month,
+        )
+    ):
         target = cell(c, month)
         if target is not None:
             target.dunning_cases += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from etomcrm.core.tmf_schemas import JsonDict
 
@@ -202,4 +203,60 @@ def bars(names: list[str], series: list[JsonDict], granularity: str) -> BarChart
         bar_width=round(max(1.0, slot * 0.4), 2),
         peak=peak,
         bars=drawn,
+    )
+
+
+@dataclass(frozen=True)
+class HBar:
+    """One group's row of a horizontal bar chart: a bar per series, side by side."""
+
+    label: str
+    values: tuple[str, ...]  # as shown in the bars' titles
+    widths: tuple[float, ...]
+    y: float
+
+
+@dataclass(frozen=True)
+class HBarChart:
+    width: float
+    height: float
+    label_width: float
+    row_height: float
+    bar_height: float
+    series: tuple[str, ...]
+    rows: list[HBar]
+
+
+HBAR_WIDTH = 720.0
+HBAR_LABEL = 200.0
+HBAR_ROW = 26.0
+HBAR_LABEL_CHARACTERS = 30
+
+
+def hbars(series: tuple[str, ...], rows: list[tuple[str, tuple[Any, ...]]]) -> HBarChart:
+    """Groups (a channel, a customer, a month) as rows of bars, one per series (their
+    names are the template's to translate), all scaled to the largest value; a negative
+    value draws no bar (its title still says it). Long labels are shortened."""
+    peak = max([float(v) for _, values in rows for v in values] + [1e-9])
+    room = HBAR_WIDTH - HBAR_LABEL - 10
+    bar = round((HBAR_ROW - 6) / max(1, len(series)), 2)
+    drawn = []
+    for n, (label, values) in enumerate(rows):
+        short = label if len(label) <= HBAR_LABEL_CHARACTERS else label[: HBAR_LABEL_CHARACTERS - 1]
+        drawn.append(
+            HBar(
+                label=short + ("…" if short != label else ""),
+                values=tuple(str(v) for v in values),
+                widths=tuple(round(room * max(0.0, float(v)) / peak, 2) for v in values),
+                y=round(n * HBAR_ROW, 2),
+            )
+        )
+    return HBarChart(
+        width=HBAR_WIDTH,
+        height=round(max(1, len(rows)) * HBAR_ROW, 2),
+        label_width=HBAR_LABEL,
+        row_height=HBAR_ROW,
+        bar_height=bar,
+        series=series,
+        rows=drawn,
     )

@@ -415,6 +415,10 @@ router.include_router(churn_routes.router)
 from etomcrm.pages import campaigns_routes  # noqa: E402
 
 router.include_router(campaigns_routes.router)
+# The analyst workspace (seed 5.3; before the catch-all below).
+from etomcrm.pages import analytics_routes  # noqa: E402
+
+router.include_router(analytics_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.
