@@ -1,7 +1,7 @@
 """3.9.4 Optimise: what an offer is worth to the provider for one customer.
 
 The next best offer (:mod:`etomcrm.retention.recommendations`) ranks its proposals by
-**expected value** = P(accept) × margin over the term.
+**expected value** = P(accept) times margin over the term.
 
 **Margin over the term** (EUR, net of VAT), with the cost assumptions of the quote's
 internal estimate (:mod:`etomcrm.selling.quote_costs`):
@@ -90,7 +90,7 @@ class Margin:
         return (
             f"margin {self.value} EUR over {self.months} months = one-time "
             f"{self.one_time_price} EUR less {self.one_time_cost} EUR installation work, plus "
-            f"{self.months} × ({self.added_monthly} EUR added per month less "
+            f"{self.months} times ({self.added_monthly} EUR added per month less "
             f"{self.monthly_cost} EUR its running cost)"
         )
 
@@ -134,7 +134,7 @@ class Valuation:
 
     def words(self) -> str:
         return (
-            f"expected value {self.expected_value} EUR = {percent(self.acceptance.probability)} × "
+            f"expected value {self.expected_value} EUR = {percent(self.acceptance.probability)} times "
             f"{self.margin.value} EUR; {self.acceptance.words()}; {self.margin.words()}"
         )
 

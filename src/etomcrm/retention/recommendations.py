@@ -36,7 +36,7 @@ product it upgrades, with the reason in its ``description`` and in the character
 :data:`OFFERING_NAMES` exists.
 
 3.9.4 Optimise: the items are ranked by **expected value** for the customer
-(:mod:`etomcrm.retention.offers`: P(accept) from the provider's decided quotes × the
+(:mod:`etomcrm.retention.offers`: P(accept) from the provider's decided quotes times the
 margin over the term), highest first; ``priority`` is that rank (1 = the next best
 offer), ties keep the rule's order. Each item's product characteristics explain it:
 ``recommendationRule`` (gold, usage, router), ``recommendationReason`` (why this
