@@ -134,8 +134,9 @@ class Valuation:
 
     def words(self) -> str:
         return (
-            f"expected value {self.expected_value} EUR = {percent(self.acceptance.probability)} times "
-            f"{self.margin.value} EUR; {self.acceptance.words()}; {self.margin.words()}"
+            f"expected value {self.expected_value} EUR = "
+            f"{percent(self.acceptance.probability)} times {self.margin.value} EUR; "
+            f"{self.acceptance.words()}; {self.margin.words()}"
         )
 
 
