@@ -64,6 +64,7 @@ from etomcrm.flows import (
     failures,
     fulfillment,
     handlers,
+    offers,
     qos,
     sla_violation,
     usage,
@@ -97,7 +98,7 @@ from etomcrm.qos_sla import handlers as qos_sla_handlers
 from etomcrm.qos_sla.events import SlaCreditOwed, ViolationRecorded
 from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.retention import handlers as retention_handlers
-from etomcrm.retention.events import CustomerRiskRaised
+from etomcrm.retention.events import ContractEndApproaching, CustomerRiskRaised
 from etomcrm.selling import api_kinds as selling_kinds
 from etomcrm.selling import prospects
 from etomcrm.selling.credit import read_payment_history_from
@@ -173,6 +174,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-hourly-usage", usage.usage_tick, usage.SCHEDULE),
     # Bills past their payment due date with an amount open are dunned (3.8.5).
     ("etomcrm-daily-dunning", dunning.dunning_tick, dunning.SCHEDULE),
+    # Contracts ending within the notice period get the next best offer as a task (3.9.4).
+    ("etomcrm-daily-contract-ends", offers.contract_end_tick, offers.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
@@ -198,6 +201,8 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [
         retention_handlers.survey_closed_ticket,
+        # 3.9.4: a resolved problem is a moment for the next best offer.
+        retention_handlers.offer_after_resolved_problem,
         handlers.wake_flows_waiting_on_ticket,
         analytics_handlers.refresh_customer_of,
     ],
@@ -223,7 +228,12 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     BillingEnquiryResolved: [dunning.wake_dunning_on_resolution],
     # The analytical store (seed 5.3) re-derives what a change touched.
     ResourceChanged: [analytics_handlers.refresh_on_resource_change],
-    UsageIngested: [analytics_handlers.refresh_usage],
+    UsageIngested: [
+        analytics_handlers.refresh_usage,
+        # 3.9.4: a completed month of usage near a site's volume is a moment to offer.
+        retention_handlers.offer_on_usage_trend,
+    ],
+    ContractEndApproaching: [retention_handlers.offer_before_contract_end],
     CustomerTerminated: [
         order_handlers.disconnect_terminated_customer,
         bills.final_bill_on_termination,

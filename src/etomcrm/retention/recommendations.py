@@ -508,6 +508,23 @@ def _valuations(
     ]
 
 
+def characteristic(item: JsonDict, name: str) -> Any:
+    """The value of a recommendation item's product characteristic, or None."""
+    for entry in (item.get("product") or {}).get("productCharacteristic") or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return entry.get("value")
+    return None
+
+
+def offer_name(item: JsonDict) -> str:
+    """What an item offers where: "SLA Gold at Dealer Leipzig" (the same offer for the
+    same site is the same, whichever query proposed it)."""
+    product = item.get("product") or {}
+    places = product.get("place") or []
+    where = places[0].get("name") or places[0].get("id") if places else None
+    return f"{product.get('name')} at {where}" if where else str(product.get("name"))
+
+
 @dataclass
 class RecommendationKind(ResourceKind):
     """TMF680 queryProductRecommendation: answered when posted, never changed."""
