@@ -106,6 +106,19 @@ def _term(body: JsonDict, default: int) -> int:
     return default
 
 
+def contract_end(product: JsonDict, default_term: int) -> date | None:
+    """The day a product's contract ends: its start plus its term; None without a
+    start date."""
+    start = product.get("startDate")
+    if not isinstance(start, str):
+        return None
+    try:
+        started = datetime.fromisoformat(start).date()
+    except ValueError:
+        return None
+    return _add_months(started, _term(product, default_term))
+
+
 def contracts_ending(session: Session, now: datetime) -> list[ContractEndApproaching]:
     """3.9.4 Personalise Customer Profiles (eTOM 1.1.1.9.4), the timing: the active
     products whose contract ends within ``nbo_contract_end_days`` of ``now``; states
@@ -119,14 +132,9 @@ def contracts_ending(session: Session, now: datetime) -> list[ContractEndApproac
         select(ProductRow).where(ProductRow.status == "active").order_by(ProductRow.id)
     ):
         customer_id = _customer_of(row)
-        start = row.body.get("startDate")
-        if customer_id is None or not isinstance(start, str):
+        ends = contract_end(row.body, settings.nbo_term_months)
+        if customer_id is None or ends is None:
             continue
-        try:
-            started = datetime.fromisoformat(start).date()
-        except ValueError:
-            continue
-        ends = _add_months(started, _term(row.body, settings.nbo_term_months))
         if today < ends <= horizon:
             event = ContractEndApproaching(
                 customer_id=customer_id,
