@@ -23,6 +23,7 @@ from etomcrm.api import contract as contract_api
 from etomcrm.api import marketing as marketing_api
 from etomcrm.api import network_feed as network_feed_api
 from etomcrm.api import network_view as network_view_api
+from etomcrm.api import offers as offers_api
 from etomcrm.api import problem_handling as problem_handling_api
 from etomcrm.api import process_flows as process_flows_api
 from etomcrm.api import qos_sla as qos_sla_api
@@ -142,6 +143,8 @@ ROUTERS: list[APIRouter] = [
     billing_enquiries_api.router,
     # Analytical CRM (seed 5.3): contact statistics, profitability, history import.
     analytics_api.router,
+    # 3.9.4: customer profiles and the overview of next best offers.
+    offers_api.router,
     # The pages in the browser (issue 11): sign-in, the customer network portal.
     pages.router,
 ]

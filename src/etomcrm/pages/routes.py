@@ -407,6 +407,10 @@ router.include_router(quotes_routes.router)
 from etomcrm.pages import requests_routes  # noqa: E402
 
 router.include_router(requests_routes.router)
+# 3.9.4: a customer's profile with its next best offers, and the offer overview.
+from etomcrm.pages import offers_routes  # noqa: E402
+
+router.include_router(offers_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.
