@@ -21,7 +21,6 @@ from etomcrm.core.clock import iso
 from etomcrm.db import new_id, session_scope, utcnow
 from etomcrm.order_handling.service import PRODUCT_KIND
 from etomcrm.retention.moments import contracts_ending
-from etomcrm.retention.recommendations import _last_month
 from etomcrm.security.models import UserAccount
 from etomcrm.security.service import SYSTEM
 from etomcrm.selling.models import QuoteRow
@@ -359,9 +358,10 @@ def test_an_upgrade_worthy_month_of_usage_gives_one_task(
         params={"relatedParty.id": vw},
         headers=admin,
     ).json()[0]
-    _, this_month = _last_month(utcnow())
-    # when usage of a day within the month comes in, nothing happens yet
-    mid = this_month.astimezone(UTC) - timedelta(days=10)
+    now = utcnow()
+    first = datetime(now.year, now.month, 1, 2, tzinfo=UTC)  # this month's first day (UTC)
+    # when usage of a day within last month comes in, nothing happens yet
+    mid = first - timedelta(days=10)
 
     def usage(start: datetime) -> None:
         body = {
@@ -383,10 +383,8 @@ def test_an_upgrade_worthy_month_of_usage_gives_one_task(
 
     usage(mid.replace(hour=10, minute=0, second=0, microsecond=0))
     assert _tasks(client, admin, vw) == []
-    # when the usage of the month's first day comes in (the month before is complete),
+    # when the usage of this month's first day comes in (the month before is complete),
     # twice
-    first = datetime.combine(this_month.astimezone(UTC).date(), datetime.min.time(), UTC)
-    first = first.replace(day=1) + timedelta(hours=2)
     usage(first)
     usage(first + timedelta(hours=1))
     # then one task carries the bandwidth offer
