@@ -145,7 +145,9 @@ def test_recommendations_follow_the_facts_of_the_installed_base(
     gold = post(client, f"{CATALOG}/productOffering", {"name": "SLA Gold"}, admin)
     # when sales asks for recommendations
     response = _ask(client, auth("sales"), bmw["id"])
-    # then the answer is done, ordered by priority, each with its reason
+    # then the answer is done, ranked (priority) by expected value, each with its reason:
+    # nothing is priced in this catalog, so every expected value is 0 and the rules'
+    # order (Gold, bandwidth, routers) stands
     assert response.status_code == 201, response.text
     query = response.json()
     assert query["state"] == "done"
@@ -154,7 +156,7 @@ def test_recommendations_follow_the_facts_of_the_installed_base(
         ("SLA Gold", 1),
         ("Site access 100 Mbit/s", 2),
         ("Managed router", 3),
-        ("Managed router", 3),
+        ("Managed router", 4),
     ]
     assert items[0]["productOffering"]["id"] == gold["id"]
     assert (

@@ -24,6 +24,7 @@ from etomcrm.api import contract as contract_api
 from etomcrm.api import marketing as marketing_api
 from etomcrm.api import network_feed as network_feed_api
 from etomcrm.api import network_view as network_view_api
+from etomcrm.api import offers as offers_api
 from etomcrm.api import problem_handling as problem_handling_api
 from etomcrm.api import process_flows as process_flows_api
 from etomcrm.api import qos_sla as qos_sla_api
@@ -67,6 +68,7 @@ from etomcrm.flows import (
     failures,
     fulfillment,
     handlers,
+    offers,
     qos,
     sla_violation,
     usage,
@@ -100,7 +102,7 @@ from etomcrm.qos_sla import handlers as qos_sla_handlers
 from etomcrm.qos_sla.events import SlaCreditOwed, ViolationRecorded
 from etomcrm.retention import api_kinds as retention_kinds
 from etomcrm.retention import handlers as retention_handlers
-from etomcrm.retention.events import CustomerRiskRaised
+from etomcrm.retention.events import ContractEndApproaching, CustomerRiskRaised
 from etomcrm.selling import api_kinds as selling_kinds
 from etomcrm.selling import prospects
 from etomcrm.selling.credit import read_payment_history_from
@@ -144,6 +146,8 @@ ROUTERS: list[APIRouter] = [
     billing_enquiries_api.router,
     # Analytical CRM (seed 5.3): contact statistics, profitability, history import.
     analytics_api.router,
+    # 3.9.4: customer profiles and the overview of next best offers.
+    offers_api.router,
     # The pages in the browser (issue 11): sign-in, the customer network portal.
     pages.router,
 ]
@@ -180,6 +184,8 @@ SCHEDULES: list[tuple[str, Callable[..., Any], str]] = [
     ("etomcrm-analytics-catch-up", analytics_flow.analytics_tick, analytics_flow.SCHEDULE),
     # The churn model refitted when older than churn_refit_after_days (seed 5.3).
     ("etomcrm-daily-churn-refit", churn.churn_tick, churn.SCHEDULE),
+    # Contracts ending within the notice period get the next best offer as a task (3.9.4).
+    ("etomcrm-daily-contract-ends", offers.contract_end_tick, offers.SCHEDULE),
 ]
 
 # Event type → the handlers acting on it, in order. A handler does its work in its own
@@ -203,6 +209,8 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     AlarmCleared: [handlers.wake_problem_flows],
     TicketEnded: [
         retention_handlers.survey_closed_ticket,
+        # 3.9.4: a resolved problem is a moment for the next best offer.
+        retention_handlers.offer_after_resolved_problem,
         handlers.wake_flows_waiting_on_ticket,
     ],
     ViolationRecorded: [handlers.start_violation_flow],
@@ -223,6 +231,9 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     PaymentReceived: [dunning.wake_dunning_on_payment],
     BillDisputed: [dunning.wake_dunning_on_dispute],
     BillingEnquiryResolved: [dunning.wake_dunning_on_resolution],
+    # 3.9.4: a completed month of usage near a site's volume is a moment to offer.
+    UsageIngested: [retention_handlers.offer_on_usage_trend],
+    ContractEndApproaching: [retention_handlers.offer_before_contract_end],
     CustomerTerminated: [
         order_handlers.disconnect_terminated_customer,
         bills.final_bill_on_termination,

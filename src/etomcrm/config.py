@@ -153,6 +153,16 @@ class Settings(BaseSettings):
     churn_min_auc: float = 0.6
     churn_stayed_after_months: int = 12
     churn_refit_after_days: int = 7
+    # Next best offer (3.9.4): the margin of an offer is taken over this many months
+    # (the quote's default term); P(accept) is the offering's share of accepted quotes
+    # among the decided ones, in the customer's segment when it has at least
+    # ``nbo_min_decided`` of them, over all customers when they have, else this prior.
+    nbo_term_months: int = 36
+    nbo_min_decided: int = 10
+    nbo_prior_acceptance: str = "0.20"
+    # A contract (an active product's start plus its term) ending within this many days
+    # is the moment for the account manager to offer.
+    nbo_contract_end_days: int = 90
 
 
 @lru_cache

@@ -419,6 +419,10 @@ router.include_router(campaigns_routes.router)
 from etomcrm.pages import analytics_routes  # noqa: E402
 
 router.include_router(analytics_routes.router)
+# 3.9.4: a customer's profile with its next best offers, and the offer overview.
+from etomcrm.pages import offers_routes  # noqa: E402
+
+router.include_router(offers_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.

@@ -14,3 +14,14 @@ class CustomerRiskRaised(DomainEvent):
 
     customer_id: str
     assessment_id: str
+
+
+@dataclass(frozen=True)
+class ContractEndApproaching(DomainEvent):
+    """An active product's contract ends in ``days`` days (on ``ends_on``,
+    ``YYYY-MM-DD``): the moment to offer before the customer looks elsewhere."""
+
+    customer_id: str
+    product_id: str
+    ends_on: str
+    days: int

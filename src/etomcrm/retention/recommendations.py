@@ -35,6 +35,16 @@ product it upgrades, with the reason in its ``description`` and in the character
 ``recommendationReason``; the item names the catalog offering when one of the names in
 :data:`OFFERING_NAMES` exists.
 
+3.9.4 Optimise: the items are ranked by **expected value** for the customer
+(:mod:`etomcrm.retention.offers`: P(accept) from the provider's decided quotes times the
+margin over the term), highest first; ``priority`` is that rank (1 = the next best
+offer), ties keep the rule's order. Each item's product characteristics explain it:
+``recommendationRule`` (gold, usage, router), ``recommendationReason`` (why this
+product), ``recommendationMoment`` (why now), ``expectedValue``,
+``acceptanceProbability``, ``acceptanceBasis`` (segment, all or prior),
+``acceptedQuotes``, ``decidedQuotes``, ``marginOverTerm``, ``termMonths`` and
+``expectedValueExplanation`` (the arithmetic in words).
+
 A query is answered once and does not change afterwards: post a new one for fresh
 recommendations. TMF680 has no update operation; the served document adds an empty
 ``QueryProductRecommendation_Update`` so the shared routes stay well-formed, and every
@@ -44,7 +54,7 @@ change is refused.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -65,6 +75,14 @@ from etomcrm.db import utcnow
 from etomcrm.network.models import NetworkMeasurementRow
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.problem_handling.models import TroubleTicketRow
+from etomcrm.retention.offers import (
+    Valuation,
+    acceptance,
+    acceptance_record,
+    as_characteristics,
+    margins,
+    segment_of,
+)
 from etomcrm.security.service import Principal, Role
 from etomcrm.selling.models import RecommendationRow
 
@@ -148,6 +166,7 @@ class _Site:
     included_gb: Decimal | None = None
     routers: list[tuple[JsonDict, int | None]] = field(default_factory=list)  # (product, age)
     sla: str = "none"
+    sla_product: JsonDict | None = None
     tickets: int = 0
     volume_gb: Decimal | None = None
 
@@ -168,6 +187,17 @@ class _Proposal:
     # How strongly the facts speak for it (tickets, share of the volume, router age):
     # within a priority the strongest comes first.
     weight: Decimal = Decimal(0)
+    # Why now: the recent fact that makes it timely.
+    moment: str = ""
+    # The product the offer replaces (its price is no longer paid), if any.
+    replaces: JsonDict | None = None
+
+    @property
+    def rule(self) -> str:
+        return RULES[self.priority]
+
+
+RULES = {1: "gold", 2: "usage", 3: "router"}
 
 
 def _sla_rank(name: str) -> int:
@@ -239,6 +269,8 @@ def _classify(
         sla = name
     if sla and _sla_rank(sla) >= _sla_rank(site.sla) and sla.lower() != "none":
         site.sla = sla.removeprefix("SLA ").strip() or sla
+        if name.lower().startswith("sla "):
+            site.sla_product = product
     if name == OFFERING_NAMES["router"]:
         started = _instant(product.get("startDate"))
         site.routers.append((product, _months_between(started, now) if started else None))
@@ -296,6 +328,8 @@ def _proposals(site: _Site) -> list[_Proposal]:
                 site.anchor,
                 (("slaLevel", GOLD),),
                 Decimal(site.tickets),
+                f"{site.tickets} faults in the last 90 days: the cost of each outage is fresh",
+                site.sla_product,
             )
         )
     used, included, bandwidth = site.volume_gb, site.included_gb, site.bandwidth
@@ -315,6 +349,8 @@ def _proposals(site: _Site) -> list[_Proposal]:
                     site.anchor,
                     (("bandwidthMbit", higher[0]),),
                     share,
+                    f"last month's traffic reached {percent} % of the included volume",
+                    site.access,
                 )
             )
     old = [
@@ -330,6 +366,7 @@ def _proposals(site: _Site) -> list[_Proposal]:
                 "Managed router",
                 f"{site.name} runs its own router, outside monitoring and the SLA's time to repair",
                 site.anchor,
+                moment="the site is live without managed equipment today",
             )
         )
     elif old:
@@ -342,15 +379,22 @@ def _proposals(site: _Site) -> list[_Proposal]:
                 f"the router at {site.name} is {age} months old and out of vendor support",
                 router,
                 weight=Decimal(age or 0),
+                moment=f"the router reached {age} months, past the end of vendor support",
+                replaces=router,
             )
         )
     return found
 
 
-def _item(number: int, proposal: _Proposal, offerings: dict[str, JsonDict]) -> JsonDict:
+def _item(
+    number: int, proposal: _Proposal, offerings: dict[str, JsonDict], valuation: Valuation
+) -> JsonDict:
     product = proposal.product
     characteristics = [
+        {"name": "recommendationRule", "valueType": "string", "value": proposal.rule},
         {"name": "recommendationReason", "valueType": "string", "value": proposal.reason},
+        {"name": "recommendationMoment", "valueType": "string", "value": proposal.moment},
+        *as_characteristics(valuation),
         *({"name": n, "value": v} for n, v in proposal.characteristics),
     ]
     proposed: JsonDict = {
@@ -370,7 +414,7 @@ def _item(number: int, proposal: _Proposal, offerings: dict[str, JsonDict]) -> J
     }
     if product.get("place"):
         proposed["place"] = product["place"]
-    item: JsonDict = {"id": str(number), "priority": proposal.priority, "product": proposed}
+    item: JsonDict = {"id": str(number), "priority": number, "product": proposed}
     offering = offerings.get(OFFERING_NAMES[proposal.offering_key])
     if offering is not None:
         item["productOffering"] = offering
@@ -380,8 +424,8 @@ def _item(number: int, proposal: _Proposal, offerings: dict[str, JsonDict]) -> J
 def recommendation_items(
     session: Session, customer_id: str, *, now: datetime | None = None
 ) -> list[JsonDict]:
-    """The recommendations of the rules above for a customer's active products, in a
-    fixed number of queries."""
+    """The recommendations of the rules above for a customer's active products, ranked
+    by expected value (3.9.4), in a fixed number of queries."""
     now = now or utcnow()
     # Owned by the customer, or naming it as relatedParty: inventory written by the house
     # (system principal) may carry the customer only in the document.
@@ -421,7 +465,64 @@ def recommendation_items(
         )
         if name is not None
     }
-    return [_item(n, p, offerings) for n, p in enumerate(proposals, start=1)]
+    valuations = _valuations(session, customer_id, proposals, offerings)
+    ranked = sorted(
+        enumerate(proposals), key=lambda pair: (-valuations[pair[0]].expected_value, pair[0])
+    )
+    return [
+        _item(rank, proposal, offerings, valuations[index])
+        for rank, (index, proposal) in enumerate(ranked, start=1)
+    ]
+
+
+def _offering_id(product: JsonDict | None) -> str | None:
+    offering = (product or {}).get("productOffering")
+    if isinstance(offering, dict) and offering.get("id"):
+        return str(offering["id"])
+    return None
+
+
+def _valuations(
+    session: Session,
+    customer_id: str,
+    proposals: list[_Proposal],
+    offerings: dict[str, JsonDict],
+) -> list[Valuation]:
+    """Each proposal's P(accept) and margin (3.9.4): four queries for all of them."""
+    offers = {
+        str(index): (
+            str((offerings.get(OFFERING_NAMES[p.offering_key]) or {}).get("id") or ""),
+            _offering_id(p.replaces),
+        )
+        for index, p in enumerate(proposals)
+    }
+    found = margins(session, offers)
+    record = acceptance_record(session)
+    segment = segment_of(session, customer_id)
+    return [
+        Valuation(
+            acceptance(record, offers[str(index)][0] or None, segment),
+            replace(found[str(index)], offering=proposal.name),
+        )
+        for index, proposal in enumerate(proposals)
+    ]
+
+
+def characteristic(item: JsonDict, name: str) -> Any:
+    """The value of a recommendation item's product characteristic, or None."""
+    for entry in (item.get("product") or {}).get("productCharacteristic") or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return entry.get("value")
+    return None
+
+
+def offer_name(item: JsonDict) -> str:
+    """What an item offers where: "SLA Gold at Dealer Leipzig" (the same offer for the
+    same site is the same, whichever query proposed it)."""
+    product = item.get("product") or {}
+    places = product.get("place") or []
+    where = places[0].get("name") or places[0].get("id") if places else None
+    return f"{product.get('name')} at {where}" if where else str(product.get("name"))
 
 
 @dataclass
