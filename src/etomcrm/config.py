@@ -134,6 +134,20 @@ class Settings(BaseSettings):
     analytics_cost_dunning_case_eur: str = "12.00"
     # The largest history CSV the API takes (the CLI reads files of any size).
     analytics_history_max_bytes: int = 50_000_000
+    # 3.9.2 segments (README "Segments, trends and forecasts"): a customer's figures are
+    # taken over the last this many complete months; billed revenue per month from which
+    # a customer is of high or mid value (EUR, net); traffic per month from which its
+    # usage is heavy (in the usage records' unit, GB); inbound contacts and tickets per
+    # month from which it needs care. A dunning case in the window: it pays late.
+    analytics_segment_months: int = 3
+    analytics_segment_high_value_eur: str = "500.00"
+    analytics_segment_mid_value_eur: str = "100.00"
+    analytics_segment_heavy_usage: str = "100"
+    analytics_segment_care_contacts: str = "2"
+    # A month's change stands out beyond this many robust standard deviations of the
+    # segment's earlier month-over-month changes; a forecast needs this many months.
+    analytics_trend_standout_k: float = 3.0
+    analytics_forecast_min_months: int = 6
 
 
 @lru_cache
