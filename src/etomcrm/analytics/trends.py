@@ -56,6 +56,7 @@ MIN_CHANGES = 3
 FLOOR_SHARE = 0.01
 # MAD x 1.4826 estimates the standard deviation of normally distributed changes.
 MAD_TO_SD = 1.4826
+MEAN_AD_TO_SD = 1.2533
 # The forecast fits the last this many months at most (older ones describe another
 # market); its intervals are 95 % prediction intervals.
 FIT_MONTHS = 24
@@ -222,7 +223,8 @@ class Point:
 def standouts(values: Sequence[float], k: float) -> list[tuple[float | None, bool]]:
     """For each month: (score, stands out). A month's change stands out when it lies
     more than ``k`` robust standard deviations (1.4826 x the median absolute deviation)
-    from the median of the series' earlier month-over-month changes; at least
+    from the median of the series' earlier month-over-month changes (1.2533 x their mean
+    absolute deviation when more than half of them are alike); at least
     ``MIN_CHANGES`` earlier changes are needed, and the deviation is at least 1 % of the
     series' mean level so far. Steady growth does not stand out: its changes are alike."""
     out: list[tuple[float | None, bool]] = [(None, False)]
@@ -235,6 +237,10 @@ def standouts(values: Sequence[float], k: float) -> list[tuple[float | None, boo
         history = np.array(earlier, dtype=float)
         median = float(np.median(history))
         robust_sd = MAD_TO_SD * float(np.median(np.abs(history - median)))
+        if robust_sd == 0:
+            # More than half the changes alike: the mean absolute deviation instead
+            # (x 1.2533 for a normal standard deviation), as the modified z-score does.
+            robust_sd = MEAN_AD_TO_SD * float(np.mean(np.abs(history - median)))
         floor = FLOOR_SHARE * float(np.mean(np.abs(np.array(values[:i], dtype=float))))
         scale = max(robust_sd, floor, 1e-9)
         score = (changes[i - 1] - median) / scale
@@ -287,6 +293,7 @@ def _monthly(session: Session, metric: str, last: str) -> dict[tuple[str, str], 
     if metric == "revenue":
         stmt = (
             select(AnCustomer.segment, AnRevenueFact.month, func.sum(AnRevenueFact.amount))
+            .select_from(AnRevenueFact)
             .join(AnCustomer, AnCustomer.customer_id == AnRevenueFact.customer_id)
             .where(AnRevenueFact.rate_type.not_in(NOT_REVENUE), AnRevenueFact.month <= last)
             .group_by(AnCustomer.segment, AnRevenueFact.month)
@@ -294,6 +301,7 @@ def _monthly(session: Session, metric: str, last: str) -> dict[tuple[str, str], 
     elif metric == "usage":
         stmt = (
             select(AnCustomer.segment, AnDay.month, func.sum(AnUsageFact.volume))
+            .select_from(AnUsageFact)
             .join(AnCustomer, AnCustomer.customer_id == AnUsageFact.customer_id)
             .join(AnDay, AnDay.day == AnUsageFact.day)
             .where(AnUsageFact.usage_type == TRAFFIC, AnDay.month <= last)
@@ -302,6 +310,7 @@ def _monthly(session: Session, metric: str, last: str) -> dict[tuple[str, str], 
     else:
         stmt = (
             select(AnCustomer.segment, AnDay.month, func.count())
+            .select_from(AnContactFact)
             .join(AnCustomer, AnCustomer.customer_id == AnContactFact.customer_id)
             .join(AnDay, AnDay.day == AnContactFact.day)
             .where(AnContactFact.direction == "inbound", AnDay.month <= last)
@@ -334,6 +343,14 @@ class TrendReport:
     last_month: str
     k: float
     series: list[Series]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per segment, metric and month (the CSV)."""
+        return [
+            {"segment": s["segment"], "metric": s["metric"], "unit": s["unit"], **month}
+            for s in (series.as_dict() for series in self.series)
+            for month in s["months"]
+        ]
 
 
 def segment_trends(
@@ -455,6 +472,23 @@ class ForecastReport:
     min_months: int
     method: str
     forecasts: list[Forecast]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per segment, metric and month ahead (the CSV); one row with the
+        reason for a segment without a forecast."""
+        empty = {"month": None, "value": None, "lower": None, "upper": None}
+        return [
+            {
+                "segment": f["segment"],
+                "metric": f["metric"],
+                "unit": f["unit"],
+                "status": f["status"],
+                "reason": f["reason"],
+                **(point or empty),
+            }
+            for f in (forecast.as_dict() for forecast in self.forecasts)
+            for point in (f["forecast"] or [None])
+        ]
 
 
 METHOD = (

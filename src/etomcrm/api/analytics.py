@@ -414,17 +414,15 @@ def trends(
     as_csv = _wants_csv(request, format)
     with session_scope(readonly=True) as session:
         report = segment_trends(session, segment=segment, metric=metric)
-    series = [s.as_dict() for s in report.series]
     if as_csv:
-        return _csv_response(
-            [
-                {"segment": s["segment"], "metric": s["metric"], "unit": s["unit"], **month}
-                for s in series
-                for month in s["months"]
-            ],
-            "segment-trends",
-        )
-    return json_response({"lastMonth": report.last_month, "standoutK": report.k, "series": series})
+        return _csv_response(report.rows(), "segment-trends")
+    return json_response(
+        {
+            "lastMonth": report.last_month,
+            "standoutK": report.k,
+            "series": [s.as_dict() for s in report.series],
+        }
+    )
 
 
 @router.get(
@@ -444,23 +442,8 @@ def forecast(
     as_csv = _wants_csv(request, format)
     with session_scope(readonly=True) as session:
         report = segment_forecasts(session, segment=segment, metric=metric, horizon=months)
-    forecasts = [f.as_dict() for f in report.forecasts]
     if as_csv:
-        return _csv_response(
-            [
-                {
-                    "segment": f["segment"],
-                    "metric": f["metric"],
-                    "unit": f["unit"],
-                    "status": f["status"],
-                    "reason": f["reason"],
-                    **(p or {"month": None, "value": None, "lower": None, "upper": None}),
-                }
-                for f in forecasts
-                for p in (f["forecast"] or [None])
-            ],
-            "segment-forecast",
-        )
+        return _csv_response(report.rows(), "segment-forecast")
     return json_response(
         {
             "lastMonth": report.last_month,
@@ -468,6 +451,6 @@ def forecast(
             "method": report.method,
             "level": report.level,
             "minimumMonths": report.min_months,
-            "forecasts": forecasts,
+            "forecasts": [f.as_dict() for f in report.forecasts],
         }
     )
