@@ -43,6 +43,10 @@ from etomcrm.analytics.segmentation import (
 )
 from etomcrm.config import get_settings
 from etomcrm.core.errors import InvalidRequest, NotFound
+from etomcrm.security.service import Role
+
+# Who reads the segments, trends and forecasts (3.9.2): the marketers and the analysts.
+SEGMENT_READERS = frozenset({Role.ADMIN, Role.ANALYST, Role.MARKETING})
 
 METRICS: tuple[str, ...] = ("revenue", "usage", "contacts")
 FORECAST_METRICS: tuple[str, ...] = ("revenue", "usage")

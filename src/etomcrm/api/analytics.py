@@ -37,6 +37,7 @@ from etomcrm.analytics.export import csv_text
 from etomcrm.analytics.history import import_history_text
 from etomcrm.analytics.profitability import customer_profitability
 from etomcrm.analytics.trends import (
+    SEGMENT_READERS,
     segment_forecasts,
     segment_members,
     segment_overview,
@@ -57,8 +58,6 @@ READERS = frozenset(
     {Role.ADMIN, Role.ANALYST, Role.MARKETING, Role.SALES, Role.SUPPORT, Role.BILLING}
 )
 IMPORTERS = frozenset({Role.ADMIN, Role.ANALYST})
-# Segments, trends and forecasts are the marketers' and analysts' (3.9.2).
-SEGMENT_READERS = frozenset({Role.ADMIN, Role.ANALYST, Role.MARKETING})
 _DECIMAL = {"type": ["string", "null"], "description": "A decimal, null without data"}
 CONTACT_ROW = {
     "type": "object",

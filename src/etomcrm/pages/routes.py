@@ -407,6 +407,10 @@ router.include_router(quotes_routes.router)
 from etomcrm.pages import requests_routes  # noqa: E402
 
 router.include_router(requests_routes.router)
+# The segments, their trends and forecasts (3.9.2; before the catch-all below).
+from etomcrm.pages import analytics_routes  # noqa: E402
+
+router.include_router(analytics_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.
