@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.analytics import models as an
 from etomcrm.billing.dunning_models import DunningCaseRow
-from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
+from etomcrm.billing.models import AppliedRateRow, CustomerBillRow, UsageRecordRow
 from etomcrm.customer_interface.models import CustomerRow, PartyInteractionRow
 from etomcrm.db import new_id
 from etomcrm.order_handling.models import ProductOrderRow
@@ -97,6 +97,23 @@ def bill(
         )
     session.flush()
     return bill_id
+
+
+def usage(session: Session, customer_id: str, day: date, volume: str) -> None:
+    """One usage record of traffic (GB) of the customer, an hour of ``day``."""
+    start = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
+    session.add(
+        UsageRecordRow(
+            usage_id=new_id(),
+            customer_id=customer_id,
+            usage_type="traffic",
+            start_at=start,
+            end_at=start.replace(hour=11),
+            volume=Decimal(volume),
+            unit="GB",
+        )
+    )
+    session.flush()
 
 
 def completed_order(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-from etomcrm.analytics import store
+from etomcrm.analytics import segmentation, store
 from etomcrm.analytics.profitability import customer_profitability
 from etomcrm.config import get_settings
 from etomcrm.db import session_scope
@@ -41,8 +41,8 @@ def three_months(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(f"ETOMCRM_ANALYTICS_COST_{name}_EUR", value)
     get_settings.cache_clear()
     with session_scope() as session:
-        dealer = given.customer(session, "Autohaus Schmidt", segment="dealer")
-        other = given.customer(session, "Other GmbH", segment="enterprise")
+        dealer = given.customer(session, "Autohaus Schmidt")
+        other = given.customer(session, "Other GmbH")
         given.bill(
             session,
             dealer,
@@ -71,7 +71,9 @@ def three_months(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         given.ticket(session, dealer, at("2026-03-05T08:00:00"), None)
         given.dunning_case(session, dealer, at("2026-03-20T06:00:00"))
         given.bill(session, other, date(2026, 2, 1), [("recurring", "500.00", "p9")])
-        store.rebuild(session)
+        # The segments (3.9.2) computed in April: over January to March.
+        with segmentation.CLOCK.at(datetime(2026, 4, 2, tzinfo=UTC)):
+            store.rebuild(session)
     return dealer
 
 
@@ -113,10 +115,12 @@ def test_profit_per_segment_and_period_limits(three_months: str) -> None:
             session, by="customer", start=date(2026, 2, 1), end=date(2026, 3, 1)
         )
 
-    # then each segment carries its customers' figures
+    # then each computed segment carries its customers' figures: the dealer billed
+    # 827.50 over three months (275.83 a month, mid value) and was dunned in March; the
+    # other 500.00 (166.67 a month); neither has traffic
     segments = {p.key: p.as_row() for p in by_segment.groups}
-    assert segments["dealer"]["profit"] == "-584.50"
-    assert segments["enterprise"]["profit"] == "500.00"
+    assert segments["Mid value · light usage · pays late"]["profit"] == "-584.50"
+    assert segments["Mid value · light usage"]["profit"] == "500.00"
     # and January's figures are left out of the period
     customers = {p.key: p.as_row() for p in spring.groups}
     assert customers[three_months]["profit"] == "-139.50"  # -215 + 75.50

@@ -31,6 +31,12 @@ from etomcrm.analytics.contacts import contact_statistics
 from etomcrm.analytics.export import csv_text
 from etomcrm.analytics.history import HistoryRefused, import_history
 from etomcrm.analytics.profitability import customer_profitability
+from etomcrm.analytics.trends import (
+    segment_forecasts,
+    segment_members,
+    segment_overview,
+    segment_trends,
+)
 from etomcrm.billing.bank_statements import import_statement
 from etomcrm.billing.direct_debit import collect
 from etomcrm.config import get_settings
@@ -865,3 +871,77 @@ def analytics_campaigns(
         cells += [row["uplift"], interval]
         table.add_row(*("" if v is None else str(v) for v in cells))
     console.print(table)
+
+
+def _rows_out(rows: list[dict[str, Any]], title: str, csv_file: Path | None) -> None:
+    """Rows as a table, or written to ``csv_file`` as CSV."""
+    if csv_file is not None:
+        csv_file.write_text(csv_text(rows), encoding="utf-8")
+        console.print(f"{len(rows)} row(s) written to {csv_file}")
+        return
+    table = Table(title=title)
+    for n, column in enumerate(rows[0] if rows else []):
+        table.add_column(column, no_wrap=n == 0, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)
+
+
+@analytics_app.command("segments")
+def analytics_segments(
+    segment: Annotated[
+        str | None, typer.Option(help="Show this segment's customers instead")
+    ] = None,
+    offset: Annotated[int, typer.Option(help="Customers to skip")] = 0,
+    limit: Annotated[int, typer.Option(help="Customers to show, at most 200")] = 50,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here")] = None,
+) -> None:
+    """3.9.2: the computed segments with their customers and figures per month, or the
+    customers of one segment."""
+    try:
+        with session_scope(readonly=True) as session:
+            if segment is None:
+                overview = segment_overview(session)
+                rows = [s.as_row() for s in overview.segments]
+                title = f"Segments over {overview.first_month} to {overview.last_month}"
+            else:
+                page = segment_members(session, segment, offset=offset, limit=limit)
+                rows = [m.as_row() for m in page.members]
+                title = f"{segment}: customers {offset + 1}-{offset + len(rows)} of {page.total}"
+    except TmfError as error:
+        _fail(error)
+    _rows_out(rows, title, csv_file)
+
+
+@analytics_app.command("trends")
+def analytics_trends(
+    segment: Annotated[str | None, typer.Option(help="Only this segment")] = None,
+    metric: Annotated[str | None, typer.Option(help="revenue, usage or contacts")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here")] = None,
+) -> None:
+    """3.9.2: revenue, usage and contacts per segment and month; standout marks the
+    changes beyond k robust standard deviations of the segment's earlier changes."""
+    try:
+        with session_scope(readonly=True) as session:
+            report = segment_trends(session, segment=segment, metric=metric)
+    except TmfError as error:
+        _fail(error)
+    title = f"Trends per segment up to {report.last_month} (standout beyond {report.k} sd)"
+    _rows_out(report.rows(), title, csv_file)
+
+
+@analytics_app.command("forecast")
+def analytics_forecast(
+    segment: Annotated[str | None, typer.Option(help="Only this segment")] = None,
+    metric: Annotated[str | None, typer.Option(help="revenue or usage")] = None,
+    months: Annotated[int, typer.Option(help="Months ahead, 1 to 12")] = 3,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here")] = None,
+) -> None:
+    """Revenue and usage per segment for the next months, with 95 % prediction
+    intervals (a linear trend; too short a history gets none, and says why)."""
+    try:
+        with session_scope(readonly=True) as session:
+            report = segment_forecasts(session, segment=segment, metric=metric, horizon=months)
+    except TmfError as error:
+        _fail(error)
+    _rows_out(report.rows(), f"Forecast after {report.last_month}: {report.method}", csv_file)

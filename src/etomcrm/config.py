@@ -163,6 +163,20 @@ class Settings(BaseSettings):
     # A contract (an active product's start plus its term) ending within this many days
     # is the moment for the account manager to offer.
     nbo_contract_end_days: int = 90
+    # 3.9.2 segments (README "Segments, trends and forecasts"): a customer's figures are
+    # taken over the last this many complete months; billed revenue per month from which
+    # a customer is of high or mid value (EUR, net); traffic per month from which its
+    # usage is heavy (in the usage records' unit, GB); inbound contacts and tickets per
+    # month from which it needs care. A dunning case in the window: it pays late.
+    analytics_segment_months: int = 3
+    analytics_segment_high_value_eur: str = "500.00"
+    analytics_segment_mid_value_eur: str = "100.00"
+    analytics_segment_heavy_usage: str = "100"
+    analytics_segment_care_contacts: str = "2"
+    # A month's change stands out beyond this many robust standard deviations of the
+    # segment's earlier month-over-month changes; a forecast needs this many months.
+    analytics_trend_standout_k: float = 3.0
+    analytics_forecast_min_months: int = 6
 
 
 @lru_cache

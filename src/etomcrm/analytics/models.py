@@ -48,7 +48,8 @@ class AnCustomer(Base):
 
 
 class AnSegment(Base):
-    """Segment dimension: the segments the customers are in (characteristic ``segment``)."""
+    """Segment dimension: the segments the customers are in, computed from their facts
+    (3.9.2, ``segmentation.segment_for``)."""
 
     __tablename__ = "an_segment"
 

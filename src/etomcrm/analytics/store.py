@@ -23,6 +23,7 @@ from sqlalchemy import Date, case, cast, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from etomcrm.analytics import segmentation
 from etomcrm.analytics.models import (
     DERIVED,
     AnCampaign,
@@ -58,7 +59,7 @@ from etomcrm.problem_handling.models import TroubleTicketRow
 from etomcrm.selling.models import SalesLeadRow, SalesOpportunityRow
 
 JsonDict = dict[str, Any]
-UNSEGMENTED = "unsegmented"
+UNSEGMENTED = segmentation.NO_DATA
 # Statuses in which a contact's handling is over, and those of them that resolved it.
 CONTACT_ENDED = frozenset({"completed", "closed", "resolved", "cancelled"})
 CONTACT_RESOLVED = CONTACT_ENDED - {"cancelled"}
@@ -111,17 +112,11 @@ def _customer_rows(session: Session, row_class: Any, ids: Sequence[str] | None) 
 # ----- dimensions ---------------------------------------------------------------------
 
 
-def segment_of(customer: JsonDict) -> str:
-    """The customer's segment: its characteristic ``segment`` (3.9.2 will compute them)."""
-    for characteristic in customer.get("characteristic") or []:
-        if isinstance(characteristic, dict) and characteristic.get("name") == "segment":
-            value = characteristic.get("value")
-            if isinstance(value, str) and value.strip():
-                return value.strip()[:100]
-    return UNSEGMENTED
-
-
 def derive_customers(session: Session, ids: Sequence[str] | None) -> None:
+    """The customer dimension, each customer in the segment its facts put it in
+    (3.9.2, :func:`etomcrm.analytics.segmentation.segment_for`); a rebuild derives the
+    customers before their facts and assigns the segments again at its end."""
+    segments = segmentation.segments_of(session, ids) if ids is not None else {}
     stmt = select(CustomerRow.id, CustomerRow.name, CustomerRow.status, CustomerRow.body)
     rows: list[JsonDict] = []
     for part in [None] if ids is None else list(_chunks(ids)):
@@ -132,7 +127,7 @@ def derive_customers(session: Session, ids: Sequence[str] | None) -> None:
                 {
                     "customer_id": customer_id,
                     "name": name,
-                    "segment": segment_of(body),
+                    "segment": segments.get(customer_id, UNSEGMENTED),
                     "status": status,
                     "created_on": created.date() if created else None,
                 }
@@ -659,6 +654,10 @@ PER_CUSTOMER: list[tuple[Any, Callable[[Session, Sequence[str] | None], None]]] 
 
 
 UNDATED = frozenset({AnCustomer, AnSite, AnProduct})
+# The tables a customer's segment is computed from.
+SEGMENT_INPUTS = frozenset(
+    {AnCustomer, AnRevenueFact, AnUsageFact, AnContactFact, AnTicketFact, AnDunningFact}
+)
 
 
 def refresh_customers(
@@ -675,7 +674,10 @@ def refresh_customers(
         for part in _chunks(ids):
             session.execute(delete(table).where(table.customer_id.in_(part)))
         derive(session, ids)
-    if tables is None or AnCustomer in tables:
+    # A customer's segment is computed from its facts (3.9.2): assigned again whenever
+    # one of the facts it reads may have changed.
+    if tables is None or not SEGMENT_INPUTS.isdisjoint(tables):
+        segmentation.assign_segments(session, ids)
         sync_segments(session)
     # The time dimension spans the dated facts; the dimensions carry no day of their own.
     if tables is None or not set(tables) <= UNDATED:
@@ -699,6 +701,8 @@ def refresh_usage(session: Session, customer_days: Collection[tuple[str, date]])
                 )
             )
             derive_usage(session, part, days)
+    segmentation.assign_segments(session, sorted(days_of))
+    sync_segments(session)
     sync_days(session)
 
 
@@ -735,6 +739,7 @@ def rebuild(session: Session, progress: Callable[[str], None] | None = None) -> 
         derive(session, None)
     derive_campaigns(session, None)
     derive_campaign_targets(session, None)
+    segmentation.assign_segments(session, None)
     sync_segments(session)
     sync_days(session)
     counts = {

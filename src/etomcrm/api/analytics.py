@@ -23,8 +23,15 @@ profitability, and the import of history. Not a TMF Open API; staff only.
   ?figure=won`` the customers behind one of them (admin, analyst, marketing);
 - ``POST /etomcrm/v1/analytics/campaignPlan`` — a target list from a segment and a
   score (:mod:`etomcrm.retention.campaign_plans`).
+- ``GET /etomcrm/v1/analytics/segments`` — the computed segments (3.9.2) with their
+  customers and figures per month; ``.../segments/{segment}/customers?offset=&limit=``
+  — the customers of one segment (drill-down);
+- ``GET /etomcrm/v1/analytics/segmentTrends?segment=&metric=revenue|usage|contacts``
+  — per segment and month, with the changes that stand out;
+- ``GET /etomcrm/v1/analytics/segmentForecast?segment=&metric=revenue|usage&months=3``
+  — the next months' revenue and traffic with 95 % prediction intervals.
 
-Both reports answer JSON, or CSV with ``format=csv`` (or ``Accept: text/csv``).
+Every report answers JSON, or CSV with ``format=csv`` (or ``Accept: text/csv``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,13 @@ from etomcrm.analytics.contacts import contact_statistics
 from etomcrm.analytics.export import csv_text
 from etomcrm.analytics.history import import_history_text
 from etomcrm.analytics.profitability import customer_profitability
+from etomcrm.analytics.trends import (
+    SEGMENT_READERS,
+    segment_forecasts,
+    segment_members,
+    segment_overview,
+    segment_trends,
+)
 from etomcrm.api.conventions import current_principal, json_response
 from etomcrm.api.tmf import error_responses
 from etomcrm.config import get_settings
@@ -585,3 +599,152 @@ async def campaign_plan(request: Request) -> Response:
             return plan.as_dict()
 
     return json_response(await run_in_threadpool(unit_of_work))
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+_TEXT = {"type": "string"}
+_NUMBER_TEXT = {"type": ["string", "null"], "description": "A decimal"}
+SEGMENT_ROW = _object(
+    segment=_TEXT,
+    customers={"type": "integer"},
+    revenuePerMonth=_TEXT,
+    usagePerMonth=_TEXT,
+    contactsPerMonth=_TEXT,
+    ticketsPerMonth=_TEXT,
+    dunningCases={"type": "integer"},
+)
+SEGMENTS_ANSWER = _object(
+    window=_object(**{"from": _TEXT, "to": _TEXT}),
+    rule={"type": "object"},
+    segments={"type": "array", "items": SEGMENT_ROW},
+)
+MEMBERS_ANSWER = _object(
+    segment=_TEXT,
+    total={"type": "integer"},
+    offset={"type": "integer"},
+    limit={"type": "integer"},
+    customers={"type": "array", "items": {"type": "object"}},
+)
+TRENDS_ANSWER = _object(
+    lastMonth=_TEXT,
+    standoutK={"type": "number"},
+    series={"type": "array", "items": {"type": "object"}},
+)
+FORECAST_ANSWER = _object(
+    lastMonth=_TEXT,
+    months={"type": "integer"},
+    method=_TEXT,
+    level={"type": "number"},
+    forecasts={"type": "array", "items": {"type": "object"}},
+)
+
+
+@router.get(
+    BASE + "/segments",
+    operation_id="listSegments",
+    summary="3.9.2 the computed segments with their customers and figures per month",
+    responses=_answers(SEGMENTS_ANSWER),
+)
+def segments(request: Request, format: str | None = None) -> Response:
+    _staff(request, SEGMENT_READERS)
+    as_csv = _wants_csv(request, format)
+    with session_scope(readonly=True) as session:
+        overview = segment_overview(session)
+    rows = [s.as_row() for s in overview.segments]
+    if as_csv:
+        return _csv_response(rows, "segments")
+    return json_response(
+        {
+            "window": {"from": overview.first_month, "to": overview.last_month},
+            "rule": overview.rule.as_dict(),
+            "segments": rows,
+        }
+    )
+
+
+@router.get(
+    BASE + "/segments/{segment}/customers",
+    operation_id="listSegmentCustomers",
+    summary="The customers of one segment, a page at a time, with their figures",
+    responses=_answers(MEMBERS_ANSWER),
+)
+def segment_customers(
+    segment: str, request: Request, offset: int = 0, limit: int = 50, format: str | None = None
+) -> Response:
+    _staff(request, SEGMENT_READERS)
+    as_csv = _wants_csv(request, format)
+    with session_scope(readonly=True) as session:
+        page = segment_members(session, segment, offset=offset, limit=limit)
+    rows = [m.as_row() for m in page.members]
+    if as_csv:
+        return _csv_response(rows, "segment-customers")
+    return json_response(
+        {
+            "segment": page.segment,
+            "total": page.total,
+            "offset": page.offset,
+            "limit": page.limit,
+            "customers": rows,
+        }
+    )
+
+
+@router.get(
+    BASE + "/segmentTrends",
+    operation_id="retrieveSegmentTrends",
+    summary="Revenue, usage and contacts per segment and month, with the standouts",
+    responses=_answers(TRENDS_ANSWER),
+)
+def trends(
+    request: Request,
+    segment: str | None = None,
+    metric: str | None = None,
+    format: str | None = None,
+) -> Response:
+    _staff(request, SEGMENT_READERS)
+    as_csv = _wants_csv(request, format)
+    with session_scope(readonly=True) as session:
+        report = segment_trends(session, segment=segment, metric=metric)
+    if as_csv:
+        return _csv_response(report.rows(), "segment-trends")
+    return json_response(
+        {
+            "lastMonth": report.last_month,
+            "standoutK": report.k,
+            "series": [s.as_dict() for s in report.series],
+        }
+    )
+
+
+@router.get(
+    BASE + "/segmentForecast",
+    operation_id="retrieveSegmentForecast",
+    summary="Revenue and usage per segment for the next months, with prediction intervals",
+    responses=_answers(FORECAST_ANSWER),
+)
+def forecast(
+    request: Request,
+    segment: str | None = None,
+    metric: str | None = None,
+    months: int = 3,
+    format: str | None = None,
+) -> Response:
+    _staff(request, SEGMENT_READERS)
+    as_csv = _wants_csv(request, format)
+    with session_scope(readonly=True) as session:
+        report = segment_forecasts(session, segment=segment, metric=metric, horizon=months)
+    if as_csv:
+        return _csv_response(report.rows(), "segment-forecast")
+    return json_response(
+        {
+            "lastMonth": report.last_month,
+            "months": report.horizon,
+            "method": report.method,
+            "level": report.level,
+            "minimumMonths": report.min_months,
+            "forecasts": [f.as_dict() for f in report.forecasts],
+        }
+    )

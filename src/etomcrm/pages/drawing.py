@@ -260,3 +260,92 @@ def hbars(series: tuple[str, ...], rows: list[tuple[str, tuple[Any, ...]]]) -> H
         series=series,
         rows=drawn,
     )
+
+
+@dataclass(frozen=True)
+class Marker:
+    month: str
+    value: float
+    x: float
+    y: float
+    standout: bool
+
+
+@dataclass(frozen=True)
+class BandPoint:
+    month: str
+    value: float
+    lower: float
+    upper: float
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class LineChart:
+    """A monthly series as a line, the months that stand out marked, and where there is
+    a forecast its line and its interval as a band (3.9.2)."""
+
+    width: float
+    height: float
+    peak: float
+    line: str  # SVG polyline points of the history
+    markers: list[Marker]
+    forecast_line: str  # from the last month of history through the forecast
+    band: str  # SVG polygon points of the interval, empty without a forecast
+    forecast: list[BandPoint]
+    labels: list[tuple[float, str]]
+
+
+LINE_WIDTH = 360.0
+LINE_HEIGHT = 120.0
+
+
+def line_chart(
+    history: list[tuple[str, float, bool]],
+    forecast: list[tuple[str, float, float, float]] | None = None,
+) -> LineChart:
+    """History (month, value, stands out) and forecast (month, value, lower, upper) on
+    one time axis, scaled from zero to the highest value or upper bound."""
+    ahead = forecast or []
+    months = [m for m, _, _ in history] + [m for m, _, _, _ in ahead]
+    peak = max([v for _, v, _ in history] + [hi for _, _, _, hi in ahead] + [0.0]) or 1.0
+    step = LINE_WIDTH / max(1, len(months) - 1)
+
+    def y(value: float) -> float:
+        return round(LINE_HEIGHT - LINE_HEIGHT * value / peak, 2)
+
+    markers = [
+        Marker(month, value, round(n * step, 2), y(value), standout)
+        for n, (month, value, standout) in enumerate(history)
+    ]
+    band_points = [
+        BandPoint(month, value, lower, upper, round((len(history) + n) * step, 2), y(value))
+        for n, (month, value, lower, upper) in enumerate(ahead)
+    ]
+    line = " ".join(f"{m.x},{m.y}" for m in markers)
+    forecast_line = ""
+    band = ""
+    if band_points and markers:
+        start = markers[-1]
+        forecast_line = " ".join([f"{start.x},{start.y}"] + [f"{p.x},{p.y}" for p in band_points])
+        upper = [f"{start.x},{start.y}"] + [f"{p.x},{y(p.upper)}" for p in band_points]
+        lower = [f"{p.x},{y(p.lower)}" for p in reversed(band_points)]
+        band = " ".join(upper + lower)
+    every = max(1, math.ceil(len(months) / 8))
+    labels = [
+        (round(n * step, 2), f"{month[5:7]}/{month[2:4]}")
+        for n, month in enumerate(months)
+        if n % every == 0
+    ]
+    return LineChart(
+        width=LINE_WIDTH,
+        height=LINE_HEIGHT,
+        peak=peak,
+        line=line,
+        markers=markers,
+        forecast_line=forecast_line,
+        band=band,
+        forecast=band_points,
+        labels=labels,
+    )

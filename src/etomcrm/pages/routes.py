@@ -423,6 +423,10 @@ router.include_router(analytics_routes.router)
 from etomcrm.pages import offers_routes  # noqa: E402
 
 router.include_router(offers_routes.router)
+# The segments, their trends and forecasts (3.9.2; before the catch-all below).
+from etomcrm.pages import segments_routes  # noqa: E402
+
+router.include_router(segments_routes.router)
 
 
 # The assets are few and fixed: served by name from the package, nothing else.
