@@ -20,6 +20,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -55,7 +56,9 @@ from etomcrm.flows.fulfillment import sweep_unstarted_flows
 from etomcrm.flows.recorder import flows_of_case
 from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
 from etomcrm.migrate import schema_problem, upgrade
+from etomcrm.retention.profile import customer_profile, offer_overview, offer_summary
 from etomcrm.security.service import (
+    SYSTEM,
     Principal,
     Role,
     create_api_key,
@@ -945,3 +948,139 @@ def analytics_forecast(
     except TmfError as error:
         _fail(error)
     _rows_out(report.rows(), f"Forecast after {report.last_month}: {report.method}", csv_file)
+
+
+# ----- 3.9.4 customer profiles and next best offers ------------------------------------
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    """``columns`` (key: header) of ``rows`` as a table; figures right-aligned and never
+    broken; short headers so that the names keep their room in 80 columns."""
+    if not rows:
+        _say(f"{title}: none")
+        return
+    table = Table(title=title, title_justify="left")
+    for key, header in columns.items():
+        figure = any(isinstance(r.get(key), int | float) for r in rows)
+        table.add_column(header, justify="right" if figure else "left", no_wrap=figure)
+    for row in rows:
+        # Text, not markup: a customer's or a site's name may hold "[...]".
+        table.add_row(*(Text("" if row.get(c) is None else _cell(row[c])) for c in columns))
+    console.print(table)
+
+
+def _say(text: str) -> None:
+    # A sentence on one line (soft_wrap): whole when piped or searched, never folded.
+    console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
+def _cell(value: Any) -> str:
+    # Money and probabilities as the pages show them; the rest as they come.
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+@analytics_app.command("profile")
+def analytics_profile(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id")],
+) -> None:
+    """3.9.4: a customer's needs, preferences, value, risk, products, contacts and the
+    next best offers ranked by expected value, each explained (as the API's
+    customerProfile and the page /ui/customers/{id}/profile)."""
+    try:
+        with session_scope(readonly=True) as session:
+            profile = customer_profile(session, SYSTEM, customer_id, now=utcnow()).as_json()
+    except TmfError as error:
+        _fail(error)
+    who = profile["customer"]
+    _say(f"{who['name']} ({who['id']}), {who['status']}, segment {who['segment']}")
+    _table("Needs", profile["needs"], {"need": "need", "site": "site", "evidence": "evidence"})
+    likes = profile["preferences"]
+    channels = ", ".join(f"{c['channel']} {c['contacts']}" for c in likes["contactsByChannel"])
+    _say(
+        f"Preferences: channel {likes['contactChannel'] or '-'} ({channels or 'no contacts'}), "
+        f"language {likes['language'] or '-'}, bills by {', '.join(likes['billDelivery']) or '-'}"
+    )
+    value = profile["value"]
+    _say(
+        f"Value {value['from']} to {value['to']} ({value['currency']}): revenue "
+        f"{value['revenue']}, cost to serve {value['costToServe']}, profit {value['profit']}"
+    )
+    risk = profile["risk"]
+    if risk is None:
+        _say("Risk: not assessed yet")
+    else:
+        _say(
+            f"Risk (assessed {risk['assessedAt']}): churn {risk['churnScore']} "
+            f"({risk['churnLevel']}), bad debt {risk['badDebtScore']} ({risk['badDebtLevel']})"
+            + (f"; {'; '.join(str(r) for r in risk['reasons'])}" if risk["reasons"] else "")
+        )
+    products = [{**p, "startDate": (p["startDate"] or "")[:10]} for p in profile["products"]]
+    _table(
+        "Products",
+        products,
+        {"name": "product", "site": "site", "startDate": "start", "contractEnd": "contract end"},
+    )
+    contacts = [{**c, "date": c["date"][:16]} for c in profile["contacts"]]
+    _table(
+        "Latest contacts",
+        contacts,
+        {"date": "date", "channel": "channel", "reason": "reason", "status": "status"},
+    )
+    offers = [offer_summary(item) for item in profile["nextBestOffers"]]
+    _table(
+        "Next best offers by expected value (EUR)",
+        offers,
+        {
+            "rank": "#",
+            "offer": "offer",
+            "site": "site",
+            "expectedValue": "expected value",
+            "acceptanceProbability": "P(accept)",
+            "marginOverTerm": "margin over term",
+        },
+    )
+    for offer in offers:
+        _say(f"{offer['rank']}. why: {offer['why']}")
+        _say(f"   why now: {offer['whyNow'] or '-'}")
+        _say(f"   expected value: {offer['explanation']}")
+
+
+@analytics_app.command("offers")
+def analytics_offers(
+    offset: Annotated[int, typer.Option(help="Customers to skip")] = 0,
+    limit: Annotated[int, typer.Option(help="Customers to show, at most 200")] = 50,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write all customers as CSV here")
+    ] = None,
+) -> None:
+    """3.9.4: each customer with the top item of its latest next best offer and its
+    expected value, highest first; --csv writes every customer (as the API's
+    nextBestOffers?format=csv)."""
+    try:
+        with session_scope(readonly=True) as session:
+            overview = offer_overview(
+                session,
+                SYSTEM,
+                offset=0 if csv_file else offset,
+                limit=None if csv_file else limit,
+            )
+    except TmfError as error:
+        _fail(error)
+    rows = [r.as_row() for r in overview.rows]
+    if csv_file is not None:
+        csv_file.write_text(csv_text(rows), encoding="utf-8")
+        console.print(f"{len(rows)} customer(s) written to {csv_file}")
+        return
+    _table(
+        f"Next best offers: customers {offset + 1}-{offset + len(rows)} of {overview.total}",
+        rows,
+        {
+            "customer": "customer",
+            "offer": "top offer",
+            "site": "site",
+            "expectedValue": "expected value",
+            "acceptanceProbability": "P(accept)",
+        },
+    )
