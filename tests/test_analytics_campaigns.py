@@ -25,7 +25,7 @@ from etomcrm.cli import app
 from etomcrm.config import get_settings
 from etomcrm.core import resources
 from etomcrm.customer_interface.models import CommunicationMessageRow
-from etomcrm.db import session_scope
+from etomcrm.db import session_scope, utcnow
 from etomcrm.marketing.models import CampaignTargetRow
 from etomcrm.marketing.service import (
     CAMPAIGN_KIND,
@@ -266,7 +266,16 @@ def test_drill_down_names_the_won_customers_and_csv_carries_the_figures(
     assert won.status_code == 200, won.text
     assert sorted(c["customerId"] for c in won.json()["customers"]) == controlled.winners
     assert [c["customerId"] for c in control.json()["customers"]] == [controlled.control[0]]
-    assert all(c["segment"] == "dealer" for c in won.json()["customers"])
+    # each with the segment the store computed for it (3.9.2)
+    with session_scope(readonly=True) as session:
+        computed = dict(
+            session.execute(
+                select(AnCustomer.customer_id, AnCustomer.segment).where(
+                    AnCustomer.customer_id.in_(controlled.winners)
+                )
+            ).all()
+        )
+    assert {c["customerId"]: c["segment"] for c in won.json()["customers"]} == computed
     # and the CSV has one line per campaign with the same figures
     lines = {r["campaignId"]: r for r in csv.DictReader(io.StringIO(as_csv.text))}
     assert lines[controlled.campaign_id]["upliftLower95"] == "-0.1728"
@@ -408,6 +417,11 @@ def scored(db_url: str, monkeypatch: pytest.MonkeyPatch, client: TestClient) -> 
         b = [
             given.customer(session, f"B{i}", segment="B", email=f"b{i}@x.example") for i in range(4)
         ]
+        # Segments are computed from facts (3.9.2): B's customers carried a little traffic
+        # last month, A's have no facts yet, so the two land in different segments.
+        last_month = utcnow().date().replace(day=1) - timedelta(days=1)
+        for customer_id in b:
+            given.usage(session, customer_id, last_month, "1")
         for customer_id, churn in zip(a[:5], (85, 80, 75, 70, 69), strict=True):
             given.risk_assessment(session, customer_id, churn, new)
         given.risk_assessment(session, a[5], 90, old)

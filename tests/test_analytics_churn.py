@@ -339,6 +339,10 @@ def test_the_cli_shows_the_model_and_writes_the_scores(
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 5 and rows[0]["reason"].startswith("pushed up by")
     assert int(rows[0]["score"]) >= int(rows[-1]["score"])
+    # and the same ranking shows as a table in the terminal
+    table = runner.invoke(app, ["analytics", "churn", "scores", "--limit", "5"], terminal_width=200)
+    assert table.exit_code == 0, table.output
+    assert "Churn scores" in table.output and rows[0]["customerId"] in table.output
     # and a bad fold count is refused
     refused = runner.invoke(app, ["analytics", "churn", "fit", "--folds", "11"])
     assert refused.exit_code == 2 and "folds must be" in refused.output

@@ -833,6 +833,7 @@ def churn_scores(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["customerId"], row["name"], str(row["score"]), row["reason"])
+    console.print(table)
 
 
 # The columns of the campaign table in a terminal; the CSV carries every figure.
