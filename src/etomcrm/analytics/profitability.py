@@ -290,11 +290,21 @@ def customer_profitability(
         )
 
     width = len(keys)
-    groups = [
-        profit(" ".join(str(part) for part in row[:width]), row[width:])
-        for row in session.execute(summed(keys))
+    rows = [(row[:width], row[width:]) for row in session.execute(summed(keys))]
+    groups = [profit(" ".join(str(part) for part in key), figures) for key, figures in rows]
+    # The total is the groups' sums (every figure is a sum); only its distinct customers
+    # need the facts again where one customer falls in several groups (months).
+    if by == "month":
+        customers = session.execute(summed([])).one()[0]
+    elif by == "customerMonth":
+        customers = len({key[0] for key, _ in rows})
+    else:  # a customer is in one group: its own, or its segment's
+        customers = sum(int(figures[0]) for _, figures in rows)
+    sums = [
+        sum((figures[n] or 0 for _, figures in rows), start=Decimal(0) if n < 3 else 0)
+        for n in range(1, 7)
     ]
-    total = profit("(all)", session.execute(summed([])).one())
+    total = profit("(all)", [customers, *sums])
     currency_query = narrowed(
         select(revenue_fact.currency).distinct(), revenue_fact.customer_id, revenue_fact.month
     )
