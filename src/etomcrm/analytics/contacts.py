@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from etomcrm.analytics.models import AnContactFact
@@ -21,12 +19,10 @@ GROUPINGS: tuple[str, ...] = ("channel", "reason", "customer", "total")
 TOTAL = "(all)"
 
 
-def _mean_minutes(seconds: Sequence[int]) -> Decimal | None:
-    if not seconds:
+def _mean_minutes(total_seconds: int, count: int) -> Decimal | None:
+    if count == 0:
         return None
-    return (Decimal(sum(seconds)) / Decimal(60 * len(seconds))).quantize(
-        Decimal("0.1"), ROUND_HALF_UP
-    )
+    return (Decimal(total_seconds) / Decimal(60 * count)).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
 def _share(part: int, whole: int) -> Decimal | None:
@@ -75,6 +71,58 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+@dataclass
+class _Tally:
+    """The counts and sums of one group, as the database grouped them."""
+
+    NAMES = (
+        "contacts",
+        "inbound",
+        "outbound",
+        "responded",
+        "response_sum",
+        "response_within",
+        "handled",
+        "handling_sum",
+        "handling_within",
+        "inbound_ended",
+        "resolved",
+    )
+
+    key: str
+    counts: list[int]
+
+    def figures(self) -> ContactFigures:
+        (
+            contacts,
+            inbound,
+            outbound,
+            responded,
+            response_sum,
+            response_within,
+            handled,
+            handling_sum,
+            handling_within,
+            inbound_ended,
+            resolved,
+        ) = self.counts
+        return ContactFigures(
+            key=self.key,
+            contacts=contacts,
+            inbound=inbound,
+            outbound=outbound,
+            responded=responded,
+            mean_response_minutes=_mean_minutes(response_sum, responded),
+            response_within_target=_share(response_within, responded),
+            handled=handled,
+            mean_handling_minutes=_mean_minutes(handling_sum, handled),
+            handling_within_target=_share(handling_within, handled),
+            inbound_ended=inbound_ended,
+            first_contact_resolved=resolved,
+            first_contact_resolution=_share(resolved, inbound_ended),
+        )
+
+
 @dataclass(frozen=True)
 class ContactReport:
     grouping: str
@@ -110,66 +158,62 @@ def contact_statistics(
     settings = get_settings()
     response_target = settings.analytics_response_target_minutes * 60
     handling_target = settings.analytics_handling_target_minutes * 60
+    fact = AnContactFact
+    key_column: Any = {
+        "channel": fact.channel,
+        "reason": fact.reason,
+        "customer": fact.customer_id,
+    }.get(by, literal(TOTAL))
+    inbound = fact.direction == "inbound"
+    ended = and_(inbound, fact.ended.is_(True))
+
+    def count_where(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    # Grouped in the database: only one row per group comes back, whatever the number
+    # of contacts. Every figure is a count or a sum of whole seconds, so the means and
+    # shares below are the same exact Decimals as from the contacts one by one.
     stmt = select(
-        AnContactFact.customer_id,
-        AnContactFact.channel,
-        AnContactFact.reason,
-        AnContactFact.direction,
-        AnContactFact.response_seconds,
-        AnContactFact.handling_seconds,
-        AnContactFact.ended,
-        AnContactFact.first_contact_resolved,
+        key_column.label("key"),
+        func.count().label("contacts"),
+        count_where(inbound).label("inbound"),
+        count_where(fact.direction == "outbound").label("outbound"),
+        func.count(fact.response_seconds).label("responded"),
+        func.sum(fact.response_seconds).label("response_sum"),
+        count_where(fact.response_seconds <= response_target).label("response_within"),
+        func.count(fact.handling_seconds).label("handled"),
+        func.sum(fact.handling_seconds).label("handling_sum"),
+        count_where(fact.handling_seconds <= handling_target).label("handling_within"),
+        count_where(ended).label("inbound_ended"),
+        count_where(and_(ended, fact.first_contact_resolved.is_(True))).label("resolved"),
     )
+    if by != "total":
+        stmt = stmt.group_by(key_column)
     if start is not None:
-        stmt = stmt.where(AnContactFact.received_at >= datetime.combine(start, time(), UTC))
+        stmt = stmt.where(fact.received_at >= datetime.combine(start, time(), UTC))
     if end is not None:
-        stmt = stmt.where(
-            AnContactFact.received_at < datetime.combine(end + timedelta(days=1), time(), UTC)
-        )
+        stmt = stmt.where(fact.received_at < datetime.combine(end + timedelta(days=1), time(), UTC))
     if customer_id is not None:
-        stmt = stmt.where(AnContactFact.customer_id == customer_id)
-    groups: dict[str, list[Any]] = defaultdict(list)
-    everything: list[Any] = []
-    for row in session.execute(stmt):
-        key = {"channel": row.channel, "reason": row.reason, "customer": row.customer_id}.get(
-            by, TOTAL
+        stmt = stmt.where(fact.customer_id == customer_id)
+    tallies = [
+        _Tally(
+            key=TOTAL if by == "total" else str(row.key),
+            counts=[int(getattr(row, name) or 0) for name in _Tally.NAMES],
         )
-        groups[key].append(row)
-        everything.append(row)
-
-    def figures(key: str, rows: list[Any]) -> ContactFigures:
-        responses = [r.response_seconds for r in rows if r.response_seconds is not None]
-        handlings = [r.handling_seconds for r in rows if r.handling_seconds is not None]
-        inbound = [r for r in rows if r.direction == "inbound"]
-        ended = [r for r in inbound if r.ended]
-        resolved = sum(1 for r in ended if r.first_contact_resolved)
-        return ContactFigures(
-            key=key,
-            contacts=len(rows),
-            inbound=len(inbound),
-            outbound=sum(1 for r in rows if r.direction == "outbound"),
-            responded=len(responses),
-            mean_response_minutes=_mean_minutes(responses),
-            response_within_target=_share(
-                sum(1 for s in responses if s <= response_target), len(responses)
-            ),
-            handled=len(handlings),
-            mean_handling_minutes=_mean_minutes(handlings),
-            handling_within_target=_share(
-                sum(1 for s in handlings if s <= handling_target), len(handlings)
-            ),
-            inbound_ended=len(ended),
-            first_contact_resolved=resolved,
-            first_contact_resolution=_share(resolved, len(ended)),
-        )
-
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        for row in session.execute(stmt)
+    ]
+    # An aggregate without GROUP BY answers one row even where nothing matched.
+    tallies = [t for t in tallies if t.counts[0] > 0]
+    total = _Tally(key=TOTAL, counts=[0] * len(_Tally.NAMES))
+    for tally in tallies:
+        total.counts = [a + b for a, b in zip(total.counts, tally.counts, strict=True)]
+    tallies.sort(key=lambda t: (-t.counts[0], t.key))
     return ContactReport(
         grouping=by,
         start=start,
         end=end,
         response_target_minutes=settings.analytics_response_target_minutes,
         handling_target_minutes=settings.analytics_handling_target_minutes,
-        groups=[figures(key, rows) for key, rows in ordered],
-        total=figures(TOTAL, everything),
+        groups=[t.figures() for t in tallies],
+        total=total.figures(),
     )

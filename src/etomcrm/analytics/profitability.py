@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    Integer,
+    case,
+    cast,
+    distinct,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from etomcrm.analytics.contacts import check_period
 from etomcrm.analytics.models import (
+    MONEY,
     AnCustomer,
     AnDunningFact,
     AnOrderFact,
@@ -70,7 +82,7 @@ class Profit:
     ticket_cost: Decimal = Decimal(0)
     dunning_cases: int = 0
     dunning_cost: Decimal = Decimal(0)
-    customers: set[str] = field(default_factory=set)
+    customers: int = 0  # distinct customers with a fact in the group
 
     @property
     def cost_to_serve(self) -> Decimal:
@@ -86,29 +98,13 @@ class Profit:
     def profit(self) -> Decimal:
         return self.revenue - self.cost_to_serve
 
-    def add(self, other: Profit) -> None:
-        for name in (
-            "revenue",
-            "sla_credits",
-            "sites_installed",
-            "installation_cost",
-            "router_cost",
-            "tickets",
-            "repair_hours",
-            "ticket_cost",
-            "dunning_cases",
-            "dunning_cost",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.customers |= other.customers
-
     def as_row(self) -> dict[str, Any]:
         def money(value: Decimal) -> str:
             return str(value.quantize(CENT, ROUND_HALF_UP))
 
         return {
             "key": self.key,
-            "customers": len(self.customers),
+            "customers": self.customers,
             "revenue": money(self.revenue),
             "slaCredits": money(self.sla_credits),
             "sitesInstalled": self.sites_installed,
@@ -161,26 +157,11 @@ def customer_profitability(
     check_period(start, end)
     rates = rates or CostRates.from_settings()
     first, last = _month(start), _month(end)
-    segments = dict(session.execute(select(AnCustomer.customer_id, AnCustomer.segment)).all())
-    cells: dict[tuple[str, str], Profit] = {}
-
-    def cell(customer: str, month: str | None) -> Profit | None:
-        if month is None or (first and month < first) or (last and month > last):
-            return None
-        if customer_id is not None and customer != customer_id:
-            return None
-        if segment is not None and segments.get(customer, UNSEGMENTED) != segment:
-            return None
-        key = (customer, month)
-        if key not in cells:
-            cells[key] = Profit(key=f"{customer} {month}", customers={customer})
-        return cells[key]
-
-    currencies: set[str] = set()
 
     def narrowed(stmt: Any, customer: Any, month: Any) -> Any:
-        """The period and the customer asked for, in the query: a month's report (the
-        workspace's index) then reads that month's facts, not every month's."""
+        """The period and the customer asked for, in each fact's query: a month's report
+        (the workspace's index) then reads that month's facts, not every month's."""
+        stmt = stmt.where(month.is_not(None))
         if first:
             stmt = stmt.where(month >= first)
         if last:
@@ -189,80 +170,152 @@ def customer_profitability(
             stmt = stmt.where(customer == customer_id)
         return stmt
 
-    for c, month, rate_type, amount, currency in session.execute(
-        narrowed(
-            select(
-                AnRevenueFact.customer_id,
-                AnRevenueFact.month,
-                AnRevenueFact.rate_type,
-                AnRevenueFact.amount,
-                AnRevenueFact.currency,
-            ),
-            AnRevenueFact.customer_id,
-            AnRevenueFact.month,
-        )
-    ):
-        target = cell(c, month)
-        if target is None:
-            continue
-        currencies.add(currency)
-        if rate_type == CREDIT:
-            target.sla_credits -= Decimal(amount)
-        elif rate_type not in NOT_REVENUE:
-            target.revenue += Decimal(amount)
-    for c, completed, sites in session.execute(
-        narrowed(
-            select(
-                AnOrderFact.customer_id, AnOrderFact.completed_month, AnOrderFact.site_count
-            ).where(AnOrderFact.state == "completed"),
-            AnOrderFact.customer_id,
-            AnOrderFact.completed_month,
-        )
-    ):
-        target = cell(c, completed)
-        if target is not None:
-            target.sites_installed += sites
-            target.installation_cost += rates.installation * sites
-            target.router_cost += rates.router * sites
-    for c, month, repair in session.execute(
-        narrowed(
-            select(AnTicketFact.customer_id, AnTicketFact.month, AnTicketFact.repair_seconds),
-            AnTicketFact.customer_id,
-            AnTicketFact.month,
-        )
-    ):
-        target = cell(c, month)
-        if target is not None:
-            hours = Decimal(repair or 0) / HOUR
-            target.tickets += 1
-            target.repair_hours += hours
-            target.ticket_cost += rates.ticket + rates.repair_hour * hours
-    for c, month in session.execute(
-        narrowed(
-            select(AnDunningFact.customer_id, AnDunningFact.month),
-            AnDunningFact.customer_id,
-            AnDunningFact.month,
-        )
-    ):
-        target = cell(c, month)
-        if target is not None:
-            target.dunning_cases += 1
-            target.dunning_cost += rates.dunning_case
+    # Constants inline (not bound parameters): PostgreSQL must know a UNION's column types.
+    zero_money = cast(literal_column("0"), MONEY)
+    zero = literal_column("0", Integer)
+    one = literal_column("1", Integer)
 
-    groups: dict[str, Profit] = {}
-    total = Profit(key="(all)")
-    for (c, month), profit in sorted(cells.items()):
-        key = {
-            "customer": c,
-            "segment": segments.get(c, UNSEGMENTED),
-            "month": month,
-            "customerMonth": f"{c} {month}",
-        }[by]
-        groups.setdefault(key, Profit(key=key)).add(profit)
-        total.add(profit)
+    def line(
+        customer: Any,
+        month: Any,
+        *,
+        revenue: Any = zero_money,
+        credits: Any = zero_money,
+        sites: Any = zero,
+        tickets: Any = zero,
+        repair: Any = zero,
+        dunning: Any = zero,
+    ) -> Any:
+        """One fact as a line of the same columns, so the four facts are summed together."""
+        return select(
+            customer.label("customer_id"),
+            month.label("month"),
+            type_coerce(revenue, MONEY).label("revenue"),
+            type_coerce(credits, MONEY).label("credits"),
+            sites.label("sites"),
+            tickets.label("tickets"),
+            repair.label("repair"),
+            dunning.label("dunning"),
+        )
+
+    revenue_fact, order_fact = AnRevenueFact, AnOrderFact
+    ticket_fact, dunning_fact = AnTicketFact, AnDunningFact
+    lines = union_all(
+        narrowed(
+            line(
+                revenue_fact.customer_id,
+                revenue_fact.month,
+                revenue=case(
+                    (revenue_fact.rate_type.in_(sorted(NOT_REVENUE)), zero_money),
+                    else_=revenue_fact.amount,
+                ),
+                credits=case(
+                    (revenue_fact.rate_type == CREDIT, -revenue_fact.amount), else_=zero_money
+                ),
+            ),
+            revenue_fact.customer_id,
+            revenue_fact.month,
+        ),
+        narrowed(
+            line(
+                order_fact.customer_id, order_fact.completed_month, sites=order_fact.site_count
+            ).where(order_fact.state == "completed"),
+            order_fact.customer_id,
+            order_fact.completed_month,
+        ),
+        narrowed(
+            line(
+                ticket_fact.customer_id,
+                ticket_fact.month,
+                tickets=one,
+                repair=func.coalesce(ticket_fact.repair_seconds, 0),
+            ),
+            ticket_fact.customer_id,
+            ticket_fact.month,
+        ),
+        narrowed(
+            line(dunning_fact.customer_id, dunning_fact.month, dunning=one),
+            dunning_fact.customer_id,
+            dunning_fact.month,
+        ),
+    ).subquery("lines")
+    segment_of = func.coalesce(AnCustomer.segment, UNSEGMENTED)
+    groupings: dict[str, list[Any]] = {
+        "customer": [lines.c.customer_id],
+        "segment": [segment_of],
+        "month": [lines.c.month],
+        "customerMonth": [lines.c.customer_id, lines.c.month],
+    }
+    keys = groupings[by]
+
+    def summed(group_by: list[Any]) -> Any:
+        # Grouped in the database: one row per group (and one for the total), not one
+        # per fact. Sums of cents and of whole seconds and counts, so the figures are
+        # the same exact Decimals as from the facts one by one.
+        stmt = select(
+            *group_by,
+            func.count(distinct(lines.c.customer_id)),
+            type_coerce(func.sum(lines.c.revenue), MONEY),
+            type_coerce(func.sum(lines.c.credits), MONEY),
+            func.sum(lines.c.sites),
+            func.sum(lines.c.tickets),
+            func.sum(lines.c.repair),
+            func.sum(lines.c.dunning),
+        ).select_from(lines)
+        if by == "segment" or segment is not None:
+            stmt = stmt.outerjoin(AnCustomer, AnCustomer.customer_id == lines.c.customer_id)
+        if segment is not None:
+            stmt = stmt.where(segment_of == segment)
+        if group_by:
+            stmt = stmt.group_by(*group_by)
+        return stmt
+
+    def profit(key: str, figures: Sequence[Any]) -> Profit:
+        customers, revenue, credits, sites, tickets, repair, dunning = figures
+        sites, tickets, dunning = int(sites or 0), int(tickets or 0), int(dunning or 0)
+        hours = Decimal(int(repair or 0)) / HOUR
+        return Profit(
+            key=key,
+            customers=int(customers),
+            revenue=Decimal(revenue or 0),
+            sla_credits=Decimal(credits or 0),
+            sites_installed=sites,
+            installation_cost=rates.installation * sites,
+            router_cost=rates.router * sites,
+            tickets=tickets,
+            repair_hours=hours,
+            ticket_cost=rates.ticket * tickets + rates.repair_hour * hours,
+            dunning_cases=dunning,
+            dunning_cost=rates.dunning_case * dunning,
+        )
+
+    width = len(keys)
+    rows = [(row[:width], row[width:]) for row in session.execute(summed(keys))]
+    groups = [profit(" ".join(str(part) for part in key), figures) for key, figures in rows]
+    # The total is the groups' sums (every figure is a sum); only its distinct customers
+    # need the facts again where one customer falls in several groups (months).
+    if by == "month":
+        customers = session.execute(summed([])).one()[0]
+    elif by == "customerMonth":
+        customers = len({key[0] for key, _ in rows})
+    else:  # a customer is in one group: its own, or its segment's
+        customers = sum(int(figures[0]) for _, figures in rows)
+    sums = [
+        sum((figures[n] or 0 for _, figures in rows), start=Decimal(0) if n < 3 else 0)
+        for n in range(1, 7)
+    ]
+    total = profit("(all)", [customers, *sums])
+    currency_query = narrowed(
+        select(revenue_fact.currency).distinct(), revenue_fact.customer_id, revenue_fact.month
+    )
+    if segment is not None:
+        currency_query = currency_query.outerjoin(
+            AnCustomer, AnCustomer.customer_id == revenue_fact.customer_id
+        ).where(segment_of == segment)
+    currencies = sorted(session.scalars(currency_query))
     if len(currencies) > 1:
         raise InvalidRequest(
-            f"the billed revenue is in several currencies ({', '.join(sorted(currencies))}); "
+            f"the billed revenue is in several currencies ({', '.join(currencies)}); "
             "profitability adds one currency"
         )
     return ProfitabilityReport(
@@ -270,7 +323,7 @@ def customer_profitability(
         start_month=first,
         end_month=last,
         rates=rates,
-        currency=next(iter(currencies), "EUR"),
-        groups=sorted(groups.values(), key=lambda p: (p.profit, p.key)),
+        currency=currencies[0] if currencies else "EUR",
+        groups=sorted(groups, key=lambda p: (p.profit, p.key)),
         total=total,
     )
