@@ -690,6 +690,9 @@ def _check_analytics(output: str, bmw: str) -> None:
             params={"groupBy": "month", "customerId": bmw},
             headers=headers,
         ).json()
+        segments = client.get("/etomcrm/v1/analytics/segments", headers=headers).json()
+        campaigns = client.get("/etomcrm/v1/analytics/campaignSuccess", headers=headers).json()
+        profile = client.get(f"/etomcrm/v1/retention/customerProfile/{bmw}", headers=headers).json()
     # the story's contacts (its interactions, the enquiries and the tickets' messages)
     assert contacts["total"]["contacts"] > 0
     for row in [*contacts["groups"], contacts["total"]]:
@@ -701,3 +704,13 @@ def _check_analytics(output: str, bmw: str) -> None:
     for row in [*months["groups"], months["total"]]:
         assert profit_line(row, months["currency"]) in output, row
     assert "BMW AG's profitability per month (EUR, net):" in output
+    # and the computed segments, the campaign's success and BMW's profile as the API has
+    # them; the story's few customers are too little history for a churn model, said so
+    assert segments["segments"]
+    for segment in segments["segments"]:
+        assert f"  segment {segment['segment']}: {segment['customers']} customer(s)" in output
+    assert campaigns["campaigns"]
+    for campaign in campaigns["campaigns"]:
+        assert f"  campaign {campaign['name']}: {campaign['sent']} sent" in output
+    assert "  churn: the churn rule gives the scores: " in output
+    assert f"  BMW AG (3.9.4): segment {profile['customer']['segment']}; " in output
