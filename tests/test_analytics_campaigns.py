@@ -511,6 +511,33 @@ def test_plan_becomes_a_campaigns_targets_with_the_same_control_group(
     assert groups == {t["customerId"]: t["group"] for t in plan["targets"]}
 
 
+def test_the_cli_plans_the_same_targets_as_the_api(
+    scored: Scored, client: TestClient, auth: TokenFactory, tmp_path: Path
+) -> None:
+    # given the scored customers and the API's plan on churn at 70, a quarter held out
+    asked = {"segment": scored.segment, "scoreKind": "churn", "threshold": 70}
+    api = client.post(
+        PLAN, json={**asked, "controlShare": 0.25, "seed": 3}, headers=auth("marketing")
+    ).json()
+    # when the same plan is made from the command line, its targets written as CSV
+    out = tmp_path / "targets.csv"
+    result = CliRunner().invoke(
+        app,
+        ["analytics", "plan", "--segment", scored.segment, "--threshold", "70",
+         "--control-share", "0.25", "--seed", "3", "--csv", str(out)],
+    )  # fmt: skip
+    # then it names the same targets, groups and expected responses
+    assert result.exit_code == 0, result.output
+    assert "4 target(s) of 8" in result.output and "expected responses 1.5" in result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["customerId"], r["group"]) for r in rows] == [
+        (t["customerId"], t["group"]) for t in api["targets"]
+    ]
+    # and a segment that does not exist is one line and exit code 2
+    refused = CliRunner().invoke(app, ["analytics", "plan", "--segment", "no such segment"])
+    assert refused.exit_code == 2 and "no such segment" in refused.output
+
+
 def test_segment_rate_is_used_where_enough_were_reached(scored: Scored) -> None:
     # given segment B, whose 4 reached customers are enough
     with session_scope() as session:

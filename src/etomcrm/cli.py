@@ -56,6 +56,7 @@ from etomcrm.flows.fulfillment import sweep_unstarted_flows
 from etomcrm.flows.recorder import flows_of_case
 from etomcrm.flows.sla_violation import sweep_unstarted_violation_flows
 from etomcrm.migrate import schema_problem, upgrade
+from etomcrm.retention.campaign_plans import plan_campaign
 from etomcrm.retention.profile import customer_profile, offer_overview, offer_summary
 from etomcrm.security.service import (
     SYSTEM,
@@ -875,6 +876,45 @@ def analytics_campaigns(
         cells += [row["uplift"], interval]
         table.add_row(*("" if v is None else str(v) for v in cells))
     console.print(table)
+
+
+@analytics_app.command("plan")
+def analytics_plan(
+    segment: Annotated[str, typer.Option(help="The segment, as the store computed it")],
+    score: Annotated[str, typer.Option(help="churn or upsell")] = "churn",
+    threshold: Annotated[int, typer.Option(help="Lowest score picked, 0-100")] = 70,
+    control_share: Annotated[float, typer.Option(help="Share set aside, 0-0.5")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the control draw")] = None,
+    campaign: Annotated[str | None, typer.Option(help="Make it this campaign's targets")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write the targets here")] = None,
+) -> None:
+    """Campaign planning: the target list of a segment by churn or upsell score, with
+    the control group set aside and the responses to expect."""
+    try:
+        with session_scope() as session:
+            plan = plan_campaign(
+                session,
+                SYSTEM,
+                segment=segment,
+                score_kind=score,
+                threshold=threshold,
+                control_share=control_share,
+                seed=seed,
+                today=utcnow().date(),
+                campaign_id=campaign,
+            ).as_dict()
+    except TmfError as error:
+        _fail(error)
+    console.print(
+        f"{plan['targetCount']} target(s) of {plan['candidates']} in {plan['segment']} "
+        f"({plan['unscored']} without a score): {plan['treatedCount']} treated, "
+        f"{plan['controlCount']} control (seed {plan['seed']}); expected responses "
+        f"{plan['expectedResponses']} at the {plan['responseRateBasis']} rate "
+        f"{plan['responseRate']}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    _rows_out(plan["targets"], "Targets", csv_file)
 
 
 def _rows_out(rows: list[dict[str, Any]], title: str, csv_file: Path | None) -> None:
