@@ -628,6 +628,7 @@ def _lane(url: str, account_ids: list[str]) -> dict[str, Any]:
     """One lane: its accounts ``CHUNK`` at a time, each chunk a transaction with the
     step's savepoint, rated, billed and issued; each phase timed."""
     from etomcrm.billing import bills, rating
+    from etomcrm.core.collection import collection_paused
     from etomcrm.db import session_scope
     from etomcrm.flows.billing import CHUNK
 
@@ -637,16 +638,19 @@ def _lane(url: str, account_ids: list[str]) -> dict[str, Any]:
     for begin in range(0, len(account_ids), CHUNK):
         chunk = account_ids[begin : begin + CHUNK]
         with session_scope(url) as session:
-            with session.begin_nested():
+            # As the flow's chunk step: a savepoint, the garbage collector paused.
+            with session.begin_nested(), collection_paused():
                 mark = time.perf_counter()
                 rating.rate_accounts(session, chunk, start, end, today=TODAY)
                 phases["rate"] += time.perf_counter() - mark
                 mark = time.perf_counter()
-                billed = bills.bill_accounts(session, chunk, start, end, today=TODAY)
+                billed = bills.bill_accounts(session, chunk, start, end, today=TODAY, issue=True)
                 phases["bill"] += time.perf_counter() - mark
                 mark = time.perf_counter()
                 bill_ids = [b for b in billed.values() if b is not None]
-                bills.issue_bills(session, bill_ids, today=TODAY)
+                # As the flow's chunk step: the numbers of the bills made (issued as
+                # they were inserted).
+                bills.numbers_of(session, bill_ids)
                 phases["issue"] += time.perf_counter() - mark
                 made.extend(bill_ids)
             mark = time.perf_counter()

@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 
 from etomcrm.billing import bills
 from etomcrm.billing.bill_models import BillDocumentRow
+from etomcrm.billing.events import BillIssued
 from etomcrm.billing.invoice import invoice_xml
 from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
+from etomcrm.core.bus import recorded
 from etomcrm.db import session_scope
 from etomcrm.flows.framework import PLAIN_FLOWS, PlainRunner
 from etomcrm.flows.recorder import flows_of_case
@@ -206,3 +208,78 @@ def test_billing_and_issuing_a_chunk_take_a_bounded_number_of_queries(
     measure(1)  # the first bill of the year makes its number series
     small, large = measure(2), measure(12)
     assert small == large, (small, large)
+
+
+def _issued(account_ids: list[str], *, at_once: bool) -> list[dict[str, Any]]:
+    """Bill and issue the accounts, in one step or as bill then issue; each bill as the
+    API and the stored document show it (ids, times and versions aside)."""
+    with session_scope() as session:
+        made = bills.bill_accounts(session, account_ids, *NOV, today=TODAY, issue=at_once)
+        bill_ids = [b for b in made.values() if b is not None]
+        if not at_once:
+            bills.issue_bills(session, bill_ids, today=TODAY)
+        events = [e for e in recorded(session) if isinstance(e, BillIssued)]
+    out = []
+    with session_scope() as session:
+        for n, account_id in enumerate(account_ids):
+            row = session.get(CustomerBillRow, made[account_id])
+            stored = session.get(BillDocumentRow, made[account_id])
+            assert row is not None and stored is not None
+            assert bills.unchanged(session, row.id)
+            event = next(e for e in events if e.bill_id == row.id)
+            invoice = bills.invoice_from_json(stored.content)
+            out.append(
+                {
+                    "account": n,
+                    "bill_no": row.bill_no,
+                    "status": row.status,
+                    "dates": (row.bill_date, row.payment_due_date),
+                    "amounts": (row.amount_due, row.remaining_amount),
+                    "body": {
+                        k: v
+                        for k, v in row.body.items()
+                        if k not in ("id", "href", "billingAccount", "relatedParty")
+                    },
+                    "lines": [(line.name, line.net, line.tax_rate) for line in invoice.lines],
+                    "total": invoice.gross_total,
+                    "event": (event.bill_no, event.amount_due, event.means),
+                }
+            )
+    return out
+
+
+def test_a_chunk_billed_and_issued_in_one_step_is_what_billing_then_issuing_makes(
+    db_url: str,
+) -> None:
+    # given two sets of three like accounts
+    first, second = _accounts(3), _accounts(3)
+
+    # when the first is billed then issued, and the second billed and issued in one step
+    two_steps = _issued(first, at_once=False)
+    one_step = _issued(second, at_once=True)
+
+    # then the bills are alike (numbers 4..6 follow 1..3), as are their invoices and events
+    assert [b["bill_no"] for b in two_steps] == [f"RE-2026-{n:06d}" for n in (1, 2, 3)]
+    assert [b["bill_no"] for b in one_step] == [f"RE-2026-{n:06d}" for n in (4, 5, 6)]
+    for made in (two_steps, one_step):
+        for bill in made:
+            bill.pop("bill_no")
+            bill["body"].pop("billNo")
+            bill["body"].pop("billDocument")
+            bill["event"] = bill["event"][1:]
+    assert one_step == two_steps
+    assert one_step[0]["status"] == "validated"
+
+
+def test_billing_and_issuing_in_one_step_take_a_bounded_number_of_queries(
+    db_url: str, count_queries: Callable[[], Any]
+) -> None:
+    def measure(size: int) -> int:
+        accounts = _accounts(size)
+        with session_scope() as session, count_queries() as counted:
+            made = bills.bill_accounts(session, accounts, *NOV, today=TODAY, issue=True)
+        assert all(made[a] is not None for a in accounts)
+        return int(counted.count)
+
+    measure(1)  # the first bill of the year makes its number series
+    assert measure(2) == measure(12)

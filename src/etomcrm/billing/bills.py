@@ -242,13 +242,19 @@ def bill_accounts(
     today: date,
     run_keys: Mapping[str, str] | None = None,
     category: str = "normal",
+    issue: bool = False,
 ) -> dict[str, str | None]:
     """3.8.3 Create and send the bill (the bills made), for many accounts at once: what
     :func:`bill_account` does for each, in a bounded number of queries whatever the number
     of accounts (the run keys made before, the accounts, their unbilled charges, the bills
     inserted, the charges given their bill). Returns each account's bill id (the one made
     before under its run key), None where there is nothing to bill. Callers chunk: the ids
-    go into ``IN`` lists (the bill run passes a few hundred)."""
+    go into ``IN`` lists (the bill run passes a few hundred).
+
+    With ``issue`` the bills made now are inserted issued, as :func:`issue_bills` would
+    leave them (numbers, content and hash, ``BillIssued``), their invoices made from the
+    charges just read: the bill run writes each bill once instead of inserting it and
+    updating it. Bills made before under their run keys are returned as they are."""
     ids = list(dict.fromkeys(account_ids))
     keys = {a: (run_keys or {}).get(a) or run_key_for(a, period_start, period_end) for a in ids}
     made: dict[str, str | None] = dict.fromkeys(ids)
@@ -292,6 +298,7 @@ def bill_accounts(
         AppliedRateRow.tax_rate,
         AppliedRateRow.customer_id,
         AppliedRateRow.currency,
+        *(_LINE_COLUMNS if issue else ()),
     )
     if _postgres(session):
         wanted = _unnest(todo)
@@ -380,8 +387,14 @@ def bill_accounts(
         rate_ids.extend((str(r.id), account_id) for r in rates)
     if not new_bills:
         return made
+    documents: list[dict[str, Any]] = []
+    events: list[BillIssued] = []
     try:
         with session.begin_nested():
+            if issue:
+                documents, events = _issued_on_insert(
+                    session, new_bills, {a: charges[a] for a in billed}, today
+                )
             session.execute(insert(CustomerBillRow), new_bills)
     except IntegrityError:
         # A concurrent run billed one of the accounts for this period first (its run key
@@ -404,13 +417,42 @@ def bill_accounts(
                     today=today,
                     run_keys={account_id: keys[account_id]},
                     category=category,
+                    issue=issue,
                 )
             )
         return made
+    for event in events:
+        record(session, event)
     _give_bills(session, rate_ids, billed)
+    if documents:
+        session.execute(insert(BillDocumentRow), documents)
     made.update(billed)
     _counted_anew(session)
     return made
+
+
+def _issued_on_insert(
+    session: Session,
+    new_bills: list[dict[str, Any]],
+    charges: Mapping[str, Sequence[Any]],
+    today: date,
+) -> tuple[list[dict[str, Any]], list[BillIssued]]:
+    """The new bills' columns as issuing sets them (numbered, validated, content hash),
+    written into ``new_bills``; their invoices made from ``charges`` (per account, in
+    the order a bill's lines are numbered). Returns the documents and events."""
+    lines = {
+        bill["id"]: tuple(
+            _invoice_line(number, r)
+            for number, r in enumerate(charges[bill["billing_account_id"]], start=1)
+        )
+        for bill in new_bills
+    }
+    terms = payer_terms(session, {bill["billing_account_id"] for bill in new_bills})
+    fresh = [types.SimpleNamespace(**bill) for bill in new_bills]
+    changes, documents, events = _numbered(session, fresh, (lines, terms, {}), today)
+    for bill, change in zip(new_bills, changes, strict=True):
+        bill.update({name: change[name] for name in _ISSUED_COLUMNS})
+    return documents, events
 
 
 def _give_bills(session: Session, rate_ids: list[tuple[str, str]], billed: dict[str, str]) -> None:
@@ -575,6 +617,59 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
             {str(found.billing_account_id) for found in fresh},
             {r for r in (_referenced(found.body) for found in fresh) if r},
         )
+    changes, documents, events = _numbered(session, fresh, sources, today)
+    for event in events:
+        record(session, event)
+    numbers.update({change["b_id"]: change["bill_no"] for change in changes})
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values({name: bindparam(name) for name in _ISSUED_COLUMNS}),
+        changes,
+    )
+    session.execute(insert(BillDocumentRow), documents)
+    # Bills this session holds as objects (a credit note just made) read their row again.
+    issued = {change["b_id"] for change in changes}
+    for held in list(session.identity_map.values()):
+        if isinstance(held, CustomerBillRow) and held.id in issued:
+            session.expire(held)
+    return numbers
+
+
+def numbers_of(session: Session, bill_ids: Sequence[str]) -> dict[str, str | None]:
+    """Each bill's number (None while it is not issued)."""
+    if not bill_ids:
+        return {}
+    return {
+        str(bill_id): bill_no
+        for bill_id, bill_no in session.execute(
+            select(CustomerBillRow.id, CustomerBillRow.bill_no).where(
+                CustomerBillRow.id.in_(list(bill_ids))
+            )
+        )
+    }
+
+
+_ISSUED_COLUMNS = (
+    "bill_no",
+    "bill_date",
+    "payment_due_date",
+    "status",
+    "body",
+    "version",
+    "updated_at",
+    "content_hash",
+)
+
+
+def _numbered(
+    session: Session, fresh: Sequence[Any], sources: _Sources, today: date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[BillIssued]]:
+    """Issue ``fresh`` bills (rows with a bill's columns, in the order their numbers are
+    given): each series locked once and a block of consecutive numbers taken, the bill
+    and due dates, the invoice of each from ``sources``, its canonical content and hash.
+    Returns the columns each bill gets (``b_id`` its id), the documents to store and the
+    ``BillIssued`` events to record once the bills are written."""
     settings = get_settings()
     due = today + timedelta(days=settings.payment_terms_days)
     by_series: dict[str, list[Any]] = defaultdict(list)
@@ -583,16 +678,18 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
         prefix = settings.credit_note_prefix if credit else settings.invoice_prefix
         by_series[f"{prefix}-{today.year}"].append(found)
     issued: dict[str, _BillFacts] = {}
+    stamp = _instant(today)
     for series, members in by_series.items():
         first = _next_numbers(session, series, len(members))
         for offset, found in enumerate(members):
             bill_no = f"{series}-{first + offset:06d}"
             credit = found.category == "creditNote"
-            body = {**found.body, "billNo": bill_no, "billDate": _instant(today)}
+            body = {**found.body, "billNo": bill_no, "billDate": stamp}
             if not credit:
                 body["paymentDueDate"] = _instant(due)
             # What _set_state does to a bill moved to validated.
-            body = {**body, "state": "validated", "lastUpdate": _instant(today)}
+            body["state"] = "validated"
+            body["lastUpdate"] = stamp
             issued[found.id] = _BillFacts(
                 id=str(found.id),
                 bill_no=bill_no,
@@ -605,29 +702,28 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
                 billing_account_id=str(found.billing_account_id),
                 owner_customer_id=found.owner_customer_id,
             )
-            numbers[found.id] = bill_no
     facts = [issued[str(found.id)] for found in fresh]
     invoices = _build_invoices(session, facts, sources)
     documents = []
     changes = []
+    events = []
+    now = utcnow()
     for found, bill in zip(fresh, facts, strict=True):
         invoice = invoices[bill.id]
         content = canonical_json(invoice)
         documents.append(
             {"bill_id": bill.id, "content": content, "pdf": None, "xml": None, "sha256": None}
         )
-        body = {
-            **bill.body,
-            "billDocument": [
-                {
-                    "id": bill.id,
-                    "name": f"{bill.bill_no}.pdf",
-                    "mimeType": "application/pdf",
-                    "url": f"{BILL_PATH}/{bill.id}/document",
-                    "attachmentType": "creditNote" if bill.category == "creditNote" else "invoice",
-                }
-            ],
-        }
+        body = bill.body
+        body["billDocument"] = [
+            {
+                "id": bill.id,
+                "name": f"{bill.bill_no}.pdf",
+                "mimeType": "application/pdf",
+                "url": f"{BILL_PATH}/{bill.id}/document",
+                "attachmentType": "creditNote" if bill.category == "creditNote" else "invoice",
+            }
+        ]
         changes.append(
             {
                 "b_id": bill.id,
@@ -637,12 +733,11 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
                 "status": "validated",
                 "body": body,
                 "version": found.version + 1,
-                "updated_at": utcnow(),
+                "updated_at": now,
                 "content_hash": hashlib.sha256(content).hexdigest(),
             }
         )
-        record(
-            session,
+        events.append(
             BillIssued(
                 bill_id=bill.id,
                 billing_account_id=bill.billing_account_id,
@@ -652,34 +747,9 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
                 currency=invoice.currency,
                 payment_due_date=(bill.payment_due_date or today).isoformat(),
                 means=invoice.payment.means,
-            ),
+            )
         )
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            {
-                name: bindparam(name)
-                for name in (
-                    "bill_no",
-                    "bill_date",
-                    "payment_due_date",
-                    "status",
-                    "body",
-                    "version",
-                    "updated_at",
-                    "content_hash",
-                )
-            }
-        ),
-        changes,
-    )
-    session.execute(insert(BillDocumentRow), documents)
-    # Bills this session holds as objects (a credit note just made) read their row again.
-    for held in list(session.identity_map.values()):
-        if isinstance(held, CustomerBillRow) and held.id in issued:
-            session.expire(held)
-    return numbers
+    return changes, documents, events
 
 
 def hold(session: Session, bill_id: str, *, today: date, held: bool = True) -> None:
@@ -887,17 +957,7 @@ def _lines_of(session: Session, bill_ids: Sequence[str]) -> dict[str, tuple[Invo
     query for all the bills."""
     found: dict[str, list[Any]] = defaultdict(list)
     lines = select(
-        AppliedRateRow.bill_id,
-        AppliedRateRow.name,
-        AppliedRateRow.rate_type,
-        AppliedRateRow.quantity,
-        AppliedRateRow.unit_price,
-        AppliedRateRow.tax_excluded,
-        AppliedRateRow.tax_rate,
-        AppliedRateRow.period_start,
-        AppliedRateRow.period_end,
-        AppliedRateRow.description,
-        AppliedRateRow.product_id,
+        AppliedRateRow.bill_id, AppliedRateRow.tax_excluded, AppliedRateRow.tax_rate, *_LINE_COLUMNS
     )
     if _postgres(session):
         wanted = _unnest(bill_ids)
@@ -915,25 +975,42 @@ def _lines_of(session: Session, bill_ids: Sequence[str]) -> dict[str, tuple[Invo
         found[str(r.bill_id)].append(r)
     return {
         bill_id: tuple(
-            InvoiceLine(
-                number=number,
-                name=r.name,
-                rate_type=r.rate_type,
-                quantity=r.quantity,
-                unit=UNITS.get(r.rate_type, "C62"),
-                unit_price=r.unit_price,
-                net=money(r.tax_excluded),
-                tax_rate=Decimal(r.tax_rate).normalize(),
-                tax_category=_category(Decimal(r.tax_rate)),
-                period_start=r.period_start,
-                period_end=r.period_end,
-                description=r.description,
-                product_id=r.product_id,
-            )
-            for number, r in enumerate(found.get(bill_id, ()), start=1)
+            _invoice_line(number, r) for number, r in enumerate(found.get(bill_id, ()), start=1)
         )
         for bill_id in bill_ids
     }
+
+
+# A charge's columns an invoice line shows (beside its net and tax rate).
+_LINE_COLUMNS = (
+    AppliedRateRow.name,
+    AppliedRateRow.rate_type,
+    AppliedRateRow.quantity,
+    AppliedRateRow.unit_price,
+    AppliedRateRow.period_start,
+    AppliedRateRow.period_end,
+    AppliedRateRow.description,
+    AppliedRateRow.product_id,
+)
+
+
+def _invoice_line(number: int, r: Any) -> InvoiceLine:
+    """The invoice line of a charge (a row with its line columns)."""
+    return InvoiceLine(
+        number=number,
+        name=r.name,
+        rate_type=r.rate_type,
+        quantity=r.quantity,
+        unit=UNITS.get(r.rate_type, "C62"),
+        unit_price=r.unit_price,
+        net=money(r.tax_excluded),
+        tax_rate=Decimal(r.tax_rate).normalize(),
+        tax_category=_category(Decimal(r.tax_rate)),
+        period_start=r.period_start,
+        period_end=r.period_end,
+        description=r.description,
+        product_id=r.product_id,
+    )
 
 
 def _invoice_lines(session: Session, bill_id: str) -> tuple[InvoiceLine, ...]:

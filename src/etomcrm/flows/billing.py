@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from etomcrm.billing import bills, rating
 from etomcrm.billing.models import CustomerBillRow
 from etomcrm.core.clock import FLOW_CLOCK
+from etomcrm.core.collection import collection_paused
 from etomcrm.core.errors import InvalidRequest, TmfError
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.db import session_scope
@@ -193,9 +194,14 @@ def _bill_chunk(
         )
     }
     rating.rate_accounts(session, account_ids, start, end, today=today)
-    made = bills.bill_accounts(session, account_ids, start, end, today=today)
+    # The bills made now are inserted numbered; one an earlier run made and did not
+    # number is numbered here.
+    made = bills.bill_accounts(session, account_ids, start, end, today=today, issue=True)
     bill_ids = [b for b in made.values() if b is not None]
-    numbers = bills.issue_bills(session, bill_ids, today=today)
+    bills.issue_bills(
+        session, [b for b in bill_ids if b in earlier and not earlier[b]], today=today
+    )
+    numbers = bills.numbers_of(session, [b for b in bill_ids if not earlier.get(b)])
     out.rated += len(account_ids)
     out.nothing += sum(1 for b in made.values() if b is None)
     for bill_id in bill_ids:
@@ -203,8 +209,9 @@ def _bill_chunk(
             out.before.append(bill_id)
         else:
             out.made.append(bill_id)
-        if earlier.get(bill_id) is None:
-            out.numbers.append(numbers[bill_id])
+        number = numbers.get(bill_id)
+        if earlier.get(bill_id) is None and number is not None:
+            out.numbers.append(number)
 
 
 def _span(numbers: list[str]) -> str:
@@ -231,7 +238,7 @@ def bill_chunk_step(
     try:
         # A savepoint: the chunk is billed as one, or (one account cannot be billed) not
         # at all, and then account by account, so that the others are billed all the same.
-        with session.begin_nested():
+        with session.begin_nested(), collection_paused():
             _bill_chunk(session, account_ids, start, end, today, out)
     except TmfError:
         out = _Chunk()
