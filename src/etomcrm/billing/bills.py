@@ -636,20 +636,6 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
     return numbers
 
 
-def numbers_of(session: Session, bill_ids: Sequence[str]) -> dict[str, str | None]:
-    """Each bill's number (None while it is not issued)."""
-    if not bill_ids:
-        return {}
-    return {
-        str(bill_id): bill_no
-        for bill_id, bill_no in session.execute(
-            select(CustomerBillRow.id, CustomerBillRow.bill_no).where(
-                CustomerBillRow.id.in_(list(bill_ids))
-            )
-        )
-    }
-
-
 _ISSUED_COLUMNS = (
     "bill_no",
     "bill_date",

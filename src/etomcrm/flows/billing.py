@@ -174,6 +174,8 @@ class _Chunk:
     made: list[str] = field(default_factory=list)
     numbers: list[str] = field(default_factory=list)
     before: list[str] = field(default_factory=list)
+    # The number each bill made before had when this chunk began (None: not numbered).
+    earlier: dict[str, str | None] = field(default_factory=dict)
     nothing: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -201,17 +203,14 @@ def _bill_chunk(
     bills.issue_bills(
         session, [b for b in bill_ids if b in earlier and not earlier[b]], today=today
     )
-    numbers = bills.numbers_of(session, [b for b in bill_ids if not earlier.get(b)])
     out.rated += len(account_ids)
     out.nothing += sum(1 for b in made.values() if b is None)
+    out.earlier.update(earlier)
     for bill_id in bill_ids:
         if bill_id in earlier:
             out.before.append(bill_id)
         else:
             out.made.append(bill_id)
-        number = numbers.get(bill_id)
-        if earlier.get(bill_id) is None and number is not None:
-            out.numbers.append(number)
 
 
 def _span(numbers: list[str]) -> str:
@@ -248,16 +247,18 @@ def bill_chunk_step(
                     _bill_chunk(session, [account_id], start, end, today, out)
             except TmfError as error:
                 out.failed[account_id] = error.message
-    # What is to be sent: the chunk's bills numbered and not sent yet (now or before).
+    # What is to be sent: the chunk's bills numbered and not sent yet (now or before);
+    # the numbers taken now are those of the bills that had none when the chunk began.
     bill_ids = out.made + out.before
-    deliver = [
-        str(bill_id)
-        for bill_id in session.scalars(
-            select(CustomerBillRow.id)
-            .where(CustomerBillRow.id.in_(bill_ids), CustomerBillRow.status == "validated")
-            .order_by(CustomerBillRow.bill_no)
-        )
-    ]
+    deliver = []
+    for bill_id, bill_no in session.execute(
+        select(CustomerBillRow.id, CustomerBillRow.bill_no)
+        .where(CustomerBillRow.id.in_(bill_ids), CustomerBillRow.status == "validated")
+        .order_by(CustomerBillRow.bill_no)
+    ):
+        deliver.append(str(bill_id))
+        if bill_no is not None and out.earlier.get(str(bill_id)) is None:
+            out.numbers.append(str(bill_no))
     made = f"{len(out.made)} bill(s) made and numbered"
     if out.numbers:
         made += f" {_span(out.numbers)}"
