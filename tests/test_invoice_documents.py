@@ -6,7 +6,8 @@ Invoice values are built by hand (tests/invoice_samples.py); no database is need
 from __future__ import annotations
 
 import io
-from dataclasses import replace
+import json
+from dataclasses import fields, is_dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from lxml import etree
 from pypdf import PdfReader
 
+from etomcrm.billing import bills
 from etomcrm.billing.invoice import girocode, invoice_xml, render_invoice_pdf
 from etomcrm.billing.invoice_data import Invoice, InvoiceLine
 from etomcrm.billing.invoice_text import REVERSE_CHARGE_REASON, masked_iban
@@ -473,3 +475,39 @@ def test_the_wheel_config_ships_the_fonts() -> None:
 
     assert invoice_print.REGULAR.is_file() and invoice_print.BOLD.is_file()
     assert (invoice_print.FONTS / "LICENSE-DejaVu.txt").is_file()
+
+
+def _reference_json(value: Any) -> Any:
+    """An invoice as plain JSON values the slow, obvious way (what the content hash has
+    always been taken of)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _reference_json(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_reference_json(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(ALL_SAMPLES))
+def test_the_canonical_content_is_the_sorted_json_of_the_invoice(name: str) -> None:
+    # given an invoice (credit notes, reverse charge, direct debit among them), with a
+    # note in German and a price written with trailing zeros
+    invoice = replace(
+        ALL_SAMPLES[name](),
+        notes=("Gutschrift für März",),
+        net_total=Decimal("10.500"),
+    )
+
+    # when its canonical content is written
+    content = bills.canonical_json(invoice)
+
+    # then it is the invoice's JSON with sorted keys and no spaces, decimals as written,
+    # and it reads back as the same invoice
+    expected = json.dumps(
+        _reference_json(invoice), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    assert content == expected
+    assert bills.invoice_from_json(content) == invoice

@@ -18,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import operator
 import types
 import typing
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
@@ -755,33 +756,61 @@ def hold(session: Session, bill_id: str, *, today: date, held: bool = True) -> N
 def canonical_json(invoice: Invoice) -> bytes:
     """The invoice as canonical JSON (sorted keys, decimals as written): what the
     content hash is taken of."""
-    # orjson walks the tuples, dicts and strings itself and asks _json only for what it
-    # is told to pass (dataclasses field by field, decimals as written, dates in ISO):
-    # the bytes json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    # gave, in a fraction of the time (issuing a chunk spent a fifth of its time there).
-    return orjson.dumps(invoice, default=_json, option=_CANONICAL)
+    # The bytes json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # gives of the invoice as plain dicts (decimals as their text, dates in ISO). orjson
+    # writes them from dicts made by one converter per dataclass, found once: asking
+    # orjson's ``default`` for every dataclass and decimal was a tenth of issuing's time.
+    return orjson.dumps(_plain(Invoice)(invoice), option=orjson.OPT_SORT_KEYS)
 
 
-_CANONICAL = (
-    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
-)
+_PLAIN: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
 
-# The field names of each dataclass of an invoice, found once (not for every object).
-_FIELDS: dict[type, tuple[str, ...]] = {}
+def _plain(kind: type) -> Callable[[Any], dict[str, Any]]:
+    """The converter of an invoice's dataclass to a dict orjson writes by itself: its
+    decimals as their text, its dataclasses and tuples of them converted in turn, the
+    rest (strings, numbers, dates, tuples of strings) as they are."""
+    known = _PLAIN.get(kind)
+    if known is not None:
+        return known
+    hints = typing.get_type_hints(kind)
+    plain: list[str] = []
+    decimals: list[str] = []
+    optional: list[str] = []
+    nested: list[tuple[str, type]] = []
+    many: list[tuple[str, type]] = []
+    for f in dataclasses.fields(kind):
+        hint = hints[f.name]
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        union = typing.get_origin(hint) in (types.UnionType, typing.Union)
+        base = inner[0] if union else hint
+        item = typing.get_args(base)[0] if typing.get_origin(base) is tuple else None
+        if base is Decimal:
+            (optional if union else decimals).append(f.name)
+        elif isinstance(base, type) and dataclasses.is_dataclass(base):
+            nested.append((f.name, base))
+        elif isinstance(item, type) and dataclasses.is_dataclass(item):
+            many.append((f.name, item))
+        else:
+            plain.append(f.name)
+    # (attrgetter of one name gives the value, not a tuple of it)
+    read = operator.attrgetter(*plain, *plain) if len(plain) == 1 else operator.attrgetter(*plain)
 
+    def convert(value: Any) -> dict[str, Any]:
+        out = dict(zip(plain, read(value), strict=True))
+        for name in decimals:
+            out[name] = str(getattr(value, name))
+        for name in optional:
+            found = getattr(value, name)
+            out[name] = None if found is None else str(found)
+        for name, part in nested:
+            out[name] = _plain(part)(getattr(value, name))
+        for name, part in many:
+            out[name] = [_plain(part)(v) for v in getattr(value, name)]
+        return out
 
-def _json(value: Any) -> Any:
-    names = _FIELDS.get(type(value))
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        return {name: getattr(value, name) for name in names}
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not part of an invoice's content")
+    _PLAIN[kind] = convert
+    return convert
 
 
 def content_hash(invoice: Invoice) -> str:
