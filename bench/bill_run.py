@@ -21,6 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -675,11 +676,14 @@ def _worker_ready() -> bool:
     return True
 
 
-def bill_run(url: str, account_ids: list[str], lanes: int = 1) -> dict[str, Any]:
+def bill_run(
+    url: str, account_ids: list[str], lanes: int = 1, threads: bool = False
+) -> dict[str, Any]:
     """What the bill run's lanes do, plainly (not through DBOS, without the trace records
     of the steps), over every account: the accounts dealt into ``lanes`` lanes as the
     flow deals them, the lanes in parallel (one process each, as the flow's child
-    workflows run in parallel), each lane's accounts ``CHUNK`` a transaction, in it a
+    workflows run in parallel; with ``threads``, threads of this process), each lane's
+    accounts ``CHUNK`` a transaction, in it a
     savepoint, ``rating.rate_accounts``, ``bills.bill_accounts``, ``bills.issue_bills``
     (numbers, invoices, canonical JSON and hash; no rendering). Each phase timed (summed
     over the lanes)."""
@@ -691,12 +695,19 @@ def bill_run(url: str, account_ids: list[str], lanes: int = 1) -> dict[str, Any]
         seconds = time.perf_counter() - started
         return {**run, "seconds": seconds, "chunk": CHUNK, "lanes": 1}
     dealt = [account_ids[n::lanes] for n in range(lanes)]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(lanes) as pool:
-        assert all(pool.map(_worker_ready_wrapper, range(lanes), chunksize=1))
-        started = time.perf_counter()
-        results = pool.starmap(_lane, [(url, lane) for lane in dealt], chunksize=1)
-        seconds = time.perf_counter() - started
+    if threads:
+        # The lanes as threads of this one process (one worker running them all).
+        with ThreadPoolExecutor(lanes) as pool:
+            started = time.perf_counter()
+            results = list(pool.map(_lane, [url] * lanes, dealt))
+            seconds = time.perf_counter() - started
+    else:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(lanes) as pool:
+            assert all(pool.map(_worker_ready_wrapper, range(lanes), chunksize=1))
+            started = time.perf_counter()
+            results = pool.starmap(_lane, [(url, lane) for lane in dealt], chunksize=1)
+            seconds = time.perf_counter() - started
     phases = dict.fromkeys(("rate", "bill", "issue", "commit"), 0.0)
     made: list[str] = []
     for result in results:
@@ -817,7 +828,14 @@ def _use(url: str) -> None:
 
 
 def bench(
-    db: str, accounts: int, usage: int, rounds: int, sample: int, profiled: int, lanes: int
+    db: str,
+    accounts: int,
+    usage: int,
+    rounds: int,
+    sample: int,
+    profiled: int,
+    lanes: int,
+    threads: bool = False,
 ) -> dict[str, Any]:
     per_account = max(1, usage // accounts)
     out: dict[str, Any] = {
@@ -829,6 +847,7 @@ def bench(
         "rate_chunk": RATE_CHUNK,
         "delivery_sample": sample,
         "lanes": lanes,
+        "lanes_as": "threads" if threads else "processes",
     }
     check_url = _database(db, PG_CHECK_DB if db == "postgresql" else "billrun_check")
     _use(check_url)
@@ -859,7 +878,7 @@ def bench(
                 f"{out['floor_check']['groups']} (account, rate type) groups differ"
             )
         reset(url)
-        run = bill_run(url, account_ids, lanes)
+        run = bill_run(url, account_ids, lanes, threads)
         made = run["bills"]
         # The delivery on a sample of the bills, spread over all, another each round.
         stride = max(1, len(made) // sample)
@@ -936,6 +955,11 @@ def main() -> None:
         help="lanes billing in parallel, a process each (default: the flow's, "
         "flows.billing.LANES on PostgreSQL, 1 on SQLite)",
     )
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="the lanes as threads of one process (one worker runs them all), not processes",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     for db in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
@@ -944,7 +968,9 @@ def main() -> None:
         from etomcrm.flows.billing import LANES
 
         lanes = args.lanes or (LANES if db == "postgresql" else 1)
-        result = bench(db, accounts, usage, args.rounds, args.sample, args.profile, lanes)
+        result = bench(
+            db, accounts, usage, args.rounds, args.sample, args.profile, lanes, args.threads
+        )
         result["machine"] = _machine()
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%MZ")
         target = RESULTS / f"bill_run-{stamp}-{db}.json"

@@ -11,13 +11,14 @@ import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from dbos import DBOS
 from sqlalchemy import func, select
 
 from etomcrm.billing.models import CustomerBillRow
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.flows import billing
-from etomcrm.flows.framework import PLAIN_FLOWS, PlainRunner
+from etomcrm.flows.framework import LANE_QUEUE, PLAIN_FLOWS, PlainRunner
 from etomcrm.flows.models import TaskFlowRow
 from etomcrm.flows.recorder import flows_of_case
 from tests import bill_helpers
@@ -129,6 +130,10 @@ def test_the_durable_bill_run_bills_in_lanes_and_a_rerun_attaches(db_url: str, f
     with session_scope() as session:
         lanes = [t for t in flows_of_case(session, workflow_id) if t.flow == "bill-lane"]
     assert len(lanes) == _lanes()
+    # and the lanes ran from the lane queue (a worker process takes one at a time)
+    for lane in range(_lanes()):
+        status = DBOS.get_workflow_status(billing.lane_workflow_id(workflow_id, lane))
+        assert status is not None and status.queue_name == LANE_QUEUE
 
 
 def _run_cli(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

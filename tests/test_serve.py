@@ -79,3 +79,59 @@ def test_serve_with_two_workers_answers_authenticated_requests(db_url: str, tmp_
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of the processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        # (the command name in parentheses may hold spaces: the parent follows its ")")
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(cmdline)
+    return found
+
+
+def test_serve_starts_the_flow_workers_asked_for_on_postgresql(db_url: str, tmp_path: Path) -> None:
+    # given a database
+    env = {**os.environ, "ETOMCRM_DATABASE_URL": db_url}
+    port = _free_port()
+
+    # when the service is started with three flow workers
+    server = subprocess.Popen(
+        [sys.executable, "-m", "etomcrm", "serve", "--port", str(port), "--flow-workers", "3"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("w"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.3)
+        workers = sorted(
+            c.split("--executor-id ")[1].strip()
+            for c in _children(server.pid)
+            if " etomcrm worker " in f" {c} "
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    # then on PostgreSQL three worker processes run beside the API, each with its own
+    # stable executor id; on SQLite (one writer) the serving process runs the flows itself
+    if db_url.startswith("postgresql"):
+        assert workers == ["serve-flows", "serve-flows-2", "serve-flows-3"]
+    else:
+        assert workers == []

@@ -149,21 +149,37 @@ def serve(
     flows: Annotated[
         bool, typer.Option(help="Also run the flows (one worker process beside the API)")
     ] = True,
+    flow_workers: Annotated[
+        int,
+        typer.Option(
+            help="Flow worker processes beside the API (PostgreSQL): a bill run's lanes run "
+            "in parallel one per worker process"
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP service (every TMF API, OpenAPI document at /openapi.json).
 
-    With one worker the serving process runs the flows itself. With more, the API
-    processes only enqueue flows and one ``etomcrm worker`` process runs them."""
+    With one worker the serving process runs the flows itself. With more, or with more
+    than one flow worker, the API processes only enqueue flows and ``etomcrm worker``
+    processes run them."""
 
     upgrade()
-    worker: subprocess.Popen[bytes] | None = None
-    if workers > 1 or not flows:
+    if get_settings().database_url.startswith("sqlite"):
+        # One writer: parallel flow workers would only queue for its lock.
+        flow_workers = 1
+    running: list[subprocess.Popen[bytes]] = []
+    if workers > 1 or not flows or flow_workers > 1:
         os.environ["ETOMCRM_FLOWS_RUN_IN_SERVER"] = "false"
         get_settings.cache_clear()
         if flows:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "etomcrm", "worker", "--executor-id", "serve-flows"]
-            )
+            # Stable executor ids: a restarted worker recovers its own unfinished flows.
+            running = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "etomcrm", "worker", "--executor-id", executor]
+                )
+                for executor in ["serve-flows"]
+                + [f"serve-flows-{n}" for n in range(2, flow_workers + 1)]
+            ]
     try:
         uvicorn.run(
             "etomcrm.bootstrap:create_app",
@@ -174,10 +190,11 @@ def serve(
             access_log=access_log,
         )
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
-    if flows and worker is None:
+        for worker_process in running:
+            worker_process.terminate()
+        for worker_process in running:
+            worker_process.wait(timeout=30)
+    if flows and not running:
         _exit_leaving_flows_to_recovery()
 
 

@@ -78,7 +78,7 @@ def bill_run_flow(run: Runner, period: str, cycle_day: int | None = None) -> str
     lanes: list[list[str]] = started["lanes"]
     lane_ids = [lane_workflow_id(run.workflow_id, n) for n in range(len(lanes))]
     for lane_id, lane in zip(lane_ids, lanes, strict=True):
-        run.then("bill-lane", lane_id, run.workflow_id, period, lane)
+        run.then("bill-lane", lane_id, run.workflow_id, period, lane, apart=True)
     look_until(
         run,
         "collect",

@@ -24,7 +24,7 @@ from dbos._error import DBOSNonExistentWorkflowError
 import etomcrm
 from etomcrm.config import get_settings
 from etomcrm.db import private_sqlite_file
-from etomcrm.flows.framework import WORKFLOWS
+from etomcrm.flows.framework import LANE_QUEUE, WORKFLOWS
 
 QUEUE_NAME = "etomcrm-flows"
 # Flows are started by name, so a process that only enqueues needs none of their code.
@@ -114,6 +114,9 @@ def launch(
             worker_concurrency=concurrency or settings.flows_worker_concurrency,
             polling_interval_sec=0.1,
             on_conflict="always_update",
+        )
+        DBOS.register_queue(
+            LANE_QUEUE, worker_concurrency=1, polling_interval_sec=0.1, on_conflict="always_update"
         )
         if not schedules:
             # Schedules live in the system database: one saved by an earlier launch

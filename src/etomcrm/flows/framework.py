@@ -28,6 +28,11 @@ from etomcrm.db import session_scope, utcnow
 from etomcrm.flows import recorder
 from etomcrm.flows.recorder import Task
 
+# The queue of flows started apart (:meth:`Runner.then`): a bill run's lanes. Each worker
+# process runs one of them at a time, so that parallel lanes are parallel processes
+# (threads of one process share one core for Python's work).
+LANE_QUEUE = "etomcrm-lanes"
+
 __all__ = [
     "PLAIN_FLOWS",
     "STEP_SEEDS",
@@ -99,7 +104,11 @@ class Runner(Protocol):
 
     def recv(self, topic: str, timeout_seconds: float) -> Any: ...
 
-    def then(self, workflow: str, workflow_id: str, *args: Any) -> None: ...
+    def then(self, workflow: str, workflow_id: str, *args: Any, apart: bool = False) -> None:
+        """Start ``workflow`` as a flow of its own; ``apart``: on the lane queue, which
+        gives each worker process one such flow at a time (CPU-bound work in parallel
+        processes, not in threads of one)."""
+        ...
 
 
 class PlainRunner:
@@ -117,7 +126,7 @@ class PlainRunner:
     def recv(self, topic: str, timeout_seconds: float) -> Any:
         raise RuntimeError("a plain run cannot wait for a person's decision")
 
-    def then(self, workflow: str, workflow_id: str, *args: Any) -> None:
+    def then(self, workflow: str, workflow_id: str, *args: Any, apart: bool = False) -> None:
         PLAIN_FLOWS[workflow](PlainRunner(workflow_id), *args)
 
 
@@ -177,9 +186,15 @@ class DurableRunner:
     def recv(self, topic: str, timeout_seconds: float) -> Any:
         return DBOS.recv(topic, timeout_seconds)
 
-    def then(self, workflow: str, workflow_id: str, *args: Any) -> None:
+    def then(self, workflow: str, workflow_id: str, *args: Any, apart: bool = False) -> None:
         with SetWorkflowID(workflow_id):
-            DBOS.start_workflow(WORKFLOWS[workflow], *args)
+            if not apart:
+                DBOS.start_workflow(WORKFLOWS[workflow], *args)
+                return
+            queue = DBOS.retrieve_queue(LANE_QUEUE)
+            if queue is None:
+                raise RuntimeError(f"the flow queue {LANE_QUEUE} is not registered")
+            queue.enqueue(WORKFLOWS[workflow], *args)
 
 
 def look_until(
