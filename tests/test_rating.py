@@ -15,8 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from etomcrm.billing import bills
 from etomcrm.billing.charges import add_months
-from etomcrm.billing.models import AppliedRateRow, UsageRecordRow
+from etomcrm.billing.models import AppliedRateRow, CustomerBillRow, UsageRecordRow
 from etomcrm.billing.rating import (
     credit_rate,
     local_day,
@@ -30,6 +31,7 @@ from etomcrm.db import new_id, session_scope
 from etomcrm.order_handling.service import PRODUCT_KIND
 from etomcrm.qos_sla.events import SlaCreditOwed
 from etomcrm.security.service import SYSTEM
+from etomcrm.selling.models import BillingAccountRow
 from tests import factories
 from tests.polling import until
 from tests.quote_helpers import draft, load_bmw
@@ -566,3 +568,112 @@ def test_a_completed_order_charges_its_products_to_the_orders_billing_account(
         ),
         seconds=120,
     )
+
+
+def _chunk_accounts(client: TestClient, admin: dict[str, str]) -> list[str]:
+    """Three accounts as a bill run meets them: one whose SLA credit (100.00) is larger
+    than its month (69.00), one with a plain month (120.00), one with nothing to bill."""
+    accounts = []
+    for price, credit in (("69", "100.00"), ("120", None), (None, None)):
+        customer_id = _customer(client, admin)
+        accounts.append(_account(customer_id))
+        if price is None:
+            continue
+        product = _product(customer_id, [_price("Access", price)], "2026-10-01T00:00:00Z")
+        if credit is not None:
+            record_sla_credit(_credit(f"violation-{customer_id}", product, customer_id, credit))
+    return accounts
+
+
+def _billed(accounts: list[str]) -> list[Any]:
+    """Per account: its bill (state, number given, net, gross) and its charges (type, net,
+    on that bill or unbilled)."""
+    out: list[Any] = []
+    with session_scope() as session:
+        bills_made = {
+            b.billing_account_id: b
+            for b in session.scalars(
+                select(CustomerBillRow).where(CustomerBillRow.billing_account_id.in_(accounts))
+            )
+        }
+        for account_id in accounts:
+            bill = bills_made.get(account_id)
+            charges = session.scalars(
+                select(AppliedRateRow).where(AppliedRateRow.billing_account_id == account_id)
+            ).all()
+            for charge in charges:
+                # a charge is on a bill that exists, or on none
+                assert charge.bill_id is None or (bill is not None and charge.bill_id == bill.id)
+            out.append(
+                (
+                    None
+                    if bill is None
+                    else (
+                        bill.status,
+                        bill.bill_no is not None,
+                        bill.body["taxExcludedAmount"],
+                        bill.amount_due,
+                    ),
+                    sorted((c.rate_type, c.tax_excluded, c.bill_id is not None) for c in charges),
+                )
+            )
+    return out
+
+
+def test_a_bill_run_chunk_writes_each_charge_on_its_bill_as_rating_then_billing_would(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given two like sets of accounts: a credit larger than the month, a plain month,
+    # nothing to bill
+    first, second = _chunk_accounts(client, admin), _chunk_accounts(client, admin)
+
+    # when the first is rated, billed and issued step by step, and the second as a bill
+    # run's chunk does it (each charge written on the bill planned for its account)
+    with session_scope() as session:
+        rate_accounts(session, first, *NOV, today=TODAY)
+        made = bills.bill_accounts(session, first, *NOV, today=TODAY)
+        bills.issue_bills(session, [b for b in made.values() if b], today=TODAY)
+    with session_scope() as session:
+        chunk, earlier = bills.rate_bill_and_issue(session, second, *NOV, today=TODAY)
+
+    # then both end alike: the credit's account billed 0.00 with 31.00 carried unbilled,
+    # the plain month billed, nothing for the third, every charge on its bill or on none
+    assert earlier == {}
+    assert _billed(second) == _billed(first)
+    credit, plain, empty = _billed(second)
+    assert credit[0] == ("validated", True, {"unit": "EUR", "value": 0.0}, Decimal("0.00"))
+    assert credit[1] == [
+        ("carriedCredit", Decimal("-31.00"), False),
+        ("credit", Decimal("-69.00"), True),
+        ("recurring", Decimal("69.00"), True),
+    ]
+    assert plain[0] == ("validated", True, {"unit": "EUR", "value": 120.0}, Decimal("142.80"))
+    assert empty == (None, [])
+    assert chunk[second[2]] is None
+
+
+def test_a_bill_run_chunk_run_again_leaves_the_bills_made_before_and_new_charges_unbilled(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a chunk billed for November
+    accounts = _chunk_accounts(client, admin)
+    with session_scope() as session:
+        first, _ = bills.rate_bill_and_issue(session, accounts, *NOV, today=TODAY)
+    # and a product started on 15 November for the plain month's customer after that
+    with session_scope() as session:
+        owner = session.get(BillingAccountRow, accounts[1])
+        assert owner is not None
+        customer_id = str(owner.owner_customer_id)
+    _product(customer_id, [_price("Router", "30")], "2026-11-15T00:00:00+01:00")
+
+    # when the chunk is run again for November
+    with session_scope() as session:
+        again, earlier = bills.rate_bill_and_issue(session, accounts, *NOV, today=TODAY)
+
+    # then the same bills come back, as made before (numbered), and the new product's
+    # November days (16 of 30 of 30.00 = 16.00) wait unbilled for the next bill
+    assert again == first
+    assert set(earlier) == {b for b in first.values() if b} and all(earlier.values())
+    _, plain, _ = _billed(accounts)
+    assert plain[0][3] == Decimal("142.80")
+    assert ("recurring", Decimal("16.00"), False) in plain[1]

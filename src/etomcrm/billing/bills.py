@@ -244,6 +244,7 @@ def bill_accounts(
     run_keys: Mapping[str, str] | None = None,
     category: str = "normal",
     issue: bool = False,
+    planned: Mapping[str, str] | None = None,
 ) -> dict[str, str | None]:
     """3.8.3 Create and send the bill (the bills made), for many accounts at once: what
     :func:`bill_account` does for each, in a bounded number of queries whatever the number
@@ -255,7 +256,39 @@ def bill_accounts(
     With ``issue`` the bills made now are inserted issued, as :func:`issue_bills` would
     leave them (numbers, content and hash, ``BillIssued``), their invoices made from the
     charges just read: the bill run writes each bill once instead of inserting it and
-    updating it. Bills made before under their run keys are returned as they are."""
+    updating it. Bills made before under their run keys are returned as they are.
+
+    ``planned``: the bill ids rating wrote the accounts' new charges on
+    (:func:`rating.rate_accounts`' ``bills``); an account's bill gets that id, and where
+    no bill is made the charges are taken off it again."""
+    planned = dict(planned or {})
+    made = _bill_accounts(
+        session, account_ids, period_start, period_end, today, run_keys, category, issue, planned
+    )
+    if planned:
+        # Charges on a planned bill that was not made (nothing to bill, a credit, billed
+        # before) are unbilled again, as rating would have left them.
+        session.execute(
+            update(AppliedRateRow)
+            .where(rating.among(session, AppliedRateRow.bill_id, planned.values()))
+            .values(bill_id=None)
+            .execution_options(synchronize_session=False)
+        )
+    return made
+
+
+def _bill_accounts(
+    session: Session,
+    account_ids: Sequence[str],
+    period_start: date,
+    period_end: date,
+    today: date,
+    run_keys: Mapping[str, str] | None,
+    category: str,
+    issue: bool,
+    planned: dict[str, str],
+) -> dict[str, str | None]:
+    """:func:`bill_accounts`; the ids of ``planned`` that become bills are removed from it."""
     ids = list(dict.fromkeys(account_ids))
     keys = {a: (run_keys or {}).get(a) or run_key_for(a, period_start, period_end) for a in ids}
     made: dict[str, str | None] = dict.fromkeys(ids)
@@ -299,6 +332,7 @@ def bill_accounts(
         AppliedRateRow.tax_rate,
         AppliedRateRow.customer_id,
         AppliedRateRow.currency,
+        AppliedRateRow.bill_id,
         *(_LINE_COLUMNS if issue else ()),
     )
     if _postgres(session):
@@ -314,7 +348,12 @@ def bill_accounts(
             session,
             unbilled.where(
                 of_accounts,
-                AppliedRateRow.bill_id.is_(None),
+                or_(
+                    AppliedRateRow.bill_id.is_(None),
+                    rating.among(session, AppliedRateRow.bill_id, planned.values()),
+                )
+                if planned
+                else AppliedRateRow.bill_id.is_(None),
                 or_(
                     AppliedRateRow.period_start.is_(None),
                     AppliedRateRow.period_start <= period_end,
@@ -341,7 +380,7 @@ def bill_accounts(
         if total.gross < 0:
             continue
         account = accounts[account_id]
-        bill_id = new_id()
+        bill_id = planned.get(account_id) or new_id()
         customer_id = account.owner_customer_id or rates[0].customer_id
         currency = account.currency or rates[0].currency
         body: JsonDict = {
@@ -385,7 +424,8 @@ def bill_accounts(
             }
         )
         billed[account_id] = bill_id
-        rate_ids.extend((str(r.id), account_id) for r in rates)
+        # (the charges on the planned bill have it already)
+        rate_ids.extend((str(r.id), account_id) for r in rates if r.bill_id is None)
     if not new_bills:
         return made
     documents: list[dict[str, Any]] = []
@@ -408,6 +448,15 @@ def bill_accounts(
                 raise
             made[todo[0]] = str(found)
             return made
+        # (the charges are taken off the planned bills first: each account anew)
+        if planned:
+            session.execute(
+                update(AppliedRateRow)
+                .where(rating.among(session, AppliedRateRow.bill_id, list(planned.values())))
+                .values(bill_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            planned.clear()
         for account_id in todo:
             made.update(
                 bill_accounts(
@@ -424,12 +473,49 @@ def bill_accounts(
         return made
     for event in events:
         record(session, event)
-    _give_bills(session, rate_ids, billed)
+    for account_id in billed:
+        planned.pop(account_id, None)
+    if rate_ids:
+        _give_bills(session, rate_ids, billed)
     if documents:
         session.execute(insert(BillDocumentRow), documents)
     made.update(billed)
     _counted_anew(session)
     return made
+
+
+def rate_bill_and_issue(
+    session: Session,
+    account_ids: Sequence[str],
+    period_start: date,
+    period_end: date,
+    *,
+    today: date,
+) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """3.8.2 and 3.8.3 for a bill run's chunk of accounts, in the caller's transaction:
+    the accounts rated, billed and their bills issued, each charge and each bill written
+    once (the charges on the bill planned for their account, the bills inserted
+    numbered). Returns each account's bill id (None: nothing to bill) and, of the bills
+    an earlier run made for the period, the number each had before (None: it is
+    numbered now)."""
+    keys = {a: run_key_for(a, period_start, period_end) for a in account_ids}
+    earlier: dict[str, str | None] = {}
+    billed_before = set()
+    for bill_id, bill_no, run_key in session.execute(
+        select(CustomerBillRow.id, CustomerBillRow.bill_no, CustomerBillRow.run_key).where(
+            CustomerBillRow.run_key.in_(list(keys.values()))
+        )
+    ):
+        earlier[str(bill_id)] = bill_no
+        billed_before.add(run_key)
+    planned = {a: new_id() for a in account_ids if keys[a] not in billed_before}
+    rating.rate_accounts(session, account_ids, period_start, period_end, today=today, bills=planned)
+    made = bill_accounts(
+        session, account_ids, period_start, period_end, today=today, issue=True, planned=planned
+    )
+    # A bill an earlier run made and did not number is numbered now.
+    issue_bills(session, [b for b, number in earlier.items() if number is None], today=today)
+    return made, earlier
 
 
 def _issued_on_insert(

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -332,7 +332,7 @@ def _json(values: Any) -> str:
     return orjson.dumps(values).decode()
 
 
-def _among(session: Session, column: Any, values: Iterable[str]) -> Any:
+def among(session: Session, column: Any, values: Iterable[str]) -> Any:
     """``column IN values`` for any number of values: on PostgreSQL ``= ANY`` of one
     array parameter, on SQLite the values sent as one JSON array and unpacked there."""
     if _postgres(session):
@@ -346,7 +346,7 @@ def _load_accounts(session: Session, account_ids: Collection[str]) -> dict[str, 
     account, customer, product = BillingAccountRow, CustomerRow, ProductRow
     rows = session.execute(
         select(account.id, account.owner_customer_id, account.currency).where(
-            _among(session, account.id, account_ids)
+            among(session, account.id, account_ids)
         )
     ).all()
     customer_ids = {str(r.owner_customer_id) for r in rows if r.owner_customer_id}
@@ -357,7 +357,7 @@ def _load_accounts(session: Session, account_ids: Collection[str]) -> dict[str, 
         str(customer_id): _tax_of(characteristics)
         for customer_id, characteristics in session.execute(
             select(customer.id, customer.body["characteristic"]).where(
-                _among(session, customer.id, customer_ids)
+                among(session, customer.id, customer_ids)
             )
         )
     }
@@ -366,7 +366,7 @@ def _load_accounts(session: Session, account_ids: Collection[str]) -> dict[str, 
     defaults: dict[str, str] = {}
     for owner, account_id in session.execute(
         select(account.owner_customer_id, account.id)
-        .where(_among(session, account.owner_customer_id, customer_ids))
+        .where(among(session, account.owner_customer_id, customer_ids))
         .order_by(account.created_at.desc(), account.id.desc())
     ):
         defaults[str(owner)] = account_id
@@ -382,7 +382,7 @@ def _load_accounts(session: Session, account_ids: Collection[str]) -> dict[str, 
     }
     for row in session.execute(
         select(product.id, product.name, product.status, product.owner_customer_id, product.body)
-        .where(_among(session, product.owner_customer_id, customer_ids))
+        .where(among(session, product.owner_customer_id, customer_ids))
         .order_by(product.created_at, product.id)
     ):
         named = ((row.body or {}).get("billingAccount") or {}).get("id")
@@ -407,7 +407,7 @@ def _charged_days(
             rate.period_start,
             rate.period_end,
         ).where(
-            _among(session, rate.product_id, product_ids),
+            among(session, rate.product_id, product_ids),
             rate.rate_type == "recurring",
             rate.period_end >= since,
         )
@@ -572,7 +572,7 @@ def _included_volumes(
     defaults: dict[str, Decimal] = {}
     if offering_ids:
         for offering in session.scalars(
-            select(ProductOfferingRow).where(_among(session, ProductOfferingRow.id, offering_ids))
+            select(ProductOfferingRow).where(among(session, ProductOfferingRow.id, offering_ids))
         ):
             for use in offering.body.get("prodSpecCharValueUse") or []:
                 if use.get("name") != INCLUDED_VOLUME:
@@ -996,12 +996,18 @@ def _plain(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def _store(session: Session, batch: _Batch) -> None:
+def _store(session: Session, batch: _Batch, bills: Mapping[str, str], period_end: date) -> None:
     """Write the batch's rates whose source key is new (the others were rated before),
     in one statement: on PostgreSQL the rates go as one JSON array the database unpacks,
-    on SQLite as one executemany of the values as SQLite keeps them."""
+    on SQLite as one executemany of the values as SQLite keeps them. A rate due by
+    ``period_end`` of an account in ``bills`` is written on that (planned) bill."""
     if not batch.rates:
         return
+    if bills:
+        for rate in batch.rates.values():
+            start = rate["period_start"]
+            if start is None or start <= period_end:
+                rate["bill_id"] = bills.get(rate["billing_account_id"])
     if _postgres(session):
         rows = orjson.dumps(list(batch.rates.values()), default=_plain).decode()
         session.execute(_INSERT_PG, {"rates": rows})
@@ -1021,20 +1027,28 @@ def _store(session: Session, batch: _Batch) -> None:
     session.connection().exec_driver_sql(_INSERT_SQLITE, values)
 
 
-def _carry_excess_credit(session: Session, account_ids: Collection[str], period_end: date) -> None:
+def _carry_excess_credit(
+    session: Session, account_ids: Collection[str], period_end: date, planned: Collection[str]
+) -> None:
     """An account whose unbilled rates up to ``period_end`` sum below zero keeps the
     excess credit unbilled: its credits are taken oldest first as far as the charges
     reach, the remainder of the last one split off as a ``carriedCredit`` rate dated
-    the day after ``period_end`` (so the next period's bill takes it)."""
+    the day after ``period_end`` (so the next period's bill takes it). Rates on a
+    ``planned`` bill (not made yet) count as unbilled."""
     if not account_ids:
         return
+    unbilled = (
+        or_(AppliedRateRow.bill_id.is_(None), among(session, AppliedRateRow.bill_id, planned))
+        if planned
+        else AppliedRateRow.bill_id.is_(None)
+    )
     # Summed in cents by the database (SQLite holds amounts as floats).
     negative = list(
         session.scalars(
             select(AppliedRateRow.billing_account_id)
             .where(
-                _among(session, AppliedRateRow.billing_account_id, account_ids),
-                AppliedRateRow.bill_id.is_(None),
+                among(session, AppliedRateRow.billing_account_id, account_ids),
+                unbilled,
                 _due_by(period_end),
             )
             .group_by(AppliedRateRow.billing_account_id)
@@ -1049,7 +1063,7 @@ def _carry_excess_credit(session: Session, account_ids: Collection[str], period_
                 select(AppliedRateRow)
                 .where(
                     AppliedRateRow.billing_account_id == account_id,
-                    AppliedRateRow.bill_id.is_(None),
+                    unbilled,
                     _due_by(period_end),
                 )
                 .order_by(AppliedRateRow.rated_at, AppliedRateRow.id)
@@ -1109,20 +1123,27 @@ def rate_accounts(
     period_end: date,
     *,
     today: date,
+    bills: Mapping[str, str] | None = None,
 ) -> None:
     """3.8.2 Apply pricing, discounting, adjustments & rebates for many accounts at
     once: the same rates as :func:`rate_account` for each, in a bounded number of
-    queries (about ten), whatever the number of accounts."""
+    queries (about ten), whatever the number of accounts.
+
+    ``bills``: the id of the bill each account's rates due by ``period_end`` are to go
+    on, made by the caller in the same transaction (a bill run writes each rate once
+    instead of writing it and then giving it its bill); the caller makes those bills
+    or takes the rates off them again (:func:`etomcrm.billing.bills.bill_accounts`)."""
     if period_end < period_start:
         raise ValueError(f"period ends {period_end} before it starts {period_start}")
+    planned = bills or {}
     if not _postgres(session):
-        _rate_accounts(session, account_ids, period_start, period_end, today)
+        _rate_accounts(session, account_ids, period_start, period_end, today, planned)
         return
     # The statements take arrays of any length: PostgreSQL plans each call for its
     # arrays, not once for all (a plan made for one account's arrays, reused for a
     # chunk of thousands, searched every array row by row). Back as it was after.
     previous = session.execute(_CUSTOM_PLANS).scalar()
-    _rate_accounts(session, account_ids, period_start, period_end, today)
+    _rate_accounts(session, account_ids, period_start, period_end, today, planned)
     session.execute(_PLAN_CACHE_MODE, {"mode": previous})
 
 
@@ -1139,6 +1160,7 @@ def _rate_accounts(
     period_start: date,
     period_end: date,
     today: date,
+    planned: Mapping[str, str],
 ) -> None:
     accounts = _load_accounts(session, account_ids)
     batch = _Batch()
@@ -1151,8 +1173,8 @@ def _rate_accounts(
     # Usage is charged now (its records marked): a correction later charges the
     # difference to this volume.
     _rate_usage(session, batch, accounts, period_start, period_end)
-    _store(session, batch)
-    _carry_excess_credit(session, list(accounts), period_end)
+    _store(session, batch, planned, period_end)
+    _carry_excess_credit(session, list(accounts), period_end, list(planned.values()))
     session.flush()
 
 

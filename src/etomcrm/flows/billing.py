@@ -28,7 +28,7 @@ from dbos import DBOS
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from etomcrm.billing import bills, rating
+from etomcrm.billing import bills
 from etomcrm.billing.models import CustomerBillRow
 from etomcrm.core.clock import FLOW_CLOCK
 from etomcrm.core.collection import collection_paused
@@ -184,25 +184,8 @@ def _bill_chunk(
     session: Session, account_ids: list[str], start: date, end: date, today: date, out: _Chunk
 ) -> None:
     """Rate, bill and number the accounts, in the caller's transaction."""
-    keys = [bills.run_key_for(a, start, end) for a in account_ids]
-    # The bills an earlier run made (and perhaps numbered) for these accounts: the trace
-    # tells them apart from the ones made now.
-    earlier = {
-        str(bill_id): bill_no
-        for bill_id, bill_no in session.execute(
-            select(CustomerBillRow.id, CustomerBillRow.bill_no).where(
-                CustomerBillRow.run_key.in_(keys)
-            )
-        )
-    }
-    rating.rate_accounts(session, account_ids, start, end, today=today)
-    # The bills made now are inserted numbered; one an earlier run made and did not
-    # number is numbered here.
-    made = bills.bill_accounts(session, account_ids, start, end, today=today, issue=True)
+    made, earlier = bills.rate_bill_and_issue(session, account_ids, start, end, today=today)
     bill_ids = [b for b in made.values() if b is not None]
-    bills.issue_bills(
-        session, [b for b in bill_ids if b in earlier and not earlier[b]], today=today
-    )
     out.rated += len(account_ids)
     out.nothing += sum(1 for b in made.values() if b is None)
     out.earlier.update(earlier)
