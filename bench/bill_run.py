@@ -671,11 +671,12 @@ def _lane(url: str, account_ids: list[str]) -> dict[str, Any]:
                 bill_ids = [b for b in billed.values() if b is not None]
                 # As the flow's chunk step: the bills to deliver with their numbers (issued
                 # as they were inserted).
-                session.execute(
-                    select(CustomerBillRow.id, CustomerBillRow.bill_no)
-                    .where(CustomerBillRow.id.in_(bill_ids), CustomerBillRow.status == "validated")
-                    .order_by(CustomerBillRow.bill_no)
+                found = session.execute(
+                    select(
+                        CustomerBillRow.id, CustomerBillRow.bill_no, CustomerBillRow.status
+                    ).where(CustomerBillRow.id.in_(bill_ids))
                 ).all()
+                sorted((r for r in found if r[2] == "validated"), key=lambda r: str(r[1]))
                 phases["issue"] += time.perf_counter() - mark
                 made.extend(bill_ids)
             mark = time.perf_counter()

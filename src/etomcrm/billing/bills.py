@@ -15,6 +15,7 @@ so a crash before the commit leaves neither a number nor a gap.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -40,6 +41,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -436,7 +438,7 @@ def _bill_accounts(
                 documents, events = _issued_on_insert(
                     session, new_bills, {a: charges[a] for a in billed}, today
                 )
-            session.execute(insert(CustomerBillRow), new_bills)
+            _insert_bills(session, new_bills)
     except IntegrityError:
         # A concurrent run billed one of the accounts for this period first (its run key
         # is taken): one account at a time, each finds its bill or makes it.
@@ -478,7 +480,7 @@ def _bill_accounts(
     if rate_ids:
         _give_bills(session, rate_ids, billed)
     if documents:
-        session.execute(insert(BillDocumentRow), documents)
+        _insert_documents(session, documents)
     made.update(billed)
     _counted_anew(session)
     return made
@@ -516,6 +518,52 @@ def rate_bill_and_issue(
     # A bill an earlier run made and did not number is numbered now.
     issue_bills(session, [b for b, number in earlier.items() if number is None], today=today)
     return made, earlier
+
+
+def _insert_bills(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert new bills (their attributes' values, the same for each): on PostgreSQL one
+    statement that unpacks them from one JSON array (an executemany sends and binds each
+    row apart: most of what inserting a chunk's bills spent)."""
+    if not _postgres(session):
+        session.execute(insert(CustomerBillRow), rows)
+        return
+    # (str: a column's name is a subclass of it, which orjson does not take as a key)
+    names = {a.key: str(a.columns[0].name) for a in CustomerBillRow.__mapper__.column_attrs}
+    columns = ", ".join(names[key] for key in rows[0])
+    plain = [{names[key]: value for key, value in row.items()} for row in rows]
+    session.execute(
+        text(
+            f"INSERT INTO customer_bill ({columns}) SELECT {columns}"
+            " FROM json_populate_recordset(NULL::customer_bill, CAST(:rows AS json))"
+        ),
+        {"rows": orjson.dumps(plain, default=_decimal_text).decode()},
+    )
+
+
+def _insert_documents(session: Session, documents: list[dict[str, Any]]) -> None:
+    """Store issued bills' canonical content (their PDF and XML come when rendered): on
+    PostgreSQL one statement for all, the content carried as base64."""
+    if not _postgres(session):
+        session.execute(insert(BillDocumentRow), documents)
+        return
+    rows = [
+        {"bill_id": d["bill_id"], "content": base64.b64encode(d["content"]).decode()}
+        for d in documents
+    ]
+    session.execute(
+        text(
+            "INSERT INTO bill_document (bill_id, content)"
+            " SELECT x.bill_id, decode(x.content, 'base64')"
+            " FROM json_to_recordset(CAST(:rows AS json)) AS x(bill_id text, content text)"
+        ),
+        {"rows": orjson.dumps(rows).decode()},
+    )
+
+
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _issued_on_insert(
@@ -714,7 +762,7 @@ def issue_bills(session: Session, bill_ids: Sequence[str], *, today: date) -> di
         .values({name: bindparam(name) for name in _ISSUED_COLUMNS}),
         changes,
     )
-    session.execute(insert(BillDocumentRow), documents)
+    _insert_documents(session, documents)
     # Bills this session holds as objects (a credit note just made) read their row again.
     issued = {change["b_id"] for change in changes}
     for held in list(session.identity_map.values()):
@@ -1310,7 +1358,7 @@ def credit_note(
         default_rate = Decimal(0)
     note_id = new_id()
     new_rates = []
-    for number, (rate_id, amount, text) in enumerate(lines, start=1):
+    for number, (rate_id, amount, line_text) in enumerate(lines, start=1):
         if amount <= 0:
             raise InvalidRequest("a credit note line credits a positive amount")
         source = rates.get(rate_id) if rate_id else None
@@ -1328,7 +1376,7 @@ def credit_note(
                 bill_id=note_id,
                 product_id=source.product_id if source else None,
                 rate_type="adjustment",
-                name=text,
+                name=line_text,
                 description=reason,
                 period_start=source.period_start if source else bill.period_start,
                 period_end=source.period_end if source else bill.period_end,
