@@ -338,24 +338,26 @@ def _bill_accounts(
         *(_LINE_COLUMNS if issue else ()),
     )
     if _postgres(session):
-        wanted = _unnest(todo)
+        # Each account with the bill planned for it: its unbilled charges and those on
+        # that bill are found through the (account, bill) index, account by account.
+        wanted = _unnest(todo, [planned.get(a, "") for a in todo])
         unbilled = unbilled.join_from(
-            wanted, AppliedRateRow, AppliedRateRow.billing_account_id == wanted.c.c0
+            wanted,
+            AppliedRateRow,
+            (AppliedRateRow.billing_account_id == wanted.c.c0)
+            & or_(AppliedRateRow.bill_id.is_(None), AppliedRateRow.bill_id == wanted.c.c1),
         )
         of_accounts: Any = true()
     else:
-        of_accounts = AppliedRateRow.billing_account_id.in_(todo)
+        of_accounts = AppliedRateRow.billing_account_id.in_(todo) & or_(
+            AppliedRateRow.bill_id.is_(None),
+            AppliedRateRow.bill_id.in_(list(planned.values())),
+        )
     for charge in session.execute(
         _locked(
             session,
             unbilled.where(
                 of_accounts,
-                or_(
-                    AppliedRateRow.bill_id.is_(None),
-                    rating.among(session, AppliedRateRow.bill_id, planned.values()),
-                )
-                if planned
-                else AppliedRateRow.bill_id.is_(None),
                 or_(
                     AppliedRateRow.period_start.is_(None),
                     AppliedRateRow.period_start <= period_end,

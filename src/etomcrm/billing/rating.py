@@ -1042,12 +1042,28 @@ def _carry_excess_credit(
         if planned
         else AppliedRateRow.bill_id.is_(None)
     )
+    # Only an unbilled negative rate (a credit; a discount of a charge rated apart) can
+    # make an account's sum negative: a discount on a planned bill is no larger than its
+    # charge on the same bill. Those accounts are found first, through the (account,
+    # bill) index, and only theirs are summed.
+    candidates = set(
+        session.scalars(
+            select(AppliedRateRow.billing_account_id).where(
+                among(session, AppliedRateRow.billing_account_id, account_ids),
+                AppliedRateRow.bill_id.is_(None),
+                AppliedRateRow.tax_excluded < 0,
+                _due_by(period_end),
+            )
+        )
+    )
+    if not candidates:
+        return
     # Summed in cents by the database (SQLite holds amounts as floats).
     negative = list(
         session.scalars(
             select(AppliedRateRow.billing_account_id)
             .where(
-                among(session, AppliedRateRow.billing_account_id, account_ids),
+                among(session, AppliedRateRow.billing_account_id, candidates),
                 unbilled,
                 _due_by(period_end),
             )
