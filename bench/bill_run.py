@@ -650,7 +650,7 @@ def _lane(url: str, account_ids: list[str]) -> dict[str, Any]:
     from etomcrm.billing import bills
     from etomcrm.billing.models import CustomerBillRow
     from etomcrm.core.collection import collection_paused
-    from etomcrm.db import session_scope
+    from etomcrm.db import among, session_scope
     from etomcrm.flows.billing import CHUNK
 
     phases = dict.fromkeys(("rate", "bill", "issue", "commit"), 0.0)
@@ -674,7 +674,7 @@ def _lane(url: str, account_ids: list[str]) -> dict[str, Any]:
                 found = session.execute(
                     select(
                         CustomerBillRow.id, CustomerBillRow.bill_no, CustomerBillRow.status
-                    ).where(CustomerBillRow.id.in_(bill_ids))
+                    ).where(among(session, CustomerBillRow.id, bill_ids))
                 ).all()
                 sorted((r for r in found if r[2] == "validated"), key=lambda r: str(r[1]))
                 phases["issue"] += time.perf_counter() - mark

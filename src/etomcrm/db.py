@@ -7,14 +7,27 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, DateTime, Engine, create_engine, event, make_url
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    DateTime,
+    Engine,
+    String,
+    any_,
+    create_engine,
+    event,
+    func,
+    literal,
+    make_url,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -222,3 +235,14 @@ def _run_after_commit(session: Session) -> None:
 
 def _forget_after_commit(session: Session, previous_transaction: Any) -> None:
     session.info.pop("after_commit", None)
+
+
+def among(session: Session, column: Any, values: Iterable[str]) -> Any:
+    """``column IN values`` for any number of values: on PostgreSQL ``= ANY`` of one
+    array parameter, on SQLite the values sent as one JSON array and unpacked there.
+    One parameter whatever the number of values: an ``IN`` list of hundreds is a
+    statement too long for the driver to keep parsed, parsed again on every call."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(sorted(set(values)), ARRAY(String)))
+    data = orjson.dumps(sorted(set(values))).decode()
+    return column.in_(select(func.json_each(data).table_valued("value").c.value))

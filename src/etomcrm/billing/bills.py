@@ -70,7 +70,7 @@ from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.core.totals import forget_totals
 from etomcrm.customer_interface.communication import write_message
 from etomcrm.customer_interface.events import CustomerTerminated
-from etomcrm.db import after_commit, new_id, session_scope, utcnow
+from etomcrm.db import after_commit, among, new_id, session_scope, utcnow
 from etomcrm.order_handling.events import ProductsEnded
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.security.service import SYSTEM
@@ -272,7 +272,7 @@ def bill_accounts(
         # before) are unbilled again, as rating would have left them.
         session.execute(
             update(AppliedRateRow)
-            .where(rating.among(session, AppliedRateRow.bill_id, planned.values()))
+            .where(among(session, AppliedRateRow.bill_id, planned.values()))
             .values(bill_id=None)
             .execution_options(synchronize_session=False)
         )
@@ -300,7 +300,7 @@ def _bill_accounts(
         str(key): str(bill_id)
         for key, bill_id in session.execute(
             select(CustomerBillRow.run_key, CustomerBillRow.id).where(
-                CustomerBillRow.run_key.in_(list(keys.values()))
+                among(session, CustomerBillRow.run_key, keys.values())
             )
         )
     }
@@ -320,7 +320,7 @@ def _bill_accounts(
                 BillingAccountRow.name,
                 BillingAccountRow.owner_customer_id,
                 BillingAccountRow.currency,
-            ).where(BillingAccountRow.id.in_(todo))
+            ).where(among(session, BillingAccountRow.id, todo))
         )
     }
     for account_id in todo:
@@ -456,7 +456,7 @@ def _bill_accounts(
         if planned:
             session.execute(
                 update(AppliedRateRow)
-                .where(rating.among(session, AppliedRateRow.bill_id, list(planned.values())))
+                .where(among(session, AppliedRateRow.bill_id, list(planned.values())))
                 .values(bill_id=None)
                 .execution_options(synchronize_session=False)
             )
@@ -507,7 +507,7 @@ def rate_bill_and_issue(
     billed_before = set()
     for bill_id, bill_no, run_key in session.execute(
         select(CustomerBillRow.id, CustomerBillRow.bill_no, CustomerBillRow.run_key).where(
-            CustomerBillRow.run_key.in_(list(keys.values()))
+            among(session, CustomerBillRow.run_key, keys.values())
         )
     ):
         earlier[str(bill_id)] = bill_no

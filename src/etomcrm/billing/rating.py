@@ -47,7 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import ARRAY, Row, String, any_, bindparam, func, literal, or_, select, text
+from sqlalchemy import Row, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from etomcrm.billing import charges
@@ -58,7 +58,7 @@ from etomcrm.config import get_settings
 from etomcrm.core.clock import ServiceClock
 from etomcrm.core.tmf_schemas import JsonDict
 from etomcrm.customer_interface.models import CustomerRow
-from etomcrm.db import UTCDateTime, new_id, session_scope, utcnow
+from etomcrm.db import UTCDateTime, among, new_id, session_scope, utcnow
 from etomcrm.order_handling.models import ProductRow
 from etomcrm.qos_sla.events import SlaCreditOwed
 from etomcrm.selling.models import BillingAccountRow
@@ -330,15 +330,6 @@ def _postgres(session: Session) -> bool:
 
 def _json(values: Any) -> str:
     return orjson.dumps(values).decode()
-
-
-def among(session: Session, column: Any, values: Iterable[str]) -> Any:
-    """``column IN values`` for any number of values: on PostgreSQL ``= ANY`` of one
-    array parameter, on SQLite the values sent as one JSON array and unpacked there."""
-    if _postgres(session):
-        return column == any_(literal(sorted(set(values)), ARRAY(String)))
-    data = _json(sorted(set(values)))
-    return column.in_(select(func.json_each(data).table_valued("value").c.value))
 
 
 def _load_accounts(session: Session, account_ids: Collection[str]) -> dict[str, _Account]:

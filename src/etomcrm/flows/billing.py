@@ -34,7 +34,7 @@ from etomcrm.core.clock import FLOW_CLOCK
 from etomcrm.core.collection import collection_paused
 from etomcrm.core.errors import InvalidRequest, TmfError
 from etomcrm.core.tmf_schemas import JsonDict
-from etomcrm.db import session_scope
+from etomcrm.db import among, session_scope
 from etomcrm.flows import engine, recorder
 from etomcrm.flows.framework import DurableRunner, Runner, StepResult, look_until, step
 from etomcrm.flows.models import ProcessFlowRow
@@ -239,7 +239,7 @@ def bill_chunk_step(
     # every validated bill, or the whole number index, for each chunk's few hundred.
     found = session.execute(
         select(CustomerBillRow.id, CustomerBillRow.bill_no, CustomerBillRow.status).where(
-            CustomerBillRow.id.in_(bill_ids)
+            among(session, CustomerBillRow.id, bill_ids)
         )
     ).all()
     for bill_id, bill_no, _ in sorted(

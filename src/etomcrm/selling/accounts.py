@@ -60,7 +60,7 @@ from etomcrm.core.resources import (
 from etomcrm.core.tmf_schemas import ACCOUNT, PAYMENT_METHOD, JsonDict
 from etomcrm.customer_interface.models import CustomerRow, OrganizationRow
 from etomcrm.customer_interface.service import CustomerOwnedKind
-from etomcrm.db import utcnow
+from etomcrm.db import among, utcnow
 from etomcrm.security.service import SYSTEM, Principal, Role
 from etomcrm.selling.models import BillingAccountRow, PaymentMethodRow
 
@@ -564,26 +564,28 @@ def payer_terms(session: Session, account_ids: Collection[str]) -> dict[str, Pay
     rows = session.execute(
         select(
             BillingAccountRow.id, BillingAccountRow.owner_customer_id, BillingAccountRow.body
-        ).where(BillingAccountRow.id.in_(ids))
+        ).where(among(session, BillingAccountRow.id, ids))
     ).all()
     methods: dict[str, list[JsonDict]] = {}
     for account_id, method in session.execute(
         select(PaymentMethodRow.billing_account_id, PaymentMethodRow.body).where(
-            PaymentMethodRow.billing_account_id.in_(ids)
+            among(session, PaymentMethodRow.billing_account_id, ids)
         )
     ):
         methods.setdefault(str(account_id), []).append(method)
     customer_ids = {str(owner) for _, owner, _ in rows if owner}
     customers: dict[str, JsonDict] = _pairs(
         session.execute(
-            select(CustomerRow.id, CustomerRow.body).where(CustomerRow.id.in_(customer_ids))
+            select(CustomerRow.id, CustomerRow.body).where(
+                among(session, CustomerRow.id, customer_ids)
+            )
         )
     )
     organization_ids = {str((c.get("engagedParty") or {}).get("id")) for c in customers.values()}
     organizations: dict[str, JsonDict] = _pairs(
         session.execute(
             select(OrganizationRow.id, OrganizationRow.body).where(
-                OrganizationRow.id.in_(organization_ids)
+                among(session, OrganizationRow.id, organization_ids)
             )
         )
     )
