@@ -1145,8 +1145,21 @@ _LINE_COLUMNS = (
 )
 
 
+# A tax rate as a line shows it and its category, per rate as stored (a handful).
+_RATES: dict[Any, tuple[Decimal, TaxCategory]] = {}
+
+
+def _line_rate(stored: Any) -> tuple[Decimal, TaxCategory]:
+    found = _RATES.get(stored)
+    if found is None:
+        rate = Decimal(stored)
+        found = _RATES[stored] = (rate.normalize(), _category(rate))
+    return found
+
+
 def _invoice_line(number: int, r: Any) -> InvoiceLine:
     """The invoice line of a charge (a row with its line columns)."""
+    tax_rate, category = _line_rate(r.tax_rate)
     return InvoiceLine(
         number=number,
         name=r.name,
@@ -1155,8 +1168,8 @@ def _invoice_line(number: int, r: Any) -> InvoiceLine:
         unit=UNITS.get(r.rate_type, "C62"),
         unit_price=r.unit_price,
         net=money(r.tax_excluded),
-        tax_rate=Decimal(r.tax_rate).normalize(),
-        tax_category=_category(Decimal(r.tax_rate)),
+        tax_rate=tax_rate,
+        tax_category=category,
         period_start=r.period_start,
         period_end=r.period_end,
         description=r.description,

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 SCHEDULE = "0 0 4 1 * *"
 LANES = 4
 # Accounts a lane bills in one step (one transaction): rated, billed and numbered together.
-CHUNK = 500
+CHUNK = 1000
 LANE_DONE = "bill-lane-done"
 RATE = ("3.8.2", "Apply prices, discounts, rebates")
 BILL = ("3.8.3", "Create and send the bill")
