@@ -16,10 +16,12 @@ from etomcrm.billing.bill_models import BillDocumentRow
 from etomcrm.billing.events import BillIssued
 from etomcrm.billing.invoice import invoice_xml
 from etomcrm.billing.models import AppliedRateRow, CustomerBillRow
+from etomcrm.billing.payments import record_payment
 from etomcrm.core.bus import recorded
 from etomcrm.db import session_scope
 from etomcrm.flows.framework import PLAIN_FLOWS, PlainRunner
 from etomcrm.flows.recorder import flows_of_case
+from etomcrm.selling.models import BillingAccountRow
 from tests import bill_helpers
 
 NOV = (date(2026, 11, 1), date(2026, 11, 30))
@@ -282,4 +284,61 @@ def test_billing_and_issuing_in_one_step_take_a_bounded_number_of_queries(
         return int(counted.count)
 
     measure(1)  # the first bill of the year makes its number series
+    assert measure(2) == measure(12)
+
+
+def _account_balance(account_id: str) -> Any:
+    with session_scope() as session:
+        row = session.get(BillingAccountRow, account_id)
+        assert row is not None
+        return (row.body.get("accountBalance") or [{}])[0].get("amount")
+
+
+def test_issuing_a_chunk_records_each_accounts_balance_with_its_bill(
+    db_url: str, count_queries: Callable[[], Any]
+) -> None:
+    # given three accounts with charges, the last of which paid 10.00 before it was billed
+    accounts = _accounts(3)
+    with session_scope() as session:
+        record_payment(
+            session,
+            account_id=accounts[2],
+            amount=Decimal("10.00"),
+            currency="EUR",
+            payment_date=date(2026, 11, 20),
+            reference=None,
+            means="bankTransfer",
+        )
+
+    # when a chunk is billed and issued, and another chunk fails before its commit
+    with session_scope() as session:
+        made = bills.bill_accounts(session, accounts, *NOV, today=TODAY, issue=True)
+    more = _accounts(2)
+    try:
+        with session_scope() as session:
+            bills.bill_accounts(session, more, *NOV, today=TODAY, issue=True)
+            raise RuntimeError("crash")
+    except RuntimeError:
+        pass
+
+    # then each account billed owes its bill, less its credit, recorded in the same
+    # transaction (the crashed chunk's accounts owe nothing recorded)
+    with session_scope() as session:
+        due = {a: session.get(CustomerBillRow, made[a]).amount_due for a in accounts}  # type: ignore[union-attr]
+    assert [_account_balance(a) for a in accounts] == [
+        {"unit": "EUR", "value": float(due[accounts[0]])},
+        {"unit": "EUR", "value": float(due[accounts[1]])},
+        {"unit": "EUR", "value": float(due[accounts[2]] - Decimal("10.00"))},
+    ]
+    assert [_account_balance(a) for a in more] == [None, None]
+
+    # and a chunk's balances take as many statements for twelve accounts as for two
+    # (counted with the commit, before which they are written)
+    def measure(size: int) -> int:
+        chunk = _accounts(size)
+        with count_queries() as counted, session_scope() as session:
+            bills.bill_accounts(session, chunk, *NOV, today=TODAY, issue=True)
+        assert all(_account_balance(a) for a in chunk)
+        return int(counted.count)
+
     assert measure(2) == measure(12)

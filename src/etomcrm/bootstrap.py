@@ -222,7 +222,6 @@ EVENT_HANDLERS: dict[type[DomainEvent], list[Callable[[Any], None]]] = {
     ServiceProblemReported: [qos_sla_handlers.mark_slas_at_risk],
     ServiceProblemRepaired: [handlers.wake_repaired_problem, qos_sla_handlers.clear_slas_at_risk],
     CustomerRiskRaised: [retention_handlers.task_account_manager],
-    BillIssued: [billing_payments.balance_on_issue],
     BillSent: [billing_payments.settle_from_credit],
     BillOverdue: [dunning.start_dunning_of_overdue_bill],
     PaymentReturned: [
@@ -257,6 +256,11 @@ IN_TRANSACTION_HANDLERS: dict[type[DomainEvent], list[Callable[[Session, list[An
         for event_type in analytics_handlers.BY_EVENT
     },
 }
+# 3.8.5: the balances of the accounts billed, with the bills that raise them.
+IN_TRANSACTION_HANDLERS[BillIssued] = [
+    billing_payments.balances_on_issue,
+    *IN_TRANSACTION_HANDLERS.get(BillIssued, []),
+]
 
 
 def bootstrap() -> None:
