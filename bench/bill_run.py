@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import pstats
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -612,6 +613,7 @@ def reset_bills(url: str) -> None:
     sent them deleted (the next round bills every account afresh)."""
     from sqlalchemy import delete, update
 
+    from etomcrm.analytics.models import AnPending
     from etomcrm.billing.bill_models import BillDocumentRow
     from etomcrm.billing.models import AppliedRateRow, BillNumberSeries, CustomerBillRow
     from etomcrm.customer_interface.models import CommunicationMessageRow
@@ -619,6 +621,8 @@ def reset_bills(url: str) -> None:
 
     with session_scope(url) as session:
         session.execute(update(AppliedRateRow).values(bill_id=None))
+        # (and the analytical store's marks the last round's bills left)
+        session.execute(delete(AnPending))
         session.execute(delete(BillDocumentRow))
         session.execute(delete(CustomerBillRow))
         session.execute(delete(BillNumberSeries))
@@ -691,7 +695,17 @@ def _worker_ready() -> bool:
     from etomcrm.billing import bills, rating  # noqa: F401
     from etomcrm.flows import billing  # noqa: F401
 
+    _wired()
     return True
+
+
+def _wired() -> None:
+    """The composition root's handlers wired in this process, as in a worker: what the
+    bus does with a chunk's events (``BillIssued``: the accounts' balances and the
+    analytical store's marks, in the chunk's transaction) is part of the bill run."""
+    from etomcrm.bootstrap import bootstrap
+
+    bootstrap()
 
 
 def bill_run(
@@ -874,6 +888,7 @@ def bench(
 
     url = _database(db, PG_DB if db == "postgresql" else "billrun")
     _use(url)
+    _wired()
     started = time.perf_counter()
     load(url, range(accounts), per_account)
     _vacuum(url, "customer", "billing_account", "product", "usage_record")
@@ -979,8 +994,16 @@ def main() -> None:
         help="the lanes as threads of one process (one worker runs them all), not processes",
     )
     args = parser.parse_args()
+    if args.db == "both":
+        # Each database in a process of its own: the handlers wired for one run check
+        # the references the next one's faithful check makes before it wires them.
+        for db in ("postgresql", "sqlite"):
+            at = sys.argv.index("--db")
+            command = [*sys.argv[: at + 1], db, *sys.argv[at + 2 :]]
+            subprocess.run([sys.executable, *command], check=True)
+        return
     sys.path.insert(0, str(ROOT / "src"))
-    for db in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
+    for db in (args.db,):
         accounts = args.accounts or (100_000 if db == "postgresql" else 20_000)
         usage = args.usage or accounts * 20
         from etomcrm.flows.billing import LANES
