@@ -15,7 +15,6 @@ so a crash before the commit leaves neither a number nor a gap.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -544,22 +543,19 @@ def _insert_bills(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def _insert_documents(session: Session, documents: list[dict[str, Any]]) -> None:
     """Store issued bills' canonical content (their PDF and XML come when rendered): on
-    PostgreSQL one statement for all, the content carried as base64."""
+    PostgreSQL by COPY in the unit of work's transaction (the content as it is, no
+    per-row statement, no JSON to unpack)."""
     if not _postgres(session):
         session.execute(insert(BillDocumentRow), documents)
         return
-    rows = [
-        {"bill_id": d["bill_id"], "content": base64.b64encode(d["content"]).decode()}
-        for d in documents
-    ]
-    session.execute(
-        text(
-            "INSERT INTO bill_document (bill_id, content)"
-            " SELECT x.bill_id, decode(x.content, 'base64')"
-            " FROM json_to_recordset(CAST(:rows AS json)) AS x(bill_id text, content text)"
-        ),
-        {"rows": orjson.dumps(rows).decode()},
-    )
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy("COPY bill_document (bill_id, content) FROM STDIN") as copy,
+    ):
+        for document in documents:
+            copy.write_row((document["bill_id"], document["content"]))
 
 
 def _decimal_text(value: Any) -> str:
