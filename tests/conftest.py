@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.errors
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
 
 from etomcrm.bootstrap import bootstrap
 from etomcrm.config import get_settings
@@ -82,13 +84,22 @@ def _empty_flow_checkpoints(url: str) -> None:
         finally:
             engine.dispose()
         return
-    with get_engine(url).begin() as conn:
-        names = conn.exec_driver_sql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'dbos'"
-        ).scalars()
-        tables = [f'dbos."{n}"' for n in names if _is_checkpoint_table(n)]
-        if tables:
-            conn.exec_driver_sql("TRUNCATE " + ", ".join(tables) + " CASCADE")
+    # The queues' pollers of a launched engine read these tables all the time; the
+    # TRUNCATE's locks, taken table by table, can meet a poll's in the other order, and
+    # PostgreSQL then ends one of the two: the TRUNCATE is tried again.
+    for attempt in range(5):
+        try:
+            with get_engine(url).begin() as conn:
+                names = conn.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'dbos'"
+                ).scalars()
+                tables = [f'dbos."{n}"' for n in names if _is_checkpoint_table(n)]
+                if tables:
+                    conn.exec_driver_sql("TRUNCATE " + ", ".join(tables) + " CASCADE")
+            return
+        except OperationalError as error:
+            if not isinstance(error.orig, psycopg.errors.DeadlockDetected) or attempt == 4:
+                raise
 
 
 def _is_checkpoint_table(name: str) -> bool:

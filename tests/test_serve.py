@@ -20,6 +20,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wait_until_healthy(port: int, log: Path) -> None:
+    """Until the server started in another process answers /health (its log shown if it
+    never does)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+
+
 def _etomcrm(*args: str, env: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "etomcrm", *args],
@@ -56,15 +70,7 @@ def test_serve_with_two_workers_answers_authenticated_requests(db_url: str, tmp_
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.3)
+        _wait_until_healthy(port, tmp_path / "serve.log")
         headers = {"Authorization": f"Bearer {token}"}
         # then it serves the OpenAPI document, refuses anonymous calls and serves the API
         assert (
@@ -111,15 +117,7 @@ def test_serve_starts_the_flow_workers_asked_for_on_postgresql(db_url: str, tmp_
         stderr=(tmp_path / "serve.log").open("w"),
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.3)
+        _wait_until_healthy(port, tmp_path / "serve.log")
         workers = sorted(
             c.split("--executor-id ")[1].strip()
             for c in _children(server.pid)
