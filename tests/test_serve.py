@@ -6,12 +6,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.factories import CUSTOMER
+from tests.polling import until
 
 
 def _free_port() -> int:
@@ -20,18 +20,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def _wait_until_healthy(port: int, log: Path) -> None:
     """Until the server started in another process answers /health (its log shown if it
-    never does)."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.3)
+    never does), by the project's poller."""
+    assert until(lambda: _healthy(port), seconds=60), log.read_text()
 
 
 def _etomcrm(*args: str, env: dict[str, str]) -> str:
