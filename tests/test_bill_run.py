@@ -8,13 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pytest
 from dbos import DBOS
 from sqlalchemy import func, select
 
 from etomcrm.billing.models import CustomerBillRow
+from etomcrm.config import get_settings
 from etomcrm.customer_interface.models import CommunicationMessageRow
 from etomcrm.db import session_scope
 from etomcrm.flows import billing
@@ -23,6 +26,33 @@ from etomcrm.flows.models import TaskFlowRow
 from etomcrm.flows.recorder import flows_of_case
 from tests import bill_helpers
 from tests.polling import until
+
+
+@pytest.fixture(autouse=True)
+def four_lanes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Four lanes whatever the machine's cores (the default): the counts below are exact.
+    monkeypatch.setenv("ETOMCRM_BILL_RUN_LANES", "4")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_bill_run_has_as_many_lanes_as_the_machine_has_cores_unless_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given no setting: as many lanes as cores
+    monkeypatch.delenv("ETOMCRM_BILL_RUN_LANES")
+    get_settings.cache_clear()
+    assert billing.configured_lanes() == (os.cpu_count() or 1)
+    # given a setting: that many
+    monkeypatch.setenv("ETOMCRM_BILL_RUN_LANES", "3")
+    get_settings.cache_clear()
+    assert billing.configured_lanes() == 3
+    # and a negative count is refused when the settings are read
+    monkeypatch.setenv("ETOMCRM_BILL_RUN_LANES", "-1")
+    get_settings.cache_clear()
+    with pytest.raises(ValueError, match="bill_run_lanes"):
+        get_settings()
 
 
 def _accounts(count: int, *, cycle_day: int = 1) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -105,6 +106,10 @@ class Settings(BaseSettings):
     credit_note_prefix: str = "GS"
     vat_rate_percent: str = "19"
     payment_terms_days: int = 14
+    # Lanes a bill run bills in parallel on PostgreSQL (each needs a flow worker process,
+    # `etomcrm serve --flow-workers`); 0: as many as this machine has cores. More lanes
+    # than the database has cores only take turns for them (bench/README.md, "Bill run").
+    bill_run_lanes: int = Field(default=0, ge=0)
     # Credit notes above this (EUR, net) need a second person's approval (four eyes).
     credit_note_approval_eur: str = "500"
     # 3.8.5 dunning: business days (Bavaria) after the payment due date before the

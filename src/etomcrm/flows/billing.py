@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from etomcrm.billing import bills
 from etomcrm.billing.models import CustomerBillRow
+from etomcrm.config import get_settings
 from etomcrm.core.clock import FLOW_CLOCK
 from etomcrm.core.collection import collection_paused
 from etomcrm.core.errors import InvalidRequest, TmfError
@@ -45,7 +47,6 @@ from etomcrm.selling.models import BillingAccountRow
 log = logging.getLogger(__name__)
 # 04:00 UTC on the 1st: last month's bill run, every cycle day.
 SCHEDULE = "0 0 4 1 * *"
-LANES = 4
 # Accounts a lane bills in one step (one transaction): rated, billed and numbered together.
 CHUNK = 1000
 LANE_DONE = "bill-lane-done"
@@ -149,8 +150,18 @@ def start_bill_run_step(
 
 def lanes_for(session: Session) -> int:
     """How many lanes bill in parallel: one on SQLite, where one writer works at a time and
-    parallel lanes would only queue for its lock (and fail past its busy timeout)."""
-    return 1 if session.get_bind().dialect.name == "sqlite" else LANES
+    parallel lanes would only queue for its lock (and fail past its busy timeout); on
+    PostgreSQL :func:`configured_lanes`."""
+    return 1 if session.get_bind().dialect.name == "sqlite" else configured_lanes()
+
+
+def configured_lanes() -> int:
+    """The setting ``bill_run_lanes``, by default as many lanes as the machine has cores:
+    a lane keeps about one core busy (its worker and its database session take turns),
+    and lanes beyond the cores only wait for them and for the number series' lock
+    (measured on 2 cores, 100,000 accounts: 2 lanes 44.2 s, 3 lanes 49.0 s, 4 lanes
+    51.0 s)."""
+    return get_settings().bill_run_lanes or os.cpu_count() or 1
 
 
 def _start_lane(session: Session, workflow_id: str, run_id: str) -> None:
