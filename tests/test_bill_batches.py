@@ -8,8 +8,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from etomcrm.billing import bills
 from etomcrm.billing.bill_models import BillDocumentRow
@@ -342,3 +343,30 @@ def test_issuing_a_chunk_records_each_accounts_balance_with_its_bill(
         return int(counted.count)
 
     assert measure(2) == measure(12)
+
+
+def test_on_postgresql_accounts_have_room_for_their_balances_and_documents_use_lz4(
+    db_url: str,
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite has no fill factor or column compression")
+    # given the migrated schema; when its storage settings are read
+    with session_scope() as session:
+        options = session.scalar(
+            text("SELECT reloptions FROM pg_class WHERE oid = 'billing_account'::regclass")
+        )
+        methods = dict(
+            session.execute(
+                text(
+                    "SELECT attname, attcompression FROM pg_attribute"
+                    " WHERE attrelid = 'bill_document'::regclass"
+                    " AND attname IN ('content', 'pdf', 'xml')"
+                )
+            ).all()
+        )
+        lz4 = session.scalar(text("SELECT count(*) FROM pg_settings WHERE 'lz4' = ANY(enumvals)"))
+    # then an account's page keeps half its room for the new versions of its rows (a
+    # balance written by a bill run stays in its page: no index gets a new entry)
+    assert options == ["fillfactor=50"]
+    # and a bill's stored content, PDF and XML are compressed by lz4 where the server has it
+    assert methods == dict.fromkeys(("content", "pdf", "xml"), "l" if lz4 else "")

@@ -544,7 +544,7 @@ def _insert_bills(session: Session, rows: list[dict[str, Any]]) -> None:
 def _insert_documents(session: Session, documents: list[dict[str, Any]]) -> None:
     """Store issued bills' canonical content (their PDF and XML come when rendered): on
     PostgreSQL by COPY in the unit of work's transaction (the content as it is, no
-    per-row statement, no JSON to unpack)."""
+    per-row statement, no JSON to unpack), in binary (no bytes escaped as text)."""
     if not _postgres(session):
         session.execute(insert(BillDocumentRow), documents)
         return
@@ -552,8 +552,9 @@ def _insert_documents(session: Session, documents: list[dict[str, Any]]) -> None
     assert driver is not None
     with (
         driver.cursor() as cursor,
-        cursor.copy("COPY bill_document (bill_id, content) FROM STDIN") as copy,
+        cursor.copy("COPY bill_document (bill_id, content) FROM STDIN (FORMAT BINARY)") as copy,
     ):
+        copy.set_types(["varchar", "bytea"])
         for document in documents:
             copy.write_row((document["bill_id"], document["content"]))
 
