@@ -355,7 +355,7 @@ def test_on_postgresql_accounts_have_room_for_their_balances_and_documents_use_l
         options = session.scalar(
             text("SELECT reloptions FROM pg_class WHERE oid = 'billing_account'::regclass")
         )
-        methods = dict(
+        methods: dict[str, str] = dict(
             session.execute(
                 text(
                     "SELECT attname, attcompression FROM pg_attribute"
