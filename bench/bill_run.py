@@ -986,7 +986,7 @@ def main() -> None:
         "--lanes",
         type=int,
         help="lanes billing in parallel, a process each (default: the flow's, "
-        "flows.billing.configured_lanes() on PostgreSQL, 1 on SQLite)",
+        "flows.billing.lanes_for: as many as the cores on PostgreSQL, 1 on SQLite)",
     )
     parser.add_argument(
         "--threads",
@@ -1006,9 +1006,9 @@ def main() -> None:
     for db in (args.db,):
         accounts = args.accounts or (100_000 if db == "postgresql" else 20_000)
         usage = args.usage or accounts * 20
-        from etomcrm.flows.billing import configured_lanes
+        from etomcrm.flows.billing import lanes_for
 
-        lanes = args.lanes or (configured_lanes() if db == "postgresql" else 1)
+        lanes = args.lanes or lanes_for(db)
         result = bench(
             db, accounts, usage, args.rounds, args.sample, args.profile, lanes, args.threads
         )

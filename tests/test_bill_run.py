@@ -93,7 +93,7 @@ def _gapless(count: int) -> list[str]:
 
 def _lanes() -> int:
     with session_scope() as session:
-        return billing.lanes_for(session)
+        return billing.lanes_for(session.get_bind().dialect.name)
 
 
 def test_a_bill_run_bills_every_account_due_once_and_traces_it(db_url: str) -> None:

@@ -137,7 +137,7 @@ def start_bill_run_step(
         + (f", cycle day {cycle_day}" if cycle_day else ", every cycle day"),
     )
     due = accounts_due(session, cycle_day)
-    count = min(lanes_for(session), len(due))
+    count = min(lanes_for(session.get_bind().dialect.name), len(due))
     lanes = [due[n::count] for n in range(count)]
     return {"lanes": lanes, "accounts": len(due)}, [
         Task(
@@ -148,11 +148,11 @@ def start_bill_run_step(
     ]
 
 
-def lanes_for(session: Session) -> int:
-    """How many lanes bill in parallel: one on SQLite, where one writer works at a time and
-    parallel lanes would only queue for its lock (and fail past its busy timeout); on
-    PostgreSQL :func:`configured_lanes`."""
-    return 1 if session.get_bind().dialect.name == "sqlite" else configured_lanes()
+def lanes_for(dialect: str) -> int:
+    """How many lanes bill in parallel on a database of ``dialect``: one on SQLite, where
+    one writer works at a time and parallel lanes would only queue for its lock (and fail
+    past its busy timeout); on PostgreSQL :func:`configured_lanes`."""
+    return 1 if dialect == "sqlite" else configured_lanes()
 
 
 def configured_lanes() -> int:
