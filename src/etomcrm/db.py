@@ -177,8 +177,9 @@ class _QuotedStrings(ListDumper):
     """A list of strings as PostgreSQL's array text, every element quoted, written by
     orjson: psycopg's own dumper tries a regular expression on each element, and a bill
     run's chunk sends lists of thousands of ids (0.9 s of a 20,000-account run's 19 s
-    profiled went there). A JSON string without a backslash (no quote, backslash or control character in it)
-    is written as the array text quotes it; anything else goes to psycopg's dumper."""
+    profiled went there). A JSON string without a backslash (no quote, backslash or
+    control character in it) is written as the array text quotes it; anything else goes
+    to psycopg's dumper."""
 
     def dump(self, obj: list[Any]) -> Buffer | None:
         if obj and self.delimiter == b"," and all(type(item) is str for item in obj):
